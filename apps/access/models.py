@@ -1,0 +1,176 @@
+"""Lane controllers and what they see: devices, reads, decisions, barrier commands, visits, permits, block list."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Device(models.Model):
+    """A lane controller (ANPR cameras + barrier relay) serving one or more lanes of one car park."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, blank=True)
+    carpark = models.ForeignKey("carparks.CarPark", related_name="devices", on_delete=models.PROTECT)
+    lanes = models.ManyToManyField("carparks.Lane", related_name="devices")
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    serial = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    firmware = models.CharField(max_length=50, blank=True)
+    settings = models.JSONField(
+        default=dict, blank=True, help_text="Vendor mapping, e.g. {'cameras': {'cam1': 'N-IN'}}"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    online = models.BooleanField(default=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    barriers = models.JSONField(default=dict, blank=True, help_text="Last reported barrier state per lane")
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
+class EnrolmentCode(models.Model):
+    """A one-time code that a controller exchanges for its token (device-protocol.md 1). Stored hashed."""
+
+    device = models.ForeignKey(Device, related_name="enrolment_codes", on_delete=models.CASCADE)
+    code_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"enrolment of {self.device_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"
+
+
+class Permit(models.Model):
+    """A season ticket or staff pass: opens entry lanes while valid."""
+
+    carpark = models.ForeignKey("carparks.CarPark", related_name="permits", on_delete=models.CASCADE)
+    holder = models.CharField(max_length=200)
+    plate_raw = models.CharField(max_length=20)
+    plate = models.CharField(max_length=20, db_index=True)
+    lookalike_key = models.CharField(max_length=20, db_index=True)
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.plate} ({self.holder})"
+
+
+class BlockedPlate(models.Model):
+    carpark = models.ForeignKey("carparks.CarPark", related_name="blocked_plates", on_delete=models.CASCADE)
+    plate_raw = models.CharField(max_length=20)
+    plate = models.CharField(max_length=20, db_index=True)
+    lookalike_key = models.CharField(max_length=20, db_index=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.plate
+
+
+class PlateRead(models.Model):
+    """One plate read from a lane controller or camera, with the decision it got. Kept to explain every barrier."""
+
+    class Action(models.TextChoices):
+        OPEN = "open", "Open"
+        DENY = "deny", "Deny"
+        NONE = "none", "None (recorded)"
+
+    device = models.ForeignKey(Device, related_name="reads", on_delete=models.PROTECT)
+    lane = models.ForeignKey("carparks.Lane", related_name="reads", on_delete=models.PROTECT)
+    carpark = models.ForeignKey("carparks.CarPark", related_name="reads", on_delete=models.PROTECT)
+    read_id = models.CharField(max_length=64)
+    plate_raw = models.CharField(max_length=32)
+    plate = models.CharField(max_length=32, db_index=True)
+    lookalike_key = models.CharField(max_length=32)
+    score = models.FloatField()
+    candidates = models.JSONField(default=list, blank=True)
+    region = models.CharField(max_length=16, blank=True)
+    vehicle = models.JSONField(default=dict, blank=True)
+    retransmit = models.BooleanField(default=False)
+    local_action = models.CharField(max_length=4, blank=True)
+    captured_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=4, choices=Action.choices)
+    reason = models.CharField(max_length=32)
+    match = models.CharField(max_length=10, blank=True)
+    booking = models.ForeignKey(
+        "bookings.Booking", null=True, blank=True, related_name="reads", on_delete=models.SET_NULL
+    )
+    permit = models.ForeignKey(Permit, null=True, blank=True, related_name="reads", on_delete=models.SET_NULL)
+    decision = models.JSONField(help_text="The decision frame sent, replayed for a duplicate read_id")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device")]
+        indexes = [
+            models.Index(fields=["lane", "plate", "captured_at"]),
+            models.Index(fields=["carpark", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.read_id} {self.plate} -> {self.action}/{self.reason}"
+
+
+class BarrierCommand(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired (controller)"
+        TIMED_OUT = "timed_out", "Timed out"
+
+    command_id = models.CharField(max_length=32, unique=True)
+    lane = models.ForeignKey("carparks.Lane", related_name="commands", on_delete=models.PROTECT)
+    device = models.ForeignKey(Device, related_name="commands", on_delete=models.PROTECT)
+    read = models.OneToOneField(PlateRead, null=True, blank=True, related_name="command", on_delete=models.SET_NULL)
+    action = models.CharField(max_length=8, default="open")
+    reason = models.CharField(max_length=200)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    detail = models.CharField(max_length=500, blank=True)
+    result_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.command_id} {self.lane} {self.status}"
+
+
+class Visit(models.Model):
+    """A vehicle on site: an entry paired with the first later exit (by captured_at). Occupancy = open visits."""
+
+    carpark = models.ForeignKey("carparks.CarPark", related_name="visits", on_delete=models.PROTECT)
+    plate = models.CharField(max_length=32, db_index=True)
+    lookalike_key = models.CharField(max_length=32, db_index=True)
+    entry_read = models.OneToOneField(
+        PlateRead, null=True, blank=True, related_name="entry_visit", on_delete=models.SET_NULL
+    )
+    exit_read = models.OneToOneField(
+        PlateRead, null=True, blank=True, related_name="exit_visit", on_delete=models.SET_NULL
+    )
+    entry_lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    exit_lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    entered_at = models.DateTimeField()
+    exited_at = models.DateTimeField(null=True, blank=True)
+    booking = models.ForeignKey(
+        "bookings.Booking", null=True, blank=True, related_name="visits", on_delete=models.SET_NULL
+    )
+    permit = models.ForeignKey(Permit, null=True, blank=True, related_name="visits", on_delete=models.SET_NULL)
+    closed_reason = models.CharField(max_length=200, blank=True, help_text="Why staff closed it by hand")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["carpark", "plate"], condition=models.Q(exited_at__isnull=True), name="open_visit_plate"
+            ),
+            models.Index(
+                fields=["carpark", "lookalike_key"], condition=models.Q(exited_at__isnull=True), name="open_visit_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plate} {self.entered_at:%Y-%m-%d %H:%M}"

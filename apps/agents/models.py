@@ -1,0 +1,57 @@
+from decimal import Decimal
+
+from django.db import models
+
+
+class Agent(models.Model):
+    """A third-party booking agent: books by REST API and/or by email in one format."""
+
+    class Format(models.TextChoices):
+        LABELS = "labels", "Labels (Label: value lines)"
+        CSV = "csv", "CSV attachment"
+        FIXED = "fixed", "Fixed 80-column records"
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    email_format = models.CharField(max_length=8, choices=Format.choices, default=Format.LABELS)
+    commission_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0"), help_text="0.15 = 15%")
+    carparks = models.ManyToManyField(
+        "carparks.CarPark", related_name="agents", blank=True, help_text="Contracted car parks"
+    )
+    # Who may send mail for this agent (email-ingress.md 1); empty = anyone.
+    allowed_networks = models.TextField(blank=True, help_text="CIDR blocks, one per line")
+    allowed_senders = models.TextField(blank=True, help_text="Envelope senders: addresses or @domains, one per line")
+    smtp_username = models.CharField(max_length=64, blank=True)
+    smtp_password_hash = models.CharField(max_length=256, blank=True)
+    error_report_address = models.EmailField(blank=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class AgentMailbox(models.Model):
+    agent = models.ForeignKey(Agent, related_name="mailboxes", on_delete=models.CASCADE)
+    address = models.EmailField(unique=True)
+
+    def __str__(self) -> str:
+        return self.address
+
+    def save(self, *args, **kwargs):
+        self.address = self.address.lower()
+        super().save(*args, **kwargs)
+
+
+class ApiToken(models.Model):
+    """An agent's REST API token. Only a SHA-256 hash is kept; the token is shown once."""
+
+    agent = models.ForeignKey(Agent, related_name="api_tokens", on_delete=models.CASCADE)
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.agent.code}: {self.prefix}… {self.name}"

@@ -1,0 +1,32 @@
+from django.contrib import admin
+
+from apps.bookings.models import Booking, Customer, Vehicle
+
+
+class VehicleInline(admin.TabularInline):
+    model = Vehicle
+    extra = 0
+    readonly_fields = ("registration", "lookalike_key")
+
+
+@admin.register(Booking)
+class BookingAdmin(admin.ModelAdmin):
+    list_display = (
+        "reference",
+        "carpark",
+        "agent",
+        "agent_ref",
+        "status",
+        "arrival",
+        "departure",
+        "price",
+        "overbooked",
+    )
+    list_filter = ("status", "source", "carpark", "agent", "overbooked")
+    search_fields = ("reference", "agent_ref", "customer__name", "vehicles__registration")
+    list_select_related = ("carpark", "agent")
+    raw_id_fields = ("customer",)
+    inlines = [VehicleInline]
+
+
+admin.site.register(Customer)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CarparksConfig(AppConfig):
+    name = "apps.carparks"
+    label = "carparks"

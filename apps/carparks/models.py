@@ -1,0 +1,97 @@
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Brand(models.Model):
+    """A customer-facing brand: its own domains, name, colours and logo."""
+
+    code = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    primary_colour = models.CharField(max_length=7, default="#1d4ed8")
+    accent_colour = models.CharField(max_length=7, default="#f59e0b")
+    logo_text = models.CharField(max_length=40, blank=True, help_text="Short wordmark shown as the logo")
+    support_email = models.EmailField(blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BrandDomain(models.Model):
+    brand = models.ForeignKey(Brand, related_name="domains", on_delete=models.CASCADE)
+    host = models.CharField(max_length=253, unique=True, help_text="Host name without port, lower case")
+
+    def __str__(self) -> str:
+        return self.host
+
+    def save(self, *args, **kwargs):
+        self.host = self.host.lower()
+        super().save(*args, **kwargs)
+
+
+class CarPark(models.Model):
+    class OverstayPolicy(models.TextChoices):
+        OPEN_AND_FLAG = "open_and_flag", "Open and flag"
+        HOLD = "hold", "Hold at the barrier"
+
+    class AntiPassback(models.TextChoices):
+        HARD = "hard", "Hard (deny)"
+        SOFT = "soft", "Soft (close old visit, alert)"
+
+    code = models.CharField(max_length=8, unique=True)
+    name = models.CharField(max_length=100)
+    capacity = models.PositiveIntegerField(help_text="Bookable spaces per day")
+    timezone = models.CharField(max_length=64, default="Europe/London")
+    currency = models.CharField(max_length=3, default="GBP")
+    brands = models.ManyToManyField(Brand, related_name="carparks", blank=True, help_text="Brands that sell it")
+
+    # Lane controller policies (device-protocol.md): per car park, editable by supervisors.
+    min_score = models.DecimalField(
+        max_digits=3,
+        decimal_places=2,
+        default=Decimal("0.70"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+    )
+    repeat_window_s = models.PositiveIntegerField(default=15)
+    stale_after_s = models.PositiveIntegerField(default=30)
+    early_arrival_min = models.PositiveIntegerField(default=120)
+    grace_min = models.PositiveIntegerField(default=60)
+    overstay_policy = models.CharField(
+        max_length=16, choices=OverstayPolicy.choices, default=OverstayPolicy.OPEN_AND_FLAG
+    )
+    anti_passback = models.CharField(max_length=8, choices=AntiPassback.choices, default=AntiPassback.HARD)
+    read_retention_days = models.PositiveIntegerField(default=90)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def device_settings(self) -> dict:
+        """The settings a lane controller receives in `welcome`."""
+        return {
+            "min_score": float(self.min_score),
+            "repeat_window_s": self.repeat_window_s,
+            "stale_after_s": self.stale_after_s,
+        }
+
+
+class Lane(models.Model):
+    class Direction(models.TextChoices):
+        ENTRY = "entry", "Entry"
+        EXIT = "exit", "Exit"
+
+    carpark = models.ForeignKey(CarPark, related_name="lanes", on_delete=models.CASCADE)
+    code = models.CharField(max_length=16)
+    direction = models.CharField(max_length=5, choices=Direction.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["carpark", "code"], name="lane_code_unique_per_carpark")]
+        ordering = ["carpark", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.carpark.code}/{self.code}"

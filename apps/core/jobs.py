@@ -1,0 +1,199 @@
+"""Background jobs: declared once, run by arq workers (REDIS_URL set) or inside `serve` (the embedded default).
+
+Declare a job in `apps/<app>/jobs.py` as a plain sync function taking ids (never objects) as keyword arguments:
+
+    @job("mail.process_message")
+    def process_message(*, message_id: int) -> None:
+        services.inbound_email_process(message_id=message_id)
+
+and enqueue it from a service with `enqueue("mail.process_message", message_id=m.id)`: it is sent only after the
+current transaction commits. arq may run a job twice, so every job must be idempotent. Work that must never be
+lost is also recorded in the database first (an outbox) and swept by a periodic job: the queue is only a nudge.
+
+Periodic jobs use arq's cron fields: `@periodic("mail.sweep", minute=set(range(60)))`.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from apps.core import runtime
+
+log = logging.getLogger(__name__)
+
+JobFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    schedule: dict[str, Any] = field(default_factory=dict)  # arq.cron fields: minute, hour, ...
+
+
+_jobs: dict[str, JobFunc] = {}
+_periodic: list[Periodic] = []
+
+
+def job(name: str) -> Callable[[JobFunc], JobFunc]:
+    def register(func: JobFunc) -> JobFunc:
+        if name in _jobs and _jobs[name] is not func:
+            raise ValueError(f"job {name!r} declared twice")
+        _jobs[name] = func
+        return func
+
+    return register
+
+
+def periodic(name: str, **schedule: Any) -> Callable[[JobFunc], JobFunc]:
+    """A job (taking no arguments) that runs on a schedule given in arq.cron's fields."""
+
+    def register(func: JobFunc) -> JobFunc:
+        job(name)(func)
+        _periodic.append(Periodic(name=name, schedule=schedule))
+        return func
+
+    return register
+
+
+def registered_jobs() -> dict[str, JobFunc]:
+    return dict(_jobs)
+
+
+def registered_periodic() -> list[Periodic]:
+    return list(_periodic)
+
+
+# --- Enqueueing ------------------------------------------------------------------------------------------------
+
+
+def enqueue(name: str, *, job_id: str | None = None, **kwargs: Any) -> None:
+    """Run job `name(**kwargs)` in the background once the current transaction commits.
+
+    `job_id` makes the enqueue unique while a job with that id is queued or its result is kept (arq's semantics).
+    """
+    if name not in _jobs:
+        raise KeyError(f"unknown job {name!r}")
+    transaction.on_commit(lambda: _dispatch(name, kwargs, job_id), robust=True)
+
+
+def _dispatch(name: str, kwargs: dict[str, Any], job_id: str | None) -> None:
+    if settings.PARKGATE_JOBS_BACKEND == "arq":
+        runtime.submit(lambda: _arq_enqueue(name, kwargs, job_id))
+    elif _inprocess_queue is not None and runtime.main_loop() is not None:
+        runtime.main_loop().call_soon_threadsafe(_inprocess_queue.put_nowait, (name, kwargs))
+    else:
+        # No server loop (a management command or a test without Redis): run it now, in this thread.
+        run_job(name, kwargs)
+
+
+_arq_pool = None
+_arq_pool_loop = None
+
+
+async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None) -> None:
+    global _arq_pool, _arq_pool_loop
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    loop = asyncio.get_running_loop()
+    if loop is runtime.main_loop():
+        if _arq_pool is None or _arq_pool_loop is not loop:
+            _arq_pool = await create_pool(
+                RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME
+            )
+            _arq_pool_loop = loop
+        await _arq_pool.enqueue_job(name, _job_id=job_id, **kwargs)
+        return
+    # A short-lived loop (management command): a pool of its own, closed after use.
+    pool = await create_pool(RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME)
+    try:
+        await pool.enqueue_job(name, _job_id=job_id, **kwargs)
+    finally:
+        await pool.aclose()
+
+
+# --- Running ---------------------------------------------------------------------------------------------------
+
+
+def run_job(name: str, kwargs: dict[str, Any]) -> Any:
+    """Run one job in this thread with fresh database connections."""
+    close_old_connections()
+    try:
+        return _jobs[name](**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def run_job_async(name: str, kwargs: dict[str, Any]) -> Any:
+    # Each job gets its own thread (not the consumers' shared one), so a slow job never delays a barrier.
+    async with ThreadSensitiveContext():
+        return await sync_to_async(run_job)(name, kwargs)
+
+
+_inprocess_queue: asyncio.Queue | None = None
+
+
+async def run_inprocess_worker(*, concurrency: int = 2) -> None:
+    """The embedded default's worker: runs enqueued and periodic jobs on the server's loop until cancelled."""
+    global _inprocess_queue
+    _inprocess_queue = asyncio.Queue()
+
+    async def consume() -> None:
+        while True:
+            name, kwargs = await _inprocess_queue.get()
+            try:
+                await run_job_async(name, kwargs)
+            except Exception:
+                log.exception("job %s failed", name)
+
+    async def schedule(p: Periodic) -> None:
+        from arq.cron import next_cron
+
+        while True:
+            now = datetime.now(UTC)
+            next_at = next_cron(now, **p.schedule)
+            await asyncio.sleep(max(0.0, (next_at - now).total_seconds()))
+            _inprocess_queue.put_nowait((p.name, {}))
+
+    tasks = [asyncio.create_task(consume()) for _ in range(concurrency)]
+    tasks += [asyncio.create_task(schedule(p)) for p in _periodic]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        _inprocess_queue = None
+
+
+def arq_worker_settings() -> dict[str, Any]:
+    """Keyword arguments for arq.Worker: every registered job and periodic job."""
+    from arq import cron, func
+    from arq.connections import RedisSettings
+
+    def make(name: str):
+        async def run(ctx: dict, **kwargs: Any) -> Any:
+            return await run_job_async(name, kwargs)
+
+        run.__qualname__ = run.__name__ = name.replace(".", "_")
+        return run
+
+    coros = {name: make(name) for name in _jobs}
+
+    async def on_startup(ctx: dict) -> None:
+        runtime.set_main_loop(asyncio.get_running_loop())
+
+    return {
+        "functions": [func(coro, name=name) for name, coro in coros.items()],
+        "cron_jobs": [cron(coros[p.name], name=f"cron:{p.name}", **p.schedule) for p in _periodic],
+        "redis_settings": RedisSettings.from_dsn(settings.REDIS_URL),
+        "queue_name": settings.ARQ_QUEUE_NAME,
+        "on_startup": on_startup,
+        "max_tries": 5,
+    }

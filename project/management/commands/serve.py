@@ -1,0 +1,106 @@
+"""`manage.py serve`: daphne (HTTP + WebSockets), the SMTP server and, without Redis, the job worker, on one loop.
+
+Daphne has no ASGI lifespan, so the extras are started from its `ready_callable` once the Twisted reactor runs,
+and stopped from the reactor's "before shutdown" trigger (SIGTERM/SIGINT), before the loop closes.
+"""
+
+import daphne.server  # noqa: F401, I001  (must come first: installs Twisted's asyncio reactor)
+
+import asyncio
+import logging
+
+from daphne.endpoints import build_endpoint_description_strings
+from daphne.server import Server
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from twisted.internet import defer, reactor
+
+from apps.core import jobs, runtime
+
+log = logging.getLogger("parkgate.serve")
+
+
+def host_port(value: str, option: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CommandError(f"{option} takes HOST:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class Command(BaseCommand):
+    help = "Run Parkgate: HTTP and WebSockets, the SMTP server and (without REDIS_URL) the job worker."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--http", default="127.0.0.1:8000", help="HOST:PORT for HTTP and WebSockets")
+        parser.add_argument("--smtp", default="127.0.0.1:2525", help="HOST:PORT for the SMTP server")
+        parser.add_argument("--no-smtp", action="store_true", help="do not run the SMTP server")
+        parser.add_argument("--no-worker", action="store_true", help="do not run jobs in this process (no REDIS_URL)")
+
+    def handle(self, *args, **options):
+        http_host, http_port = host_port(options["http"], "--http")
+        self.smtp_addr = None if options["no_smtp"] else host_port(options["smtp"], "--smtp")
+        self.run_worker = settings.PARKGATE_JOBS_BACKEND == "inprocess" and not options["no_worker"]
+        self.smtp_server: asyncio.Server | None = None
+        self.worker_task: asyncio.Task | None = None
+
+        from asgi import application
+
+        self.server = Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=http_host, port=http_port),
+            signal_handlers=True,
+            ready_callable=lambda: reactor.callWhenRunning(self.start_extras),
+            verbosity=0,
+            application_close_timeout=5,
+            websocket_max_message_size=1024 * 1024,  # device-protocol.md 2: frames over 1 MiB close with 1009
+        )
+        self.server.run()
+        log.info("stopped")
+
+    # --- started once the reactor (and so the asyncio loop) runs -------------------------------------------------
+
+    def start_extras(self) -> None:
+        loop = asyncio.get_event_loop()
+        runtime.set_main_loop(loop)
+        reactor.addSystemEventTrigger("before", "shutdown", self.stop_extras)
+        defer.DeferredList(self.server.listeners).addCallback(self.log_http_ready)
+        if self.smtp_addr:
+            self.smtp_start_task = loop.create_task(self.start_smtp())
+        if self.run_worker:
+            self.worker_task = loop.create_task(jobs.run_inprocess_worker())
+            log.info("jobs: in-process worker running (no REDIS_URL)")
+        elif settings.PARKGATE_JOBS_BACKEND == "arq":
+            log.info("jobs: queued to Redis for `manage.py worker`")
+
+    def log_http_ready(self, _results) -> None:
+        for host, port in self.server.listening_addresses:
+            log.info("HTTP listening on http://%s:%s/ (WebSockets: /ws/device/, /ws/dashboard/)", host, port)
+
+    async def start_smtp(self) -> None:
+        from smtp_ingress.server import start_smtp_server
+
+        host, port = self.smtp_addr
+        try:
+            self.smtp_server = await start_smtp_server(host, port)
+        except OSError as exc:
+            log.critical("SMTP cannot listen on %s:%s: %s", host, port, exc)
+            reactor.stop()
+            return
+        for sock in self.smtp_server.sockets:
+            log.info("SMTP listening on %s:%s", *sock.getsockname()[:2])
+
+    # --- stopped before the reactor shuts down ---------------------------------------------------------------------
+
+    def stop_extras(self):
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._stop_extras()))
+
+    async def _stop_extras(self) -> None:
+        if self.smtp_server is not None:
+            self.smtp_server.close()  # no new sessions; sessions in progress may finish their message
+            try:
+                await asyncio.wait_for(self.smtp_server.wait_closed(), timeout=10)
+            except TimeoutError:
+                log.warning("SMTP sessions still open at shutdown were cut; unacknowledged mail will be resent")
+        if self.worker_task is not None:
+            self.worker_task.cancel()  # queued in-process jobs are re-found by the periodic sweeps
+        await runtime.drain(wait_s=5)

@@ -1,0 +1,187 @@
+"""Parkgate settings: one module, configured from the environment (12-factor).
+
+With no DATABASE_URL / REDIS_URL, Parkgate runs on an embedded default (SQLite under var/, an in-memory channel
+layer, jobs in-process) so that a first run needs nothing installed. operations.md section 2 is the contract.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="") or (
+    "insecure-dev-key-only-used-with-debug-on-0123456789abcdefghijklmnop" if DEBUG else ""
+)
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (set DEBUG=1 for local development).")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", ".parkgate.test"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "apps.core",
+    "apps.carparks",
+    "apps.agents",
+    "apps.bookings",
+    "apps.access",
+    "apps.mail",
+    "apps.staff",
+    "project",  # wiring: the `serve` and `worker` commands
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------------
+# PostgreSQL through psycopg 3 with its connection pool. Under ASGI every sync_to_async call closes "old"
+# connections, so persistent connections must stay off (CONN_MAX_AGE=0): the pool makes reconnecting cheap.
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'parkgate.sqlite3'}")}
+_db = DATABASES["default"]
+_db["CONN_MAX_AGE"] = 0
+_db["ATOMIC_REQUESTS"] = False  # async views: a request is not one transaction; services own theirs.
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN", default=2),
+        "max_size": env.int("DB_POOL_MAX", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
+    }
+    _db["OPTIONS"].setdefault("connect_timeout", 3)
+elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default: WAL and immediate transactions so that the in-process worker and the server
+    # can write at the same time without "database is locked".
+    _db.setdefault("OPTIONS", {}).update(
+        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # a file, so a test's `serve` subprocess can share it
+    VAR_DIR.mkdir(exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, job queue, shared cache -------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Jobs: arq workers when Redis is configured, else run inside the `serve` process (see apps.core.jobs).
+PARKGATE_JOBS_BACKEND = "arq" if REDIS_URL else "inprocess"
+ARQ_QUEUE_NAME = env.str("ARQ_QUEUE_NAME", default="parkgate:queue")
+
+# --- Parkgate --------------------------------------------------------------------------------------------------
+SMTP_MAX_MESSAGE_BYTES = env.int("SMTP_MAX_MESSAGE_BYTES", default=10 * 1024 * 1024)
+SMTP_MAX_SESSIONS = env.int("SMTP_MAX_SESSIONS", default=100)
+SMTP_TLS_CERT = env.str("SMTP_TLS_CERT", default="")
+SMTP_TLS_KEY = env.str("SMTP_TLS_KEY", default="")
+SMTP_HOSTNAME = env.str("SMTP_HOSTNAME", default="bookings.parkgate.test")
+RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
+DEMO_STAFF_USERNAME = "demo"
+
+# --- Outgoing mail ---------------------------------------------------------------------------------------------
+# EMAIL_URL (smtp://user:password@host:587/?tls=True, consolemail://, ...) -> Django 6.1's MAILERS.
+_mail = env.email_url("EMAIL_URL", default="consolemail://")
+_mail_options = {
+    "host": _mail.get("EMAIL_HOST"),
+    "port": _mail.get("EMAIL_PORT"),
+    "username": _mail.get("EMAIL_HOST_USER"),
+    "password": _mail.get("EMAIL_HOST_PASSWORD"),
+    "use_tls": _mail.get("EMAIL_USE_TLS"),
+    "use_ssl": _mail.get("EMAIL_USE_SSL"),
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _mail["EMAIL_BACKEND"],
+        "OPTIONS": {k: v for k, v in _mail_options.items() if v}
+        if _mail["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+        else {},
+    }
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Parkgate <no-reply@parkgate.test>")
+
+# --- Auth, i18n, static ----------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # daphne serves static files itself; no collectstatic step needed.
+
+# --- Security --------------------------------------------------------------------------------------------------
+# HTTPS is assumed in production (DEBUG off); PARKGATE_HTTPS=0 serves plain HTTP (tests, private links).
+HTTPS = env.bool("PARKGATE_HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "mail.log": {"level": "WARNING"},  # aiosmtpd's per-command chatter
+    },
+}

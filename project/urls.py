@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from apps.bookings import views as site_views
+from apps.staff import views as staff_views
+from device_gateway.api import api as device_api
+from project import views
+
+urlpatterns = [
+    path("healthz", views.healthz),
+    path("readyz", views.readyz),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("dashboard/", staff_views.dashboard, name="dashboard"),
+    path("api/device/v1/", device_api.urls),
+    path("", site_views.home, name="home"),
+]

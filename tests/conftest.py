@@ -1,0 +1,59 @@
+"""Test fixtures. The suite runs against real PostgreSQL and Redis (scripts/test sets DATABASE_URL and REDIS_URL):
+if either is missing or down, the run fails at once; nothing is skipped."""
+
+import os
+
+import pytest
+import redis
+from django.conf import settings
+
+from tests.support import Server, database_url_for, start_server
+
+
+def pytest_sessionstart(session):
+    problems = []
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        problems.append("DATABASE_URL must point at PostgreSQL")
+    if not os.environ.get("REDIS_URL"):
+        problems.append("REDIS_URL must point at Redis")
+    else:
+        try:
+            redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2).flushdb()
+        except redis.RedisError as exc:
+            problems.append(f"Redis is not reachable: {exc}")
+    if problems:
+        pytest.exit("Parkgate's tests need real services (run scripts/test): " + "; ".join(problems), returncode=1)
+
+
+@pytest.fixture(scope="session")
+def server_env(django_db_setup) -> dict[str, str]:
+    """Environment for Parkgate processes started by tests: the test database, the test Redis, plain HTTP."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(
+        DATABASE_URL=database_url_for(settings.DATABASES["default"]),
+        REDIS_URL=os.environ["REDIS_URL"],
+        SECRET_KEY="tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        DEBUG="0",
+        PARKGATE_HTTPS="0",
+        ALLOWED_HOSTS="localhost,127.0.0.1,.parkgate.test",
+        DB_POOL_MIN="1",
+        DB_POOL_MAX="8",
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def parkgate(server_env) -> Server:
+    """A real `serve` + `worker` on PostgreSQL and Redis, shared by the end-to-end tests of the session."""
+    server = start_server(server_env, name="serve")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def demo_world(transactional_db):
+    """The operations.md demo world, committed, so that processes outside the test see it."""
+    from project.demo import seed_demo
+
+    seed_demo()

@@ -1,0 +1,12 @@
+"""Loaded by pytest before Django's settings (`-p tests.envdefaults`): environment defaults for the test run.
+
+DATABASE_URL / REDIS_URL are left alone: scripts/test sets them to the local PostgreSQL and Redis, and in CI a
+missing service makes the tests fail, never skip (see conftest.py).
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("PARKGATE_HTTPS", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver,.parkgate.test")
