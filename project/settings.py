@@ -121,6 +121,10 @@ SMTP_TLS_CERT = env.str("SMTP_TLS_CERT", default="")
 SMTP_TLS_KEY = env.str("SMTP_TLS_KEY", default="")
 SMTP_HOSTNAME = env.str("SMTP_HOSTNAME", default="bookings.parkgate.test")
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
+# Staff dashboards: events are coalesced per process and flushed to each socket at most every DASHBOARD_FLUSH_S;
+# DASHBOARD_FANOUT=direct sends every event to every socket instead (the benchmark's baseline, not for production).
+DASHBOARD_FLUSH_S = env.float("DASHBOARD_FLUSH_S", default=0.25)
+DASHBOARD_FANOUT = env.str("DASHBOARD_FANOUT", default="coalesced")
 DEMO_STAFF_USERNAME = "demo"
 
 # --- Outgoing mail ---------------------------------------------------------------------------------------------

@@ -25,6 +25,15 @@ def device_group(device_id: str) -> str:
     return f"device.{device_id}"
 
 
+def staff_group(user_id: int) -> str:
+    return f"staff.{user_id}"
+
+
+def publish_to_staff(*, user_id: int, kind: str, data: dict[str, Any]) -> None:
+    """Tell a staff member's open dashboards that `kind` happened to them (logged out, roles changed)."""
+    _send_on_commit(staff_group(user_id), {"type": "staff.event", "kind": kind, "data": data})
+
+
 def publish_to_carpark(*, carpark_id: int, kind: str, data: dict[str, Any]) -> None:
     """Tell the staff watching car park `carpark_id` that `kind` happened (after commit)."""
     _send_on_commit(carpark_group(carpark_id), {"type": "carpark.event", "kind": kind, "data": data})
