@@ -159,7 +159,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root on every request otherwise
 WHITENOISE_USE_FINDERS = True  # daphne serves static files itself; no collectstatic step needed.
 
 # --- Security --------------------------------------------------------------------------------------------------
