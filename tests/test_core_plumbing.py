@@ -1,0 +1,83 @@
+"""apps.core's jobs and events: sent only after commit, never for work that rolled back (real Redis)."""
+
+import asyncio
+
+import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from apps.core import events, jobs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Rollback(Exception):
+    pass
+
+
+@jobs.job("tests.noop")
+def noop(*, thing_id: int) -> None:
+    """A job for these tests only."""
+
+
+async def queued_job_kwargs() -> list[dict]:
+    pool = await create_pool(RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME)
+    try:
+        return [job.kwargs for job in await pool.queued_jobs() if job.function == "tests.noop"]
+    finally:
+        await pool.aclose()
+
+
+def enqueue_in_transaction(thing_id: int, *, commit: bool) -> None:
+    try:
+        with transaction.atomic():
+            jobs.enqueue("tests.noop", thing_id=thing_id)
+            if not commit:
+                raise Rollback
+    except Rollback:
+        pass
+
+
+async def test_jobs_are_enqueued_after_commit_and_never_after_rollback():
+    await sync_to_async(enqueue_in_transaction)(1, commit=False)
+    await sync_to_async(enqueue_in_transaction)(2, commit=True)
+    for _ in range(50):
+        queued = await queued_job_kwargs()
+        if queued:
+            break
+        await asyncio.sleep(0.05)
+    assert queued == [{"thing_id": 2}]
+
+
+def test_unknown_job_names_fail_loudly():
+    with pytest.raises(KeyError):
+        jobs.enqueue("tests.no_such_job")
+
+
+def publish_in_transaction(occupancy: int, *, commit: bool) -> None:
+    try:
+        with transaction.atomic():
+            events.publish_to_carpark(carpark_id=999, kind="occupancy", data={"occupancy": occupancy})
+            if not commit:
+                raise Rollback
+    except Rollback:
+        pass
+
+
+async def test_events_reach_the_group_after_commit_and_never_after_rollback():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.carpark_group(999), channel)
+    try:
+        await sync_to_async(publish_in_transaction)(1, commit=False)
+        await sync_to_async(publish_in_transaction)(2, commit=True)
+        message = await asyncio.wait_for(layer.receive(channel), timeout=5)
+        assert message == {"type": "carpark.event", "kind": "occupancy", "data": {"occupancy": 2}}
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), timeout=0.3)
+    finally:
+        await layer.group_discard(events.carpark_group(999), channel)
