@@ -1,33 +1,162 @@
-"""Staff dashboard WebSocket: a snapshot on connect, then live deltas for the car parks the user may watch."""
+"""Staff dashboard WebSocket: a snapshot on connect, then coalesced live deltas for the car parks the user may watch.
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+Authorisation is the page's: the session's user (AuthMiddlewareStack; the Origin is checked by
+AllowedHostsOriginValidator in project/routing.py) and their operator/supervisor assignments. It is checked again
+whenever the user logs out or their roles change (a `staff.<user id>` event) and every RECHECK_S as a safety net;
+a socket that lost its right is told `revoked` and closed with 4403, and the page reloads (to the login form).
 
-from apps.core.events import carpark_group
+Frames to the browser: `snapshot` {"carparks": [...]} and `delta` (see consumers/fanout.py). From the browser:
+`{"type": "resync"}` asks for a new snapshot. Database reads run in pooled threads (run_sync), never on Channels'
+shared ORM thread where the lane controllers' decisions run.
+"""
+
+import asyncio
+import json
+import logging
+import random
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from apps.core.concurrency import run_sync
+from apps.core.events import carpark_group, staff_group
 from apps.staff import selectors
+from consumers.fanout import fanout, single_event_frame
+
+log = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN = 4403  # logged out or lost the role: the page reloads instead of retrying
+RECHECK_S = 120
+MAX_HELD = 50  # deltas held back while the snapshot loads
 
 
-class DashboardConsumer(AsyncJsonWebsocketConsumer):
-    carpark_ids: list[int] = []
+class DashboardConsumer(AsyncWebsocketConsumer):
+    user_id: int | None = None
+    session_key: str | None = None
+    carpark_ids: list[int] = ()
+    codes: dict[int, str]
+    held: list[str] | None = None  # deltas that arrived before the snapshot went out
+    recheck_task: asyncio.Task | None = None
+    subscribed = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            await self.close()  # before accept: HTTP 403
+            return
+        self.user_id = user.pk
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        self.carpark_ids = await run_sync(selectors.carpark_ids_for_user, user_id=user.pk)
+        if not self.carpark_ids:
             await self.close()
             return
-        self.carpark_ids = await database_sync_to_async(selectors.carpark_ids_for_user)(user_id=user.pk)
-        for carpark_id in self.carpark_ids:
-            await self.channel_layer.group_add(carpark_group(carpark_id), self.channel_name)
+        try:
+            await self.channel_layer.group_add(staff_group(self.user_id), self.channel_name)
+        except Exception as exc:  # Redis down: the periodic recheck still applies
+            log.warning("dashboard: staff events unavailable (%s)", exc)
         await self.accept()
-        tiles = await database_sync_to_async(selectors.carpark_tiles)(carpark_ids=self.carpark_ids)
-        await self.send_json(
-            {"type": "snapshot", "carparks": [{"code": t["code"], "occupancy": t["occupancy"]} for t in tiles]}
-        )
+        self.held = []
+        tiles = await run_sync(selectors.carpark_tiles, carpark_ids=self.carpark_ids)
+        self.codes = {t["id"]: t["code"] for t in tiles}
+        await self.subscribe()
+        await self.send_snapshot()
+        self.recheck_task = asyncio.get_running_loop().create_task(self.recheck_periodically())
 
     async def disconnect(self, code: int) -> None:
+        if self.recheck_task is not None:
+            self.recheck_task.cancel()
+        if self.subscribed:
+            await self.unsubscribe()
+        if self.user_id is not None:
+            try:
+                await self.channel_layer.group_discard(staff_group(self.user_id), self.channel_name)
+            except Exception:
+                log.debug("dashboard: staff group discard failed", exc_info=True)
+
+    # --- live updates ---------------------------------------------------------------------------------------------
+
+    @property
+    def direct(self) -> bool:
+        return settings.DASHBOARD_FANOUT == "direct"
+
+    async def subscribe(self) -> None:
         for carpark_id in self.carpark_ids:
-            await self.channel_layer.group_discard(carpark_group(carpark_id), self.channel_name)
+            if self.direct:
+                await self.channel_layer.group_add(carpark_group(carpark_id), self.channel_name)
+            else:
+                await fanout().subscribe(carpark_id, self.codes[carpark_id], self)
+        self.subscribed = True
+
+    async def unsubscribe(self) -> None:
+        self.subscribed = False
+        for carpark_id in self.carpark_ids:
+            if self.direct:
+                await self.channel_layer.group_discard(carpark_group(carpark_id), self.channel_name)
+            else:
+                fanout().unsubscribe(carpark_id, self)
+
+    async def deliver(self, text: str) -> None:
+        """A coalesced delta from the fan-out (or one event, in direct mode)."""
+        if self.held is not None:
+            if len(self.held) < MAX_HELD:
+                self.held.append(text)
+            return
+        await self.send(text_data=text)
+
+    async def resync(self) -> None:
+        await self.send_snapshot()
 
     async def carpark_event(self, message: dict) -> None:
-        if message["kind"] == "occupancy":
-            await self.send_json({"type": "occupancy", **message["data"]})
+        """Only in direct mode (the benchmark's baseline): every event to every socket, as it comes."""
+        carpark_id = next((cid for cid, code in self.codes.items() if code == message["data"].get("carpark")), None)
+        carpark_id = carpark_id or self.carpark_ids[0]
+        await self.deliver(single_event_frame(carpark_id, self.codes[carpark_id], message["kind"], message["data"]))
+
+    async def send_snapshot(self) -> None:
+        if self.held is None:
+            self.held = []
+        carparks = await run_sync(selectors.dashboard_snapshot, carpark_ids=self.carpark_ids)
+        await self.send(text_data=json.dumps({"type": "snapshot", "carparks": carparks}))
+        held, self.held = self.held, None
+        for text in held:
+            await self.send(text_data=text)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = json.loads(text_data or "")
+        except ValueError:
+            return
+        if isinstance(frame, dict) and frame.get("type") == "resync":
+            await self.send_snapshot()
+
+    # --- permissions on the open socket ---------------------------------------------------------------------------
+
+    async def staff_event(self, message: dict) -> None:
+        kind, data = message.get("kind"), message.get("data") or {}
+        if kind == "logout" and data.get("session") in (None, self.session_key):
+            await self.revoke()
+        elif kind == "roles":
+            await self.recheck()
+
+    async def recheck(self) -> None:
+        """Close the socket if the login ended or the car parks it watches are no longer exactly the user's."""
+        still_logged_in = await run_sync(selectors.session_is_current, session_key=self.session_key)
+        carpark_ids = await run_sync(selectors.carpark_ids_for_user, user_id=self.user_id)
+        if not still_logged_in or sorted(carpark_ids) != sorted(self.carpark_ids):
+            await self.revoke()
+
+    async def revoke(self) -> None:
+        if self.subscribed:
+            await self.unsubscribe()
+        await self.send(text_data=json.dumps({"type": "revoked"}))
+        await self.close(code=CLOSE_FORBIDDEN)
+
+    async def recheck_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_S * random.uniform(0.8, 1.2))
+            try:
+                await self.recheck()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database unavailable: keep the socket, try again later
+                log.warning("dashboard: permission recheck failed (%s)", exc)

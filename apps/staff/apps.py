@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class StaffConfig(AppConfig):
     name = "apps.staff"
     label = "staff"
+
+    def ready(self) -> None:
+        from apps.staff import signals  # noqa: F401  (connects the receivers)

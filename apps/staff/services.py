@@ -1,0 +1,41 @@
+"""Staff writes: creating staff members and their roles at car parks."""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from apps.carparks.models import CarPark
+from apps.core.services import audit_log_record
+from apps.staff.models import StaffAssignment
+
+
+class UnknownCarPark(Exception):
+    """One of the car park codes does not exist."""
+
+
+def staff_member_set(*, username: str, password: str | None, carpark_codes: list[str], role: str, actor=None):
+    """Create (or update) a staff member and give them `role` at each car park; returns the user.
+
+    Existing assignments at other car parks are kept; a password of None keeps the current one.
+    """
+    if role not in StaffAssignment.Role.values:
+        raise ValueError(f"unknown role {role!r}")
+    carparks = {c.code: c for c in CarPark.objects.filter(code__in=carpark_codes)}
+    missing = sorted(set(carpark_codes) - set(carparks))
+    if missing:
+        raise UnknownCarPark(", ".join(missing))
+    with transaction.atomic():
+        user, created = get_user_model().objects.get_or_create(username=username)
+        if password is not None:
+            user.set_password(password)
+            user.save()
+        for carpark in carparks.values():
+            StaffAssignment.objects.update_or_create(user=user, carpark=carpark, defaults={"role": role})
+            audit_log_record(
+                action="staff.role",
+                actor=actor,
+                actor_label="" if actor else "command line",
+                obj=user,
+                carpark=carpark,
+                data={"username": username, "role": role, "created": created},
+            )
+    return user

@@ -1,0 +1,373 @@
+// Parkgate staff dashboard: a snapshot over the WebSocket, then coalesced deltas applied in place.
+// Plain JS, no build step. Reconnects with backoff (1 s doubling to 30 s, with jitter) and resynchronises from
+// the new snapshot; while offline the page says so and greys out what may be stale.
+(function () {
+  "use strict";
+
+  const MAX_READS = 20;
+  const state = {}; // car park code -> snapshot data, kept current by deltas
+  const commandLanes = {}; // command_id -> lane id (manual opens started here)
+  const commandResults = {}; // command_id -> command event seen before the POST answered
+  const live = document.getElementById("live");
+  const note = document.getElementById("offline-note");
+  let offlineSince = null;
+  let everConnected = false;
+  let delay = 1000;
+  let socket = null;
+
+  // --- small helpers ------------------------------------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  function tileOf(code) { return document.querySelector(`[data-carpark="${CSS.escape(code)}"]`); }
+
+  function timeAt(iso, tz) {
+    if (!iso) return "";
+    return new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: tz });
+  }
+
+  function csrfToken() {
+    const input = document.querySelector("#csrf input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  async function post(url, data) {
+    const body = new URLSearchParams(data || {});
+    const response = await fetch(url, {
+      method: "POST", body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" },
+    });
+    let json = {};
+    try { json = await response.json(); } catch (e) { /* not JSON */ }
+    return { ok: response.ok, status: response.status, json };
+  }
+
+  // --- rendering ----------------------------------------------------------------------------------------------
+
+  function renderAll(cp) {
+    renderOccupancy(cp);
+    renderLanes(cp);
+    renderAlerts(cp);
+    renderPeople(cp, "arrivals", cp.arrivals, "came");
+    renderPeople(cp, "departures", cp.departures, "gone");
+    renderOverstays(cp);
+    renderReads(cp);
+  }
+
+  function renderOccupancy(cp) {
+    const tile = tileOf(cp.code);
+    if (!tile) return;
+    tile.dataset.occupancy = String(cp.occupancy);
+    tile.dataset.capacity = String(cp.capacity);
+    tile.querySelector(".n").textContent = cp.occupancy;
+    tile.querySelector(".cap").textContent = cp.capacity;
+    const gauge = tile.querySelector(".gauge");
+    gauge.max = cp.capacity; gauge.high = Math.round(cp.capacity * 0.9); gauge.optimum = 0;
+    gauge.value = Math.min(cp.occupancy, cp.capacity);
+    gauge.textContent = `${cp.occupancy} of ${cp.capacity}`;
+    const pct = cp.capacity ? Math.round((100 * cp.occupancy) / cp.capacity) : 0;
+    gauge.setAttribute("aria-label", `Occupancy of ${cp.code}: ${cp.occupancy} of ${cp.capacity} (${pct}%)`);
+    renderChart(cp, tile.querySelector(".chart svg"));
+  }
+
+  function renderChart(cp, svg) {
+    const start = Date.parse(cp.day_start), end = Date.parse(cp.day_end);
+    const points = cp.chart || [];
+    const top = Math.max(cp.capacity, ...points.map((p) => p[1]), 1);
+    const x = (iso) => (300 * (Date.parse(iso) - start)) / (end - start);
+    const y = (n) => 88 - (84 * n) / top;
+    let path = "";
+    points.forEach(([at, n], i) => {
+      const px = Math.max(0, Math.min(300, x(at))).toFixed(1), py = y(n).toFixed(1);
+      path += i === 0 ? `M${px},${py}` : `H${px}V${py}`;
+    });
+    const nowX = Math.max(0, Math.min(300, x(new Date().toISOString()))).toFixed(1);
+    if (points.length) path += `H${nowX}`;
+    svg.innerHTML =
+      `<line class="cap-line" x1="0" x2="300" y1="${y(cp.capacity).toFixed(1)}" y2="${y(cp.capacity).toFixed(1)}"/>` +
+      `<path class="area" d="${path}V88H0Z"/><path class="line" d="${path}"/>`;
+    svg.parentElement.setAttribute("aria-label", `Occupancy today at ${cp.code}, now ${cp.occupancy} of ${cp.capacity}`);
+  }
+
+  function renderLanes(cp) {
+    const list = tileOf(cp.code).querySelector(".lanes");
+    list.replaceChildren(...cp.lanes.map((lane) => laneItem(cp, lane)));
+  }
+
+  function laneItem(cp, lane) {
+    const online = lane.device && lane.online;
+    const item = el("li", { class: "lane", "data-lane-id": lane.id },
+      el("span", { class: "lane-code", text: `${lane.code}` }),
+      el("span", { class: "muted", text: lane.direction }),
+      el("span", { class: `badge ${online ? "ok" : "bad"}`, text: lane.device ? (online ? "online" : "offline") : "no controller" }),
+      el("span", { class: `badge barrier-${lane.barrier}`, text: `barrier ${lane.barrier}` }),
+      el("button", {
+        type: "button", class: "open-btn", text: "Open barrier", disabled: !online,
+        "aria-label": `Open barrier at ${cp.code} ${lane.code}`, onclick: () => askOpen(cp, lane),
+      }),
+      el("span", { class: "command-status", role: "status", "aria-live": "polite", text: lane.commandText || "" }),
+    );
+    return item;
+  }
+
+  function renderAlerts(cp) {
+    const tile = tileOf(cp.code);
+    tile.querySelector(".alerts-count").textContent = cp.alerts.length;
+    tile.querySelector(".alerts-panel").classList.toggle("hot", cp.alerts.length > 0);
+    const list = tile.querySelector(".alerts");
+    if (!cp.alerts.length) { list.replaceChildren(el("li", { class: "muted", text: "No open alerts" })); return; }
+    list.replaceChildren(...cp.alerts.map((alert) => el("li", { class: "alert", "data-alert-id": alert.id },
+      el("span", { class: "reason", text: alert.reason.replaceAll("_", " ") }),
+      el("span", { class: "plate", text: alert.plate || "—" }),
+      el("span", { class: "muted", text: `${alert.lane || ""} ${timeAt(alert.created_at, cp.timezone)}` }),
+      el("button", { type: "button", class: "ack-btn", text: "Acknowledge",
+        "aria-label": `Acknowledge ${alert.reason.replaceAll("_", " ")} alert for ${alert.plate || "unknown plate"}`,
+        onclick: (e) => acknowledge(cp, alert, e.currentTarget) }),
+    )));
+  }
+
+  function renderPeople(cp, kind, data, doneWord) {
+    const tile = tileOf(cp.code);
+    tile.querySelector(`.${kind}-count`).textContent = `${data.done} of ${data.total} ${doneWord}`;
+    const list = tile.querySelector(`.${kind}`);
+    if (!data.items.length) { list.replaceChildren(el("li", { class: "muted", text: "None today" })); return; }
+    list.replaceChildren(...data.items.map((b) => el("li", { class: b.done ? "done" : "", "data-booking": b.reference },
+      el("span", { class: "mark", "aria-hidden": "true", text: b.done ? "✓" : "·" }),
+      el("span", { class: "time", text: timeAt(b.at, cp.timezone) }),
+      el("span", { class: "plate", text: b.plates.join(", ") }),
+      el("span", { class: "who", text: `${b.customer} · ${b.reference}` }),
+      el("span", { class: "visually-hidden", text: b.done ? doneWord : "expected" }),
+    )));
+  }
+
+  function renderOverstays(cp) {
+    const tile = tileOf(cp.code);
+    tile.querySelector(".overstays-count").textContent = cp.overstays.length;
+    const list = tile.querySelector(".overstays");
+    if (!cp.overstays.length) { list.replaceChildren(el("li", { class: "muted", text: "None" })); return; }
+    list.replaceChildren(...cp.overstays.map((o) => el("li", { "data-visit": o.visit },
+      el("span", { class: "plate", text: o.plate }),
+      el("span", { class: "who", text: `${o.booking} · due out ${timeAt(o.departure, cp.timezone)}` }),
+    )));
+  }
+
+  function renderReads(cp) {
+    const body = tileOf(cp.code).querySelector(".reads tbody");
+    if (!cp.reads.length) { body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted", text: "No reads yet" }))); return; }
+    body.replaceChildren(...cp.reads.map((r) => el("tr", { class: `read ${r.action}` },
+      el("td", { text: timeAt(r.captured_at, cp.timezone) }),
+      el("td", { text: r.lane }),
+      el("td", { class: "plate", text: r.plate }),
+      el("td", {}, el("span", { class: `badge ${r.action === "open" ? "ok" : r.action === "deny" ? "bad" : ""}`, text: r.action }),
+        " ", el("span", { class: "reason", text: (r.reason || "").replaceAll("_", " ") }),
+        r.match && r.match !== "exact" ? el("span", { class: "muted", text: ` (${r.match})` }) : null),
+      el("td", { text: r.booking || "" }),
+    )));
+  }
+
+  // --- applying what the server sends ---------------------------------------------------------------------------
+
+  function applySnapshot(msg) {
+    for (const cp of msg.carparks) {
+      const previous = state[cp.code];
+      if (previous) { // keep the command results shown on lanes across a resync
+        for (const lane of cp.lanes) {
+          const old = previous.lanes.find((l) => l.id === lane.id);
+          if (old) lane.commandText = old.commandText;
+        }
+      }
+      state[cp.code] = cp;
+      if (tileOf(cp.code)) renderAll(cp);
+    }
+  }
+
+  function applyDelta(msg) {
+    const cp = state[msg.carpark];
+    if (!cp) return;
+    if (msg.occupancy !== null && msg.occupancy !== undefined) {
+      cp.occupancy = msg.occupancy;
+      cp.chart.push([new Date().toISOString(), msg.occupancy]);
+    }
+    renderOccupancy(cp);
+    if (msg.reads.length) {
+      const known = new Set(cp.reads.map((r) => r.id));
+      cp.reads = msg.reads.filter((r) => !known.has(r.id)).reverse().concat(cp.reads).slice(0, MAX_READS);
+      renderReads(cp);
+    }
+    if (msg.alerts.length) {
+      for (const alert of msg.alerts) {
+        cp.alerts = cp.alerts.filter((a) => a.id !== alert.id);
+        if (!alert.acknowledged_by) cp.alerts.unshift(alert);
+      }
+      renderAlerts(cp);
+    }
+    if (msg.devices.length) {
+      for (const device of msg.devices) {
+        for (const lane of cp.lanes) {
+          if (lane.device === device.device || (device.lanes || []).includes(lane.code)) {
+            lane.device = device.device;
+            lane.online = device.online;
+            if (device.barriers && device.barriers[lane.code]) lane.barrier = device.barriers[lane.code];
+          }
+        }
+      }
+      renderLanes(cp);
+    }
+    if (msg.commands.length) {
+      for (const command of msg.commands) showCommand(cp, command);
+      renderLanes(cp);
+    }
+    if (msg.visits.length) applyVisits(cp, msg.visits);
+  }
+
+  function applyVisits(cp, visits) {
+    for (const visit of visits) {
+      if (!visit.booking) continue;
+      for (const b of cp.arrivals.items) if (b.reference === visit.booking && !b.done) { b.done = true; cp.arrivals.done += 1; }
+      if (visit.exited_at) {
+        for (const b of cp.departures.items) if (b.reference === visit.booking && !b.done) { b.done = true; cp.departures.done += 1; }
+      }
+    }
+    const exited = new Set(visits.filter((v) => v.exited_at).map((v) => v.id));
+    cp.overstays = cp.overstays.filter((o) => !exited.has(o.visit));
+    renderPeople(cp, "arrivals", cp.arrivals, "came");
+    renderPeople(cp, "departures", cp.departures, "gone");
+    renderOverstays(cp);
+  }
+
+  const COMMAND_TEXT = {
+    pending: "opening… waiting for the controller",
+    done: "barrier opened (done)",
+    failed: "failed",
+    expired: "timed out (expired at the controller)",
+    timed_out: "timed out: no answer from the controller",
+  };
+
+  function showCommand(cp, command) {
+    const laneId = commandLanes[command.command_id];
+    let lane = laneId ? cp.lanes.find((l) => l.id === laneId) : null;
+    if (!lane && command.issued_by) lane = cp.lanes.find((l) => l.code === command.lane);
+    if (!lane) { commandResults[command.command_id] = command; return; }
+    const who = command.issued_by ? ` · ${command.issued_by}` : "";
+    const detail = command.detail ? `: ${command.detail}` : "";
+    lane.commandText = `Manual open${who}: ${COMMAND_TEXT[command.status] || command.status}${command.status === "pending" ? "" : detail}`;
+    lane.commandStatus = command.status;
+  }
+
+  // --- actions --------------------------------------------------------------------------------------------------
+
+  const dialog = document.getElementById("open-dialog");
+  const form = document.getElementById("open-form");
+  const reasonInput = document.getElementById("open-reason");
+  const dialogError = dialog ? dialog.querySelector(".dialog-error") : null;
+  let opening = null;
+
+  function askOpen(cp, lane) {
+    opening = { cp, lane, opener: document.activeElement };
+    dialog.querySelector(".lane-name").textContent = `${cp.code} ${lane.code}`;
+    reasonInput.value = "";
+    dialogError.textContent = "";
+    dialog.showModal();
+    reasonInput.focus();
+  }
+
+  if (dialog) {
+    document.getElementById("open-cancel").addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => { if (opening && opening.opener) opening.opener.focus(); });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const reason = reasonInput.value.trim();
+      if (!reason) { dialogError.textContent = "A reason is required."; reasonInput.focus(); return; }
+      const { cp, lane } = opening;
+      const answer = await post(`/dashboard/lanes/${lane.id}/open`, { reason });
+      if (answer.ok) {
+        commandLanes[answer.json.command_id] = lane.id;
+        const early = commandResults[answer.json.command_id];
+        showCommand(cp, early || { command_id: answer.json.command_id, status: "pending", lane: lane.code });
+      } else {
+        lane.commandText = `Manual open: failed: ${answer.json.detail || answer.json.error || answer.status}`;
+      }
+      renderLanes(cp);
+      dialog.close();
+    });
+  }
+
+  async function acknowledge(cp, alert, button) {
+    button.disabled = true;
+    const answer = await post(`/dashboard/alerts/${alert.id}/acknowledge`);
+    if (answer.ok) {
+      cp.alerts = cp.alerts.filter((a) => a.id !== alert.id);
+      renderAlerts(cp);
+    } else {
+      button.disabled = false;
+      button.textContent = "Retry acknowledge";
+    }
+  }
+
+  // --- the socket -----------------------------------------------------------------------------------------------
+
+  function setLive(online) {
+    document.body.classList.toggle("offline", !online);
+    if (online) {
+      live.textContent = "live";
+      live.className = "live on";
+      if (offlineSince) {
+        const seconds = Math.round((Date.now() - offlineSince) / 1000);
+        note.textContent = `Was offline for ${seconds} s (since ${new Date(offlineSince).toLocaleTimeString("en-GB")}); resynchronised.`;
+        note.hidden = false;
+        offlineSince = null;
+      }
+    } else {
+      if (everConnected && !offlineSince) offlineSince = Date.now();
+      live.textContent = everConnected ? "offline: reconnecting…" : "connecting…";
+      live.className = "live off";
+      if (offlineSince) {
+        note.textContent = `Offline since ${new Date(offlineSince).toLocaleTimeString("en-GB")}: figures may be out of date.`;
+        note.hidden = false;
+      }
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
+    socket.onmessage = (event) => {
+      const msg = JSON.parse(event.data);
+      if (msg.type === "snapshot") {
+        applySnapshot(msg);
+        delay = 1000;
+        everConnected = true;
+        setLive(true);
+      } else if (msg.type === "delta") {
+        applyDelta(msg);
+      } else if (msg.type === "revoked") {
+        socket.onclose = null;
+        location.reload(); // logged out or lost the role: the page shows what is left (or the login form)
+      }
+    };
+    socket.onclose = (event) => {
+      if (event.code === 4403) { location.reload(); return; }
+      setLive(false);
+      setTimeout(connect, delay * (0.75 + Math.random() * 0.5));
+      delay = Math.min(delay * 2, 30000);
+    };
+  }
+
+  if (document.querySelector("[data-carpark]")) connect();
+  else { live.textContent = "no car parks"; }
+  // Resynchronise now and then (bookings made since the snapshot appear in today's lists).
+  setInterval(() => { if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"resync"}'); }, 300000);
+})();

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.staff import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("snapshot", views.snapshot, name="dashboard-snapshot"),
+    path("search", views.search, name="dashboard-search"),
+    path("alerts/<int:alert_id>/acknowledge", views.alert_acknowledge, name="dashboard-alert-ack"),
+    path("lanes/<int:lane_id>/open", views.barrier_open, name="dashboard-barrier-open"),
+]

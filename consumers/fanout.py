@@ -1,0 +1,203 @@
+"""Per-process fan-out of car park events to the staff dashboards connected to this process.
+
+The naive way (every dashboard socket joins `carpark.<id>` and forwards every event) costs one channel-layer message
+per event per socket: 50 events/s to 1,000 dashboards is 50,000 Redis pushes and frames a second, which neither Redis
+nor one daphne process can keep up with. Here each process joins each car park's group ONCE, folds the events of a
+burst into one `delta` (latest occupancy, latest devices and commands, new reads/alerts/visits), serialises it once
+and writes that text to every local socket watching the car park, at most every `DASHBOARD_FLUSH_S` (a lone event
+goes out at once). A dashboard therefore holds the latest state within about one flush interval, however busy the
+lanes are, and the lanes' decisions never wait for any of it (events are sent after commit, off the decision path).
+
+Must-arrive data never relies on this path alone: after a channel-layer outage the subscribers are told to resync,
+and they reload a snapshot from the database.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from apps.core.events import carpark_group
+
+log = logging.getLogger(__name__)
+
+MAX_READS = 20  # a delta carries at most this many new reads per car park: the dashboard shows the latest 20
+MAX_ITEMS = 200  # alerts / visits / commands kept per delta (more in one flush interval: the oldest are dropped)
+REJOIN_EVERY_S = 30  # re-join groups (they expire in Redis, and Redis may have restarted)
+
+
+class Subscriber(Protocol):
+    async def deliver(self, text: str) -> None: ...
+
+    async def resync(self) -> None: ...
+
+
+class Delta:
+    """The events of one car park since the last flush, coalesced: what a dashboard needs to catch up."""
+
+    def __init__(self) -> None:
+        self.occupancy: int | None = None
+        self.reads: deque[dict] = deque(maxlen=MAX_READS)
+        self.by_kind: dict[str, dict] = {"alert": {}, "device": {}, "command": {}, "visit": {}}
+
+    def add(self, kind: str, data: dict) -> None:
+        if kind == "occupancy":
+            self.occupancy = data.get("occupancy")
+        elif kind == "read":
+            self.reads.append(data)
+        elif kind in self.by_kind:
+            items = self.by_kind[kind]
+            items.pop(_key(kind, data), None)  # re-insert: the latest version, in arrival order
+            items[_key(kind, data)] = data
+            if len(items) > MAX_ITEMS:
+                items.pop(next(iter(items)))
+
+    def __bool__(self) -> bool:
+        return self.occupancy is not None or bool(self.reads) or any(self.by_kind.values())
+
+    def frame(self, carpark_id: int, code: str) -> dict:
+        return {
+            "type": "delta",
+            "carpark": code,
+            "carpark_id": carpark_id,
+            "occupancy": self.occupancy,
+            "reads": list(self.reads),
+            "alerts": list(self.by_kind["alert"].values()),
+            "devices": list(self.by_kind["device"].values()),
+            "commands": list(self.by_kind["command"].values()),
+            "visits": list(self.by_kind["visit"].values()),
+        }
+
+
+def _key(kind: str, data: dict) -> str:
+    field = {"device": "device", "command": "command_id"}.get(kind, "id")
+    return str(data.get(field))
+
+
+def single_event_frame(carpark_id: int, code: str, kind: str, data: dict) -> str:
+    """One event as a delta frame: the un-coalesced baseline (DASHBOARD_FANOUT=direct)."""
+    delta = Delta()
+    delta.add(kind, data)
+    return json.dumps(delta.frame(carpark_id, code))
+
+
+class CarparkFanout:
+    """One per process and event loop: joins each watched car park's group once and fans out to local sockets."""
+
+    def __init__(self, layer, flush_s: float) -> None:
+        self.layer, self.flush_s = layer, flush_s
+        self.subscribers: dict[int, set[Subscriber]] = defaultdict(set)
+        self.codes: dict[int, str] = {}
+        self.channels: dict[int, str] = {}  # car park id -> this process's channel for it
+        self.pending: dict[int, Delta] = {}
+        self.scheduled: set[int] = set()
+        self.last_flush: dict[int, float] = defaultdict(float)
+        self.tasks: set[asyncio.Task] = set()
+        self.frames_sent = 0
+        self.joining = asyncio.Lock()
+
+    async def subscribe(self, carpark_id: int, code: str, subscriber: Subscriber) -> None:
+        self.codes[carpark_id] = code
+        self.subscribers[carpark_id].add(subscriber)
+        async with self.joining:
+            if carpark_id not in self.channels:
+                await self._join(carpark_id)
+
+    async def _join(self, carpark_id: int) -> None:
+        """Joined before the first subscriber loads its snapshot, so no event falls between the two."""
+        self.channels[carpark_id] = await self.layer.new_channel(prefix="dashboards")
+        try:
+            await self.layer.group_add(carpark_group(carpark_id), self.channels[carpark_id])
+        except Exception as exc:
+            log.warning("dashboards: cannot join car park %s events (%s); retrying", carpark_id, exc)
+        self._spawn(self._receive_loop(carpark_id))
+        self._spawn(self._rejoin_loop(carpark_id))
+
+    def unsubscribe(self, carpark_id: int, subscriber: Subscriber) -> None:
+        self.subscribers[carpark_id].discard(subscriber)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _rejoin_loop(self, carpark_id: int) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_EVERY_S)
+            try:
+                await self.layer.group_add(carpark_group(carpark_id), self.channels[carpark_id])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dashboards: cannot join car park %s events (%s); retrying", carpark_id, exc)
+                await asyncio.sleep(2)
+
+    async def _receive_loop(self, carpark_id: int) -> None:
+        failing = False
+        while True:
+            try:
+                message = await self.layer.receive(self.channels[carpark_id])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    log.warning("dashboards: car park %s events interrupted (%s)", carpark_id, exc)
+                failing = True
+                await asyncio.sleep(1)
+                continue
+            if failing:  # events may have been lost meanwhile: everyone reloads a snapshot
+                failing = False
+                await self._resync(carpark_id)
+            if message.get("type") == "carpark.event":
+                self.add(carpark_id, message["kind"], message["data"])
+
+    def add(self, carpark_id: int, kind: str, data: dict) -> None:
+        self.pending.setdefault(carpark_id, Delta()).add(kind, data)
+        if carpark_id in self.scheduled:
+            return
+        self.scheduled.add(carpark_id)
+        wait = max(0.0, self.last_flush[carpark_id] + self.flush_s - time.monotonic())
+        if wait == 0:
+            self._spawn(self._flush(carpark_id))
+        else:
+            asyncio.get_running_loop().call_later(wait, lambda: self._spawn(self._flush(carpark_id)))
+
+    async def _flush(self, carpark_id: int) -> None:
+        self.scheduled.discard(carpark_id)
+        self.last_flush[carpark_id] = time.monotonic()
+        delta = self.pending.pop(carpark_id, None)
+        if not delta:
+            return
+        text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
+        for subscriber in list(self.subscribers[carpark_id]):
+            try:
+                await subscriber.deliver(text)
+                self.frames_sent += 1
+            except Exception:
+                log.exception("dashboards: a delta could not be delivered")
+
+    async def _resync(self, carpark_id: int) -> None:
+        for subscriber in list(self.subscribers[carpark_id]):
+            try:
+                await subscriber.resync()
+            except Exception:
+                log.exception("dashboards: a resync failed")
+
+
+_fanouts: dict[asyncio.AbstractEventLoop, CarparkFanout] = {}
+
+
+def fanout() -> CarparkFanout:
+    """This process's fan-out for the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    instance = _fanouts.get(loop)
+    if instance is None:
+        for stale in [other for other in _fanouts if other.is_closed()]:
+            del _fanouts[stale]
+        instance = _fanouts[loop] = CarparkFanout(get_channel_layer(), settings.DASHBOARD_FLUSH_S)
+    return instance
