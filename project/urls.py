@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from apps.bookings import views as site_views
-from apps.staff import views as staff_views
 from device_gateway.api import api as device_api
 from project import views
 
@@ -13,7 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("dashboard/", staff_views.dashboard, name="dashboard"),
+    path("dashboard/", include("apps.staff.urls")),
     path("api/device/v1/", device_api.urls),
     path("", site_views.home, name="home"),
 ]
