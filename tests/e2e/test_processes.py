@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.clients import send_mail
-from tests.support import ROOT, start_server, wait_for
+from tests.support import ROOT, free_port, start_server, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +90,19 @@ def test_check_deploy_passes_in_production_settings_but_not_while_the_demo_user_
     User.objects.filter(username="demo").delete()
     passed = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert passed.returncode == 0, passed.stderr
+
+
+def test_readyz_is_503_while_the_database_or_redis_is_unreachable(server_env):
+    dead_port = free_port()  # nothing listens there
+    env = server_env | {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead_port}/nothing",
+        "REDIS_URL": f"redis://127.0.0.1:{dead_port}/0",
+    }
+    server = start_server(env, name="serve-unready", worker=False)
+    try:
+        assert httpx.get(f"{server.http}/healthz").status_code == 200  # alive, though not ready
+        response = httpx.get(f"{server.http}/readyz", timeout=10)
+        assert response.status_code == 503
+        assert response.json()["checks"] == {"database": False, "redis": False}
+    finally:
+        server.stop()
