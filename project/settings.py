@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.bookings",
     "apps.access",
     "apps.mail",
+    "apps.accounting",
     "apps.staff",
     "project",  # wiring: the `serve` and `worker` commands
 ]

@@ -1,0 +1,77 @@
+"""The chart of accounts: fixed codes the services post to (seeded by a data migration, kept in sync by `ensure`).
+
+How each money event posts (Dr = positive amount, Cr = negative):
+
+- booking sold / amended / cancelled (the booking's "sold" amount follows its price; 0 once cancelled):
+    Dr 1100 Booking receivables [booking]      Cr 4000 Parking revenue [booking]           (the change in price)
+    Dr 5100 Commission expense [booking]       Cr 2100 Commission payable [agent, booking] (the change in commission)
+- payment received:   Dr 10x0 cash/card/bank     Cr 1100 [booking]      (a refund is the reverse)
+- overstay charged:   Dr 1100 [booking]          Cr 4100 Overstay revenue [booking]
+- agent invoice issued (lines = what changed per booking since last invoiced):
+    Dr 1200 Agent receivables [agent] (net)     Dr 2100 [agent] (commission)    Cr 1100 [booking] (each price)
+  a credit note is the same with the signs reversed (cancellations or reductions after invoicing).
+- agent invoice paid: Dr 1030 Bank               Cr 1200 [agent]
+
+So a booking's balance (1100 for that booking) = sold price + overstay - payments + refunds - amounts moved to an
+agent's invoice: for an agent's booking the agent, not the customer, owes the money once it is invoiced.
+There is no separate refunds-liability account: a cancelled, paid booking shows a credit balance on 1100
+("refund due") until the refund is recorded; the sub-ledger per booking is where staff look for it.
+"""
+
+from dataclasses import dataclass
+
+CASH = "1010"
+CARD = "1020"
+BANK = "1030"
+BOOKING_RECEIVABLES = "1100"
+AGENT_RECEIVABLES = "1200"
+COMMISSION_PAYABLE = "2100"
+PARKING_REVENUE = "4000"
+OVERSTAY_REVENUE = "4100"
+COMMISSION_EXPENSE = "5100"
+
+# Where money received by each payment method lands.
+CASH_ACCOUNT_FOR_METHOD = {"cash": CASH, "card": CARD, "bank_transfer": BANK}
+
+
+@dataclass(frozen=True)
+class AccountDef:
+    code: str
+    name: str
+    kind: str
+    description: str
+
+
+CHART = [
+    AccountDef(CASH, "Cash", "asset", "Cash taken for bookings and overstays."),
+    AccountDef(CARD, "Card clearing", "asset", "Card payments awaiting settlement by the acquirer."),
+    AccountDef(BANK, "Bank", "asset", "Bank transfers, including agents' invoice payments."),
+    AccountDef(
+        BOOKING_RECEIVABLES,
+        "Booking receivables",
+        "asset",
+        "Per booking: price and overstay charges not yet paid or moved to an agent's invoice.",
+    ),
+    AccountDef(AGENT_RECEIVABLES, "Agent receivables", "asset", "Per agent: invoiced and not yet paid."),
+    AccountDef(
+        COMMISSION_PAYABLE,
+        "Agent commission payable",
+        "liability",
+        "Per agent: commission earned on bookings, netted off when the agent is invoiced.",
+    ),
+    AccountDef(PARKING_REVENUE, "Parking revenue", "income", "Bookings sold, less amendments and cancellations."),
+    AccountDef(OVERSTAY_REVENUE, "Overstay revenue", "income", "Overstay charges at exit."),
+    AccountDef(COMMISSION_EXPENSE, "Agent commission expense", "expense", "Commission on agents' bookings."),
+]
+
+
+def ensure(apps=None) -> None:
+    """Create or update the chart's accounts (idempotent). `apps` is the migration state's registry, if any."""
+    if apps is None:
+        from apps.accounting.models import Account
+    else:
+        Account = apps.get_model("accounting", "Account")
+    for acc in CHART:
+        Account.objects.update_or_create(
+            code=acc.code, defaults={"name": acc.name, "kind": acc.kind, "description": acc.description}
+        )
