@@ -1,36 +1,60 @@
-"""The SMTP handler: check recipients, store the raw message durably, then answer 250. Nothing is parsed here."""
+"""The SMTP handler (aiosmtpd hooks): check recipients and senders, store the raw message durably, then answer 250.
+
+Nothing is parsed here: the reply must come quickly and must only promise what is committed. Every check that
+needs the database answers 451 4.3.0 when it cannot be reached, never a permanent 5xx.
+"""
 
 import logging
 
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.db import DatabaseError
 
 from apps.core.concurrency import run_sync
-from apps.mail import selectors, services
+from apps.mail import selectors, senders, services
 
 log = logging.getLogger(__name__)
 
 TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
+NO_MAILBOX = "550 5.1.1 No such mailbox here"
+REFUSED = "550 5.7.1 This client may not send mail for this agent"
+ONE_AGENT = "452 4.5.3 One agent per message, please send separately"
+AUTH_TEMPFAIL = "454 4.7.0 Temporary authentication failure"
+
+
+def capture_credentials(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    """aiosmtpd's (sync) authenticator: only hands the decoded login over. The password is checked against the
+    database by the handler's async auth_* methods below, off the event loop."""
+    return AuthResult(success=isinstance(auth_data, LoginPassword), handled=False, auth_data=auth_data)
 
 
 class BookingMailHandler:
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
         try:
-            agent_id = await run_sync(selectors.agent_id_for_mailbox, address=address)
+            policy = await run_sync(selectors.sender_policy_for_mailbox, address=address)
         except DatabaseError:
             log.warning("RCPT %s: database unavailable", address)
             return TEMPFAIL
-        if agent_id is None:
-            return "550 5.1.1 No such mailbox here"
+        if policy is None:
+            return NO_MAILBOX
+        reason = senders.refusal(
+            policy,
+            peer_ip=str(session.peer[0]) if session.peer else "",
+            mail_from=envelope.mail_from or "",
+            authenticated_as=_login(session),
+        )
+        if reason:
+            log.warning("RCPT %s refused: %s", address, reason)
+            return REFUSED
         known = getattr(envelope, "parkgate_agent_id", None)
-        if known is not None and known != agent_id:
-            return "452 4.5.3 One agent per message, please send separately"
-        envelope.parkgate_agent_id = agent_id
+        if known is not None and known != policy.agent_id:
+            return ONE_AGENT
+        envelope.parkgate_agent_id = policy.agent_id
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         try:
-            message_id = await run_sync(
+            stored_id = await run_sync(
                 services.inbound_email_receive,
                 agent_id=envelope.parkgate_agent_id,
                 raw=envelope.original_content,
@@ -41,4 +65,38 @@ class BookingMailHandler:
         except DatabaseError:
             log.exception("message not stored: database unavailable")
             return TEMPFAIL
-        return f"250 2.0.0 Stored as {message_id}"
+        return f"250 2.0.0 Stored as {stored_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Anything unexpected is a temporary failure for the client (it will retry), and a log line for us."""
+        log.exception("SMTP session error", exc_info=error)
+        return TEMPFAIL
+
+    # --- SMTP AUTH (offered only after STARTTLS: aiosmtpd's auth_require_tls) -------------------------------------
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._verified(await SMTP.auth_PLAIN(server, server, args))
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._verified(await SMTP.auth_LOGIN(server, server, args))
+
+    async def _verified(self, result: AuthResult) -> AuthResult:
+        if not result.success:
+            return result
+        login = result.auth_data
+        username = login.login.decode("utf-8", errors="replace")
+        try:
+            valid = await run_sync(
+                selectors.smtp_login_valid, username=username, password=login.password.decode("utf-8", "replace")
+            )
+        except DatabaseError:
+            return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
+        if not valid:
+            log.warning("SMTP AUTH failed for %r", username)
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, handled=False, auth_data=username)
+
+
+def _login(session) -> str | None:
+    data = getattr(session, "auth_data", None)
+    return data if isinstance(data, str) and session.authenticated else None

@@ -1,11 +1,40 @@
-from apps.agents.models import AgentMailbox
+from django.contrib.auth.hashers import check_password
+
+from apps.agents.models import Agent, AgentMailbox
+from apps.mail.models import InboundEmail
+from apps.mail.senders import SenderPolicy, parse_lines
 
 
 def agent_id_for_mailbox(*, address: str) -> int | None:
     """The active agent that owns `address`, or None."""
+    policy = sender_policy_for_mailbox(address=address)
+    return policy.agent_id if policy else None
+
+
+def sender_policy_for_mailbox(*, address: str) -> SenderPolicy | None:
+    """The sender restrictions of the active agent that owns `address`, or None if no active agent does."""
     row = (
         AgentMailbox.objects.filter(address=address.strip().lower(), agent__active=True)
-        .values_list("agent_id", flat=True)
+        .values_list("agent_id", "agent__allowed_networks", "agent__allowed_senders", "agent__smtp_username")
         .first()
     )
-    return row
+    if row is None:
+        return None
+    agent_id, networks, senders, username = row
+    return SenderPolicy(
+        agent_id=agent_id, networks=parse_lines(networks), senders=parse_lines(senders), smtp_username=username or ""
+    )
+
+
+def smtp_login_valid(*, username: str, password: str) -> bool:
+    """True when an active agent has these SMTP credentials (the password is checked against its hash)."""
+    if not username or not password:
+        return False
+    hashes = Agent.objects.filter(smtp_username=username, active=True).exclude(smtp_password_hash="")
+    return any(check_password(password, h) for h in hashes.values_list("smtp_password_hash", flat=True))
+
+
+def email_raw_source(*, message_id: int) -> str | None:
+    """The stored bytes of a message as text (for staff to read; shown escaped), or None once deleted."""
+    raw = InboundEmail.objects.filter(pk=message_id).values_list("raw", flat=True).first()
+    return None if raw is None else bytes(raw).decode("utf-8", errors="replace")

@@ -1,88 +1,233 @@
-"""Inbound booking emails: durable receipt (before the SMTP 250), then parsing and applying in a job."""
+"""Inbound booking emails: durable receipt (before the SMTP 250), then parsing and applying in a job.
+
+The database is the outbox: a stored message stays `received` until a job has applied it. The job queue is only a
+nudge (enqueued after commit); `inbound_email_sweep` (periodic) processes whatever the queue lost (Redis down, a
+process killed between commit and enqueue). Processing is idempotent: the message row is locked and only a
+`received` message is applied, so a job run twice applies nothing twice.
+"""
 
 import hashlib
 import logging
+from datetime import timedelta
 from email import message_from_bytes, policy
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.jobs import enqueue
+from apps.mail.applying import APPLIED, apply_actions
 from apps.mail.models import InboundEmail
+from apps.mail.parsers import ParseFailure, parse_message
 
 log = logging.getLogger(__name__)
+
+Status = InboundEmail.Status
+SWEEP_AFTER = timedelta(seconds=10)  # a message `received` for longer than this was missed by the queue
+SWEEP_BATCH = 200
+REPROCESSABLE = {Status.FAILED, Status.PROCESSED, Status.RECEIVED}
+
+
+def header_block(raw: bytes) -> bytes:
+    ends = [at for at in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if at != -1]
+    return raw[: min(ends)] if ends else raw
 
 
 def body_hash(raw: bytes) -> str:
     """SHA-256 of the bytes after the header block, so that relays' added Received: lines do not matter."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        at = raw.find(sep)
-        if at != -1:
-            return hashlib.sha256(raw[at + len(sep) :]).hexdigest()
-    return hashlib.sha256(b"").hexdigest()
+    ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := raw.find(sep)) != -1]
+    if not ends:
+        return hashlib.sha256(b"").hexdigest()
+    at, length = min(ends)
+    return hashlib.sha256(raw[at + length :]).hexdigest()
+
+
+def _header(headers, name: str) -> str:
+    try:
+        value = headers.get(name, "")
+    except Exception:
+        return ""
+    return " ".join(str(value or "").split())[:998]
 
 
 def inbound_email_receive(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: str) -> int:
     """Store a message exactly as received and schedule its processing. Returns the stored id.
 
-    Only the header block is looked at here (Message-ID, Subject); the body is parsed later, in the job.
+    Committed before returning (the SMTP 250 follows). Only the header block is read here; the body is parsed
+    later, in the job. A repeat of an earlier message (same Message-ID and body hash) is stored as `duplicate`.
     """
-    headers = message_from_bytes(raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0], policy=policy.compat32)
-    message_id = str(headers.get("Message-ID", "") or "").strip()[:998]
-    subject = str(headers.get("Subject", "") or "").strip()[:998]
-    digest = body_hash(raw)
+    headers = message_from_bytes(header_block(raw), policy=policy.compat32)
+    fields = {
+        "agent_id": agent_id,
+        "raw": raw,
+        "size": len(raw),
+        "mail_from": mail_from[:320],
+        "rcpt_tos": rcpt_tos,
+        "peer": peer[:64],
+        "message_id": _header(headers, "Message-ID"),
+        "body_hash": body_hash(raw),
+        "subject": _header(headers, "Subject"),
+    }
     with transaction.atomic():
-        original = (
-            InboundEmail.objects.filter(agent_id=agent_id, message_id=message_id, body_hash=digest, duplicate_of=None)
-            .order_by("id")
-            .first()
-        )
-        email = InboundEmail.objects.create(
-            agent_id=agent_id,
-            raw=raw,
-            size=len(raw),
-            mail_from=mail_from,
-            rcpt_tos=rcpt_tos,
-            peer=peer,
-            message_id=message_id,
-            body_hash=digest,
-            subject=subject,
-            status=InboundEmail.Status.DUPLICATE if original else InboundEmail.Status.RECEIVED,
-            duplicate_of=original,
-        )
-        if original is None:
+        try:
+            with transaction.atomic():
+                email = InboundEmail.objects.create(**fields)
+        except IntegrityError:  # the unique "one original" constraint: this is a repeat
+            original = InboundEmail.objects.filter(
+                agent_id=agent_id, message_id=fields["message_id"], body_hash=fields["body_hash"], duplicate_of=None
+            ).exclude(status=Status.DUPLICATE)
+            email = InboundEmail.objects.create(
+                **fields, status=Status.DUPLICATE, duplicate_of=original.order_by("id").first()
+            )
+        else:
             enqueue("mail.process", message_id=email.id)
     return email.id
 
 
-def inbound_email_process(*, message_id: int) -> None:
-    """Parse and apply one stored message. Idempotent: only a message still `received` is applied."""
-    from apps.mail.parsers import parse_message
-
+def inbound_email_process(*, message_id: int) -> str | None:
+    """Parse and apply one stored message if it is still `received`. Returns its new status (None: nothing done)."""
     with transaction.atomic():
         email = (
-            InboundEmail.objects.select_for_update(of=("self",)).select_related("agent").filter(pk=message_id).first()
+            InboundEmail.objects.select_for_update(of=("self",), skip_locked=False)
+            .select_related("agent")
+            .filter(pk=message_id)
+            .first()
         )
-        if email is None or email.status != InboundEmail.Status.RECEIVED:
-            return
-        try:
-            actions = parse_message(fmt=email.agent.email_format, raw=bytes(email.raw))
-        except ValueError as exc:
-            email.status, email.error = InboundEmail.Status.FAILED, str(exc)
-        else:
-            results = [_apply(email, action) for action in actions]
-            email.result = results
-            email.status = InboundEmail.Status.PROCESSED if actions else InboundEmail.Status.IGNORED
+        if email is None or email.status != Status.RECEIVED:
+            return None
+        _process_locked(email)
         email.processed_at = timezone.now()
-        email.save(update_fields=["status", "error", "result", "processed_at"])
+        email.save(update_fields=["status", "error", "result", "sent_at", "processed_at"])
+        if email.agent.error_report_address and (email.status == Status.FAILED or email.failed_rows):
+            enqueue("mail.error_report", message_id=email.id)
+    return email.status
 
 
-def _apply(email: InboundEmail, action: dict) -> dict:
-    from apps.bookings.services import booking_apply_from_agent
-
+def _process_locked(email: InboundEmail) -> None:
+    """Set status, result, error and sent_at. A message that breaks the parser fails alone (never blocks others)."""
+    if email.raw is None:
+        email.status, email.error = Status.FAILED, "the raw message was deleted (retention period)"
+        return
     try:
         with transaction.atomic():
-            booking = booking_apply_from_agent(agent=email.agent, **action)
-    except ValueError as exc:
-        return {"agent_ref": action.get("agent_ref"), "result": "failed", "error": str(exc)}
-    return {"agent_ref": action.get("agent_ref"), "result": "applied", "booking": booking.reference}
+            parsed = parse_message(fmt=email.agent.email_format, raw=bytes(email.raw))
+            email.sent_at = parsed.sent_at
+            if not parsed.actions:
+                email.status, email.result, email.error = Status.IGNORED, [], "no bookings in this message"
+                return
+            email.result = apply_actions(
+                email=email, sent_at=parsed.sent_at or email.received_at, actions=parsed.actions
+            )
+    except ParseFailure as exc:
+        email.status, email.error, email.result = Status.FAILED, str(exc), []
+        return
+    except DatabaseError:
+        raise  # the database is unwell: let the job fail and run again later
+    except Exception as exc:  # a bug or an input nobody foresaw: this message fails, the others go on
+        log.exception("message %s could not be processed", email.id)
+        email.status, email.error, email.result = Status.FAILED, f"internal error: {exc!r}"[:2000], []
+        return
+    email.status, email.error = _overall(email.result)
+
+
+def _overall(results: list[dict]) -> tuple[str, str]:
+    outcomes = [r["result"] for r in results]
+    failed = [r for r in results if r["result"] == "failed"]
+    if any(o in APPLIED for o in outcomes):
+        return Status.PROCESSED, ""
+    if failed:
+        reasons = [f"{_where(r)}{r['error']}" for r in failed]
+        return Status.FAILED, "; ".join(reasons)[:2000]
+    return Status.SUPERSEDED, ""
+
+
+def _where(row: dict) -> str:
+    if "line" in row:
+        return f"line {row['line']} ({row.get('agent_ref') or '?'}): "
+    return f"{row['agent_ref']}: " if row.get("agent_ref") else ""
+
+
+def inbound_email_reprocess(*, message_id: int) -> str | None:
+    """Staff: run a failed message again after fixing data (a car park code, a contract).
+
+    For a processed message with failed rows, only those rows run again (the others were applied already).
+    Returns the new status, or None when the message cannot be reprocessed (duplicate, ignored, superseded).
+    """
+    with transaction.atomic():
+        email = InboundEmail.objects.select_for_update(of=("self",)).select_related("agent").get(pk=message_id)
+        if email.status not in REPROCESSABLE:
+            return None
+        if email.status == Status.PROCESSED:
+            if not email.failed_rows:
+                return None
+            _rerun_failed_rows(email)
+        else:
+            email.status, email.result, email.error, email.report_sent_at = Status.RECEIVED, [], "", None
+            _process_locked(email)
+        email.processed_at = timezone.now()
+        email.save(update_fields=["status", "error", "result", "sent_at", "processed_at", "report_sent_at"])
+    return email.status
+
+
+def _rerun_failed_rows(email: InboundEmail) -> None:
+    failed_rows = {r["row"] for r in email.failed_rows}
+    try:
+        parsed = parse_message(fmt=email.agent.email_format, raw=bytes(email.raw or b""))
+    except ParseFailure:
+        return
+    rerun = [a for a in parsed.actions if a.row in failed_rows]
+    fresh = {
+        r["row"]: r for r in apply_actions(email=email, sent_at=parsed.sent_at or email.received_at, actions=rerun)
+    }
+    email.result = [fresh.get(r["row"], r) for r in email.result]
+    email.report_sent_at = None
+
+
+def inbound_email_sweep(*, older_than: timedelta = SWEEP_AFTER, limit: int = SWEEP_BATCH) -> int:
+    """The outbox sweep: process messages still `received` after `older_than` (their job was lost). Returns the
+    number processed. Rows locked by a running job are skipped, not waited for."""
+    done = 0
+    cutoff = timezone.now() - older_than
+    for message_id in _stale_ids(cutoff, limit):
+        try:
+            if inbound_email_process(message_id=message_id) is not None:
+                done += 1
+        except DatabaseError:
+            log.exception("sweep: message %s not processed, will retry", message_id)
+    if done:
+        log.info("mail sweep processed %s message(s) the queue had missed", done)
+    return done
+
+
+def _stale_ids(cutoff, limit: int) -> list[int]:
+    with transaction.atomic():
+        return list(
+            InboundEmail.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.RECEIVED, received_at__lt=cutoff)
+            .order_by("received_at")
+            .values_list("id", flat=True)[:limit]
+        )
+
+
+def inbound_email_purge_raw(*, now=None) -> int:
+    """Delete raw messages older than RAW_EMAIL_RETENTION_DAYS (the rows, results and bookings stay)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.RAW_EMAIL_RETENTION_DAYS)
+    return InboundEmail.objects.filter(received_at__lt=cutoff, raw__isnull=False).update(raw=None, raw_deleted_at=now)
+
+
+def inbound_email_send_error_report(*, message_id: int) -> bool:
+    """Mail the agent a short report of a failed message or its failed rows, once. False if nothing was sent."""
+    from apps.mail.reports import build_error_report
+
+    with transaction.atomic():
+        email = InboundEmail.objects.select_for_update(of=("self",)).select_related("agent").get(pk=message_id)
+        address = email.agent.error_report_address if email.agent else ""
+        if email.report_sent_at is not None or not address:
+            return False
+        if email.status != Status.FAILED and not email.failed_rows:
+            return False
+        build_error_report(email, address).send()
+        email.report_sent_at = timezone.now()
+        email.save(update_fields=["report_sent_at"])
+    return True

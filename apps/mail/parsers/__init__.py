@@ -1,18 +1,33 @@
-"""Agent email formats: a registry of pure functions from a parsed message to booking actions."""
+"""Agent email formats: a registry of pure functions from a parsed message to booking actions (one module each)."""
 
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
 
-from apps.mail.parsers import labels
+from apps.mail import mime
+from apps.mail.parsers import csv_rows, fixed, labels
+from apps.mail.parsers.base import BookingAction, Money, ParseFailure
 
-PARSERS = {"labels": labels.parse}
+__all__ = ["PARSERS", "BookingAction", "Money", "ParseFailure", "ParsedMessage", "parse_message"]
+
+PARSERS: dict[str, Callable[[Message], list[BookingAction]]] = {
+    "labels": labels.parse,
+    "csv": csv_rows.parse,
+    "fixed": fixed.parse,
+}
 
 
-def parse_message(*, fmt: str, raw: bytes) -> list[dict]:
-    """The booking actions (dicts with `action`: new/amend/cancel) in a message; ValueError if it is unreadable."""
-    msg: EmailMessage = message_from_bytes(raw, policy=policy.default)
-    try:
-        parser = PARSERS[fmt]
-    except KeyError:
-        raise ValueError(f"no parser for format {fmt!r}") from None
-    return parser(msg)
+@dataclass
+class ParsedMessage:
+    sent_at: datetime | None  # the Date header of the message carrying the bookings (the forwarded one, if any)
+    actions: list[BookingAction]
+
+
+def parse_message(*, fmt: str, raw: bytes) -> ParsedMessage:
+    """Read a stored message in an agent's format. Raises ParseFailure (a ValueError) with a reason for staff."""
+    parser = PARSERS.get(fmt)
+    if parser is None:
+        raise ParseFailure(f"no parser for format {fmt!r}")
+    msg = mime.booking_message(mime.parse_bytes(raw))
+    return ParsedMessage(sent_at=mime.sent_at(msg), actions=parser(msg))
