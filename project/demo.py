@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from apps.agents.models import Agent, AgentMailbox
-from apps.carparks.models import Brand, BrandDomain, CarPark, Lane
+from apps.carparks.models import Brand, BrandDomain, CarPark, Lane, Tariff, TariffBand
 from apps.staff.models import StaffAssignment
 
 BRANDS = [
@@ -23,6 +23,11 @@ CARPARKS = [
     ),
     ("MAN-T2", "Manchester Terminal 2", 150, [("IN1", "entry"), ("OUT1", "exit")], ["skyline"]),
 ]
+# Tariffs: car park -> (daily rate, minimum charge, bands [(from day, daily rate)], per-brand daily rate overrides)
+TARIFFS = {
+    "LHR-T5": ("15.00", "25.00", [(4, "10.00")], {"skyline": "13.50"}),
+    "MAN-T2": ("9.00", "18.00", [(8, "6.00")], {}),
+}
 AGENTS = [
     ("skypark", "SkyPark Agents", "labels", "0.15"),
     ("holidayx", "HolidayX", "csv", "0.12"),
@@ -61,6 +66,7 @@ def seed_demo() -> None:
         for lane_code, direction in lanes:
             Lane.objects.update_or_create(carpark=carpark, code=lane_code, defaults={"direction": direction})
         carparks.append(carpark)
+        _seed_tariffs(carpark, brands)
     for code, name, fmt, rate in AGENTS:
         agent, _ = Agent.objects.update_or_create(
             code=code,
@@ -82,3 +88,15 @@ def seed_demo() -> None:
         user.save()
     for carpark in carparks:
         StaffAssignment.objects.update_or_create(user=user, carpark=carpark, defaults={"role": "supervisor"})
+
+
+def _seed_tariffs(carpark: CarPark, brands: dict[str, Brand]) -> None:
+    daily, minimum, bands, overrides = TARIFFS[carpark.code]
+    for brand, rate in [(None, daily), *((brands[b], r) for b, r in overrides.items())]:
+        tariff, _ = Tariff.objects.update_or_create(
+            carpark=carpark, brand=brand, defaults={"daily_rate": Decimal(rate), "minimum_charge": Decimal(minimum)}
+        )
+        for from_day, band_rate in bands:
+            TariffBand.objects.update_or_create(
+                tariff=tariff, from_day=from_day, defaults={"daily_rate": Decimal(band_rate)}
+            )

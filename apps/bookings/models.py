@@ -40,6 +40,7 @@ class Booking(models.Model):
     overbooked = models.BooleanField(default=False, help_text="Recorded although the car park was full")
     flight_outbound = models.CharField(max_length=16, blank=True)
     flight_return = models.CharField(max_length=16, blank=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -55,6 +56,11 @@ class Booking(models.Model):
     def __str__(self) -> str:
         return self.reference
 
+    @property
+    def holds_space(self) -> bool:
+        """A booking holds a space on its days unless it is cancelled (see apps.bookings.capacity)."""
+        return self.status != self.Status.CANCELLED
+
 
 class Vehicle(models.Model):
     """A vehicle registered on a booking; plates in raw, normal and look-alike form (apps.core.plates)."""
@@ -69,3 +75,41 @@ class Vehicle(models.Model):
 
     def __str__(self) -> str:
         return self.registration
+
+
+class CapacityDay(models.Model):
+    """Spaces held at a car park on one local calendar date: one row per (car park, date), created on demand.
+
+    `held` counts the bookings (not cancelled) whose stay touches the date. Writers lock these rows with
+    SELECT ... FOR UPDATE in (car park, date) order, so concurrent bookings serialise per day and never deadlock.
+    """
+
+    carpark = models.ForeignKey("carparks.CarPark", related_name="capacity_days", on_delete=models.CASCADE)
+    date = models.DateField()
+    held = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["carpark", "date"], name="capacity_day_unique"),
+            models.CheckConstraint(condition=models.Q(held__gte=0), name="capacity_day_held_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.carpark_id} {self.date}: {self.held}"
+
+
+class ApiIdempotencyKey(models.Model):
+    """The first response to an agent's POST with an `Idempotency-Key`, replayed for 24 h (operations.md 5)."""
+
+    agent = models.ForeignKey("agents.Agent", related_name="+", on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and canonical body")
+    status_code = models.PositiveSmallIntegerField(default=0)
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "key"], name="idempotency_key_unique_per_agent")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}: {self.key}"

@@ -1,17 +1,66 @@
-"""Booking writes. Every booking, from the website, the API or an email, is made by these functions."""
+"""Booking writes. Every booking, from the website, the API or an email, is made by these functions.
+
+Each owns its transaction: capacity holds (apps.bookings.capacity), the booking rows and the domain signals
+(apps.bookings.signals, where the ledger posts) commit or roll back together. docs/contracts-internal.md is the
+contract for the signatures and exceptions.
+"""
 
 import secrets
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.agents.models import Agent
-from apps.bookings.models import Booking, Customer, Vehicle
-from apps.carparks.models import CarPark
+from apps.bookings import capacity, signals
+from apps.bookings.capacity import Stay
+from apps.bookings.localtime import localize
+from apps.bookings.models import ApiIdempotencyKey, Booking, Customer, Vehicle
+from apps.bookings.pricing import stay_dates
+from apps.bookings.selectors import tariff_price
+from apps.carparks.models import Brand, CarPark
 from apps.core import plates
+from apps.core.jobs import enqueue
 
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out on the phone
+MAX_STAY = timedelta(days=92)
+MAX_VEHICLES = 5
+PENNY = Decimal("0.01")
+
+
+class BookingInvalid(ValueError):
+    """Bad input for a booking; the message says what, in words a customer or an agent understands."""
+
+    code = "invalid"
+
+
+class NotContracted(BookingInvalid):
+    code = "not_contracted"
+
+
+class NoCapacity(Exception):
+    """A day of the stay is full. `dates` are the full local dates."""
+
+    code = "no_capacity"
+
+    def __init__(self, carpark: CarPark, dates: list):
+        self.carpark, self.dates = carpark, dates
+        days = ", ".join(d.strftime("%a %d %b %Y") for d in dates)
+        super().__init__(f"{carpark.name} is full on {days}")
+
+
+class DuplicateAgentRef(Exception):
+    code = "duplicate_agent_ref"
+
+
+class BookingClosed(Exception):
+    """The booking can no longer be changed (it has arrived or left). `code` is `already_arrived`."""
+
+    code = "already_arrived"
 
 
 def new_reference() -> str:
@@ -19,24 +68,176 @@ def new_reference() -> str:
 
 
 def local_to_utc(carpark: CarPark, local: datetime) -> datetime:
-    """A naive local time at the car park -> an aware UTC datetime."""
+    """A naive local time at the car park -> an aware UTC datetime (aware ones are returned as they are).
+
+    Raises LocalTimeError (a ValueError) for a time that does not exist or is ambiguous across a clock change.
+    """
     if local.tzinfo is not None:
         return local
-    return local.replace(tzinfo=carpark.tz)
+    return localize(local, carpark.tz)
 
 
-def _vehicles(booking: Booking, registrations: list[str]) -> None:
+# --- validation ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _VehicleIn:
+    raw: str
+    registration: str
+    make: str
+    model: str
+    colour: str
+
+
+def _text(value, name: str, max_length: int, *, required: bool = False) -> str:
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise BookingInvalid(f"{name} is required")
+    if len(text) > max_length:
+        raise BookingInvalid(f"{name} is too long (at most {max_length} characters)")
+    return text
+
+
+def _clean_vehicles(vehicles) -> list[_VehicleIn]:
+    if not isinstance(vehicles, list | tuple):
+        raise BookingInvalid("vehicles must be a list")
+    cleaned = []
+    for v in vehicles:
+        v = {"registration": v} if isinstance(v, str) else v
+        if not isinstance(v, dict):
+            raise BookingInvalid("each vehicle needs a registration")
+        raw = _text(v.get("registration"), "registration", 20)
+        normal = plates.normalise(raw)
+        if not normal:
+            if raw:
+                raise BookingInvalid(f"{raw!r} is not a vehicle registration")
+            continue
+        cleaned.append(
+            _VehicleIn(
+                raw=raw,
+                registration=normal,
+                make=_text(v.get("make"), "make", 40),
+                model=_text(v.get("model"), "model", 40),
+                colour=_text(v.get("colour"), "colour", 30),
+            )
+        )
+    if not cleaned:
+        raise BookingInvalid("at least one vehicle registration is required")
+    if len(cleaned) > MAX_VEHICLES:
+        raise BookingInvalid(f"at most {MAX_VEHICLES} vehicles per booking")
+    if len({v.registration for v in cleaned}) != len(cleaned):
+        raise BookingInvalid("the same registration is given twice")
+    return cleaned
+
+
+def _clean_email(value) -> str:
+    email = _text(value, "email", 254)
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise BookingInvalid(f"{email!r} is not an email address") from None
+    return email
+
+
+def _clean_money(value, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise BookingInvalid(f"{name} must be an amount like 54.99") from None
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("100000000"):
+        raise BookingInvalid(f"{name} must be an amount between 0 and 99999999.99")
+    return amount.quantize(PENNY, rounding=ROUND_HALF_UP)
+
+
+def _check_times(arrival: datetime, departure: datetime) -> None:
+    if not isinstance(arrival, datetime) or not isinstance(departure, datetime):
+        raise BookingInvalid("arrival and departure must be dates and times")
+    if arrival.tzinfo is None or departure.tzinfo is None:
+        raise BookingInvalid("arrival and departure must carry a time zone")
+    if departure <= arrival:
+        raise BookingInvalid("departure must be after arrival")
+    if departure - arrival > MAX_STAY:
+        raise BookingInvalid(f"a stay can be at most {MAX_STAY.days} days")
+
+
+def _check_seller(carpark: CarPark, agent: Agent | None, brand: Brand | None) -> None:
+    if agent is not None and not agent.carparks.filter(pk=carpark.pk).exists():
+        raise NotContracted(f"agent {agent.code} is not contracted for {carpark.code}")
+    if brand is not None and not carpark.brands.filter(pk=brand.pk).exists():
+        raise BookingInvalid(f"{brand.name} does not sell {carpark.name}")
+
+
+def _stay(carpark: CarPark, arrival: datetime, departure: datetime) -> Stay:
+    return Stay(carpark.pk, carpark.capacity, tuple(stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)))
+
+
+def _price_or_tariff(price, carpark: CarPark, brand: Brand | None, arrival: datetime, departure: datetime) -> Decimal:
+    amount = _clean_money(price, "price")
+    if amount is not None:
+        return amount
+    quoted = tariff_price(carpark=carpark, brand=brand, arrival=arrival, departure=departure)
+    if quoted is None:
+        raise BookingInvalid(f"{carpark.code} has no tariff: give a price")
+    return quoted
+
+
+def _commission(commission, agent: Agent | None, price: Decimal) -> Decimal | None:
+    """The agent's own figure when given, else its contracted rate of the price."""
+    amount = _clean_money(commission, "commission")
+    if amount is None and agent is not None:
+        amount = (price * agent.commission_rate).quantize(PENNY, rounding=ROUND_HALF_UP)
+    return amount
+
+
+def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking: bool) -> bool:
+    """Move the holds; True when some day was taken although full (overbooking allowed)."""
+    try:
+        return bool(capacity.move_holds(old=old, new=new, allow_overbooking=allow_overbooking))
+    except capacity.DaysFull as full:
+        raise NoCapacity(carpark, full.dates) from None
+
+
+def _replace_vehicles(booking: Booking, vehicles: list[_VehicleIn]) -> None:
     Vehicle.objects.filter(booking=booking).delete()
     Vehicle.objects.bulk_create(
         Vehicle(
             booking=booking,
-            registration_raw=raw.strip(),
-            registration=plates.normalise(raw),
-            lookalike_key=plates.lookalike_key(raw),
+            registration_raw=v.raw,
+            registration=v.registration,
+            lookalike_key=plates.lookalike_key(v.registration),
+            make=v.make,
+            model=v.model,
+            colour=v.colour,
         )
-        for raw in registrations
-        if plates.normalise(raw)
+        for v in vehicles
     )
+
+
+def _insert_with_new_reference(fields: dict) -> Booking:
+    """Insert the booking under a fresh random reference, drawing again on the (rare) collision."""
+    for _ in range(8):
+        try:
+            with transaction.atomic():
+                return Booking.objects.create(reference=new_reference(), **fields)
+        except IntegrityError:
+            if (
+                fields.get("agent_ref")
+                and Booking.objects.filter(agent=fields["agent"], agent_ref=fields["agent_ref"]).exists()
+            ):
+                raise DuplicateAgentRef(f"agent reference {fields['agent_ref']} is already used") from None
+    raise RuntimeError("could not draw a free booking reference")
+
+
+def _after_commit_notifications(booking: Booking) -> None:
+    """Website bookings get a confirmation email (a job, sent once the booking has committed)."""
+    if booking.brand_id and booking.customer.email and booking.confirmation_sent_at is None:
+        enqueue("bookings.send_confirmation", booking_id=booking.pk)
+
+
+# --- the services --------------------------------------------------------------------------------------------
 
 
 def booking_create(
@@ -45,91 +246,226 @@ def booking_create(
     arrival: datetime,
     departure: datetime,
     customer_name: str,
-    registrations: list[str],
-    price: Decimal,
+    vehicles: list[dict],
     source: str,
+    price: Decimal | None = None,
     customer_email: str = "",
     customer_phone: str = "",
     agent: Agent | None = None,
     agent_ref: str | None = None,
-    brand=None,
+    brand: Brand | None = None,
     commission: Decimal | None = None,
     flight_outbound: str = "",
     flight_return: str = "",
+    allow_overbooking: bool = False,
 ) -> Booking:
-    if departure <= arrival:
-        raise ValueError("departure must be after arrival")
-    if not any(plates.normalise(r) for r in registrations):
-        raise ValueError("at least one vehicle registration is required")
+    """Make a booking, holding a space on each of its days. See docs/contracts-internal.md."""
+    _check_times(arrival, departure)
+    name = _text(customer_name, "customer name", 200, required=True)
+    email, phone = _clean_email(customer_email), _text(customer_phone, "phone", 40)
+    cleaned_vehicles = _clean_vehicles(vehicles)
+    agent_ref = _text(agent_ref, "agent reference", 64) or None
+    if agent_ref and agent is None:
+        raise BookingInvalid("an agent reference needs an agent")
+    if source not in Booking.Source.values:
+        raise BookingInvalid(f"unknown source {source!r}")
+    _check_seller(carpark, agent, brand)
+    amount = _price_or_tariff(price, carpark, brand, arrival, departure)
+    fields = {
+        "carpark": carpark,
+        "brand": brand,
+        "agent": agent,
+        "agent_ref": agent_ref,
+        "arrival": arrival,
+        "departure": departure,
+        "source": source,
+        "price": amount,
+        "currency": carpark.currency,
+        "commission": _commission(commission, agent, amount),
+        "flight_outbound": _text(flight_outbound, "outbound flight", 16).upper(),
+        "flight_return": _text(flight_return, "return flight", 16).upper(),
+    }
     with transaction.atomic():
-        customer = Customer.objects.create(name=customer_name, email=customer_email, phone=customer_phone)
-        for _ in range(5):
-            try:
-                with transaction.atomic():
-                    booking = Booking.objects.create(
-                        reference=new_reference(),
-                        carpark=carpark,
-                        brand=brand,
-                        agent=agent,
-                        agent_ref=agent_ref,
-                        customer=customer,
-                        arrival=arrival,
-                        departure=departure,
-                        source=source,
-                        price=price,
-                        currency=carpark.currency,
-                        commission=commission,
-                        flight_outbound=flight_outbound,
-                        flight_return=flight_return,
-                    )
-                break
-            except IntegrityError:
-                if agent_ref and Booking.objects.filter(agent=agent, agent_ref=agent_ref).exists():
-                    raise
-                continue  # reference collision: draw again
-        _vehicles(booking, registrations)
+        if agent_ref and Booking.objects.filter(agent=agent, agent_ref=agent_ref).exists():
+            raise DuplicateAgentRef(f"agent reference {agent_ref} is already used")
+        overbooked = _take_holds(carpark, None, _stay(carpark, arrival, departure), allow_overbooking)
+        customer = Customer.objects.create(name=name, email=email, phone=phone)
+        booking = _insert_with_new_reference({**fields, "customer": customer, "overbooked": overbooked})
+        _replace_vehicles(booking, cleaned_vehicles)
+        signals.booking_created.send(sender=Booking, booking=booking)
+        _after_commit_notifications(booking)
     return booking
 
 
+_AMENDABLE = {
+    "carpark",
+    "arrival",
+    "departure",
+    "customer_name",
+    "customer_email",
+    "customer_phone",
+    "vehicles",
+    "price",
+    "commission",
+    "flight_outbound",
+    "flight_return",
+}
+
+
+def booking_amend(*, booking: Booking, allow_overbooking: bool = False, **changes) -> Booking:
+    """Change a confirmed booking. New days are capacity-checked; new dates or car park re-price it unless a
+    `price` is given; a new price re-computes an agent's commission unless `commission` is given."""
+    unknown = set(changes) - _AMENDABLE
+    if unknown:
+        raise BookingInvalid(f"cannot change {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        current = Booking.objects.select_for_update(of=("self",)).select_related("carpark", "customer", "agent")
+        current = current.get(pk=booking.pk)
+        if current.status == Booking.Status.CANCELLED:
+            raise BookingInvalid("a cancelled booking cannot be changed")
+        if current.status != Booking.Status.CONFIRMED:
+            raise BookingClosed(f"booking {current.reference} has already arrived")
+        previous_price, previous_commission = current.price, current.commission
+        carpark = changes.get("carpark") or current.carpark
+        arrival = changes.get("arrival") or current.arrival
+        departure = changes.get("departure") or current.departure
+        _check_times(arrival, departure)
+        moved = (carpark.pk, arrival, departure) != (current.carpark_id, current.arrival, current.departure)
+        if carpark.pk != current.carpark_id:
+            _check_seller(carpark, current.agent, current.brand)
+        if changes.get("price") is not None:
+            current.price = _clean_money(changes["price"], "price")
+        elif moved:
+            current.price = _price_or_tariff(None, carpark, current.brand, arrival, departure)
+        if "commission" in changes:
+            current.commission = _commission(changes["commission"], current.agent, current.price)
+        elif current.price != previous_price and current.agent is not None:
+            current.commission = _commission(None, current.agent, current.price)
+        if moved:
+            old = _stay(current.carpark, current.arrival, current.departure)
+            new = _stay(carpark, arrival, departure)
+            kept = old.keys() & new.keys()
+            overbooked_now = _take_holds(carpark, old, new, allow_overbooking)
+            current.overbooked = overbooked_now or (current.overbooked and bool(kept))
+        current.carpark, current.arrival, current.departure = carpark, arrival, departure
+        current.currency = carpark.currency
+        for flight in ("flight_outbound", "flight_return"):
+            if flight in changes:
+                setattr(current, flight, _text(changes[flight], flight.replace("_", " "), 16).upper())
+        _amend_customer(current.customer, changes)
+        if "vehicles" in changes:
+            _replace_vehicles(current, _clean_vehicles(changes["vehicles"]))
+        current.save()
+        signals.booking_amended.send(
+            sender=Booking, booking=current, previous_price=previous_price, previous_commission=previous_commission
+        )
+    return current
+
+
+def _amend_customer(customer: Customer, changes: dict) -> None:
+    updates = {}
+    if "customer_name" in changes:
+        updates["name"] = _text(changes["customer_name"], "customer name", 200, required=True)
+    if "customer_email" in changes:
+        updates["email"] = _clean_email(changes["customer_email"])
+    if "customer_phone" in changes:
+        updates["phone"] = _text(changes["customer_phone"], "phone", 40)
+    if updates:
+        for field, value in updates.items():
+            setattr(customer, field, value)
+        customer.save(update_fields=list(updates))
+
+
+def booking_cancel(*, booking: Booking) -> Booking:
+    """Cancel a booking and free its days. A repeated cancel changes nothing; after arrival: BookingClosed."""
+    with transaction.atomic():
+        current = Booking.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=booking.pk)
+        if current.status == Booking.Status.CANCELLED:
+            return current
+        if current.status in (Booking.Status.ARRIVED, Booking.Status.DEPARTED):
+            raise BookingClosed(f"booking {current.reference} has already arrived")
+        previous_status = current.status
+        capacity.move_holds(old=_stay(current.carpark, current.arrival, current.departure), new=None)
+        current.status = Booking.Status.CANCELLED
+        current.save(update_fields=["status", "updated_at"])
+        signals.booking_cancelled.send(sender=Booking, booking=current, previous_status=previous_status)
+    return current
+
+
+def booking_mark_confirmation_sent(*, booking_id: int) -> bool:
+    """Record that the confirmation email went out; False when it already had (the job ran twice)."""
+    return bool(
+        Booking.objects.filter(pk=booking_id, confirmation_sent_at__isnull=True).update(
+            confirmation_sent_at=timezone.now()
+        )
+    )
+
+
+# --- agents' emails (kept for apps.mail until it calls the services above directly) ---------------------------
+
+
 def booking_apply_from_agent(*, agent: Agent, action: str, agent_ref: str, **fields) -> Booking:
-    """Apply one booking action from an agent's email (email-ingress.md 2)."""
-    existing = Booking.objects.select_for_update().filter(agent=agent, agent_ref=agent_ref).first()
+    """Apply one booking action parsed from an agent's email (email-ingress.md 2) through the services above.
+
+    Email bookings are never refused for capacity: they are recorded with `overbooked=True` (issue 3).
+    """
+    existing = Booking.objects.filter(agent=agent, agent_ref=agent_ref).first()
     if action == "cancel":
         if existing is None:
-            raise ValueError(f"no booking {agent_ref}")
-        existing.status = Booking.Status.CANCELLED
-        existing.save(update_fields=["status", "updated_at"])
-        return existing
-    carpark = CarPark.objects.filter(code=fields["carpark_code"].strip().upper()).first()
+            raise BookingInvalid(f"no booking {agent_ref}")
+        return booking_cancel(booking=existing)
+    carpark = CarPark.objects.filter(code=str(fields.get("carpark_code", "")).strip().upper()).first()
     if carpark is None:
-        raise ValueError(f"unknown car park {fields['carpark_code']!r}")
-    if not agent.carparks.filter(pk=carpark.pk).exists():
-        raise ValueError(f"agent {agent.code} is not contracted for {carpark.code}")
-    arrival = local_to_utc(carpark, fields["arrival_local"])
-    departure = local_to_utc(carpark, fields["departure_local"])
-    price = fields.get("price") or Decimal("0.00")
+        raise BookingInvalid(f"unknown car park {fields.get('carpark_code')!r}")
+    details = {
+        "carpark": carpark,
+        "arrival": local_to_utc(carpark, fields["arrival_local"]),
+        "departure": local_to_utc(carpark, fields["departure_local"]),
+        "customer_name": fields["customer_name"],
+        "customer_email": fields.get("customer_email", ""),
+        "customer_phone": fields.get("customer_phone", ""),
+        "vehicles": [{"registration": r} for r in fields["registrations"]],
+        "price": fields.get("price"),
+        "commission": fields.get("commission"),
+        "flight_outbound": fields.get("flight_outbound", ""),
+        "flight_return": fields.get("flight_return", ""),
+    }
     if existing is None:
         return booking_create(
-            carpark=carpark,
-            arrival=arrival,
-            departure=departure,
-            customer_name=fields["customer_name"],
-            customer_email=fields.get("customer_email", ""),
-            customer_phone=fields.get("customer_phone", ""),
-            registrations=fields["registrations"],
-            price=price,
-            commission=fields.get("commission"),
-            source=Booking.Source.EMAIL,
-            agent=agent,
-            agent_ref=agent_ref,
-            flight_outbound=fields.get("flight_outbound", ""),
-            flight_return=fields.get("flight_return", ""),
+            **details, source=Booking.Source.EMAIL, agent=agent, agent_ref=agent_ref, allow_overbooking=True
         )
-    existing.carpark, existing.arrival, existing.departure, existing.price = carpark, arrival, departure, price
-    existing.commission = fields.get("commission")
-    existing.save()
-    Customer.objects.filter(pk=existing.customer_id).update(
-        name=fields["customer_name"], email=fields.get("customer_email", ""), phone=fields.get("customer_phone", "")
-    )
-    _vehicles(existing, fields["registrations"])
-    return existing
+    return booking_amend(booking=existing, allow_overbooking=True, **details)
+
+
+# --- API idempotency -----------------------------------------------------------------------------------------
+
+
+class IdempotencyKeyReused(Exception):
+    code = "idempotency_key_reused"
+
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+def idempotent_response(*, agent_id: int, key: str, fingerprint: str, respond) -> tuple[int, dict]:
+    """Run `respond()` -> (status, body) once per (agent, key) within 24 h and replay its answer afterwards.
+
+    The key's row is inserted first in the same transaction as the work, so a concurrent request with the same
+    key waits on the unique index and then sees the stored answer (never a second booking). Another body under
+    the same key: IdempotencyKeyReused.
+    """
+    with transaction.atomic():
+        ApiIdempotencyKey.objects.filter(
+            agent_id=agent_id, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
+        ).delete()
+        record, created = ApiIdempotencyKey.objects.get_or_create(
+            agent_id=agent_id, key=key, defaults={"fingerprint": fingerprint}
+        )
+        if not created:
+            if record.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was used with another request body")
+            return record.status_code, record.response
+        status, body = respond()
+        record.status_code, record.response = status, body
+        record.save(update_fields=["status_code", "response"])
+    return status, body

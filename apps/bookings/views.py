@@ -1,14 +1,296 @@
-"""Customer websites: the request's host picks the brand; a host that is no brand's gets 404."""
+"""Customer websites: the request's host picks the brand; a host that is no brand's gets 404.
 
-from asgiref.sync import sync_to_async
-from django.http import Http404
+search -> quote (price, spaces left) -> book -> confirmation; manage (reference + email): view, amend, cancel.
+Times are shown and entered in the car park's timezone. A brand sells and shows only its own car parks and
+bookings. Which bookings a browser may manage is kept in a signed cookie (no server-side session needed).
+"""
+
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.core.cache import cache
+from django.core.signing import BadSignature
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
 
-from apps.carparks.selectors import brand_for_host
+from apps.bookings import selectors, services
+from apps.bookings.forms import LOCAL_INPUT, AmendForm, BookForm, ManageLookupForm, SearchForm
+from apps.bookings.models import Booking
+from apps.carparks.models import Brand, CarPark
+from apps.carparks.selectors import brand_carparks, brand_for_host
+from apps.core.concurrency import run_sync
+
+MANAGE_COOKIE = "pg_manage"
+MANAGE_COOKIE_SALT = "parkgate.manage"
+MANAGE_LOOKUPS = 10  # attempts per client address and brand ...
+MANAGE_WINDOW_S = 600  # ... per 10 minutes
+
+
+@dataclass(frozen=True)
+class Site:
+    brand: Brand
+    carparks: list[CarPark]
+
+    def carpark(self, code: str) -> CarPark | None:
+        return next((c for c in self.carparks if c.code == (code or "").strip().upper()), None)
+
+    @property
+    def tz_of(self) -> dict[str, ZoneInfo]:
+        return {c.code: c.tz for c in self.carparks}
+
+
+def _load_site(host: str) -> Site | None:
+    brand = brand_for_host(host=host)
+    return None if brand is None else Site(brand=brand, carparks=brand_carparks(brand=brand))
+
+
+async def _site(request) -> Site:
+    site = await run_sync(_load_site, request.get_host())
+    if site is None:
+        raise Http404("No site here")
+    return site
+
+
+def _page(request, site: Site, template: str, context: dict, status: int = 200):
+    return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
+
+
+def _local(value, tz: ZoneInfo) -> str:
+    return timezone.localtime(value, tz).strftime(LOCAL_INPUT)
+
+
+# --- search, quote, book -------------------------------------------------------------------------------------
 
 
 async def home(request):
-    brand = await sync_to_async(brand_for_host)(host=request.get_host())
-    if brand is None:
-        raise Http404("No site here")
-    return render(request, "site/home.html", {"brand": brand})
+    site = await _site(request)
+    form = SearchForm(carparks=site.carparks, tz_of=site.tz_of)
+    return _page(request, site, "site/home.html", {"form": form})
+
+
+async def quote(request):
+    site = await _site(request)
+    form = SearchForm(request.GET, carparks=site.carparks, tz_of=site.tz_of)
+    if not form.is_valid():
+        return _page(request, site, "site/home.html", {"form": form}, status=400)
+    carpark = site.carpark(form.cleaned_data["carpark"])
+    arrival, departure = form.cleaned_data["arrival_utc"], form.cleaned_data["departure_utc"]
+    offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
+    book_form = BookForm(
+        initial={
+            "carpark": carpark.code,
+            "arrival": _local(arrival, carpark.tz),
+            "departure": _local(departure, carpark.tz),
+        },
+        tz=carpark.tz,
+    )
+    return _page(request, site, "site/quote.html", _quote_context(carpark, offer, book_form))
+
+
+def _quote_context(carpark: CarPark, offer: selectors.Quote, form: BookForm, **extra) -> dict:
+    return {
+        "carpark": carpark,
+        "quote": offer,
+        "arrival_local": timezone.localtime(offer.arrival, carpark.tz),
+        "departure_local": timezone.localtime(offer.departure, carpark.tz),
+        "form": form,
+        **extra,
+    }
+
+
+async def book(request):
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("home"))
+    site = await _site(request)
+    carpark = site.carpark(request.POST.get("carpark", ""))
+    if carpark is None:
+        raise Http404("We do not sell that car park")
+    form = BookForm(request.POST, tz=carpark.tz)
+    valid = form.is_valid()
+    arrival, departure = form.cleaned_data.get("arrival_utc"), form.cleaned_data.get("departure_utc")
+    if not (arrival and departure):
+        return _page(request, site, "site/home.html", {"form": _search_form(site, request.POST)}, status=400)
+    offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
+    if not valid:
+        return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
+    data = form.cleaned_data
+    try:
+        booking = await run_sync(
+            services.booking_create,
+            carpark=carpark,
+            arrival=arrival,
+            departure=departure,
+            customer_name=data["name"],
+            customer_email=data["email"],
+            customer_phone=data["phone"],
+            vehicles=form.vehicles(),
+            flight_outbound=data["flight_outbound"],
+            flight_return=data["flight_return"],
+            source=Booking.Source.WEB,
+            brand=site.brand,
+        )
+    except services.NoCapacity as exc:
+        offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
+        context = _quote_context(carpark, offer, form, full_message=f"Sorry, we are full: {exc}.")
+        return _page(request, site, "site/quote.html", context, status=409)
+    except services.BookingInvalid as exc:
+        form.add_error(None, str(exc))
+        return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
+    response = HttpResponseRedirect(reverse("site-booked", args=[booking.reference]))
+    _allow_manage(request, response, booking.reference)
+    return response
+
+
+def _search_form(site: Site, data) -> SearchForm:
+    form = SearchForm(data, carparks=site.carparks, tz_of=site.tz_of)
+    form.is_valid()
+    return form
+
+
+async def booked(request, reference: str):
+    site = await _site(request)
+    booking = await _managed_booking(request, site, reference)
+    return _page(request, site, "site/booked.html", _booking_context(booking))
+
+
+# --- manage --------------------------------------------------------------------------------------------------
+
+
+def _allowed_refs(request) -> list[str]:
+    try:
+        value = request.get_signed_cookie(MANAGE_COOKIE, salt=MANAGE_COOKIE_SALT, max_age=86400)
+    except (KeyError, BadSignature):
+        return []
+    return [r for r in value.split(",") if r]
+
+
+def _allow_manage(request, response, reference: str) -> None:
+    refs = [reference, *[r for r in _allowed_refs(request) if r != reference]][:10]
+    response.set_signed_cookie(
+        MANAGE_COOKIE,
+        ",".join(refs),
+        salt=MANAGE_COOKIE_SALT,
+        max_age=86400,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+
+
+async def _managed_booking(request, site: Site, reference: str) -> Booking:
+    """The brand's booking, if this browser proved it may see it (booked it, or gave reference + email)."""
+    if reference not in _allowed_refs(request):
+        raise Http404("No such booking")
+    booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
+    if booking is None:
+        raise Http404("No such booking")
+    return booking
+
+
+def _booking_context(booking: Booking, **extra) -> dict:
+    tz = booking.carpark.tz
+    return {
+        "booking": booking,
+        "arrival_local": timezone.localtime(booking.arrival, tz),
+        "departure_local": timezone.localtime(booking.departure, tz),
+        "vehicles": list(booking.vehicles.all()),
+        **extra,
+    }
+
+
+def _lookup_allowed(request, brand: Brand) -> bool:
+    """At most MANAGE_LOOKUPS reference+email attempts per client address and brand per window (shared cache)."""
+    window = int(time.time() // MANAGE_WINDOW_S)
+    key = f"manage-lookup:{brand.pk}:{request.META.get('REMOTE_ADDR', '')}:{window}"
+    cache.add(key, 0, timeout=MANAGE_WINDOW_S + 5)
+    try:
+        return cache.incr(key) <= MANAGE_LOOKUPS
+    except ValueError:
+        return True
+
+
+async def manage(request):
+    site = await _site(request)
+    if request.method != "POST":
+        return _page(request, site, "site/manage_lookup.html", {"form": ManageLookupForm()})
+    form = ManageLookupForm(request.POST)
+    if not await run_sync(_lookup_allowed, request, site.brand):
+        form.is_valid()
+        form.add_error(None, "Too many attempts. Please wait a few minutes and try again.")
+        return _page(request, site, "site/manage_lookup.html", {"form": form}, status=429)
+    if not form.is_valid():
+        return _page(request, site, "site/manage_lookup.html", {"form": form}, status=400)
+    booking = await run_sync(
+        selectors.brand_booking,
+        brand_id=site.brand.pk,
+        reference=form.cleaned_data["reference"],
+        email=form.cleaned_data["email"],
+    )
+    if booking is None:
+        form.add_error(None, "We could not find a booking with that reference and email address.")
+        return _page(request, site, "site/manage_lookup.html", {"form": form}, status=404)
+    response = HttpResponseRedirect(reverse("site-booking", args=[booking.reference]))
+    _allow_manage(request, response, booking.reference)
+    return response
+
+
+def _amend_form(booking: Booking, data=None) -> AmendForm:
+    tz = booking.carpark.tz
+    regs = [v.registration_raw or v.registration for v in booking.vehicles.all()]
+    initial = {
+        "arrival": _local(booking.arrival, tz),
+        "departure": _local(booking.departure, tz),
+        "registration": regs[0] if regs else "",
+        "registration_2": regs[1] if len(regs) > 1 else "",
+    }
+    return AmendForm(data, initial=initial, tz=tz)
+
+
+async def booking_detail(request, reference: str):
+    site = await _site(request)
+    booking = await _managed_booking(request, site, reference)
+    return _page(request, site, "site/booking.html", _booking_context(booking, form=_amend_form(booking)))
+
+
+async def booking_amend(request, reference: str):
+    site = await _site(request)
+    booking = await _managed_booking(request, site, reference)
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("site-booking", args=[reference]))
+    form = _amend_form(booking, request.POST)
+    if not form.is_valid():
+        return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
+    try:
+        await run_sync(
+            services.booking_amend,
+            booking=booking,
+            arrival=form.cleaned_data["arrival_utc"],
+            departure=form.cleaned_data["departure_utc"],
+            vehicles=form.vehicles(),
+        )
+    except services.NoCapacity as exc:
+        form.add_error(None, f"Sorry, we are full: {exc}. Your booking is unchanged.")
+        return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=409)
+    except (services.BookingInvalid, services.BookingClosed) as exc:
+        form.add_error(None, str(exc))
+        return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
+    booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
+    context = _booking_context(booking, form=_amend_form(booking), notice="Your booking has been changed.")
+    return _page(request, site, "site/booking.html", context)
+
+
+async def booking_cancel(request, reference: str):
+    site = await _site(request)
+    booking = await _managed_booking(request, site, reference)
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("site-booking", args=[reference]))
+    notice = "Your booking has been cancelled."
+    try:
+        await run_sync(services.booking_cancel, booking=booking)
+    except services.BookingClosed:
+        notice = "This booking has already started and can no longer be cancelled online."
+    booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
+    return _page(request, site, "site/booking.html", _booking_context(booking, notice=notice))

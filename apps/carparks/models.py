@@ -95,3 +95,46 @@ class Lane(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carpark.code}/{self.code}"
+
+
+class Tariff(models.Model):
+    """What a stay at a car park costs: a daily rate, optional bands from a given day on, and a minimum charge.
+
+    The tariff with `brand` empty is the car park's own (agents and the API pay it); one with a brand overrides it
+    for that brand's website. How a stay is counted in days: apps.bookings.pricing.
+    """
+
+    carpark = models.ForeignKey(CarPark, related_name="tariffs", on_delete=models.CASCADE)
+    brand = models.ForeignKey(
+        Brand, null=True, blank=True, related_name="tariffs", on_delete=models.CASCADE, help_text="Empty: default"
+    )
+    daily_rate = models.DecimalField(max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    minimum_charge = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["carpark", "brand"], name="tariff_unique_per_brand"),
+            models.UniqueConstraint(
+                fields=["carpark"], condition=models.Q(brand__isnull=True), name="tariff_one_default_per_carpark"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.carpark.code} {self.brand or 'default'}"
+
+
+class TariffBand(models.Model):
+    """From day `from_day` of a stay on (1 = the first day), each day costs `daily_rate` instead of the tariff's."""
+
+    tariff = models.ForeignKey(Tariff, related_name="bands", on_delete=models.CASCADE)
+    from_day = models.PositiveIntegerField(validators=[MinValueValidator(2)])
+    daily_rate = models.DecimalField(max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tariff", "from_day"], name="tariff_band_unique_day")]
+        ordering = ["tariff", "from_day"]
+
+    def __str__(self) -> str:
+        return f"from day {self.from_day}: {self.daily_rate}"

@@ -1,7 +1,17 @@
-from apps.carparks.models import Brand
+from apps.carparks.models import Brand, CarPark
 
 
 def brand_for_host(*, host: str) -> Brand | None:
     """The brand whose domain is `host` (port ignored), or None."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return Brand.objects.filter(domains__host=name.lower()).first()
+
+
+def brand_carparks(*, brand: Brand) -> list[CarPark]:
+    """The car parks this brand sells, by name."""
+    return list(brand.carparks.order_by("name"))
+
+
+def brand_carpark(*, brand: Brand, code: str) -> CarPark | None:
+    """One of the brand's car parks by code; None for a car park it does not sell."""
+    return brand.carparks.filter(code=code.strip().upper()).first()

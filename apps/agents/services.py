@@ -1,0 +1,63 @@
+"""Agents' API tokens: made once and shown once; only a SHA-256 hash is stored, so a leaked database leaks none."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.agents.models import Agent, ApiToken
+
+TOKEN_PREFIX = "pgk_"  # noqa: S105  (a public marker that makes leaked tokens recognisable, not a secret)
+_LAST_USED_EVERY = timedelta(minutes=1)  # write last_used_at at most this often (not on every request)
+
+
+class UnknownAgent(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """Who a valid token belongs to (what the API needs, as plain data)."""
+
+    token_id: int
+    agent_id: int
+    agent_code: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_token_create(*, agent_code: str, name: str = "") -> str:
+    """A new token for the agent; returns the token itself (it cannot be recovered later)."""
+    agent = Agent.objects.filter(code=agent_code.strip()).first()
+    if agent is None:
+        raise UnknownAgent(f"unknown agent {agent_code!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        ApiToken.objects.create(agent=agent, name=name[:100], prefix=token[:12], token_hash=token_hash(token))
+    return token
+
+
+def api_token_authenticate(*, token: str) -> TokenOwner | None:
+    """The owner of a live token of an active agent, or None."""
+    if not token or len(token) > 200:
+        return None
+    row = (
+        ApiToken.objects.filter(token_hash=token_hash(token), revoked_at__isnull=True, agent__active=True)
+        .values("id", "agent_id", "agent__code", "last_used_at")
+        .first()
+    )
+    if row is None:
+        return None
+    now = timezone.now()
+    if row["last_used_at"] is None or now - row["last_used_at"] > _LAST_USED_EVERY:
+        ApiToken.objects.filter(pk=row["id"]).update(last_used_at=now)
+    return TokenOwner(token_id=row["id"], agent_id=row["agent_id"], agent_code=row["agent__code"])
+
+
+def api_token_revoke(*, token_id: int) -> None:
+    ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,502 @@
+"""The agents' REST API, /api/v1/ (operations.md 5; the OpenAPI document at /api/v1/openapi.json is the contract).
+
+An edge: it authenticates the token, rate-limits it, parses times in the car park's zone, calls one booking service
+or selector in a worker thread (apps.core.concurrency.run_sync) and answers. Every error is JSON
+`{"error": CODE, "detail": ...}`; bad input never makes a 500.
+"""
+
+import base64
+import hashlib
+import math
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import Field, Header, NinjaAPI, Query, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from apps.agents.models import Agent
+from apps.agents.services import TokenOwner, api_token_authenticate
+from apps.bookings import selectors, services
+from apps.bookings.localtime import LocalTimeError, parse_instant
+from apps.bookings.models import Booking
+from apps.carparks.models import CarPark
+from apps.core.concurrency import run_sync
+
+DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <token>` (from `manage.py
+create_api_token`). Times in responses are UTC (`Z`); times in requests carry an offset or `Z`, and without one
+are read as the car park's local time (422 `nonexistent_local_time` / `ambiguous_local_time` across a clock change).
+Errors are `{"error": CODE, "detail": ...}`. `POST /bookings` honours an `Idempotency-Key` header for 24 h.
+Requests are rate limited per token (429 with `Retry-After`)."""
+
+# --- errors --------------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
+
+
+# --- authentication and rate limit ---------------------------------------------------------------------------
+
+
+def _authenticate(token: str) -> TokenOwner | None:
+    owner = api_token_authenticate(token=token)
+    if owner is not None:
+        _count_request(owner.token_id)
+    return owner
+
+
+def _count_request(token_id: int) -> None:
+    """A fixed one-minute window per token in the shared cache (Redis across processes); 429 once over."""
+    limit, window = settings.API_RATE_LIMIT_PER_MINUTE, 60
+    now = time.time()
+    key = f"api-rate:{token_id}:{int(now // window)}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window + 5)
+        count = 1
+    if count > limit:
+        retry_after = max(1, math.ceil(window - now % window))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"more than {limit} requests a minute; retry after {retry_after} s",
+            {"Retry-After": str(retry_after)},
+        )
+
+
+class AgentToken(HttpBearer):
+    is_async = True
+
+    async def authenticate(self, request, token: str) -> TokenOwner | None:
+        return await run_sync(_authenticate, token)
+
+
+api = NinjaAPI(
+    title="Parkgate agents' API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="agents-api",
+    docs_url="/docs",
+    auth=AgentToken(),
+)
+
+
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
+
+
+def _error_response(request: HttpRequest, status: int, error: str, detail: Any, headers=None) -> HttpResponse:
+    response = api.create_response(request, {"error": error, "detail": detail}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+@api.exception_handler(ApiError)
+def _api_error(request, exc: ApiError):
+    return _error_response(request, exc.status, exc.error, exc.detail, exc.headers)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors]
+    return _error_response(request, 422, "invalid", detail)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorised(request, exc):
+    response = _error_response(request, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required")
+    response["WWW-Authenticate"] = 'Bearer realm="parkgate"'
+    return response
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return _error_response(request, exc.status_code, ERROR_CODES.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return _error_response(request, 404, "not_found", str(exc) or "not found")
+
+
+def _domain_error(exc: Exception) -> ApiError:
+    """A booking service's refusal as the API answers it."""
+    if isinstance(exc, services.NotContracted):
+        return ApiError(403, exc.code, str(exc))
+    if isinstance(exc, services.NoCapacity):
+        return ApiError(409, exc.code, str(exc))
+    if isinstance(exc, services.DuplicateAgentRef | services.BookingClosed):
+        return ApiError(409, exc.code, str(exc))
+    if isinstance(exc, LocalTimeError):
+        return ApiError(422, exc.code, str(exc))
+    return ApiError(422, getattr(exc, "code", "invalid"), str(exc))
+
+
+DOMAIN_ERRORS = (
+    services.BookingInvalid,
+    services.NoCapacity,
+    services.DuplicateAgentRef,
+    services.BookingClosed,
+    LocalTimeError,
+)
+
+
+def _owner(request) -> TokenOwner:
+    return request.auth
+
+
+# --- schemas -------------------------------------------------------------------------------------------------
+
+DATETIME_DOC = "ISO 8601 with an offset or Z; without one: the car park's local time"
+
+
+class Error(Schema):
+    error: str
+    detail: Any = None
+
+
+class CustomerIn(Schema):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=40)
+
+
+class CustomerPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=40)
+
+
+class VehicleIn(Schema):
+    registration: str = Field(min_length=1, max_length=20, description="Any spacing/case: stored in normal form")
+    make: str = Field("", max_length=40)
+    model: str = Field("", max_length=40)
+    colour: str = Field("", max_length=30)
+
+
+class Flights(Schema):
+    outbound: str = Field("", max_length=16)
+    return_: str = Field("", max_length=16, alias="return")
+
+
+class FlightsPatch(Schema):
+    outbound: str | None = Field(None, max_length=16)
+    return_: str | None = Field(None, max_length=16, alias="return")
+
+
+Price = Decimal | None
+
+
+class BookingIn(Schema):
+    agent_ref: str = Field(min_length=1, max_length=64, description="Your own reference, unique among yours")
+    carpark: str = Field(min_length=1, max_length=8)
+    arrival: str = Field(max_length=64, description=DATETIME_DOC)
+    departure: str = Field(max_length=64, description=DATETIME_DOC)
+    customer: CustomerIn
+    vehicles: list[VehicleIn] = Field(min_length=1, max_length=services.MAX_VEHICLES)
+    flights: Flights | None = None
+    price: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: the tariff's price")
+    commission: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: your rate")
+
+
+class BookingPatch(Schema):
+    carpark: str | None = Field(None, min_length=1, max_length=8)
+    arrival: str | None = Field(None, max_length=64, description=DATETIME_DOC)
+    departure: str | None = Field(None, max_length=64, description=DATETIME_DOC)
+    customer: CustomerPatch | None = None
+    vehicles: list[VehicleIn] | None = Field(None, min_length=1, max_length=services.MAX_VEHICLES)
+    flights: FlightsPatch | None = None
+    price: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: re-priced if moved")
+    commission: Price = Field(None, ge=0, max_digits=10, decimal_places=2)
+
+
+class CustomerOut(Schema):
+    name: str
+    email: str
+    phone: str
+
+
+class VehicleOut(Schema):
+    registration: str
+    make: str
+    model: str
+    colour: str
+
+
+class BookingOut(Schema):
+    reference: str
+    agent_ref: str | None
+    carpark: str
+    status: str = Field(json_schema_extra={"enum": Booking.Status.values})
+    arrival: str = Field(json_schema_extra={"format": "date-time"})
+    departure: str = Field(json_schema_extra={"format": "date-time"})
+    customer: CustomerOut
+    vehicles: list[VehicleOut]
+    flights: Flights
+    price: str = Field(pattern=r"^\d+\.\d{2}$")
+    currency: str
+    overbooked: bool
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class BookingPage(Schema):
+    items: list[BookingOut]
+    next: str | None = Field(description="URL of the next page, or null")
+
+
+class AvailabilityOut(Schema):
+    available: bool
+    spaces_left: int
+    price: str | None = Field(description="The tariff's price of the stay; null when the car park has no tariff")
+    currency: str
+    days: int
+
+
+class CarParkOut(Schema):
+    code: str
+    name: str
+    timezone: str
+    currency: str
+
+
+ERRORS = {code: Error for code in (400, 401, 403, 404, 409, 422, 429)}
+
+
+# --- the work, in a worker thread ----------------------------------------------------------------------------
+
+
+def _contracted_carpark(owner: TokenOwner, code: str) -> CarPark:
+    carpark = CarPark.objects.filter(code=code.strip().upper()).first() if "\x00" not in code else None
+    if carpark is None:
+        raise ApiError(422, "unknown_carpark", f"no car park {code!r}")
+    if not carpark.agents.filter(pk=owner.agent_id).exists():
+        raise ApiError(403, "not_contracted", f"you are not contracted for {carpark.code}")
+    return carpark
+
+
+def _instant(value: str, carpark: CarPark, name: str) -> datetime:
+    try:
+        return parse_instant(value, carpark.tz)
+    except LocalTimeError as exc:
+        raise ApiError(422, exc.code, f"{name}: {exc}") from None
+
+
+def _own_booking(owner: TokenOwner, ref: str) -> Booking:
+    booking = selectors.agent_booking(agent_id=owner.agent_id, ref=ref) if "\x00" not in ref else None
+    if booking is None:
+        raise ApiError(404, "not_found", f"you have no booking {ref!r}")
+    return booking
+
+
+def _out(booking: Booking) -> dict:
+    return selectors.booking_as_dict(selectors.agent_booking(agent_id=booking.agent_id, ref=booking.reference))
+
+
+def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure: str) -> dict:
+    carpark = _contracted_carpark(owner, carpark_code)
+    start, end = _instant(arrival, carpark, "arrival"), _instant(departure, carpark, "departure")
+    if end <= start:
+        raise ApiError(422, "invalid", "departure must be after arrival")
+    if end - start > services.MAX_STAY:
+        raise ApiError(422, "invalid", f"a stay can be at most {services.MAX_STAY.days} days")
+    q = selectors.quote(carpark=carpark, arrival=start, departure=end)
+    return {
+        "available": q.available,
+        "spaces_left": q.spaces_left,
+        "price": None if q.price is None else f"{q.price:.2f}",
+        "currency": q.currency,
+        "days": q.days,
+    }
+
+
+def _create(owner: TokenOwner, body: BookingIn) -> tuple[int, dict]:
+    carpark = _contracted_carpark(owner, body.carpark)
+    flights = body.flights or Flights()
+    try:
+        booking = services.booking_create(
+            carpark=carpark,
+            arrival=_instant(body.arrival, carpark, "arrival"),
+            departure=_instant(body.departure, carpark, "departure"),
+            customer_name=body.customer.name,
+            customer_email=body.customer.email,
+            customer_phone=body.customer.phone,
+            vehicles=[v.dict() for v in body.vehicles],
+            source=Booking.Source.API,
+            price=body.price,
+            commission=body.commission,
+            agent=Agent.objects.get(pk=owner.agent_id),
+            agent_ref=body.agent_ref,
+            flight_outbound=flights.outbound,
+            flight_return=flights.return_,
+        )
+    except DOMAIN_ERRORS as exc:
+        raise _domain_error(exc) from None
+    return 201, _out(booking)
+
+
+def _create_idempotent(owner: TokenOwner, body: BookingIn, key: str | None, fingerprint: str) -> tuple[int, dict]:
+    """Create, or replay the first answer to the same Idempotency-Key (422 when it came with another body)."""
+
+    def attempt() -> tuple[int, dict]:
+        try:
+            return _create(owner, body)
+        except ApiError as exc:
+            return exc.status, {"error": exc.error, "detail": exc.detail}
+
+    if not key:
+        return attempt()
+    try:
+        return services.idempotent_response(agent_id=owner.agent_id, key=key, fingerprint=fingerprint, respond=attempt)
+    except services.IdempotencyKeyReused as exc:
+        raise ApiError(422, "idempotency_key_reused", str(exc)) from None
+
+
+def _amend(owner: TokenOwner, ref: str, body: BookingPatch) -> dict:
+    booking = _own_booking(owner, ref)
+    changes: dict[str, Any] = {}
+    carpark = booking.carpark
+    if body.carpark is not None:
+        carpark = changes["carpark"] = _contracted_carpark(owner, body.carpark)
+    if body.arrival is not None:
+        changes["arrival"] = _instant(body.arrival, carpark, "arrival")
+    if body.departure is not None:
+        changes["departure"] = _instant(body.departure, carpark, "departure")
+    if body.customer is not None:
+        for field in ("name", "email", "phone"):
+            if getattr(body.customer, field) is not None:
+                changes[f"customer_{field}"] = getattr(body.customer, field)
+    if body.vehicles is not None:
+        changes["vehicles"] = [v.dict() for v in body.vehicles]
+    if body.flights is not None:
+        if body.flights.outbound is not None:
+            changes["flight_outbound"] = body.flights.outbound
+        if body.flights.return_ is not None:
+            changes["flight_return"] = body.flights.return_
+    if body.price is not None:
+        changes["price"] = body.price
+    if body.commission is not None:
+        changes["commission"] = body.commission
+    try:
+        booking = services.booking_amend(booking=booking, **changes)
+    except DOMAIN_ERRORS as exc:
+        raise _domain_error(exc) from None
+    return _out(booking)
+
+
+def _cancel(owner: TokenOwner, ref: str) -> dict:
+    booking = _own_booking(owner, ref)
+    try:
+        booking = services.booking_cancel(booking=booking)
+    except DOMAIN_ERRORS as exc:
+        raise _domain_error(exc) from None
+    return _out(booking)
+
+
+def _encode_cursor(booking: Booking) -> str:
+    raw = f"{booking.updated_at.isoformat()}|{booking.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, pk = raw.split("|")
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed, int(pk)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API gave") from None
+
+
+def _list(owner: TokenOwner, updated_since: str | None, cursor: str | None, limit: int) -> tuple[list[dict], str]:
+    since = None
+    if updated_since is not None:
+        try:
+            since = datetime.fromisoformat(updated_since.strip())
+        except ValueError:
+            raise ApiError(422, "invalid_datetime", f"{updated_since!r} is not an ISO 8601 date and time") from None
+        if since.tzinfo is None:
+            raise ApiError(422, "invalid_datetime", "updated_since needs an offset or Z")
+    after = _decode_cursor(cursor) if cursor else None
+    rows, more = selectors.agent_bookings_page(agent_id=owner.agent_id, updated_since=since, after=after, limit=limit)
+    return [selectors.booking_as_dict(b) for b in rows], (_encode_cursor(rows[-1]) if more else "")
+
+
+def _carparks(owner: TokenOwner) -> list[dict]:
+    return list(
+        CarPark.objects.filter(agents__id=owner.agent_id)
+        .order_by("code")
+        .values("code", "name", "timezone", "currency")
+    )
+
+
+# --- routes --------------------------------------------------------------------------------------------------
+
+
+@api.get("/availability", response={200: AvailabilityOut, **ERRORS}, summary="Price and spaces left for a stay")
+async def availability(
+    request,
+    carpark: str = Query(..., max_length=8),
+    arrival: str = Query(..., max_length=64, description=DATETIME_DOC),
+    departure: str = Query(..., max_length=64, description=DATETIME_DOC),
+):
+    return await run_sync(_availability, _owner(request), carpark, arrival, departure)
+
+
+@api.post("/bookings", response={201: BookingOut, **ERRORS}, by_alias=True, summary="Make a booking")
+async def create_booking(
+    request,
+    body: BookingIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255),
+):
+    fingerprint = hashlib.sha256(b"POST /bookings\n" + request.body).hexdigest()
+    status, payload = await run_sync(_create_idempotent, _owner(request), body, idempotency_key, fingerprint)
+    return status, payload
+
+
+@api.get("/bookings", response={200: BookingPage, **ERRORS}, by_alias=True, summary="Your bookings by updated_at")
+async def list_bookings(
+    request,
+    updated_since: str | None = Query(None, max_length=64, description="ISO 8601 with offset; inclusive"),
+    cursor: str | None = Query(None, max_length=200, description="From a previous page's `next`"),
+    limit: int = Query(50, ge=1, le=200),
+):
+    items, next_cursor = await run_sync(_list, _owner(request), updated_since, cursor, limit)
+    next_url = None
+    if next_cursor:
+        query = request.GET.copy()
+        query["cursor"] = next_cursor
+        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return {"items": items, "next": next_url}
+
+
+@api.get("/bookings/{ref}", response={200: BookingOut, **ERRORS}, by_alias=True, summary="One of your bookings")
+async def get_booking(request, ref: str):
+    return await run_sync(lambda: selectors.booking_as_dict(_own_booking(_owner(request), ref)))
+
+
+@api.patch("/bookings/{ref}", response={200: BookingOut, **ERRORS}, by_alias=True, summary="Amend a booking")
+async def amend_booking(request, ref: str, body: BookingPatch):
+    return await run_sync(_amend, _owner(request), ref, body)
+
+
+@api.post("/bookings/{ref}/cancel", response={200: BookingOut, **ERRORS}, by_alias=True, summary="Cancel a booking")
+async def cancel_booking(request, ref: str):
+    return await run_sync(_cancel, _owner(request), ref)
+
+
+@api.get("/carparks", response={200: list[CarParkOut], **ERRORS}, summary="The car parks you are contracted for")
+async def carparks(request):
+    return await run_sync(_carparks, _owner(request))

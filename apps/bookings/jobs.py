@@ -1,0 +1,51 @@
+"""Bookings' background jobs: the customer's confirmation email and the idempotency keys' clean-up."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from apps.bookings.models import ApiIdempotencyKey, Booking
+from apps.core.jobs import job, periodic
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+@job("bookings.send_confirmation")
+def send_confirmation(*, booking_id: int) -> None:
+    """Email a website booking's confirmation once. The row lock makes a second run (arq retries) a no-op."""
+    with transaction.atomic():
+        booking = (
+            Booking.objects.select_for_update(of=("self",))
+            .select_related("carpark", "customer", "brand")
+            .prefetch_related("vehicles", "brand__domains")
+            .filter(pk=booking_id, confirmation_sent_at__isnull=True)
+            .first()
+        )
+        if booking is None or not booking.customer.email:
+            return
+        tz = booking.carpark.tz
+        context = {
+            "booking": booking,
+            "arrival": timezone.localtime(booking.arrival, tz),
+            "departure": timezone.localtime(booking.departure, tz),
+            "host": next((d.host for d in booking.brand.domains.all()), "") if booking.brand else "",
+        }
+        brand_name = booking.brand.name if booking.brand else "Parkgate"
+        send_mail(
+            subject=f"{brand_name}: booking {booking.reference} confirmed",
+            message=render_to_string("email/confirmation.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[booking.customer.email],
+        )
+        booking.confirmation_sent_at = timezone.now()
+        booking.save(update_fields=["confirmation_sent_at"])
+
+
+@periodic("bookings.expire_idempotency_keys", minute={7})
+def expire_idempotency_keys() -> None:
+    """Idempotency keys are kept 24 h (operations.md 5); older ones are deleted hourly."""
+    ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - IDEMPOTENCY_TTL).delete()

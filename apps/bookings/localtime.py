@@ -1,0 +1,48 @@
+"""Wall-clock times at a car park <-> aware UTC datetimes, refusing times a clock change makes meaningless.
+
+On the spring-forward night 01:30 does not exist in Europe/London; on the fall-back night 01:30 happens twice.
+Silently picking one would move a customer's booking by an hour, so both are refused with a clear reason.
+"""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+class LocalTimeError(ValueError):
+    """`code` is `nonexistent_local_time`, `ambiguous_local_time` or `invalid_datetime`."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def localize(naive: datetime, tz: ZoneInfo) -> datetime:
+    """A naive wall-clock time at `tz` -> an aware UTC datetime; LocalTimeError if it does not exist or is ambiguous."""
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+        if round_trip != naive:
+            raise LocalTimeError(
+                "nonexistent_local_time", f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks go forward)"
+            )
+        raise LocalTimeError(
+            "ambiguous_local_time",
+            f"{naive:%Y-%m-%d %H:%M} happens twice in {tz.key} (the clocks go back): give a UTC offset",
+        )
+    return first.astimezone(UTC)
+
+
+def parse_instant(value: str, tz: ZoneInfo) -> datetime:
+    """ISO 8601 with an offset or `Z` as given; without one, read as wall-clock time at `tz`. Returns aware UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, TypeError, AttributeError):
+        raise LocalTimeError("invalid_datetime", f"{value!r} is not an ISO 8601 date and time") from None
+    if parsed.tzinfo is None:
+        return localize(parsed, tz)
+    return parsed.astimezone(UTC)
+
+
+def utc_iso(value: datetime) -> str:
+    """`2026-11-21T05:30:00Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

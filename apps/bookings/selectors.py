@@ -1,0 +1,128 @@
+"""Booking reads: tariffs, quotes and bookings as plain data for the edges (website, API)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q
+
+from apps.bookings import capacity
+from apps.bookings.localtime import utc_iso
+from apps.bookings.models import Booking
+from apps.bookings.pricing import TariffRule, price_stay, stay_dates
+from apps.carparks.models import Brand, CarPark, Tariff
+
+
+def tariff_rule(*, carpark: CarPark, brand: Brand | None = None) -> TariffRule | None:
+    """The brand's override when it has one, else the car park's default tariff; None when it has neither."""
+    tariffs = {t.brand_id: t for t in Tariff.objects.filter(carpark=carpark).filter(Q(brand=None) | Q(brand=brand))}
+    tariff = tariffs.get(brand.pk if brand else None) or tariffs.get(None)
+    if tariff is None:
+        return None
+    bands = tuple((b.from_day, b.daily_rate) for b in tariff.bands.all())
+    return TariffRule(daily_rate=tariff.daily_rate, minimum_charge=tariff.minimum_charge, bands=bands)
+
+
+def tariff_price(*, carpark: CarPark, brand: Brand | None, arrival: datetime, departure: datetime) -> Decimal | None:
+    rule = tariff_rule(carpark=carpark, brand=brand)
+    if rule is None:
+        return None
+    return price_stay(rule, arrival=arrival, departure=departure, tz=carpark.tz)
+
+
+@dataclass(frozen=True)
+class Quote:
+    carpark: str
+    carpark_name: str
+    arrival: datetime
+    departure: datetime
+    days: int
+    price: Decimal | None
+    currency: str
+    spaces_left: int
+
+    @property
+    def available(self) -> bool:
+        return self.spaces_left > 0 and self.price is not None
+
+
+def quote(*, carpark: CarPark, arrival: datetime, departure: datetime, brand: Brand | None = None) -> Quote:
+    """Price and spaces left for a stay (no holds taken: the booking re-checks under locks)."""
+    dates = stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)
+    return Quote(
+        carpark=carpark.code,
+        carpark_name=carpark.name,
+        arrival=arrival,
+        departure=departure,
+        days=len(dates),
+        price=tariff_price(carpark=carpark, brand=brand, arrival=arrival, departure=departure),
+        currency=carpark.currency,
+        spaces_left=capacity.spaces_left(carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates),
+    )
+
+
+def booking_as_dict(booking: Booking) -> dict:
+    """A booking as the API shows it (operations.md 5); times in UTC with `Z`."""
+    customer = booking.customer
+    return {
+        "reference": booking.reference,
+        "agent_ref": booking.agent_ref,
+        "carpark": booking.carpark.code,
+        "status": booking.status,
+        "arrival": utc_iso(booking.arrival),
+        "departure": utc_iso(booking.departure),
+        "customer": {"name": customer.name, "email": customer.email, "phone": customer.phone},
+        "vehicles": [
+            {"registration": v.registration, "make": v.make, "model": v.model, "colour": v.colour}
+            for v in booking.vehicles.all()
+        ],
+        "flights": {"outbound": booking.flight_outbound, "return": booking.flight_return},
+        "price": f"{booking.price:.2f}",
+        "currency": booking.currency,
+        "overbooked": booking.overbooked,
+        "created_at": utc_iso(booking.created_at),
+        "updated_at": utc_iso(booking.updated_at),
+    }
+
+
+def _with_details(qs):
+    return qs.select_related("carpark", "customer").prefetch_related("vehicles")
+
+
+def agent_booking(*, agent_id: int, ref: str) -> Booking | None:
+    """One of the agent's bookings by our reference first, then by its own reference."""
+    ref = ref.strip()
+    mine = _with_details(Booking.objects.filter(agent_id=agent_id))
+    return mine.filter(reference=ref.upper()).first() or mine.filter(agent_ref=ref).first()
+
+
+def agent_bookings_page(
+    *, agent_id: int, updated_since: datetime | None, after: tuple[datetime, int] | None, limit: int
+) -> tuple[list[Booking], bool]:
+    """The agent's bookings ordered by (updated_at, id), from `updated_since` inclusive, after the cursor.
+
+    Returns the page and whether more follow."""
+    qs = Booking.objects.filter(agent_id=agent_id)
+    if updated_since is not None:
+        qs = qs.filter(updated_at__gte=updated_since)
+    if after is not None:
+        at, pk = after
+        qs = qs.filter(Q(updated_at__gt=at) | Q(updated_at=at, id__gt=pk))
+    rows = list(_with_details(qs.order_by("updated_at", "id"))[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def brand_booking(*, brand_id: int, reference: str, email: str) -> Booking | None:
+    """A website booking of this brand, found by our reference and the customer's email (both must match)."""
+    reference, email = reference.strip().upper(), email.strip()
+    if not reference or not email:
+        return None
+    return (
+        _with_details(Booking.objects.filter(brand_id=brand_id, reference=reference))
+        .filter(customer__email__iexact=email)
+        .first()
+    )
+
+
+def brand_booking_by_reference(*, brand_id: int, reference: str) -> Booking | None:
+    return _with_details(Booking.objects.filter(brand_id=brand_id, reference=reference.strip().upper())).first()
