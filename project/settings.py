@@ -122,6 +122,7 @@ SMTP_TLS_CERT = env.str("SMTP_TLS_CERT", default="")
 SMTP_TLS_KEY = env.str("SMTP_TLS_KEY", default="")
 SMTP_HOSTNAME = env.str("SMTP_HOSTNAME", default="bookings.parkgate.test")
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
 # Staff dashboards: events are coalesced per process and flushed to each socket at most every DASHBOARD_FLUSH_S;
 # DASHBOARD_FANOUT=direct sends every event to every socket instead (the benchmark's baseline, not for production).
 DASHBOARD_FLUSH_S = env.float("DASHBOARD_FLUSH_S", default=0.25)

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from apps.bookings import views as site_views
+from apps.bookings.api import api as agents_api
 from device_gateway.api import api as device_api
 from project import views
 
@@ -14,5 +15,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/", include("apps.staff.urls")),
     path("api/device/v1/", device_api.urls),
+    path("api/v1/", agents_api.urls),
     path("", site_views.home, name="home"),
+    path("", include("apps.bookings.urls")),
 ]
