@@ -66,25 +66,87 @@ def parse_time(value: Any, field: str, read_id: str | None = None) -> datetime:
     return parsed
 
 
+def _optional(frame: dict[str, Any], name: str, kind: type | tuple[type, ...], read_id: str | None) -> Any:
+    value = frame.get(name)
+    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+        raise ProtocolError("bad_message", f"'{name}' is ill-typed", read_id)
+    return value
+
+
+def _score(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def parse_candidates(value: Any, read_id: str) -> tuple[dict, ...]:
+    """Candidates: a list of {"plate": str, "score": 0-1}; a candidate without a score is kept but never usable."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > 32:
+        raise ProtocolError("bad_message", "'candidates' must be a list (at most 32)", read_id)
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("plate"), str) or len(item["plate"]) > 32:
+            raise ProtocolError("bad_message", "each candidate needs a 'plate' string", read_id)
+        if "score" in item and not _score(item["score"]):
+            raise ProtocolError("bad_message", "a candidate's 'score' must be a number from 0 to 1", read_id)
+        out.append({"plate": item["plate"], "score": item.get("score")})
+    return tuple(out)
+
+
 def parse_plate_read(frame: dict[str, Any]) -> PlateRead:
     read_id = frame.get("read_id")
     if not isinstance(read_id, str) or not 1 <= len(read_id) <= 64:
         raise ProtocolError("bad_message", "'read_id' must be a string of 1-64 characters")
     for name in ("lane", "plate"):
-        if not isinstance(frame.get(name), str) or not frame[name]:
-            raise ProtocolError("bad_message", f"'{name}' must be a non-empty string", read_id)
-    score = frame.get("score")
-    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        if not isinstance(frame.get(name), str) or not frame[name] or len(frame[name]) > 32:
+            raise ProtocolError("bad_message", f"'{name}' must be a non-empty string (at most 32)", read_id)
+    if not _score(frame.get("score")):
         raise ProtocolError("bad_message", "'score' must be a number from 0 to 1", read_id)
+    local_action = _optional(frame, "local_action", str, read_id) or ""
+    if local_action not in ("", "open", "deny"):
+        raise ProtocolError("bad_message", "'local_action' must be 'open' or 'deny'", read_id)
     return PlateRead(
         read_id=read_id,
         lane=frame["lane"],
         plate=frame["plate"],
-        score=float(score),
+        score=float(frame["score"]),
         captured_at=parse_time(frame.get("captured_at"), "captured_at", read_id),
-        region=frame.get("region") if isinstance(frame.get("region"), str) else "",
-        candidates=tuple(c for c in frame.get("candidates") or () if isinstance(c, dict)),
-        vehicle=frame.get("vehicle") if isinstance(frame.get("vehicle"), dict) else None,
-        retransmit=frame.get("retransmit") is True,
-        local_action=frame.get("local_action") if frame.get("local_action") in ("open", "deny") else "",
+        region=(_optional(frame, "region", str, read_id) or "")[:16],
+        candidates=parse_candidates(frame.get("candidates"), read_id),
+        vehicle=_optional(frame, "vehicle", dict, read_id),
+        retransmit=_optional(frame, "retransmit", bool, read_id) is True,
+        local_action=local_action,
     )
+
+
+BARRIER_STATES = ("open", "closed", "fault")
+COMMAND_STATUSES = ("done", "failed", "expired")
+
+
+def parse_heartbeat(frame: dict[str, Any]) -> dict[str, str]:
+    """`{"type": "heartbeat", "barriers": {"N-IN": "closed"}}` -> the barrier states (may be empty)."""
+    barriers = frame.get("barriers", {})
+    if not isinstance(barriers, dict) or not all(
+        isinstance(lane, str) and state in BARRIER_STATES for lane, state in barriers.items()
+    ):
+        raise ProtocolError("bad_message", "'barriers' maps lane codes to open, closed or fault")
+    return barriers
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command_id: str
+    status: str
+    detail: str = ""
+
+
+def parse_command_result(frame: dict[str, Any]) -> CommandResult:
+    command_id, status = frame.get("command_id"), frame.get("status")
+    if not isinstance(command_id, str) or not 1 <= len(command_id) <= 32:
+        raise ProtocolError("bad_message", "'command_id' must be a string of 1-32 characters")
+    if status not in COMMAND_STATUSES:
+        raise ProtocolError("bad_message", "'status' must be done, failed or expired")
+    detail = frame.get("detail") or ""
+    if not isinstance(detail, str):
+        raise ProtocolError("bad_message", "'detail' must be a string")
+    return CommandResult(command_id=command_id, status=status, detail=detail[:500])

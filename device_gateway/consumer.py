@@ -1,21 +1,49 @@
-"""The lane controller WebSocket (device-protocol.md 2-4): authenticate, parse, call the access services, reply."""
+"""The lane controller WebSocket (device-protocol.md 2-5): authenticate, parse, call the access services, reply.
 
+Design notes (why it is not a plain AsyncWebsocketConsumer):
+- Decisions run on a dedicated executor (`device_gateway.executor`), not on Channels' one shared database thread,
+  and several reads of one controller are decided concurrently (it may have up to 32 in flight).
+- The channel layer (Redis) only carries nudges: revocation, replacement, new settings, allow-lists, manual
+  commands. When Redis is down its receive is retried in the background and the connection stays up.
+- Channels' per-message `close_old_connections` hop to the shared thread is skipped: every database call here
+  runs in an executor thread that cleans up its own connection.
+"""
+
+import asyncio
+import contextlib
 import logging
+import time
+import uuid
+from collections import deque
 from datetime import UTC, datetime
 
-from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 
 from apps.access import selectors, services
 from apps.core.events import device_group
 from device_gateway import codec
+from device_gateway.executor import run_db, run_decision
 
 log = logging.getLogger(__name__)
 
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNSUPPORTED_PROTOCOL = 4002
+CLOSE_TOO_MANY_ERRORS = 4008
+CLOSE_REPLACED = 4009
 CLOSE_REVOKED = 4401
+
+SILENCE_S = 60  # no frame for this long: offline (device-protocol.md 2)
+TOUCH_EVERY_S = 20  # refresh last_seen_at at least this often while frames arrive
+MAX_ERRORS_PER_MINUTE = 20
+MAX_IN_FLIGHT = 32
+LAYER_TIMEOUT_S = 2
+
+# This process's live connections by device id: a second connection replaces the first even without Redis.
+_live: dict[str, "DeviceConsumer"] = {}
 
 
 def bearer_token(scope) -> str:
@@ -27,13 +55,60 @@ def bearer_token(scope) -> str:
     return ""
 
 
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
 class DeviceConsumer(AsyncWebsocketConsumer):
     device: selectors.DeviceIdentity | None = None
     greeted = False
+    closing = False
+
+    # --- ASGI plumbing: a channel layer outage must not end the connection -----------------------------------------
+
+    async def __call__(self, scope, receive, send):
+        self.scope, self.base_send = scope, send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(self._channel_receive)
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch(sources, self.dispatch)
+
+    async def _channel_receive(self) -> dict:
+        delay = 0.5
+        while True:
+            try:
+                return await self.channel_layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep the lane working, listen again later
+                log.warning("device %s: channel layer unavailable (%s); retrying", self._device_id(), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def dispatch(self, message: dict) -> None:
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    async def _layer(self, method: str, *args) -> None:
+        """A channel layer call that never fails the connection (Redis may be down)."""
+        try:
+            await asyncio.wait_for(getattr(self.channel_layer, method)(*args), LAYER_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("device %s: channel layer %s failed: %s", self._device_id(), method, exc)
+
+    def _device_id(self) -> str:
+        return self.device.id if self.device else "?"
+
+    # --- Connection lifecycle ----------------------------------------------------------------------------------------
 
     async def connect(self) -> None:
         try:
-            self.device = await database_sync_to_async(selectors.device_for_token)(token=bearer_token(self.scope))
+            self.device = await run_db(selectors.device_for_token, token=bearer_token(self.scope))
         except DatabaseError:
             await self.accept()
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
@@ -41,72 +116,150 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if self.device is None:
             await self.close()  # before accept: the upgrade is refused with HTTP 403
             return
-        await self.channel_layer.group_add(device_group(self.device.id), self.channel_name)
+        self.connection_id = uuid.uuid4().hex
+        self.errors: deque[float] = deque()
+        self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.tasks: set[asyncio.Task] = set()
+        self.last_frame = self.last_touch = time.monotonic()
+        self.silent = False
+        self.barriers: dict[str, str] = {}
+        self.allowlist_version = 0
+        previous = _live.get(self.device.id)
+        _live[self.device.id] = self
+        if previous is not None:
+            await previous.replaced()
+        group = device_group(self.device.id)
+        await self._layer("group_add", group, self.channel_name)
+        # Connections to other server processes with the same token close themselves on this message.
+        await self._layer("group_send", group, {"type": "device.replace", "connection_id": self.connection_id})
         await self.accept()
+        self.watchdog = asyncio.create_task(self._watch_silence())
+
+    async def replaced(self) -> None:
+        if not self.closing:
+            self.closing = True
+            await self.close(code=CLOSE_REPLACED)
 
     async def disconnect(self, code: int) -> None:
-        if self.device is None:
+        if self.device is None or not hasattr(self, "connection_id"):
             return
-        await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
+        self.closing = True
+        self.watchdog.cancel()
+        if _live.get(self.device.id) is self:
+            del _live[self.device.id]
+        await self._layer("group_discard", device_group(self.device.id), self.channel_name)
         if self.greeted:
-            try:
-                await database_sync_to_async(services.device_set_online)(device_id=self.device.id, online=False)
-            except DatabaseError:
-                log.warning("device %s: offline state not saved (database unavailable)", self.device.id)
+            await self._mark_offline()
+
+    async def _mark_offline(self) -> None:
+        try:
+            await run_db(services.device_disconnected, device_id=self.device.id, connection_id=self.connection_id)
+        except DatabaseError:
+            log.warning("device %s: offline state not saved (database unavailable)", self.device.id)
+
+    async def _watch_silence(self) -> None:
+        """No frame for 60 s: the device is offline (the connection stays open; a frame brings it back)."""
+        while True:
+            wait = self.last_frame + SILENCE_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            if self.greeted and not self.silent:
+                self.silent = True
+                log.info("device %s: no frame for %s s, offline", self.device.id, SILENCE_S)
+                await self._mark_offline()
+            await asyncio.sleep(1)
+
+    # --- Frames from the controller --------------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return
+        self.last_frame = time.monotonic()
         try:
             if text_data is None:
                 raise codec.ProtocolError("bad_message", "frames are JSON text, not binary")
             frame = codec.decode(text_data)
             await self.dispatch_frame(frame)
         except codec.ProtocolError as exc:
-            await self.send_frame(exc.frame())
+            await self.send_error(exc)
 
     async def dispatch_frame(self, frame: dict) -> None:
         kind = frame["type"]
         if kind == "hello":
             await self.on_hello(frame)
-        elif not self.greeted:
-            raise codec.ProtocolError("hello_first", "the first frame must be hello", frame.get("read_id"))
-        elif kind == "plate_read":
-            await self.on_plate_read(codec.parse_plate_read(frame))
+            return
+        if not self.greeted:
+            raise codec.ProtocolError("hello_first", "the first frame must be hello", _read_id(frame))
+        if self.silent or time.monotonic() - self.last_touch > TOUCH_EVERY_S:
+            await self._touch(self.barriers)
+        if kind == "plate_read":
+            read = codec.parse_plate_read(frame)
+            if read.lane not in self.device.lanes:
+                raise codec.ProtocolError(
+                    "unknown_lane", f"lane {read.lane!r} is not one of this device's", read.read_id
+                )
+            await self.in_flight.acquire()
+            task = asyncio.create_task(self.on_plate_read(read))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         elif kind == "heartbeat":
-            pass
+            await self.on_heartbeat(codec.parse_heartbeat(frame))
+        elif kind == "command_result":
+            await self.on_command_result(codec.parse_command_result(frame))
         else:
-            raise codec.ProtocolError("bad_message", f"unknown type {kind!r}", frame.get("read_id"))
+            raise codec.ProtocolError("bad_message", f"unknown type {kind!r}", _read_id(frame))
 
     async def on_hello(self, frame: dict) -> None:
         if frame.get("protocol") != codec.PROTOCOL_VERSION:
             await self.send_frame(
                 {"type": "error", "code": "unsupported_protocol", "detail": "this server speaks protocol 1"}
             )
+            self.closing = True
             await self.close(code=CLOSE_UNSUPPORTED_PROTOCOL)
             return
         firmware = frame.get("firmware") if isinstance(frame.get("firmware"), str) else None
-        await database_sync_to_async(services.device_set_online)(
-            device_id=self.device.id, online=True, firmware=firmware
-        )
-        self.greeted = True
+        try:
+            await run_db(
+                services.device_connected, device_id=self.device.id, connection_id=self.connection_id, firmware=firmware
+            )
+        except DatabaseError:
+            raise codec.ProtocolError("retry", "cannot record the connection now, send hello again later") from None
+        self.greeted, self.silent, self.last_touch = True, False, time.monotonic()
+        await self.send_welcome()
+        await self.send_allowlist()
+
+    async def send_welcome(self) -> None:
         await self.send_frame(
             {
                 "type": "welcome",
                 "device_id": self.device.id,
                 "carpark": self.device.carpark_code,
-                "server_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "server_time": utc_now_iso(),
                 "lanes": [{"code": code, "direction": d} for code, d in self.device.lanes.items()],
                 "settings": self.device.settings,
             }
         )
 
-    async def on_plate_read(self, read: codec.PlateRead) -> None:
-        if read.lane not in self.device.lanes:
-            raise codec.ProtocolError("unknown_lane", f"lane {read.lane!r} is not one of this device's", read.read_id)
+    async def send_allowlist(self) -> None:
         try:
-            decision = await database_sync_to_async(services.plate_read_decide)(
+            allowlist = await run_db(services.allowlist_refresh, carpark_id=self.device.carpark_id)
+        except DatabaseError:
+            log.warning("device %s: allow-list not sent (database unavailable)", self.device.id)
+            return
+        if allowlist.version > self.allowlist_version or not self.allowlist_version:
+            self.allowlist_version = allowlist.version
+            for frame in allowlist.frames():
+                await self.send_frame(frame)
+
+    async def on_plate_read(self, read: codec.PlateRead) -> None:
+        try:
+            decision = await run_decision(
+                services.plate_read_decide,
                 device_id=self.device.id,
                 read_id=read.read_id,
                 lane_code=read.lane,
+                lane_id=self.device.lane_ids[read.lane],
                 plate=read.plate,
                 score=read.score,
                 captured_at=read.captured_at,
@@ -116,13 +269,99 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 retransmit=read.retransmit,
                 local_action=read.local_action,
             )
-        except DatabaseError:
-            raise codec.ProtocolError("retry", "cannot decide now, resend later", read.read_id) from None
+        except Exception as exc:  # the database is down or busy: the controller resends later; never guess
+            if not isinstance(exc, DatabaseError):
+                log.exception("device %s: read %s could not be decided", self.device.id, read.read_id)
+            await self.send_error(codec.ProtocolError("retry", "cannot decide now, resend later", read.read_id))
+            return
+        finally:
+            self.in_flight.release()
         await self.send_frame(decision)
 
+    async def on_heartbeat(self, barriers: dict[str, str]) -> None:
+        unknown = set(barriers) - set(self.device.lanes)
+        if unknown:
+            raise codec.ProtocolError("unknown_lane", f"lane(s) {', '.join(sorted(unknown))} are not this device's")
+        await self._touch(barriers)
+
+    async def _touch(self, barriers: dict[str, str]) -> None:
+        """Record that the device is alive (and its barriers); re-checks revocation (device-protocol.md 2)."""
+        self.barriers = barriers
+        try:
+            active = await run_db(
+                services.device_heartbeat, device_id=self.device.id, connection_id=self.connection_id, barriers=barriers
+            )
+        except DatabaseError:
+            return  # the database is down: the heartbeat is still a sign of life, nothing to record
+        self.last_touch, self.silent = time.monotonic(), False
+        if not active:
+            await self.revoked()
+
+    async def on_command_result(self, result: codec.CommandResult) -> None:
+        try:
+            await run_db(
+                services.command_result_record,
+                device_id=self.device.id,
+                command_id=result.command_id,
+                status=result.status,
+                detail=result.detail,
+            )
+        except services.UnknownCommand:
+            raise codec.ProtocolError("bad_message", f"unknown command_id {result.command_id!r}") from None
+        except DatabaseError:
+            raise codec.ProtocolError("retry", "cannot record the result now, send it again later") from None
+
+    # --- Errors ----------------------------------------------------------------------------------------------------
+
+    async def send_error(self, error: codec.ProtocolError) -> None:
+        await self.send_frame(error.frame())
+        if error.code == "retry":
+            return
+        now = time.monotonic()
+        self.errors.append(now)
+        while self.errors and self.errors[0] < now - 60:
+            self.errors.popleft()
+        if len(self.errors) > MAX_ERRORS_PER_MINUTE and not self.closing:
+            self.closing = True
+            await self.close(code=CLOSE_TOO_MANY_ERRORS)
+
+    # --- Messages from the rest of Parkgate (channel layer group device.<id>) ----------------------------------------
+
+    async def device_replace(self, message: dict) -> None:
+        if message.get("connection_id") != getattr(self, "connection_id", None):
+            await self.replaced()
+
     async def device_event(self, message: dict) -> None:
-        if message["kind"] == "revoked":
+        kind = message["kind"]
+        if kind == "revoked":
+            await self.revoked()
+        elif not self.greeted or self.closing:
+            return
+        elif kind == "welcome":
+            identity = await run_db(selectors.device_identity_by_id, device_id=self.device.id)
+            if identity is None:
+                await self.revoked()
+                return
+            self.device = identity
+            await self.send_welcome()
+        elif kind == "allowlist":
+            if message["data"].get("version", 0) > self.allowlist_version:
+                await self.send_allowlist()
+        elif kind == "command":
+            await self.send_frame(message["data"])
+
+    async def revoked(self) -> None:
+        if not self.closing:
+            self.closing = True
             await self.close(code=CLOSE_REVOKED)
 
     async def send_frame(self, frame: dict) -> None:
-        await self.send(text_data=codec.encode(frame))
+        try:
+            await self.send(text_data=codec.encode(frame))
+        except Exception as exc:  # the connection closed meanwhile: the controller will resend unanswered reads
+            log.debug("device %s: frame not sent: %s", self._device_id(), exc)
+
+
+def _read_id(frame: dict) -> str | None:
+    read_id = frame.get("read_id")
+    return read_id if isinstance(read_id, str) else None

@@ -63,6 +63,9 @@ class LaneController:
         await self.send({"type": "hello", "protocol": 1, "firmware": "1.4.2", "buffered": 0})
         welcome = await self.recv()
         assert welcome["type"] == "welcome", welcome
+        # device-protocol.md 5: the offline allow-list and block list follow the welcome.
+        self.allowlist, self.blocklist = await self.recv(), await self.recv()
+        assert (self.allowlist["type"], self.blocklist["type"]) == ("allowlist", "blocklist")
         return welcome
 
     async def read(self, lane: str, plate: str, score: float = 0.93, **extra) -> dict:

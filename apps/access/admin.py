@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.access.models import BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
+from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 
 
 @admin.register(Device)
@@ -38,3 +38,11 @@ class VisitAdmin(admin.ModelAdmin):
 
 admin.site.register(Permit)
 admin.site.register(BlockedPlate)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "carpark", "lane", "plate", "reason", "acknowledged_by", "acknowledged_at")
+    list_filter = ("carpark", "reason")
+    search_fields = ("plate",)
+    raw_id_fields = ("read",)

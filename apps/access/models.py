@@ -26,6 +26,9 @@ class Device(models.Model):
     online = models.BooleanField(default=False)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     barriers = models.JSONField(default=dict, blank=True, help_text="Last reported barrier state per lane")
+    connection_id = models.CharField(
+        max_length=32, blank=True, help_text="The live connection that set `online`: an older one's close is ignored"
+    )
 
     def __str__(self) -> str:
         return self.name or str(self.id)
@@ -103,12 +106,20 @@ class PlateRead(models.Model):
     )
     permit = models.ForeignKey(Permit, null=True, blank=True, related_name="reads", on_delete=models.SET_NULL)
     decision = models.JSONField(help_text="The decision frame sent, replayed for a duplicate read_id")
+    unpaired_exit = models.BooleanField(
+        default=False, help_text="An exit applied to visits that closed none (yet): a late entry may pair with it"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device")]
         indexes = [
             models.Index(fields=["lane", "plate", "captured_at"]),
             models.Index(fields=["carpark", "received_at"]),
+            models.Index(
+                fields=["carpark", "lookalike_key", "captured_at"],
+                condition=models.Q(unpaired_exit=True),
+                name="read_unpaired_exit_key",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -160,10 +171,17 @@ class Visit(models.Model):
         "bookings.Booking", null=True, blank=True, related_name="visits", on_delete=models.SET_NULL
     )
     permit = models.ForeignKey(Permit, null=True, blank=True, related_name="visits", on_delete=models.SET_NULL)
-    closed_reason = models.CharField(max_length=200, blank=True, help_text="Why staff closed it by hand")
+    closed_reason = models.CharField(max_length=200, blank=True, help_text="Why it was closed without an exit read")
+    overstay_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes past the booking's departure + grace at exit (overstay)"
+    )
+    held_at = models.DateTimeField(
+        null=True, blank=True, help_text="Held at the exit lane `exit_lane` for overstay (policy `hold`) since"
+    )
 
     class Meta:
         indexes = [
+            models.Index(fields=["carpark", "lookalike_key", "entered_at"], name="visit_key_entered"),
             models.Index(
                 fields=["carpark", "plate"], condition=models.Q(exited_at__isnull=True), name="open_visit_plate"
             ),
@@ -174,3 +192,39 @@ class Visit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plate} {self.entered_at:%Y-%m-%d %H:%M}"
+
+
+class Alert(models.Model):
+    """Something at a lane that staff should look at (a denied plate, a car with no visit, an overstay...)."""
+
+    carpark = models.ForeignKey("carparks.CarPark", related_name="alerts", on_delete=models.CASCADE)
+    lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
+    plate = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=32)
+    read = models.ForeignKey(PlateRead, null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["lane", "plate", "created_at"]),
+            models.Index(fields=["carpark", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.plate} at {self.lane or self.carpark}"
+
+
+class AllowlistState(models.Model):
+    """The version of a car park's offline allow-list (device-protocol.md 5): bumped when its content changes."""
+
+    carpark = models.OneToOneField("carparks.CarPark", related_name="+", on_delete=models.CASCADE)
+    version = models.PositiveIntegerField(default=0)
+    digest = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"allow-list v{self.version} of {self.carpark_id}"

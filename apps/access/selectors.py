@@ -1,18 +1,42 @@
-from dataclasses import dataclass
+"""Lane controller reads: device identity, the facts a decision needs, the allow-list, event payloads."""
 
-from apps.access.models import Device, Visit
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.access import rules
+from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, Visit
 from apps.access.tokens import hash_secret
+from apps.bookings.models import Booking, Vehicle
+from apps.core.plates import lookalike_key
 
 
 @dataclass(frozen=True)
 class DeviceIdentity:
-    """What a live connection needs to know about its device, loaded once at connect."""
+    """What a live connection needs to know about its device, loaded at connect (and again when settings change)."""
 
     id: str
     carpark_id: int
     carpark_code: str
     lanes: dict[str, str]  # lane code -> direction
+    lane_ids: dict[str, int]  # lane code -> Lane id
     settings: dict
+    vendor: dict  # Device.settings: vendor mappings (camera id / channel -> lane code)
+
+
+def device_identity(device: Device) -> DeviceIdentity:
+    lanes = list(device.lanes.order_by("code"))
+    return DeviceIdentity(
+        id=str(device.id),
+        carpark_id=device.carpark_id,
+        carpark_code=device.carpark.code,
+        lanes={lane.code: lane.direction for lane in lanes},
+        lane_ids={lane.code: lane.id for lane in lanes},
+        settings=device.carpark.device_settings(),
+        vendor=device.settings or {},
+    )
 
 
 def device_for_token(*, token: str) -> DeviceIdentity | None:
@@ -22,15 +46,12 @@ def device_for_token(*, token: str) -> DeviceIdentity | None:
     device = (
         Device.objects.select_related("carpark").filter(token_hash=hash_secret(token), revoked_at__isnull=True).first()
     )
-    if device is None:
-        return None
-    return DeviceIdentity(
-        id=str(device.id),
-        carpark_id=device.carpark_id,
-        carpark_code=device.carpark.code,
-        lanes={lane.code: lane.direction for lane in device.lanes.order_by("code")},
-        settings=device.carpark.device_settings(),
-    )
+    return device_identity(device) if device is not None else None
+
+
+def device_identity_by_id(*, device_id: str) -> DeviceIdentity | None:
+    device = Device.objects.select_related("carpark").filter(pk=device_id, revoked_at__isnull=True).first()
+    return device_identity(device) if device is not None else None
 
 
 def device_is_active(*, device_id: str) -> bool:
@@ -39,3 +60,182 @@ def device_is_active(*, device_id: str) -> bool:
 
 def carpark_occupancy(*, carpark_id: int) -> int:
     return Visit.objects.filter(carpark_id=carpark_id, exited_at__isnull=True).count()
+
+
+# --- The facts of one decision (the hot path: few, indexed queries) ---------------------------------------------
+
+
+def decision_facts(*, carpark_id: int, read: rules.Read, policy: rules.Policy, entry: bool) -> rules.Facts:
+    """The rows of this car park that can decide `read`: matched on normal-form plates and look-alike keys."""
+    plates = read.usable_plates(policy)
+    if not plates:
+        return rules.Facts()  # low_confidence: nothing else is looked at
+    main_key = read.key if read.main_usable(policy) else None
+    by_plate = Q(plate__in=plates) | Q(lookalike_key=main_key) if main_key else Q(plate__in=plates)
+    visits = _open_visits(carpark_id, by_plate)
+    if not entry:
+        return rules.Facts(open_visits=visits)
+    keys = {lookalike_key(p) for p in plates}
+    blocked = tuple(
+        rules.Plated(id=row["id"], plate=row["plate"], key=row["lookalike_key"])
+        for row in BlockedPlate.objects.filter(
+            Q(plate__in=plates) | Q(lookalike_key__in=keys), carpark_id=carpark_id
+        ).values("id", "plate", "lookalike_key")
+    )
+    permits = tuple(
+        rules.PermitFact(id=row["id"], plate=row["plate"], key=row["lookalike_key"])
+        for row in Permit.objects.filter(
+            by_plate, carpark_id=carpark_id, valid_from__lte=read.captured_at, valid_until__gte=read.captured_at
+        ).values("id", "plate", "lookalike_key")
+    )
+    vehicles = Q(registration__in=plates) | Q(lookalike_key=main_key) if main_key else Q(registration__in=plates)
+    bookings = tuple(
+        rules.BookingFact(
+            id=row["booking_id"],
+            plate=row["registration"],
+            key=row["lookalike_key"],
+            reference=row["booking__reference"],
+            status=row["booking__status"],
+            arrival=row["booking__arrival"],
+            departure=row["booking__departure"],
+        )
+        for row in Vehicle.objects.filter(vehicles, booking__carpark_id=carpark_id).values(
+            "booking_id",
+            "registration",
+            "lookalike_key",
+            "booking__reference",
+            "booking__status",
+            "booking__arrival",
+            "booking__departure",
+        )
+    )
+    return rules.Facts(blocked=blocked, open_visits=visits, permits=permits, bookings=bookings)
+
+
+def _open_visits(carpark_id: int, by_plate: Q) -> tuple[rules.VisitFact, ...]:
+    rows = Visit.objects.filter(by_plate, carpark_id=carpark_id, exited_at__isnull=True).values(
+        "id", "plate", "lookalike_key", "entered_at", "booking_id", "booking__reference", "booking__departure",
+        "permit_id",
+    )  # fmt: skip
+    return tuple(
+        rules.VisitFact(
+            id=row["id"],
+            plate=row["plate"],
+            key=row["lookalike_key"],
+            entered_at=row["entered_at"],
+            booking_id=row["booking_id"],
+            booking_reference=row["booking__reference"],
+            booking_departure=row["booking__departure"],
+            permit_id=row["permit_id"],
+        )
+        for row in rows
+    )
+
+
+# --- Offline allow-list ----------------------------------------------------------------------------------------
+
+
+def allowlist_content(*, carpark_id: int, now: datetime | None = None) -> tuple[list[dict], list[str]]:
+    """Permits and confirmed bookings whose window [arrival - early_arrival, departure] meets the next 24 hours,
+    one entry per plate; and the block list's plates (device-protocol.md 5)."""
+    from apps.carparks.models import CarPark
+
+    now = now or timezone.now()
+    horizon = now + timedelta(hours=24)
+    carpark = CarPark.objects.only("early_arrival_min").get(pk=carpark_id)
+    early = timedelta(minutes=carpark.early_arrival_min)
+    entries = [
+        _entry(row["plate"], row["lookalike_key"], "permit", row["valid_from"], row["valid_until"])
+        for row in Permit.objects.filter(carpark_id=carpark_id, valid_from__lte=horizon, valid_until__gte=now).values(
+            "plate", "lookalike_key", "valid_from", "valid_until"
+        )
+    ]
+    vehicles = Vehicle.objects.filter(
+        booking__carpark_id=carpark_id,
+        booking__status=Booking.Status.CONFIRMED,
+        booking__arrival__lte=horizon + early,
+        booking__departure__gte=now,
+    ).values("registration", "lookalike_key", "booking__arrival", "booking__departure")
+    entries += [
+        _entry(v["registration"], v["lookalike_key"], "booking", v["booking__arrival"] - early, v["booking__departure"])
+        for v in vehicles
+    ]
+    entries.sort(key=lambda e: (e["plate"], e["kind"], e["valid_from"], e["valid_until"]))
+    blocklist = sorted(set(BlockedPlate.objects.filter(carpark_id=carpark_id).values_list("plate", flat=True)))
+    return entries, blocklist
+
+
+def _entry(plate: str, key: str, kind: str, valid_from: datetime, valid_until: datetime) -> dict:
+    return {"plate": plate, "key": key, "kind": kind, "valid_from": _iso(valid_from), "valid_until": _iso(valid_until)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- Event payloads (docs/contracts-internal.md) -----------------------------------------------------------------
+
+
+def device_event_data(device: Device) -> dict:
+    return {
+        "device": str(device.id),
+        "name": device.name or str(device.id),
+        "online": device.online,
+        "lanes": list(device.lanes.order_by("code").values_list("code", flat=True)),
+        "barriers": device.barriers or {},
+    }
+
+
+def alert_event_data(alert: Alert) -> dict:
+    return {
+        "id": alert.id,
+        "carpark": alert.carpark.code,
+        "lane": alert.lane.code if alert.lane_id else None,
+        "plate": alert.plate,
+        "reason": alert.reason,
+        "created_at": _iso(alert.created_at),
+        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by_id else None,
+    }
+
+
+def visit_event_data(visit: Visit, carpark) -> dict:
+    booking = None
+    if visit.booking_id:
+        booking = Booking.objects.filter(pk=visit.booking_id).values_list("reference", flat=True).first()
+    return {
+        "id": visit.id,
+        "carpark": carpark.code,
+        "plate": visit.plate,
+        "entered_at": _iso(visit.entered_at),
+        "exited_at": _iso(visit.exited_at),
+        "booking": booking,
+    }
+
+
+def command_event_data(command: BarrierCommand, lane) -> dict:
+    return {
+        "command_id": command.command_id,
+        "lane": lane.code,
+        "status": command.status,
+        "detail": command.detail,
+        "issued_by": command.issued_by.get_username() if command.issued_by_id else None,
+        "reason": command.reason,
+    }
+
+
+def alerts_open(*, carpark_ids: list[int], limit: int = 50) -> list[dict]:
+    """Unacknowledged alerts, newest first, for dashboards."""
+    alerts = (
+        Alert.objects.filter(carpark_id__in=carpark_ids, acknowledged_at__isnull=True)
+        .select_related("carpark", "lane", "acknowledged_by")
+        .order_by("-created_at")[:limit]
+    )
+    return [alert_event_data(a) for a in alerts]
+
+
+def devices_of_carparks(*, carpark_ids: list[int]) -> list[dict]:
+    """Lane controllers and their online state, for dashboards."""
+    devices = Device.objects.filter(carpark_id__in=carpark_ids, revoked_at__isnull=True).order_by("name")
+    return [device_event_data(d) for d in devices.prefetch_related("lanes")]

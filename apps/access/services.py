@@ -1,14 +1,27 @@
-"""Lane controller writes: enrolment, revocation, connection state, and the plate-read decision."""
+"""Lane controller writes: enrolment, revocation, connection state, plate-read decisions, visits, barrier commands,
+alerts and the offline allow-list (device-protocol.md). Every function owns its transaction."""
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.access.models import BarrierCommand, Device, EnrolmentCode, PlateRead, Visit
-from apps.access.selectors import carpark_occupancy
+from apps.access import rules, selectors
+from apps.access.models import (
+    Alert,
+    AllowlistState,
+    BarrierCommand,
+    Device,
+    EnrolmentCode,
+    PlateRead,
+    Visit,
+)
+from apps.access.signals import visit_overstayed
 from apps.access.tokens import hash_secret, new_secret
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
@@ -17,6 +30,7 @@ from apps.core.services import audit_log_record
 
 ENROLMENT_CODE_TTL = timedelta(hours=24)
 COMMAND_TTL = timedelta(seconds=10)
+OFFLINE_AFTER = timedelta(seconds=60)
 
 
 class InvalidEnrolmentCode(Exception):
@@ -27,12 +41,30 @@ class UnknownLane(Exception):
     pass
 
 
+class LaneOffline(Exception):
+    """A manual command to a lane whose controller is offline: it fails at once (device-protocol.md 4)."""
+
+
+class UnknownCommand(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class Enrolled:
     device_id: str
     token: str
     carpark: str
     lanes: list[str]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with `Z`, as the protocol recommends."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- Devices ---------------------------------------------------------------------------------------------------
 
 
 def device_create(*, carpark_code: str, lane_codes: list[str], name: str = "", actor=None) -> tuple[Device, str]:
@@ -84,6 +116,7 @@ def device_enrol(*, code: str, serial: str = "", model: str = "") -> Enrolled:
 
 
 def device_revoke(*, device_id: str, actor=None) -> Device:
+    """Revoke a device: its token stops working and its live connection, wherever it is held, closes with 4401."""
     with transaction.atomic():
         device = Device.objects.select_for_update().get(pk=device_id)
         if device.revoked_at is None:
@@ -97,34 +130,99 @@ def device_revoke(*, device_id: str, actor=None) -> Device:
                 obj=device,
                 carpark=device.carpark,
             )
+            _publish_device(device)
         events.publish_to_device(device_id=str(device.id), kind="revoked", data={})
     return device
 
 
-def device_set_online(*, device_id: str, online: bool, firmware: str | None = None) -> None:
+def _publish_device(device: Device) -> None:
+    events.publish_to_carpark(carpark_id=device.carpark_id, kind="device", data=selectors.device_event_data(device))
+
+
+def device_connected(*, device_id: str, connection_id: str, firmware: str | None = None) -> None:
+    """A `hello` on a live connection: the device is online, held by `connection_id`."""
     with transaction.atomic():
-        fields = {"online": online, "last_seen_at": timezone.now()}
+        device = Device.objects.select_for_update().get(pk=device_id)
+        device.online, device.connection_id, device.last_seen_at = True, connection_id, timezone.now()
+        fields = ["online", "connection_id", "last_seen_at"]
         if firmware is not None:
-            fields["firmware"] = firmware[:50]
-        Device.objects.filter(pk=device_id).update(**fields)
-        device = Device.objects.only("carpark_id").get(pk=device_id)
-        events.publish_to_carpark(
-            carpark_id=device.carpark_id, kind="device", data={"device": device_id, "online": online}
-        )
+            device.firmware = firmware[:50]
+            fields.append("firmware")
+        device.save(update_fields=fields)
+        _publish_device(device)
 
 
-def _decision(read_id: str, action: str, reason: str, *, match=None, booking=None, command=None) -> dict:
-    return {
-        "type": "decision",
-        "read_id": read_id,
-        "action": action,
-        "reason": reason,
-        "match": match,
-        "booking": booking.reference if booking else None,
-        "command_id": command.command_id if command else None,
-        "expires_at": command.expires_at.isoformat().replace("+00:00", "Z") if command else None,
-        "duplicate": False,
-    }
+def device_disconnected(*, device_id: str, connection_id: str) -> bool:
+    """The connection `connection_id` closed or fell silent: offline, unless a newer connection holds the device."""
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(pk=device_id, connection_id=connection_id).first()
+        if device is None or not device.online:
+            return False
+        device.online = False
+        device.save(update_fields=["online"])
+        _publish_device(device)
+    return True
+
+
+def device_heartbeat(*, device_id: str, connection_id: str, barriers: dict[str, str]) -> bool:
+    """A heartbeat: record the barrier states and that the device is alive. False when it has been revoked."""
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(pk=device_id).first()
+        if device is None or device.revoked_at is not None:
+            return False
+        changed = not device.online or device.connection_id != connection_id or device.barriers != barriers
+        device.online, device.connection_id, device.last_seen_at = True, connection_id, timezone.now()
+        device.barriers = barriers
+        device.save(update_fields=["online", "connection_id", "last_seen_at", "barriers"])
+        if changed:
+            _publish_device(device)
+    return True
+
+
+def devices_sweep_offline(*, now: datetime | None = None) -> int:
+    """Devices marked online whose process died without saying so (no heartbeat for 60 s + slack): offline."""
+    cutoff = (now or timezone.now()) - OFFLINE_AFTER - timedelta(seconds=30)
+    count = 0
+    with transaction.atomic():
+        for device in Device.objects.select_for_update(skip_locked=True).filter(online=True, last_seen_at__lt=cutoff):
+            device.online = False
+            device.save(update_fields=["online"])
+            _publish_device(device)
+            count += 1
+    return count
+
+
+# --- Plate reads -----------------------------------------------------------------------------------------------
+
+
+def policy_of(carpark: CarPark) -> rules.Policy:
+    return rules.Policy(
+        min_score=float(carpark.min_score),
+        repeat_window_s=carpark.repeat_window_s,
+        stale_after_s=carpark.stale_after_s,
+        early_arrival_min=carpark.early_arrival_min,
+        grace_min=carpark.grace_min,
+        overstay_policy=carpark.overstay_policy,
+        anti_passback=carpark.anti_passback,
+    )
+
+
+def _candidates(candidates: list | None) -> tuple[tuple[str, float], ...]:
+    """The read's candidates as (normal form, score); a candidate without a numeric score is never usable."""
+    out = []
+    for candidate in candidates or ():
+        plate, score = candidate.get("plate"), candidate.get("score")
+        if isinstance(plate, str) and plates.normalise(plate):
+            usable = isinstance(score, int | float) and not isinstance(score, bool)
+            out.append((plates.normalise(plate)[:32], float(score) if usable else -1.0))
+    return tuple(out)
+
+
+def _lock_plate(carpark_id: int, key: str) -> None:
+    """Serialise decisions about one vehicle (by look-alike key) across threads and processes (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [carpark_id, key])
 
 
 def plate_read_decide(
@@ -135,35 +233,77 @@ def plate_read_decide(
     plate: str,
     score: float,
     captured_at: datetime,
+    lane_id: int | None = None,
     candidates: list | None = None,
     region: str = "",
     vehicle: dict | None = None,
     retransmit: bool = False,
     local_action: str = "",
+    with_command: bool = True,
 ) -> dict:
     """Record a plate read, decide what the barrier does, apply it to visits; all in one transaction.
 
-    Returns the `decision` frame. The caller sends it only after this returns (i.e. after commit).
+    Returns the `decision` frame. The caller sends it only after this returns (i.e. after commit), so a decision
+    the controller receives is never lost; a resent read gets it again with `duplicate: true`.
     """
+    try:
+        return _decide(
+            device_id=device_id,
+            read_id=read_id,
+            lane_code=lane_code,
+            lane_id=lane_id,
+            plate=plate,
+            score=score,
+            captured_at=captured_at,
+            candidates=candidates,
+            region=region,
+            vehicle=vehicle,
+            retransmit=retransmit,
+            local_action=local_action,
+            with_command=with_command,
+        )
+    except IntegrityError:
+        # The same read_id decided meanwhile on another connection of this device (a reconnect raced the old one).
+        stored = PlateRead.objects.filter(device_id=device_id, read_id=read_id).values_list("decision", flat=True)
+        decision = stored.first()
+        if decision is None:
+            raise
+        return decision | {"duplicate": True}
+
+
+def _lane(device_id: str, lane_code: str, lane_id: int | None) -> Lane:
+    lanes = Lane.objects.select_related("carpark")
+    lane = lanes.filter(pk=lane_id).first() if lane_id else lanes.filter(devices__id=device_id, code=lane_code).first()
+    if lane is None:
+        raise UnknownLane(lane_code)
+    return lane
+
+
+def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at, candidates, region, vehicle,
+            retransmit, local_action, with_command) -> dict:  # fmt: skip
+    now = timezone.now()
+    normal, key = plates.normalise(plate)[:32], plates.lookalike_key(plate)[:32]
     with transaction.atomic():
+        lane = _lane(device_id, lane_code, lane_id)
+        carpark = lane.carpark
+        _lock_plate(carpark.id, key)
         previous = (
             PlateRead.objects.filter(device_id=device_id, read_id=read_id).values_list("decision", flat=True).first()
         )
         if previous is not None:
             return previous | {"duplicate": True}
-        lane = Lane.objects.select_related("carpark").filter(devices__id=device_id, code=lane_code).first()
-        if lane is None:
-            raise UnknownLane(lane_code)
-        carpark = lane.carpark
-        normal, key = plates.normalise(plate), plates.lookalike_key(plate)
-        read = PlateRead(
+        policy = policy_of(carpark)
+        read = rules.Read(
+            plate=normal, key=key, score=score, captured_at=captured_at, candidates=_candidates(candidates)
+        )
+        row = PlateRead(
             device_id=device_id,
             lane=lane,
             carpark=carpark,
             read_id=read_id,
             plate_raw=plate[:32],
-            plate=normal[:32],
-            lookalike_key=key[:32],
+            plate=normal,
+            lookalike_key=key,
             score=score,
             candidates=candidates or [],
             region=region[:16],
@@ -172,73 +312,493 @@ def plate_read_decide(
             local_action=local_action,
             captured_at=captured_at,
         )
-        booking = None
-        visit_change = None
-        if score < float(carpark.min_score):
-            action, reason, match = "deny", "low_confidence", None
-        elif lane.direction == Lane.Direction.ENTRY:
-            early = timedelta(minutes=carpark.early_arrival_min)
-            booking = (
-                Booking.objects.filter(
-                    carpark=carpark,
-                    status=Booking.Status.CONFIRMED,
-                    vehicles__registration=normal,
-                    arrival__lte=captured_at + early,
-                    departure__gte=captured_at,
-                )
-                .distinct()
-                .first()
-            )
-            if booking:
-                action, reason, match, visit_change = "open", "booking", "exact", "open"
-            else:
-                action, reason, match = "deny", "unknown_vehicle", None
+        entry = lane.direction == Lane.Direction.ENTRY
+        stale = captured_at < now - timedelta(seconds=policy.stale_after_s)
+        if stale:
+            outcome = _stale_outcome(read, policy, carpark, entry, local_action)
         else:
-            visit = (
-                Visit.objects.select_for_update().filter(carpark=carpark, plate=normal, exited_at__isnull=True).first()
-            )
-            if visit:
-                action, reason, match, visit_change = "open", "departure", "exact", "close"
-                booking = visit.booking
-            else:
-                action, reason, match = "open", "no_visit", None
+            outcome = _repeat_outcome(lane, read, policy) or _rules_outcome(read, policy, carpark, entry)
         command = None
-        if action == "open":
+        if outcome.action == "open" and with_command:
             command = BarrierCommand(
-                command_id="c-" + secrets.token_hex(6),
+                command_id=new_command_id(),
                 lane=lane,
                 device_id=device_id,
-                reason=reason,
-                expires_at=timezone.now() + COMMAND_TTL,
+                reason=outcome.reason,
+                expires_at=now + COMMAND_TTL,
             )
-        read.action, read.reason, read.match, read.booking = action, reason, match or "", booking
-        read.decision = _decision(read_id, action, reason, match=match, booking=booking, command=command)
-        read.save()
-        if command:
-            command.read = read
-            command.save()
-        if visit_change == "open":
-            Visit.objects.create(
-                carpark=carpark,
-                plate=normal,
-                lookalike_key=key,
-                entry_read=read,
-                entry_lane=lane,
-                entered_at=captured_at,
-                booking=booking,
+        row.action, row.reason, row.match = outcome.action, outcome.reason, outcome.match or ""
+        row.booking_id, row.permit_id = _booking_id(outcome), outcome.permit_id
+        row.decision = decision_frame(read_id, outcome, command)
+        row.save(force_insert=True)
+        if command is not None:
+            command.read = row
+            command.save(force_insert=True)
+        visits_changed = _apply_visits(carpark, lane, row, outcome, stale=stale, entry=entry, local_action=local_action)
+        if outcome.alert and not stale:
+            _alert_raise(carpark=carpark, lane=lane, plate=normal, reason=outcome.reason, read=row, policy=policy)
+        _publish_read(carpark, lane, row, outcome)
+        if visits_changed:
+            _publish_occupancy(carpark)
+        return row.decision
+
+
+def new_command_id() -> str:
+    return "c-" + secrets.token_hex(6)
+
+
+def _booking_id(outcome: rules.Outcome) -> int | None:
+    if outcome.booking_id:
+        return outcome.booking_id
+    if isinstance(outcome.booking, rules.BookingFact):
+        return outcome.booking.id
+    if isinstance(outcome.booking, rules.VisitFact):
+        return outcome.booking.booking_id
+    return None
+
+
+def decision_frame(read_id: str, outcome: rules.Outcome, command: BarrierCommand | None) -> dict:
+    return {
+        "type": "decision",
+        "read_id": read_id,
+        "action": outcome.action,
+        "reason": outcome.reason,
+        "match": outcome.match,
+        "booking": outcome.booking_reference if outcome.booking_reference else None,
+        "command_id": command.command_id if command else None,
+        "expires_at": iso(command.expires_at) if command else None,
+        "duplicate": False,
+    }
+
+
+def _repeat_outcome(lane: Lane, read: rules.Read, policy: rules.Policy) -> rules.Outcome | None:
+    """Rule 3: the same plate on this lane within repeat_window_s after a read that opened the barrier."""
+    window = timedelta(seconds=policy.repeat_window_s)
+    prior = (
+        PlateRead.objects.filter(
+            lane=lane,
+            plate=read.plate,
+            action="open",
+            captured_at__gte=read.captured_at - window,
+            captured_at__lte=read.captured_at,
+        )
+        .order_by("-captured_at")
+        .values("booking_id", "booking__reference", "permit_id", "match")
+        .first()
+    )
+    if prior is None or not read.plate:
+        return None
+    booking = None
+    if prior["booking_id"]:
+        booking = rules.BookingFact(id=prior["booking_id"], plate="", key="", reference=prior["booking__reference"])
+    return rules.Outcome("open", "repeat", match=prior["match"] or None, booking=booking, permit_id=prior["permit_id"])
+
+
+def _rules_outcome(read: rules.Read, policy: rules.Policy, carpark: CarPark, entry: bool) -> rules.Outcome:
+    facts = selectors.decision_facts(carpark_id=carpark.id, read=read, policy=policy, entry=entry)
+    return rules.decide_entry(read, policy, facts) if entry else rules.decide_exit(read, policy, facts)
+
+
+def _stale_outcome(read, policy, carpark, entry: bool, local_action: str) -> rules.Outcome:
+    """Rule 2: an old read is applied to visits as if the barrier had opened for it (unless the controller denied)."""
+    outcome = rules.Outcome("none", "stale")
+    if local_action == "deny" or not entry:
+        return outcome
+    facts = selectors.decision_facts(carpark_id=carpark.id, read=read, policy=policy, entry=True)
+    linked = rules.entry_match(read, policy, facts)
+    if linked is not None and linked.action == "open":
+        outcome.match, outcome.booking, outcome.booking_id = linked.match, linked.booking, linked.booking_id
+        outcome.permit_id = linked.permit_id
+    return outcome
+
+
+# --- Visits ----------------------------------------------------------------------------------------------------
+
+MISSED_EXIT = "exit not read (a later entry of the vehicle followed)"
+
+
+def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stale, entry, local_action) -> bool:
+    """Apply a decided read to visits; True when visits (and so occupancy) changed."""
+    if stale:
+        if local_action == "deny":
+            return False
+        if entry:
+            _visit_for_entry(carpark, lane, row, booking_id=outcome.booking_id, permit_id=outcome.permit_id)
+        else:
+            _visit_for_exit(carpark, lane, row)
+        return True
+    changed = False
+    if outcome.superseded_visit is not None:
+        Visit.objects.filter(pk=outcome.superseded_visit.id, exited_at__isnull=True).update(
+            exited_at=row.captured_at, closed_reason="closed by soft anti-passback (the vehicle entered again)"
+        )
+        changed = True
+    if outcome.open_visit:
+        _visit_for_entry(carpark, lane, row, booking_id=outcome.booking_id, permit_id=outcome.permit_id)
+        changed = True
+    elif outcome.close_visit is not None:
+        _visit_close(outcome.close_visit.id, row, lane, overstay_minutes=outcome.overstay_minutes)
+        changed = True
+    elif outcome.hold_visit is not None:
+        Visit.objects.filter(pk=outcome.hold_visit.id).update(
+            held_at=timezone.now(), exit_lane=lane, overstay_minutes=outcome.overstay_minutes
+        )
+    elif outcome.reason == "no_visit" and not entry:
+        row.unpaired_exit = True
+        row.save(update_fields=["unpaired_exit"])
+    return changed
+
+
+def _visit_create(carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None, **fields) -> Visit:
+    visit = Visit.objects.create(
+        carpark=carpark,
+        plate=row.plate,
+        lookalike_key=row.lookalike_key,
+        entry_read=row,
+        entry_lane=lane,
+        entered_at=row.captured_at,
+        booking_id=booking_id,
+        permit_id=permit_id,
+        **fields,
+    )
+    if booking_id:
+        Booking.objects.filter(pk=booking_id, status=Booking.Status.CONFIRMED).update(
+            status=Booking.Status.ARRIVED, updated_at=timezone.now()
+        )
+    _publish_visit(carpark, visit)
+    return visit
+
+
+def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None) -> Visit:
+    """Pair an entry with the first later exit of the vehicle, by captured_at (reads may come out of order)."""
+    at, same_vehicle = row.captured_at, Visit.objects.filter(carpark=carpark, lookalike_key=row.lookalike_key)
+    later_exit = (
+        PlateRead.objects.filter(
+            carpark=carpark, lookalike_key=row.lookalike_key, unpaired_exit=True, captured_at__gt=at
+        )
+        .order_by("captured_at")
+        .first()
+    )
+    if later_exit is not None and not same_vehicle.filter(entered_at__gt=at, entered_at__lt=later_exit.captured_at):
+        # A late entry before an already recorded exit: a visit that is already closed.
+        later_exit.unpaired_exit = False
+        later_exit.save(update_fields=["unpaired_exit"])
+        return _visit_create(
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            exit_read=later_exit, exit_lane_id=later_exit.lane_id, exited_at=later_exit.captured_at,
+        )  # fmt: skip
+    spanning = (
+        same_vehicle.select_for_update().filter(entered_at__lte=at, exited_at__gt=at).order_by("-entered_at").first()
+    )
+    if spanning is not None:
+        # Inside a recorded visit: that visit's exit belongs to this (later) entry; the earlier one missed its exit.
+        visit = _visit_create(
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            exit_read_id=spanning.exit_read_id, exit_lane_id=spanning.exit_lane_id, exited_at=spanning.exited_at,
+        )  # fmt: skip
+        spanning.exit_read, spanning.exited_at, spanning.closed_reason = None, at, MISSED_EXIT
+        spanning.save(update_fields=["exit_read", "exited_at", "closed_reason"])
+        return visit
+    next_visit = same_vehicle.filter(entered_at__gt=at).order_by("entered_at").first()
+    if next_visit is not None:
+        # A later entry is already recorded: this visit's exit was missed; it ended when the next one began.
+        return _visit_create(
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            exited_at=next_visit.entered_at, closed_reason=MISSED_EXIT,
+        )  # fmt: skip
+    for earlier in same_vehicle.select_for_update().filter(exited_at__isnull=True, entered_at__lte=at):
+        earlier.exited_at, earlier.closed_reason = at, MISSED_EXIT
+        earlier.save(update_fields=["exited_at", "closed_reason"])
+        _publish_visit(carpark, earlier)
+    return _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id)
+
+
+def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | None:
+    """Close the vehicle's visit that this (late) exit ends: the latest entered before it, not closed before it."""
+    at = row.captured_at
+    visit = (
+        Visit.objects.select_for_update()
+        .filter(carpark=carpark, lookalike_key=row.lookalike_key, entered_at__lte=at)
+        .filter(Q(exited_at__isnull=True) | Q(exited_at__gt=at))
+        .order_by("-entered_at")
+        .first()
+    )
+    if visit is None:
+        row.unpaired_exit = True
+        row.save(update_fields=["unpaired_exit"])
+        return None
+    freed = visit.exit_read if visit.exited_at is not None else None
+    _visit_close(visit.id, row, lane)
+    if freed is not None and depth < 3:
+        # The visit had a later exit recorded: the first later exit wins, and that one ends another visit or none.
+        _visit_for_exit(carpark, freed.lane, freed, depth + 1)
+    return visit
+
+
+def _visit_close(visit_id: int, row: PlateRead, lane, *, overstay_minutes: int | None = None) -> None:
+    visit = Visit.objects.select_for_update().select_related("carpark").get(pk=visit_id)
+    visit.exit_read, visit.exit_lane, visit.exited_at, visit.held_at = row, lane, row.captured_at, None
+    visit.closed_reason = ""
+    fields = ["exit_read", "exit_lane", "exited_at", "held_at", "closed_reason"]
+    if overstay_minutes is not None:
+        visit.overstay_minutes = overstay_minutes
+        fields.append("overstay_minutes")
+    visit.save(update_fields=fields)
+    if row.unpaired_exit:
+        row.unpaired_exit = False
+        row.save(update_fields=["unpaired_exit"])
+    _visit_closed_effects(visit, overstay_minutes)
+
+
+def _visit_closed_effects(visit: Visit, overstay_minutes: int | None) -> None:
+    if visit.booking_id:
+        Booking.objects.filter(
+            pk=visit.booking_id, status__in=[Booking.Status.CONFIRMED, Booking.Status.ARRIVED]
+        ).update(status=Booking.Status.DEPARTED, updated_at=timezone.now())
+    if overstay_minutes:
+        visit_overstayed.send(sender=Visit, visit=visit, minutes=overstay_minutes)
+    _publish_visit(visit.carpark, visit)
+
+
+def visit_close_manual(*, visit_id: int, user, reason: str) -> Visit:
+    """Staff close a visit whose exit read was missed (or settle a held overstay), with a reason, audited."""
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("carpark").get(pk=visit_id)
+        if visit.exited_at is None:
+            visit.exited_at, visit.closed_reason, visit.held_at = timezone.now(), reason.strip()[:200], None
+            visit.save(update_fields=["exited_at", "closed_reason", "held_at"])
+            audit_log_record(
+                action="visit.close", actor=user, obj=visit, carpark=visit.carpark, data={"reason": reason.strip()}
             )
-            Booking.objects.filter(pk=booking.pk).update(status=Booking.Status.ARRIVED, updated_at=timezone.now())
-        elif visit_change == "close":
-            visit.exit_read, visit.exit_lane, visit.exited_at = read, lane, captured_at
-            visit.save(update_fields=["exit_read", "exit_lane", "exited_at"])
-            if visit.booking_id:
-                Booking.objects.filter(pk=visit.booking_id).update(
-                    status=Booking.Status.DEPARTED, updated_at=timezone.now()
-                )
-        if visit_change:
-            events.publish_to_carpark(
-                carpark_id=carpark.id,
-                kind="occupancy",
-                data={"carpark": carpark.code, "occupancy": carpark_occupancy(carpark_id=carpark.id)},
+            _visit_closed_effects(visit, None)
+            _publish_occupancy(visit.carpark)
+    return visit
+
+
+# --- Alerts ----------------------------------------------------------------------------------------------------
+
+
+def _alert_raise(
+    *, carpark, lane, plate: str, reason: str, read: PlateRead | None, policy: rules.Policy
+) -> Alert | None:
+    """At most one alert per lane and plate every repeat_window_s (device-protocol.md 3, rule 4)."""
+    since = timezone.now() - timedelta(seconds=policy.repeat_window_s)
+    if Alert.objects.filter(lane=lane, plate=plate, created_at__gte=since).exists():
+        return None
+    alert = Alert.objects.create(carpark=carpark, lane=lane, plate=plate, reason=reason, read=read)
+    events.publish_to_carpark(carpark_id=carpark.id, kind="alert", data=selectors.alert_event_data(alert))
+    return alert
+
+
+def alert_acknowledge(*, alert_id: int, user) -> Alert:
+    """A staff member has seen to an alert (acknowledging twice keeps the first)."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("carpark", "lane", "acknowledged_by").get(pk=alert_id)
+        if alert.acknowledged_at is None:
+            alert.acknowledged_by, alert.acknowledged_at = user, timezone.now()
+            alert.save(update_fields=["acknowledged_by", "acknowledged_at"])
+            audit_log_record(action="alert.acknowledge", actor=user, obj=alert, carpark=alert.carpark)
+            events.publish_to_carpark(carpark_id=alert.carpark_id, kind="alert", data=selectors.alert_event_data(alert))
+    return alert
+
+
+# --- Barrier commands ------------------------------------------------------------------------------------------
+
+
+def barrier_open_manual(*, lane_id: int, user, reason: str) -> BarrierCommand:
+    """Staff open a lane's barrier from the dashboard: a server-initiated command, audited.
+
+    Raises LaneOffline at once when no online controller serves the lane. On an exit lane where a car is held
+    for overstay (policy `hold`), opening by hand closes that visit.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    with transaction.atomic():
+        lane = Lane.objects.select_related("carpark").get(pk=lane_id)
+        device = (
+            Device.objects.filter(lanes=lane, online=True, revoked_at__isnull=True).order_by("-last_seen_at").first()
+        )
+        if device is None:
+            raise LaneOffline(f"the controller of lane {lane} is offline")
+        command = BarrierCommand.objects.create(
+            command_id=new_command_id(),
+            lane=lane,
+            device=device,
+            action="open",
+            reason=f"manual: {reason}"[:200],
+            issued_by=user,
+            expires_at=timezone.now() + COMMAND_TTL,
+        )
+        audit_log_record(
+            action="barrier.open_manual",
+            actor=user,
+            obj=command,
+            carpark=lane.carpark,
+            data={"lane": lane.code, "reason": reason, "command_id": command.command_id},
+        )
+        held = Visit.objects.select_for_update().filter(exit_lane=lane, exited_at__isnull=True, held_at__isnull=False)
+        held = held.select_related("carpark").order_by("-held_at").first()
+        if held is not None:
+            held.exited_at, held.held_at = timezone.now(), None
+            held.closed_reason = f"opened by hand at the exit by {user.get_username() if user else 'staff'}"
+            held.save(update_fields=["exited_at", "held_at", "closed_reason"])
+            _visit_closed_effects(held, None)
+            _publish_occupancy(lane.carpark)
+        events.publish_to_device(
+            device_id=str(device.id),
+            kind="command",
+            data={
+                "type": "command",
+                "command_id": command.command_id,
+                "lane": lane.code,
+                "action": "open",
+                "reason": "manual",
+                "expires_at": iso(command.expires_at),
+            },
+        )
+        _publish_command(command, lane)
+    return command
+
+
+def command_result_record(*, device_id: str, command_id: str, status: str, detail: str = "") -> BarrierCommand:
+    """A controller's `command_result`. Each command is answered once: a repeated answer changes nothing."""
+    with transaction.atomic():
+        command = (
+            BarrierCommand.objects.select_for_update()
+            .select_related("lane", "issued_by")
+            .filter(device_id=device_id, command_id=command_id)
+            .first()
+        )
+        if command is None:
+            raise UnknownCommand(command_id)
+        if command.status in (BarrierCommand.Status.PENDING, BarrierCommand.Status.TIMED_OUT):
+            command.status, command.detail, command.result_at = status, detail[:500], timezone.now()
+            command.save(update_fields=["status", "detail", "result_at"])
+            _publish_command(command, command.lane)
+    return command
+
+
+def commands_time_out(*, now: datetime | None = None) -> int:
+    """Commands without a result by expires_at are marked timed_out (staff see it)."""
+    now = now or timezone.now()
+    count = 0
+    with transaction.atomic():
+        pending = BarrierCommand.objects.select_for_update(skip_locked=True).select_related("lane", "issued_by")
+        for command in pending.filter(status=BarrierCommand.Status.PENDING, expires_at__lt=now):
+            command.status, command.result_at = BarrierCommand.Status.TIMED_OUT, now
+            command.save(update_fields=["status", "result_at"])
+            _publish_command(command, command.lane)
+            count += 1
+    return count
+
+
+# --- Offline allow-list (device-protocol.md 5) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    version: int
+    entries: list[dict]
+    blocklist: list[str]
+
+    def frames(self) -> list[dict]:
+        return [
+            {"type": "allowlist", "version": self.version, "entries": self.entries},
+            {"type": "blocklist", "plates": self.blocklist},
+        ]
+
+
+def allowlist_refresh(*, carpark_id: int) -> Allowlist:
+    """The car park's current allow-list and block list; when they changed, a new version is pushed to its devices."""
+    entries, blocklist = selectors.allowlist_content(carpark_id=carpark_id)
+    digest = hashlib.sha256(json.dumps([entries, blocklist], sort_keys=True).encode()).hexdigest()
+    with transaction.atomic():
+        state, _ = AllowlistState.objects.select_for_update().get_or_create(carpark_id=carpark_id)
+        if state.digest != digest:
+            state.version, state.digest = state.version + 1, digest
+            state.save(update_fields=["version", "digest", "updated_at"])
+            for device_id in Device.objects.filter(carpark_id=carpark_id, revoked_at__isnull=True).values_list(
+                "id", flat=True
+            ):
+                events.publish_to_device(device_id=str(device_id), kind="allowlist", data={"version": state.version})
+    return Allowlist(version=state.version, entries=entries, blocklist=blocklist)
+
+
+def carpark_settings_changed(*, carpark_id: int) -> None:
+    """Staff changed a car park's lane policies: connected controllers get a new `welcome` (device-protocol.md 2)."""
+    for device_id in Device.objects.filter(carpark_id=carpark_id, revoked_at__isnull=True).values_list("id", flat=True):
+        events.publish_to_device(device_id=str(device_id), kind="welcome", data={})
+
+
+# --- Scheduled housekeeping ------------------------------------------------------------------------------------
+
+
+def bookings_mark_no_show(*, now: datetime | None = None) -> int:
+    """Confirmed bookings whose departure has passed without an arrival become `no_show`."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        return Booking.objects.filter(status=Booking.Status.CONFIRMED, departure__lt=now).update(
+            status=Booking.Status.NO_SHOW, updated_at=now
+        )
+
+
+def reads_purge(*, now: datetime | None = None, batch: int = 5000) -> int:
+    """Delete reads of vehicles with no booking or permit older than their car park's retention (spec 6)."""
+    now = now or timezone.now()
+    deleted = 0
+    for carpark in CarPark.objects.only("id", "read_retention_days"):
+        cutoff = now - timedelta(days=carpark.read_retention_days)
+        while True:
+            ids = list(
+                PlateRead.objects.filter(
+                    carpark=carpark, booking__isnull=True, permit__isnull=True, received_at__lt=cutoff
+                ).values_list("id", flat=True)[:batch]
             )
-        return read.decision
+            if not ids:
+                break
+            with transaction.atomic():
+                deleted += PlateRead.objects.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
+# --- Events ----------------------------------------------------------------------------------------------------
+
+
+def _publish_read(carpark, lane, row: PlateRead, outcome: rules.Outcome) -> None:
+    events.publish_to_carpark(
+        carpark_id=carpark.id,
+        kind="read",
+        data={
+            "id": row.id,
+            "carpark": carpark.code,
+            "lane": lane.code,
+            "plate": row.plate,
+            "action": row.action,
+            "reason": row.reason,
+            "match": outcome.match,
+            "booking": row.decision["booking"],
+            "captured_at": iso(row.captured_at),
+            "read_id": row.read_id,
+        },
+    )
+
+
+def _publish_visit(carpark, visit: Visit) -> None:
+    events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=selectors.visit_event_data(visit, carpark))
+
+
+def _publish_occupancy(carpark) -> None:
+    events.publish_to_carpark(
+        carpark_id=carpark.id,
+        kind="occupancy",
+        data={"carpark": carpark.code, "occupancy": selectors.carpark_occupancy(carpark_id=carpark.id)},
+    )
+
+
+def _publish_command(command: BarrierCommand, lane) -> None:
+    events.publish_to_carpark(
+        carpark_id=lane.carpark_id, kind="command", data=selectors.command_event_data(command, lane)
+    )

@@ -1,0 +1,41 @@
+"""Where the gateway's database work runs: never on Channels' single shared thread.
+
+Decisions get a dedicated pool of threads (DECISION_THREADS, default 4), so that plate reads neither queue behind
+each other on one connection nor behind dashboards' or HTTP views' ORM calls; other device work (connect,
+heartbeats, results) uses the default pool through apps.core.concurrency.run_sync. Each thread takes a pooled
+connection per unit of work and hands it back (CONN_MAX_AGE=0 with psycopg's pool).
+"""
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from django.db import close_old_connections
+
+from apps.core.concurrency import run_sync
+
+DECISION_THREADS = int(os.environ.get("DECISION_THREADS", "4"))
+
+_decisions = ThreadPoolExecutor(max_workers=DECISION_THREADS, thread_name_prefix="decide")
+
+
+def _with_fresh_connections(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    close_old_connections()
+    try:
+        return func(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def run_decision(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run a plate-read decision on the decision threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_decisions, partial(_with_fresh_connections, func, **kwargs))
+
+
+async def run_db(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run any other sync service or selector off the shared thread."""
+    return await run_sync(func, **kwargs)
