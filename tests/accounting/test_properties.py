@@ -1,0 +1,162 @@
+"""Property-based: random sequences of bookings, amendments, cancellations, payments, refunds, overstays and invoice
+runs, against a simple model of what each booking should owe. After every step the invariants must hold:
+
+- the ledger balances (every transaction, and the trial balance per currency);
+- each booking's balance = its price (0 once cancelled) + overstay - payments + refunds - what was invoiced to its
+  agent (for a customer's own booking that last term is 0: balance = price - payments);
+- every invoice's totals equal the sum of its lines; invoice numbers have no gaps;
+- what agents owe (1200) = their invoices' totals; commission not yet invoiced (2100) = accrued - invoiced.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Sum
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.django import TestCase
+
+from apps.accounting import chart, selectors, services
+from apps.accounting.models import CarParkRates, Invoice, LedgerLine
+from apps.agents.models import Agent
+from apps.carparks.models import CarPark
+from tests.accounting.factories import amend_booking, cancel_booking, make_booking
+
+D = Decimal
+NIL = Decimal("0")  # immutable: safe as a dataclass default
+RATE = D("0.15")
+prices = st.decimals(min_value=D("0.00"), max_value=D("500.00"), places=2)
+amounts = st.decimals(min_value=D("0.01"), max_value=D("300.00"), places=2)
+index = st.integers(min_value=0, max_value=30)
+
+steps = st.one_of(
+    st.tuples(st.just("book"), st.booleans(), prices, st.none() | st.decimals(D("0"), D("50"), places=2)),
+    st.tuples(st.just("amend"), index, prices),
+    st.tuples(st.just("cancel"), index),
+    st.tuples(st.just("pay"), index, amounts, st.sampled_from(["cash", "card", "bank_transfer"])),
+    st.tuples(st.just("refund"), index, amounts),
+    st.tuples(st.just("overstay"), index, st.integers(min_value=0, max_value=30)),
+    st.tuples(st.just("invoice")),
+)
+
+
+@dataclass
+class Expected:
+    """What one booking should owe, kept by the test independently of the ledger."""
+
+    booking: object
+    price: Decimal
+    stated_commission: Decimal | None
+    agent: bool
+    cancelled: bool = False
+    paid: Decimal = NIL
+    overstay: Decimal = NIL
+    invoiced_price: Decimal = NIL
+    invoiced_commission: Decimal = NIL
+
+    @property
+    def sold(self) -> Decimal:
+        return D("0") if self.cancelled else self.price
+
+    @property
+    def commission(self) -> Decimal:
+        if self.cancelled or not self.agent:
+            return D("0")
+        if self.stated_commission is not None:
+            return self.stated_commission
+        return (self.price * RATE).quantize(D("0.01"), rounding=ROUND_HALF_UP)
+
+    @property
+    def balance(self) -> Decimal:
+        return self.sold + self.overstay - self.paid - self.invoiced_price
+
+
+class LedgerProperties(TestCase):
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.lists(steps, max_size=25))
+    def test_invariants_hold_after_every_step(self, sequence):
+        carpark = CarPark.objects.create(code="PROP", name="Property", capacity=10, currency="GBP", grace_min=60)
+        CarParkRates.objects.create(carpark=carpark, overstay_rate=D("4.00"), overstay_unit="hour")
+        agent = Agent.objects.create(code="prop", name="Prop", commission_rate=RATE)
+        bookings: list[Expected] = []
+        month = timezone.localdate().replace(day=1)
+        for step in sequence:
+            self.apply(step, bookings, carpark, agent, month)
+            self.check(bookings, agent)
+
+    def apply(self, step, bookings, carpark, agent, month) -> None:
+        kind, *args = step
+        if kind == "book":
+            by_agent, price, commission = args
+            booking = make_booking(
+                carpark=carpark, agent=agent if by_agent else None, price=price, commission=commission
+            )
+            bookings.append(Expected(booking, price, commission if by_agent else None, by_agent))
+            return
+        if kind == "invoice":
+            services.agent_invoices_generate(agent_id=agent.pk, month=month)
+            for exp in bookings:
+                if exp.agent:
+                    exp.invoiced_price, exp.invoiced_commission = exp.sold, exp.commission
+            return
+        if not bookings:
+            return
+        exp = bookings[args[0] % len(bookings)]
+        if kind == "amend":
+            exp.booking = amend_booking(exp.booking, price=args[1])
+            exp.price = args[1]
+        elif kind == "cancel":
+            exp.booking = cancel_booking(exp.booking)
+            exp.cancelled = True
+        elif kind == "pay":
+            amount, method = args[1], args[2]
+            if amount > exp.balance:
+                with self.assertRaises(services.PaymentInvalid):
+                    services.payment_record(booking_id=exp.booking.pk, amount=amount, method=method)
+            else:
+                services.payment_record(booking_id=exp.booking.pk, amount=amount, method=method)
+                exp.paid += amount
+        elif kind == "refund":
+            amount = args[1]
+            if amount > -exp.balance:
+                with self.assertRaises(services.PaymentInvalid):
+                    services.payment_record(booking_id=exp.booking.pk, amount=amount, method="card", kind="refund")
+            else:
+                services.payment_record(booking_id=exp.booking.pk, amount=amount, method="card", kind="refund")
+                exp.paid -= amount
+        elif kind == "overstay":
+            exited = exp.booking.departure + timedelta(minutes=60 + args[1] * 20)
+            charge = services.overstay_charge_post(booking_id=exp.booking.pk, exited_at=exited)
+            expected = D(4) * -(-args[1] * 20 // 60)  # per started hour after the 60 min grace
+            assert (charge.amount if charge else D("0")) == expected
+            exp.overstay += expected
+
+    def check(self, bookings: list[Expected], agent) -> None:
+        unbalanced = (
+            LedgerLine.objects.values("transaction_id").annotate(s=Sum("amount")).exclude(s=0).values("transaction_id")
+        )
+        assert not unbalanced.exists()
+        assert selectors.trial_balance().balanced
+        for exp in bookings:
+            assert selectors.booking_balance(exp.booking.pk) == exp.balance, exp
+        for invoice in Invoice.objects.all():
+            sums = invoice.lines.aggregate(p=Sum("price"), c=Sum("commission"), a=Sum("amount"))
+            assert (invoice.gross_total, invoice.commission_total, invoice.total) == (sums["p"], sums["c"], sums["a"])
+            assert invoice.total == invoice.gross_total - invoice.commission_total
+        for series in ("INV", "CN"):
+            seqs = list(Invoice.objects.filter(series=series).order_by("sequence").values_list("sequence", flat=True))
+            assert seqs == list(range(1, len(seqs) + 1))
+        owed = LedgerLine.objects.filter(agent=agent, account__code=chart.AGENT_RECEIVABLES).aggregate(s=Sum("amount"))
+        invoiced = Invoice.objects.filter(agent=agent).aggregate(s=Sum("total"))
+        assert (owed["s"] or 0) == (invoiced["s"] or 0)
+        payable = LedgerLine.objects.filter(agent=agent, account__code=chart.COMMISSION_PAYABLE).aggregate(
+            s=Sum("amount")
+        )
+        not_invoiced = sum((exp.commission - exp.invoiced_commission for exp in bookings), D("0"))
+        assert -(payable["s"] or 0) == not_invoiced
