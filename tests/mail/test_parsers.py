@@ -312,7 +312,7 @@ def test_fixed_record_detection_rules():
     assert is_record(("C" + "L80-1").ljust(80))  # cancel: only the reference
     assert is_record("C" + full[1:])  # a full cancel record counts too (only the reference is used)
     assert not is_record(("N" + "L80-1").ljust(80))  # new needs columns 22-45 all digits
-    assert not is_record((" " + full[1:]))  # column 1 must be N, A or C
+    assert not is_record(" " + full[1:])  # column 1 must be N, A or C
     assert not is_record("N" + " L80-1      " + full[13:])  # reference left aligned
     assert not is_record("N" + "L80 1       " + full[13:])  # reference then only spaces
     assert not is_record(full[:21] + "2026112105X0" + full[33:])
