@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import Field, Header, NinjaAPI, Query, Schema
+from ninja import Field, Header, NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
@@ -463,7 +463,7 @@ async def create_booking(
 ):
     fingerprint = hashlib.sha256(b"POST /bookings\n" + request.body).hexdigest()
     status, payload = await run_sync(_create_idempotent, _owner(request), body, idempotency_key, fingerprint)
-    return status, payload
+    return Status(status, payload)
 
 
 @api.get("/bookings", response={200: BookingPage, **ERRORS}, by_alias=True, summary="Your bookings by updated_at")

@@ -91,6 +91,8 @@ class _VehicleIn:
 
 def _text(value, name: str, max_length: int, *, required: bool = False) -> str:
     text = "" if value is None else str(value).strip()
+    if "\x00" in text:
+        raise BookingInvalid(f"{name} contains a NUL character")
     if required and not text:
         raise BookingInvalid(f"{name} is required")
     if len(text) > max_length:
