@@ -1,11 +1,23 @@
 """HTTP endpoints for lane controllers and cameras (device-protocol.md 1 and 7), under /api/device/v1/."""
 
-from asgiref.sync import sync_to_async
+import base64
+import binascii
+import math
+import time
+from dataclasses import replace
+
+from django.core.cache import cache
+from django.db import DatabaseError
 from ninja import NinjaAPI, Schema
 
-from apps.access import services
+from apps.access import selectors, services
+from device_gateway import vendors
+from device_gateway.codec import ProtocolError
+from device_gateway.executor import run_db, run_decision
 
 api = NinjaAPI(urls_namespace="device-api", title="Parkgate lane controller API", version="1", docs_url=None)
+
+ENROL_LIMIT_PER_MINUTE = 10
 
 
 class EnrolIn(Schema):
@@ -26,10 +38,31 @@ class Error(Schema):
     error: str
 
 
-@api.post("/enrol", response={201: EnrolOut, 400: Error}, auth=None)
-async def enrol(request, body: EnrolIn):
+def _client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR") or "?"
+
+
+def _rate_limited(bucket: str, limit: int) -> int | None:
+    """A fixed one-minute window in the shared cache; the seconds to wait when over `limit`, else None."""
+    now = time.time()
+    key = f"device-rate:{bucket}:{int(now // 60)}"
     try:
-        enrolled = await sync_to_async(services.device_enrol)(code=body.code, serial=body.serial, model=body.model)
+        cache.add(key, 0, timeout=65)
+        count = cache.incr(key)
+    except Exception:  # the cache (Redis) is down: do not lock controllers out
+        return None
+    return max(1, math.ceil(60 - now % 60)) if count > limit else None
+
+
+@api.post("/enrol", response={201: EnrolOut, 400: Error, 429: Error}, auth=None)
+async def enrol(request, body: EnrolIn):
+    wait = await run_db(_rate_limited, bucket=f"enrol:{_client_ip(request)}", limit=ENROL_LIMIT_PER_MINUTE)
+    if wait is not None:
+        response = api.create_response(request, {"error": "rate_limited"}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+    try:
+        enrolled = await run_db(services.device_enrol, code=body.code, serial=body.serial, model=body.model)
     except services.InvalidEnrolmentCode:
         return 400, {"error": "invalid_code"}
     return 201, {
@@ -39,3 +72,103 @@ async def enrol(request, body: EnrolIn):
         "carpark": enrolled.carpark,
         "lanes": enrolled.lanes,
     }
+
+
+# --- Vendor adapters (device-protocol.md 7) -------------------------------------------------------------------
+
+
+def device_token(request) -> str:
+    """`Authorization: Bearer <token>`, or Basic with the token as password (any user name)."""
+    kind, _, value = request.headers.get("Authorization", "").partition(" ")
+    if kind.lower() == "bearer":
+        return value.strip()
+    if kind.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+def _lane_for(device: selectors.DeviceIdentity, key: str, source: str) -> str | None:
+    """The lane a camera id / channel maps to in Device.settings[key]; a one-lane device needs no mapping."""
+    mapping = device.vendor.get(key) if isinstance(device.vendor.get(key), dict) else {}
+    lane = mapping.get(str(source))
+    if lane is None and len(device.lanes) == 1:
+        lane = next(iter(device.lanes))
+    return lane if lane in device.lanes else None
+
+
+async def _decide_vendor_reads(request, parse, mapping_key: str):
+    try:
+        device = await run_db(selectors.device_for_token, token=device_token(request))
+    except DatabaseError:
+        return api.create_response(request, {"error": "retry"}, status=503)
+    if device is None:
+        response = api.create_response(request, {"error": "unauthorized"}, status=401)
+        response["WWW-Authenticate"] = 'Basic realm="parkgate"'
+        return response
+    try:
+        reads = parse(request)
+    except ProtocolError as exc:
+        return api.create_response(request, {"error": exc.code, "detail": exc.detail}, status=400)
+    answers = []
+    for vendor_read in reads:
+        lane = _lane_for(device, mapping_key, vendor_read.source)
+        read = replace(vendor_read.read, lane=lane or str(vendor_read.source))
+        if lane is None:
+            detail = f"camera {vendor_read.source!r} is not mapped to a lane of this device"
+            answers.append(ProtocolError("unknown_lane", detail, read.read_id).frame())
+            continue
+        try:
+            answers.append(
+                await run_decision(
+                    services.plate_read_decide,
+                    device_id=device.id,
+                    read_id=read.read_id,
+                    lane_code=lane,
+                    lane_id=device.lane_ids[lane],
+                    plate=read.plate,
+                    score=read.score,
+                    captured_at=read.captured_at,
+                    candidates=list(read.candidates),
+                    region=read.region,
+                    vehicle=read.vehicle,
+                    retransmit=read.retransmit,
+                    with_command=False,
+                )
+            )
+        except DatabaseError:
+            answers.append(ProtocolError("retry", "cannot decide now, post again later", read.read_id).frame())
+    return api.create_response(request, {"decisions": answers}, status=200)
+
+
+def _platerecognizer(request) -> list[vendors.VendorRead]:
+    if request.content_type == "multipart/form-data":
+        if "json" not in request.POST:
+            raise ProtocolError("bad_message", "the multipart webhook needs a 'json' field")
+        return vendors.platerecognizer_reads(request.POST["json"])
+    return vendors.platerecognizer_reads(request.body)
+
+
+def _hikvision(request) -> list[vendors.VendorRead]:
+    if request.content_type == "multipart/form-data":
+        part = request.FILES.get("anpr.xml")
+        if part is not None:
+            return vendors.hikvision_reads(part.read())
+        if "anpr.xml" in request.POST:
+            return vendors.hikvision_reads(request.POST["anpr.xml"].encode())
+        raise ProtocolError("bad_message", "the multipart alert needs an 'anpr.xml' part")
+    return vendors.hikvision_reads(request.body)
+
+
+@api.post("/platerecognizer", auth=None)
+async def platerecognizer(request):
+    """Plate Recognizer Stream webhook; `data.camera_id` maps to a lane in Device.settings["cameras"]."""
+    return await _decide_vendor_reads(request, _platerecognizer, "cameras")
+
+
+@api.post("/hikvision", auth=None)
+async def hikvision(request):
+    """Hikvision ISAPI EventNotificationAlert; `channelID` maps to a lane in Device.settings["channels"]."""
+    return await _decide_vendor_reads(request, _hikvision, "channels")

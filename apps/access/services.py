@@ -536,7 +536,7 @@ def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | No
 
 
 def _visit_close(visit_id: int, row: PlateRead, lane, *, overstay_minutes: int | None = None) -> None:
-    visit = Visit.objects.select_for_update().select_related("carpark").get(pk=visit_id)
+    visit = Visit.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=visit_id)
     visit.exit_read, visit.exit_lane, visit.exited_at, visit.held_at = row, lane, row.captured_at, None
     visit.closed_reason = ""
     fields = ["exit_read", "exit_lane", "exited_at", "held_at", "closed_reason"]
@@ -565,7 +565,7 @@ def visit_close_manual(*, visit_id: int, user, reason: str) -> Visit:
     if not reason.strip():
         raise ValueError("a reason is required")
     with transaction.atomic():
-        visit = Visit.objects.select_for_update().select_related("carpark").get(pk=visit_id)
+        visit = Visit.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=visit_id)
         if visit.exited_at is None:
             visit.exited_at, visit.closed_reason, visit.held_at = timezone.now(), reason.strip()[:200], None
             visit.save(update_fields=["exited_at", "closed_reason", "held_at"])
@@ -595,7 +595,11 @@ def _alert_raise(
 def alert_acknowledge(*, alert_id: int, user) -> Alert:
     """A staff member has seen to an alert (acknowledging twice keeps the first)."""
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("carpark", "lane", "acknowledged_by").get(pk=alert_id)
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("carpark", "lane", "acknowledged_by")
+            .get(pk=alert_id)
+        )
         if alert.acknowledged_at is None:
             alert.acknowledged_by, alert.acknowledged_at = user, timezone.now()
             alert.save(update_fields=["acknowledged_by", "acknowledged_at"])
@@ -639,7 +643,9 @@ def barrier_open_manual(*, lane_id: int, user, reason: str) -> BarrierCommand:
             carpark=lane.carpark,
             data={"lane": lane.code, "reason": reason, "command_id": command.command_id},
         )
-        held = Visit.objects.select_for_update().filter(exit_lane=lane, exited_at__isnull=True, held_at__isnull=False)
+        held = Visit.objects.select_for_update(of=("self",)).filter(
+            exit_lane=lane, exited_at__isnull=True, held_at__isnull=False
+        )
         held = held.select_related("carpark").order_by("-held_at").first()
         if held is not None:
             held.exited_at, held.held_at = timezone.now(), None
@@ -667,7 +673,7 @@ def command_result_record(*, device_id: str, command_id: str, status: str, detai
     """A controller's `command_result`. Each command is answered once: a repeated answer changes nothing."""
     with transaction.atomic():
         command = (
-            BarrierCommand.objects.select_for_update()
+            BarrierCommand.objects.select_for_update(of=("self",))
             .select_related("lane", "issued_by")
             .filter(device_id=device_id, command_id=command_id)
             .first()
@@ -686,7 +692,9 @@ def commands_time_out(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     with transaction.atomic():
-        pending = BarrierCommand.objects.select_for_update(skip_locked=True).select_related("lane", "issued_by")
+        pending = BarrierCommand.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
+            "lane", "issued_by"
+        )
         for command in pending.filter(status=BarrierCommand.Status.PENDING, expires_at__lt=now):
             command.status, command.result_at = BarrierCommand.Status.TIMED_OUT, now
             command.save(update_fields=["status", "result_at"])

@@ -62,6 +62,9 @@ class Command(BaseCommand):
     def start_extras(self) -> None:
         loop = asyncio.get_event_loop()
         runtime.set_main_loop(loop)
+        # Autobahn drops the TCP connection on protocol violations by default; a close frame instead lets a lane
+        # controller see 1009 for a frame over 1 MiB (device-protocol.md 2). Copied to each new connection.
+        self.server.ws_factory.setProtocolOptions(failByDrop=False)
         reactor.addSystemEventTrigger("before", "shutdown", self.stop_extras)
         defer.DeferredList(self.server.listeners).addCallback(self.log_http_ready)
         if self.smtp_addr:
