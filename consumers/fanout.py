@@ -110,7 +110,8 @@ class CarparkFanout:
 
     async def _join(self, carpark_id: int) -> None:
         """Joined before the first subscriber loads its snapshot, so no event falls between the two."""
-        self.channels[carpark_id] = await self.layer.new_channel(prefix="dashboards")
+        # The default prefix: channels-redis receives all of a process's "specific" channels through one key.
+        self.channels[carpark_id] = await self.layer.new_channel()
         try:
             await self.layer.group_add(carpark_group(carpark_id), self.channels[carpark_id])
         except Exception as exc:

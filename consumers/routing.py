@@ -2,4 +2,6 @@ from django.urls import path
 
 from consumers.dashboard import DashboardConsumer
 
-websocket_urlpatterns = [path("ws/dashboard/", DashboardConsumer.as_asgi())]
+# Mounted under `ws/dashboard/` by project/routing.py (behind the Origin check and session auth); the nested
+# URLRouter matches what remains of the path after that prefix, i.e. "".
+websocket_urlpatterns = [path("", DashboardConsumer.as_asgi())]

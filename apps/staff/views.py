@@ -35,7 +35,8 @@ async def dashboard(request):
     user = await request.auser()
     ids = await run_sync(selectors.carpark_ids_for_user, user_id=user.pk)
     tiles = await run_sync(selectors.carpark_tiles, carpark_ids=ids)
-    return render(request, "staff/dashboard.html", {"tiles": tiles})
+    # `user` given explicitly: the template must not touch the lazy request.user (a sync query) in async code
+    return render(request, "staff/dashboard.html", {"tiles": tiles, "user": user})
 
 
 @require_GET
@@ -57,7 +58,7 @@ async def search(request):
     if query.strip():
         ids = await run_sync(selectors.carpark_ids_for_user, user_id=user.pk)
         results = await run_sync(selectors.search, query=query, carpark_ids=ids)
-    return render(request, "staff/search.html", {"query": query, "results": results})
+    return render(request, "staff/search.html", {"query": query, "results": results, "user": user})
 
 
 @require_POST
