@@ -1,0 +1,169 @@
+"""The customer websites in headless Chromium (Playwright, Debian's chromium) on a phone-sized screen: a full
+booking on each brand's own domain (search -> quote -> book -> confirmation + email), then manage: amend, cancel.
+
+Brand domains resolve to the test server with Chromium's --host-resolver-rules, so the Host header is the brand's.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from playwright.sync_api import expect, sync_playwright
+
+from apps.bookings.models import Booking
+from tests.bookings.conftest import LONDON
+from tests.support import ARTIFACTS, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP *.parkgate.test 127.0.0.1",
+]
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def chromium(demo_world):
+    """Per test, and set up after the database: Playwright's sync API keeps an event loop running in this thread,
+    which Django's ORM refuses to run beside (the test reads the database through `db()` instead)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def db(func):
+    """Run an ORM read on a thread of its own (no event loop there); its connection is closed afterwards."""
+
+    def run():
+        try:
+            return func()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"bookings-{name}.png"), full_page=True)
+
+
+def local_input(days_ahead: int, hour: int) -> str:
+    day = (timezone.now().astimezone(LONDON) + timedelta(days=days_ahead)).date()
+    return f"{day.isoformat()}T{hour:02d}:00"
+
+
+@pytest.mark.parametrize(
+    ("host", "brand", "carpark", "price"),
+    [
+        ("demo.parkgate.test", "Parkgate Demo", "LHR-T5", "£55.00"),  # 4 days: 3 x 15.00 + 10.00
+        ("skyline.parkgate.test", "Skyline Parking", "LHR-T5", "£50.50"),  # the brand's 13.50 a day, then 10.00
+        ("skyline.parkgate.test", "Skyline Parking", "MAN-T2", "£36.00"),  # a car park only Skyline sells
+    ],
+)
+def test_book_amend_and_cancel_on_the_brands_domain(parkgate, demo_world, chromium, host, brand, carpark, price):
+    site = f"http://{host}:{parkgate.http_port}"
+    name = f"{host.split('.')[0]}-{carpark}"
+    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+
+    page.goto(f"{site}/")
+    expect(page.locator(".site-header .name")).to_have_text(brand)
+    options = page.locator("#id_carpark option").all_inner_texts()
+    assert ("Manchester Terminal 2" in options) == (brand == "Skyline Parking")  # a brand sells only its own
+    # a mistake first: departure before arrival gets a clear message
+    page.select_option("#id_carpark", carpark)
+    page.fill("#id_arrival", local_input(30, 8))
+    page.fill("#id_departure", local_input(29, 8))
+    page.click("button[type=submit]")
+    expect(page.locator(".errorlist")).to_contain_text("The departure must be after the arrival.")
+    page.fill("#id_departure", local_input(33, 18))
+    shot(page, f"{name}-1-search")
+    page.click("button[type=submit]")
+
+    expect(page.locator(".price")).to_have_text(price)
+    spaces = int(page.locator("[data-spaces-left]").get_attribute("data-spaces-left"))
+    assert spaces > 0
+    page.click("form[action='/book/'] button[type=submit]")  # empty form: messages, nothing booked
+    expect(page.locator(".errorlist").first).to_contain_text("Please enter your name.")
+    page.fill("#id_name", "Jane Smith")
+    page.fill("#id_email", "jane@example.com")
+    page.fill("#id_phone", "07700 900123")
+    page.fill("#id_registration", "ab12 cde")
+    page.fill("#id_flight_outbound", "BA0117")
+    shot(page, f"{name}-2-quote")
+    page.click("form[action='/book/'] button[type=submit]")
+
+    expect(page.locator("#confirmation h2")).to_have_text("Thank you, your parking is booked")
+    reference = page.locator("#reference").inner_text()
+    expect(page.locator("#vehicles")).to_have_text("AB12CDE")
+    expect(page.locator("#price")).to_have_text(price)
+    shot(page, f"{name}-3-confirmation")
+    booking = db(lambda: Booking.objects.select_related("brand", "carpark").get(reference=reference))
+    assert (booking.brand.name, booking.carpark.code, booking.source) == (brand, carpark, "web")
+    assert booking.arrival.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M") == local_input(30, 8)  # stored in UTC
+    wait_for(
+        lambda: db(Booking.objects.filter(reference=reference, confirmation_sent_at__isnull=False).exists),
+        timeout=20,
+        message="the confirmation email job",
+    )
+
+    # manage from a fresh browser: reference + email
+    context.close()
+    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{site}/manage/")
+    page.fill("#id_reference", reference)
+    page.fill("#id_email", "someone-else@example.com")
+    page.click("button[type=submit]")
+    expect(page.locator(".alert")).to_contain_text("could not find a booking")
+    page.fill("#id_email", "Jane@Example.com")
+    page.click("button[type=submit]")
+    expect(page.locator("#reference")).to_have_text(reference)
+    page.fill("#id_departure", local_input(34, 18))
+    page.fill("#id_registration_2", "xy51 abc")
+    page.click("form[action$='/amend/'] button[type=submit]")
+    expect(page.locator("#notice")).to_have_text("Your booking has been changed.")
+    expect(page.locator("#vehicles")).to_have_text("AB12CDE, XY51ABC")
+    amended = db(lambda: Booking.objects.get(reference=reference))
+    assert amended.price > booking.price and page.locator("#price").inner_text() == f"£{amended.price}"
+    shot(page, f"{name}-4-amended")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("form[action$='/cancel/'] button[type=submit]")
+    expect(page.locator("#status")).to_have_text("Cancelled")
+    shot(page, f"{name}-5-cancelled")
+    assert db(lambda: Booking.objects.get(reference=reference).status) == "cancelled"
+    context.close()
+
+
+def test_a_brand_cannot_manage_another_brands_booking(parkgate, demo_world, chromium):
+    page = chromium.new_page(viewport=PHONE)
+    page.goto(
+        f"http://demo.parkgate.test:{parkgate.http_port}/quote/?carpark=LHR-T5&arrival={local_input(40, 8)}"
+        f"&departure={local_input(41, 8)}"
+    )
+    page.fill("#id_name", "Sam")
+    page.fill("#id_email", "sam@example.com")
+    page.fill("#id_phone", "0123")
+    page.fill("#id_registration", "SA12MMM")
+    page.click("form[action='/book/'] button[type=submit]")
+    reference = page.locator("#reference").inner_text()
+    page.goto(f"http://skyline.parkgate.test:{parkgate.http_port}/manage/")
+    page.fill("#id_reference", reference)
+    page.fill("#id_email", "sam@example.com")
+    page.click("button[type=submit]")
+    expect(page.locator(".alert")).to_contain_text("could not find a booking")
+    response = page.goto(f"http://skyline.parkgate.test:{parkgate.http_port}/manage/{reference}/")
+    assert response.status == 404
+    assert page.goto(f"http://nobody.parkgate.test:{parkgate.http_port}/").status == 404
+    page.close()
