@@ -11,6 +11,7 @@ import logging
 
 from daphne.endpoints import build_endpoint_description_strings
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol as DaphneWebSocketProtocol
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from twisted.internet import defer, reactor
@@ -18,6 +19,17 @@ from twisted.internet import defer, reactor
 from apps.core import jobs, runtime
 
 log = logging.getLogger("parkgate.serve")
+
+
+class WebSocketProtocol(DaphneWebSocketProtocol):
+    """Daphne's protocol, also letting the application close with 1013 (try again later), a registered code that
+    device-protocol.md 2 requires when the database is down; Autobahn only lets applications send 1000 and 3000-4999."""
+
+    def serverClose(self, code=None):
+        if code == 1013:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code)
 
 
 def host_port(value: str, option: str) -> tuple[str, int]:
@@ -65,6 +77,7 @@ class Command(BaseCommand):
         # Autobahn drops the TCP connection on protocol violations by default; a close frame instead lets a lane
         # controller see 1009 for a frame over 1 MiB (device-protocol.md 2). Copied to each new connection.
         self.server.ws_factory.setProtocolOptions(failByDrop=False)
+        self.server.ws_factory.protocol = WebSocketProtocol
         reactor.addSystemEventTrigger("before", "shutdown", self.stop_extras)
         defer.DeferredList(self.server.listeners).addCallback(self.log_http_ready)
         if self.smtp_addr:
