@@ -11,7 +11,8 @@ from django.contrib.sessions.models import Session
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from apps.access.models import Device, PlateRead, Visit
+from apps.access import selectors as access_selectors
+from apps.access.models import Alert, Device, PlateRead, Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
 from apps.core import plates
@@ -222,40 +223,12 @@ def read_row(read: PlateRead) -> dict:
 
 
 def open_alerts(*, carpark_id: int) -> list[dict]:
-    """Unacknowledged alerts, newest first (empty until the access app records alerts)."""
-    alert_model = _alert_model()
-    if alert_model is None:
-        return []
-    alerts = (
-        alert_model.objects.filter(carpark_id=carpark_id, acknowledged_at__isnull=True)
-        .select_related("lane")
-        .order_by("-created_at")[:LIST_LIMIT]
-    )
-    return [alert_row(a) for a in alerts]
-
-
-def alert_row(alert) -> dict:
-    return {
-        "id": alert.id,
-        "lane": alert.lane.code if alert.lane_id else None,
-        "plate": alert.plate,
-        "reason": alert.reason,
-        "created_at": iso(alert.created_at),
-        "acknowledged_by": None,
-    }
+    """Unacknowledged alerts, newest first, shaped like the `alert` event."""
+    return access_selectors.alerts_open(carpark_ids=[carpark_id], limit=LIST_LIMIT)
 
 
 def alert_carpark_id(*, alert_id: int) -> int | None:
-    alert_model = _alert_model()
-    if alert_model is None:
-        return None
-    return alert_model.objects.filter(pk=alert_id).values_list("carpark_id", flat=True).first()
-
-
-def _alert_model():
-    from apps.access import models
-
-    return getattr(models, "Alert", None)
+    return Alert.objects.filter(pk=alert_id).values_list("carpark_id", flat=True).first()
 
 
 # --- search -------------------------------------------------------------------------------------------------------

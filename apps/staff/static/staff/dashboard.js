@@ -86,7 +86,10 @@
   function renderChart(cp, svg) {
     const start = Date.parse(cp.day_start), end = Date.parse(cp.day_end);
     const points = cp.chart || [];
-    const top = Math.max(cp.capacity, ...points.map((p) => p[1]), 1);
+    // Scaled to the day's peak (not the capacity), so a quiet day still shows its shape; the red dashed line is
+    // the capacity when it is in view.
+    const peak = Math.max(cp.occupancy, ...points.map((p) => p[1]));
+    const top = Math.min(Math.max(10, Math.ceil(peak * 1.25)), Math.max(cp.capacity, peak, 1));
     const x = (iso) => (300 * (Date.parse(iso) - start)) / (end - start);
     const y = (n) => 88 - (84 * n) / top;
     let path = "";
@@ -96,9 +99,10 @@
     });
     const nowX = Math.max(0, Math.min(300, x(new Date().toISOString()))).toFixed(1);
     if (points.length) path += `H${nowX}`;
-    svg.innerHTML =
-      `<line class="cap-line" x1="0" x2="300" y1="${y(cp.capacity).toFixed(1)}" y2="${y(cp.capacity).toFixed(1)}"/>` +
-      `<path class="area" d="${path}V88H0Z"/><path class="line" d="${path}"/>`;
+    const capLine = cp.capacity <= top
+      ? `<line class="cap-line" x1="0" x2="300" y1="${y(cp.capacity).toFixed(1)}" y2="${y(cp.capacity).toFixed(1)}"/>` : "";
+    svg.innerHTML = capLine + `<path class="area" d="${path}V88H0Z"/><path class="line" d="${path}"/>`;
+    svg.parentElement.dataset.top = String(top);
     svg.parentElement.setAttribute("aria-label", `Occupancy today at ${cp.code}, now ${cp.occupancy} of ${cp.capacity}`);
   }
 
