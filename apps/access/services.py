@@ -492,13 +492,13 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
     )
     if spanning is not None:
         # Inside a recorded visit: that visit's exit belongs to this (later) entry; the earlier one missed its exit.
-        visit = _visit_create(
-            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
-            exit_read_id=spanning.exit_read_id, exit_lane_id=spanning.exit_lane_id, exited_at=spanning.exited_at,
-        )  # fmt: skip
+        exit_read_id, exit_lane_id, exited_at = spanning.exit_read_id, spanning.exit_lane_id, spanning.exited_at
         spanning.exit_read, spanning.exited_at, spanning.closed_reason = None, at, MISSED_EXIT
         spanning.save(update_fields=["exit_read", "exited_at", "closed_reason"])
-        return visit
+        return _visit_create(
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            exit_read_id=exit_read_id, exit_lane_id=exit_lane_id, exited_at=exited_at,
+        )  # fmt: skip
     next_visit = same_vehicle.filter(entered_at__gt=at).order_by("entered_at").first()
     if next_visit is not None:
         # A later entry is already recorded: this visit's exit was missed; it ended when the next one began.

@@ -23,6 +23,16 @@ def iso(value: datetime) -> str:
 @pytest.fixture
 def world(transactional_db):
     """Car park TST1 (lanes IN, IN2 entry; OUT exit) and TST2 (lanes X-IN, X-OUT), committed."""
+    return build_world()
+
+
+@pytest.fixture
+def world_db(db):
+    """The same world inside the test's transaction (service-level tests, no server)."""
+    return build_world()
+
+
+def build_world() -> dict:
     one = CarPark.objects.create(code="TST1", name="Test One", capacity=500)
     two = CarPark.objects.create(code="TST2", name="Test Two", capacity=500)
     for carpark, lanes in (

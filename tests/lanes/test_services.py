@@ -1,0 +1,262 @@
+"""The access services against PostgreSQL, without a server: visits by captured_at, stale and repeated reads,
+policies, alerts, commands, housekeeping (device-protocol.md 3-6)."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+
+from apps.access import services
+from apps.access.models import Alert, AllowlistState, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
+from apps.bookings.models import Booking
+from apps.carparks.models import Lane
+from apps.core.models import AuditLog
+from apps.core.plates import lookalike_key
+from tests.lanes.conftest import make_booking, make_device, now
+
+_ids = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def lanes(world_db):
+    device = make_device("TST1", ["IN", "IN2", "OUT"])
+    return world_db["one"], device["device_id"]
+
+
+def decide(device_id: str, lane: str, plate: str, at=None, **extra) -> dict:
+    return services.plate_read_decide(
+        device_id=device_id,
+        read_id=extra.pop("read_id", f"t-{next(_ids)}"),
+        lane_code=lane,
+        plate=plate,
+        score=extra.pop("score", 0.95),
+        captured_at=at or now(),
+        **extra,
+    )
+
+
+def test_stale_entry_opens_a_visit_with_its_booking_but_never_the_barrier(lanes):
+    carpark, device = lanes
+    booking = make_booking(carpark, "ST4LE1")
+    decision = decide(device, "IN", "ST4LE1", now() - timedelta(minutes=5), local_action="open", retransmit=True)
+    assert (decision["action"], decision["reason"], decision["command_id"]) == ("none", "stale", None)
+    assert decision["booking"] == booking.reference
+    visit = Visit.objects.get()
+    assert visit.booking == booking and visit.exited_at is None
+    booking.refresh_from_db()
+    assert booking.status == "arrived"
+
+
+def test_stale_read_denied_locally_is_only_recorded(lanes):
+    _carpark, device = lanes
+    decision = decide(device, "IN", "DEN1ED", now() - timedelta(minutes=5), local_action="deny")
+    assert (decision["action"], decision["reason"]) == ("none", "stale")
+    assert not Visit.objects.exists() and PlateRead.objects.count() == 1 and not Alert.objects.exists()
+
+
+def test_late_entry_before_a_recorded_no_visit_exit_makes_a_closed_visit(lanes):
+    carpark, device = lanes
+    exit_at = now() - timedelta(seconds=5)
+    exit_decision = decide(device, "OUT", "LA7E1", exit_at)
+    assert (exit_decision["action"], exit_decision["reason"]) == ("open", "no_visit")
+    decide(device, "IN", "LA7E1", now() - timedelta(hours=2), retransmit=True)
+    visit = Visit.objects.get()
+    assert visit.exited_at == exit_at and visit.exit_read.read_id == PlateRead.objects.get(lane__code="OUT").read_id
+    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
+
+
+def test_a_late_exit_ends_the_visit_it_belongs_to_and_frees_a_later_exit(lanes):
+    _carpark, device = lanes
+    t = now() - timedelta(hours=5)
+    decide(device, "IN", "OR1DER", t, local_action="open")  # entry 1
+    decide(device, "OUT", "OR1DER", t + timedelta(hours=3), local_action="open")  # exit 2 (arrives first)
+    decide(device, "IN", "OR1DER", t + timedelta(hours=2), local_action="open")  # entry 2
+    decide(device, "OUT", "OR1DER", t + timedelta(hours=1), local_action="open")  # exit 1 (arrives last)
+    visits = list(Visit.objects.order_by("entered_at").values_list("entered_at", "exited_at"))
+    assert visits == [(t, t + timedelta(hours=1)), (t + timedelta(hours=2), t + timedelta(hours=3))]
+    assert all(v.exit_read_id for v in Visit.objects.all())
+
+
+def test_repeat_within_the_window_opens_again_without_a_second_visit(lanes):
+    carpark, device = lanes
+    booking = make_booking(carpark, "RE9EAT")
+    t = now()
+    first = decide(device, "IN", "RE9EAT", t)
+    repeat = decide(device, "IN", "re9eat", t + timedelta(seconds=10))
+    later = decide(device, "IN", "RE9EAT", t + timedelta(seconds=26))  # 16 s after the repeat, which opened
+    other_lane = decide(device, "IN2", "RE9EAT", t + timedelta(seconds=5))
+    assert (first["reason"], repeat["reason"], repeat["booking"]) == ("booking", "repeat", booking.reference)
+    assert repeat["command_id"] != first["command_id"]
+    assert (later["action"], later["reason"]) == ("deny", "already_inside")
+    assert other_lane["reason"] == "already_inside"
+    assert Visit.objects.count() == 1 and BarrierCommand.objects.count() == 2
+
+
+def test_soft_anti_passback_closes_the_old_visit_and_alerts(lanes):
+    carpark, device = lanes
+    carpark.anti_passback = "soft"
+    carpark.save()
+    booking = make_booking(carpark, "SO7FT")
+    decide(device, "IN", "SO7FT", now() - timedelta(seconds=25))
+    again = decide(device, "IN2", "SO7FT")
+    assert again["action"] == "deny" and again["reason"] in ("already_used", "unknown_vehicle")
+    assert Visit.objects.filter(exited_at__isnull=True).count() == 0
+    assert "soft anti-passback" in Visit.objects.get().closed_reason
+    assert Alert.objects.filter(plate="SO7FT").count() == 1
+    booking.refresh_from_db()
+
+
+def test_overstay_open_and_flag_and_hold_then_manual_open(lanes):
+    carpark, device = lanes
+    staff = User.objects.create_user("sup")
+    late = make_booking(carpark, "OV3R1", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=3))
+    Visit.objects.create(
+        carpark=carpark,
+        plate="OV3R1",
+        lookalike_key=lookalike_key("OV3R1"),
+        entered_at=now() - timedelta(days=3),
+        booking=late,
+    )
+    flagged = decide(device, "OUT", "OV3R1")
+    assert (flagged["action"], flagged["reason"], flagged["booking"]) == ("open", "overstay", late.reference)
+    assert Visit.objects.get().overstay_minutes >= 119 and Alert.objects.filter(reason="overstay").exists()
+
+    carpark.overstay_policy = "hold"
+    carpark.save()
+    held_booking = make_booking(
+        carpark, "H0LD1", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=3)
+    )
+    visit = Visit.objects.create(
+        carpark=carpark,
+        plate="H0LD1",
+        lookalike_key=lookalike_key("H0LD1"),
+        entered_at=now() - timedelta(days=3),
+        booking=held_booking,
+    )
+    held = decide(device, "OUT", "H0LD1")
+    assert (held["action"], held["reason"], held["command_id"]) == ("deny", "overstay", None)
+    visit.refresh_from_db()
+    assert visit.exited_at is None and visit.held_at is not None
+    Device.objects.filter(pk=device).update(online=True)
+    command = services.barrier_open_manual(lane_id=Lane.objects.get(code="OUT").id, user=staff, reason="paid at desk")
+    visit.refresh_from_db()
+    held_booking.refresh_from_db()
+    assert visit.exited_at is not None and held_booking.status == "departed"
+    assert command.issued_by == staff and AuditLog.objects.filter(action="barrier.open_manual").exists()
+
+
+def test_exit_matches_and_ambiguity(lanes):
+    carpark, device = lanes
+    for plate in ("AB12CDE", "A812CDE"):
+        Visit.objects.create(
+            carpark=carpark, plate=plate, lookalike_key=lookalike_key(plate), entered_at=now() - timedelta(hours=1)
+        )
+    ambiguous = decide(device, "OUT", "AB12C0E")  # look-alike of both
+    assert (ambiguous["action"], ambiguous["reason"], ambiguous["match"]) == ("open", "ambiguous", "lookalike")
+    assert Visit.objects.filter(exited_at__isnull=True).count() == 2
+    exact = decide(device, "OUT", "AB12CDE")
+    assert (exact["reason"], exact["match"]) == ("departure", "exact")
+    candidate = decide(device, "OUT", "ZZZ", score=0.95, candidates=[{"plate": "A812CDE", "score": 0.8}])
+    assert (candidate["reason"], candidate["match"]) == ("departure", "candidate")
+    low = decide(device, "OUT", "LOW", score=0.2)
+    assert (low["action"], low["reason"]) == ("deny", "low_confidence")
+
+
+def test_permits_blocks_and_booking_states(lanes):
+    carpark, device = lanes
+    Permit.objects.create(
+        carpark=carpark,
+        holder="Staff",
+        plate_raw="PE12MIT",
+        plate="PE12MIT",
+        lookalike_key=lookalike_key("PE12MIT"),
+        valid_from=now() - timedelta(days=1),
+        valid_until=now() + timedelta(days=1),
+    )
+    BlockedPlate.objects.create(carpark=carpark, plate_raw="BL0CK", plate="BL0CK", lookalike_key=lookalike_key("BL0CK"))
+    make_booking(carpark, "BL0CK")
+    make_booking(carpark, "CA12NCL", status="cancelled")
+    make_booking(carpark, "EA12RLY", arrival=now() + timedelta(hours=5))
+    make_booking(carpark, "US12ED", status="departed")
+    make_booking(carpark, "EX12PRD", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=1))
+    results = {
+        plate: decide(device, "IN", plate) for plate in ("PE12MIT", "BLOCK", "CA12NCL", "EA12RLY", "US12ED", "EX12PRD")
+    }
+    assert {p: (d["action"], d["reason"]) for p, d in results.items()} == {
+        "PE12MIT": ("open", "permit"),
+        "BLOCK": ("deny", "blocked"),
+        "CA12NCL": ("deny", "cancelled"),
+        "EA12RLY": ("deny", "too_early"),
+        "US12ED": ("deny", "already_used"),
+        "EX12PRD": ("deny", "expired"),
+    }
+    assert Visit.objects.get().permit.holder == "Staff"
+    exit_ = decide(device, "OUT", "PE12MIT")
+    assert exit_["reason"] == "permit"
+
+
+def test_alerts_are_rate_limited_per_lane_and_plate_and_acknowledged(lanes):
+    _carpark, device = lanes
+    staff = User.objects.create_user("op")
+    t = now()
+    for seconds in (0, 2, 4):
+        assert decide(device, "IN", "UNKN0WN", t + timedelta(seconds=seconds))["reason"] == "unknown_vehicle"
+    decide(device, "IN2", "UNKN0WN", t)
+    assert Alert.objects.filter(lane__code="IN").count() == 1 and Alert.objects.count() == 2
+    Alert.objects.update(created_at=now() - timedelta(seconds=16))
+    decide(device, "IN", "UNKN0WN", t + timedelta(seconds=6))
+    assert Alert.objects.filter(lane__code="IN").count() == 2
+    alert = Alert.objects.first()
+    services.alert_acknowledge(alert_id=alert.id, user=staff)
+    services.alert_acknowledge(alert_id=alert.id, user=User.objects.create_user("other"))
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == staff and alert.acknowledged_at is not None
+
+
+def test_commands_time_out_and_manual_open_fails_for_an_offline_lane(lanes):
+    carpark, device = lanes
+    make_booking(carpark, "T1MEOUT")
+    decision = decide(device, "IN", "T1MEOUT")
+    assert services.commands_time_out(now=now() + timedelta(seconds=11)) == 1
+    assert BarrierCommand.objects.get(command_id=decision["command_id"]).status == "timed_out"
+    with pytest.raises(services.LaneOffline):
+        services.barrier_open_manual(lane_id=Lane.objects.get(code="IN").id, user=None, reason="visitor")
+    with pytest.raises(ValueError):
+        services.barrier_open_manual(lane_id=Lane.objects.get(code="IN").id, user=None, reason="  ")
+
+
+def test_no_show_retention_and_manual_visit_close(lanes):
+    carpark, device = lanes
+    staff = User.objects.create_user("sup")
+    gone = make_booking(carpark, "N0SH0W", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=1))
+    current = make_booking(carpark, "CUR1")
+    assert services.bookings_mark_no_show() == 1
+    gone.refresh_from_db()
+    current.refresh_from_db()
+    assert (gone.status, current.status) == ("no_show", "confirmed")
+
+    decide(device, "IN", "CUR1")  # a booked vehicle: kept
+    decide(device, "IN", "STRANGER")  # nobody's: deleted after the retention period
+    PlateRead.objects.update(received_at=now() - timedelta(days=91))
+    assert services.reads_purge() == 1
+    assert list(PlateRead.objects.values_list("plate", flat=True)) == ["CUR1"]
+
+    visit = Visit.objects.get()
+    services.visit_close_manual(visit_id=visit.id, user=staff, reason="exit camera down")
+    visit.refresh_from_db()
+    current.refresh_from_db()
+    assert visit.closed_reason == "exit camera down" and current.status == "departed"
+
+
+def test_allowlist_versions_only_change_with_content(lanes):
+    carpark, _device = lanes
+    first = services.allowlist_refresh(carpark_id=carpark.id)
+    same = services.allowlist_refresh(carpark_id=carpark.id)
+    make_booking(carpark, "AL1ST", arrival=now() + timedelta(hours=20))
+    make_booking(carpark, "FAR", arrival=now() + timedelta(days=5), departure=now() + timedelta(days=6))
+    changed = services.allowlist_refresh(carpark_id=carpark.id)
+    assert first.version == same.version and changed.version == first.version + 1
+    assert [e["plate"] for e in changed.entries] == ["AL1ST"]
+    assert AllowlistState.objects.get().version == changed.version
+    assert Booking.objects.count() == 2
