@@ -86,10 +86,12 @@ def due_plates(carpark_code: str, limit: int = 200) -> list[str]:
     return [plate for plate in rows if plate]
 
 
-def plates_on_site(carpark_code: str, limit: int = 200) -> list[str]:
-    return list(
-        Visit.objects.filter(carpark__code=carpark_code, exited_at__isnull=True).values_list("plate", flat=True)[:limit]
+def plates_on_site(carpark_code: str, limit: int = 200, stay: timedelta = timedelta(seconds=60)) -> list[str]:
+    """Plates of cars that have been on site for a while (so that occupancy builds up before cars leave)."""
+    visits = Visit.objects.filter(
+        carpark__code=carpark_code, exited_at__isnull=True, entered_at__lte=timezone.now() - stay
     )
+    return list(visits.values_list("plate", flat=True)[:limit])
 
 
 def random_plate() -> str:
