@@ -2,6 +2,7 @@
 both on the process the car enters through and on a second `serve` sharing PostgreSQL and Redis."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -77,7 +78,9 @@ def test_login_required_then_occupancy_changes_live_on_both_processes(parkgate, 
                 await lane.hello()
                 return await lane.read("N-IN", "LV12ABC")
 
-        decision = asyncio.run(enter())
+        # Playwright's sync API runs an event loop in this thread: drive the controller from another one.
+        with ThreadPoolExecutor(1) as pool:
+            decision = pool.submit(asyncio.run, enter()).result(timeout=30)
         assert decision["action"] == "open", decision
         for name, page in pages.items():
             expect(page.locator('[data-carpark="LHR-T5"]')).to_have_attribute("data-occupancy", "1", timeout=2000)
