@@ -33,8 +33,15 @@ def submit(coro_factory: Callable[[], Awaitable[object]]) -> None:
     """Run `coro_factory()` without waiting for it: on the server's loop if there is one, else right here."""
     loop = main_loop()
     if loop is None:
-        # No long-lived loop (a management command, a test): just run it to completion.
-        async_to_sync(_guarded)(coro_factory)
+        # No long-lived loop (a management command, a test): just run it to completion. On a fresh loop when this
+        # thread has none: async_to_sync would hop back onto a stopped server loop (arq's worker after losing Redis)
+        # and wait forever, so the process could never exit to be restarted.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(_guarded(coro_factory))
+        else:
+            async_to_sync(_guarded)(coro_factory)
         return
     try:
         running = asyncio.get_running_loop()
