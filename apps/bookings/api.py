@@ -15,12 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Header, NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from apps.agents.models import Agent
 from apps.agents.services import TokenOwner, api_token_authenticate
 from apps.bookings import selectors, services
 from apps.bookings.localtime import LocalTimeError, parse_instant
@@ -46,10 +46,18 @@ class ApiError(Exception):
 # --- authentication and rate limit ---------------------------------------------------------------------------
 
 
-def _authenticate(token: str) -> TokenOwner | None:
+def _authenticate(token: str) -> TokenOwner:
+    """The token's owner, counted against its rate limit; 401 for a token that is unknown, revoked or whose
+    agent is inactive."""
     owner = api_token_authenticate(token=token)
-    if owner is not None:
-        _count_request(owner.token_id)
+    if owner is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid 'Authorization: Bearer <token>' is required",
+            {"WWW-Authenticate": 'Bearer realm="parkgate"'},
+        )
+    _count_request(owner.token_id)
     return owner
 
 
@@ -58,12 +66,10 @@ def _count_request(token_id: int) -> None:
     limit, window = settings.API_RATE_LIMIT_PER_MINUTE, 60
     now = time.time()
     key = f"api-rate:{token_id}:{int(now // window)}"
-    cache.add(key, 0, timeout=window + 5)
     try:
         count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=window + 5)
-        count = 1
+    except ValueError:  # the window's first request (or its key just expired)
+        count = 1 if cache.add(key, 1, timeout=window + 5) else cache.incr(key)
     if count > limit:
         retry_after = max(1, math.ceil(window - now % window))
         raise ApiError(
@@ -75,10 +81,22 @@ def _count_request(token_id: int) -> None:
 
 
 class AgentToken(HttpBearer):
+    """Takes the bearer token from the header without touching the database: each view checks it in the same
+    worker-thread call that does the work (`_as_agent`), one thread hop and one connection per request."""
+
     is_async = True
 
-    async def authenticate(self, request, token: str) -> TokenOwner | None:
-        return await run_sync(_authenticate, token)
+    async def authenticate(self, request, token: str) -> str | None:
+        return token.strip() or None
+
+
+async def _as_agent(request, work, *args):
+    """Run `work(owner, *args)` in a worker thread after authenticating the request's token there."""
+
+    def authorised():
+        return work(_authenticate(request.auth), *args)
+
+    return await run_sync(authorised)
 
 
 api = NinjaAPI(
@@ -149,10 +167,6 @@ DOMAIN_ERRORS = (
     services.BookingClosed,
     LocalTimeError,
 )
-
-
-def _owner(request) -> TokenOwner:
-    return request.auth
 
 
 # --- schemas -------------------------------------------------------------------------------------------------
@@ -277,10 +291,12 @@ ERRORS = {code: Error for code in (400, 401, 403, 404, 409, 422, 429)}
 
 
 def _contracted_carpark(owner: TokenOwner, code: str) -> CarPark:
-    carpark = CarPark.objects.filter(code=code.strip().upper()).first() if "\x00" not in code else None
+    contract = CarPark.agents.through.objects.filter(carpark_id=OuterRef("pk"), agent_id=owner.agent_id)
+    found = CarPark.objects.filter(code=code.strip().upper()).annotate(contracted=Exists(contract))
+    carpark = found.first() if "\x00" not in code else None
     if carpark is None:
         raise ApiError(422, "unknown_carpark", f"no car park {code!r}")
-    if not carpark.agents.filter(pk=owner.agent_id).exists():
+    if not carpark.contracted:
         raise ApiError(403, "not_contracted", f"you are not contracted for {carpark.code}")
     return carpark
 
@@ -300,7 +316,7 @@ def _own_booking(owner: TokenOwner, ref: str) -> Booking:
 
 
 def _out(booking: Booking) -> dict:
-    return selectors.booking_as_dict(selectors.agent_booking(agent_id=booking.agent_id, ref=booking.reference))
+    return selectors.booking_as_dict(booking)
 
 
 def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure: str) -> dict:
@@ -335,7 +351,7 @@ def _create(owner: TokenOwner, body: BookingIn) -> tuple[int, dict]:
             source=Booking.Source.API,
             price=body.price,
             commission=body.commission,
-            agent=Agent.objects.get(pk=owner.agent_id),
+            agent=owner.agent,
             agent_ref=body.agent_ref,
             flight_outbound=flights.outbound,
             flight_return=flights.return_,
@@ -392,6 +408,10 @@ def _amend(owner: TokenOwner, ref: str, body: BookingPatch) -> dict:
     except DOMAIN_ERRORS as exc:
         raise _domain_error(exc) from None
     return _out(booking)
+
+
+def _get(owner: TokenOwner, ref: str) -> dict:
+    return selectors.booking_as_dict(_own_booking(owner, ref))
 
 
 def _cancel(owner: TokenOwner, ref: str) -> dict:
@@ -452,7 +472,7 @@ async def availability(
     arrival: str = Query(..., max_length=64, description=DATETIME_DOC),
     departure: str = Query(..., max_length=64, description=DATETIME_DOC),
 ):
-    return await run_sync(_availability, _owner(request), carpark, arrival, departure)
+    return await _as_agent(request, _availability, carpark, arrival, departure)
 
 
 @api.post("/bookings", response={201: BookingOut, **ERRORS}, by_alias=True, summary="Make a booking")
@@ -462,7 +482,7 @@ async def create_booking(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255),
 ):
     fingerprint = hashlib.sha256(b"POST /bookings\n" + request.body).hexdigest()
-    status, payload = await run_sync(_create_idempotent, _owner(request), body, idempotency_key, fingerprint)
+    status, payload = await _as_agent(request, _create_idempotent, body, idempotency_key, fingerprint)
     return Status(status, payload)
 
 
@@ -473,7 +493,7 @@ async def list_bookings(
     cursor: str | None = Query(None, max_length=200, description="From a previous page's `next`"),
     limit: int = Query(50, ge=1, le=200),
 ):
-    items, next_cursor = await run_sync(_list, _owner(request), updated_since, cursor, limit)
+    items, next_cursor = await _as_agent(request, _list, updated_since, cursor, limit)
     next_url = None
     if next_cursor:
         query = request.GET.copy()
@@ -484,19 +504,19 @@ async def list_bookings(
 
 @api.get("/bookings/{ref}", response={200: BookingOut, **ERRORS}, by_alias=True, summary="One of your bookings")
 async def get_booking(request, ref: str):
-    return await run_sync(lambda: selectors.booking_as_dict(_own_booking(_owner(request), ref)))
+    return await _as_agent(request, _get, ref)
 
 
 @api.patch("/bookings/{ref}", response={200: BookingOut, **ERRORS}, by_alias=True, summary="Amend a booking")
 async def amend_booking(request, ref: str, body: BookingPatch):
-    return await run_sync(_amend, _owner(request), ref, body)
+    return await _as_agent(request, _amend, ref, body)
 
 
 @api.post("/bookings/{ref}/cancel", response={200: BookingOut, **ERRORS}, by_alias=True, summary="Cancel a booking")
 async def cancel_booking(request, ref: str):
-    return await run_sync(_cancel, _owner(request), ref)
+    return await _as_agent(request, _cancel, ref)
 
 
 @api.get("/carparks", response={200: list[CarParkOut], **ERRORS}, summary="The car parks you are contracted for")
 async def carparks(request):
-    return await run_sync(_carparks, _owner(request))
+    return await _as_agent(request, _carparks)

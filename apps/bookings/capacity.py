@@ -61,6 +61,31 @@ def move_holds(*, old: Stay | None, new: Stay | None, allow_overbooking: bool = 
     return full
 
 
+def take_new(*, stay: Stay, allow_overbooking: bool = False) -> list[date]:
+    """Hold the days of a NEW booking in one statement: missing day rows are inserted and all are incremented by
+    INSERT ... ON CONFLICT DO UPDATE, which locks the rows in date order (the same order as `move_holds`).
+
+    Returns the days taken although full (only with `allow_overbooking`); raises DaysFull otherwise, and the
+    caller's transaction (savepoint) rolls the increments back.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("capacity holds must be changed inside the booking's transaction")
+    table = CapacityDay._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (carpark_id, date, held) "  # noqa: S608  (the model's own table name; values bound)
+        "SELECT %s, day, 1 FROM unnest(%s::date[]) AS day ORDER BY day "
+        f"ON CONFLICT (carpark_id, date) DO UPDATE SET held = {table}.held + 1 "
+        "RETURNING date, held"
+    )
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(sql, [stay.carpark_id, sorted(stay.dates)])
+        rows = cursor.fetchall()
+    full = sorted(day for day, held in rows if held > stay.capacity)
+    if full and not allow_overbooking:
+        raise DaysFull(full)
+    return full
+
+
 def spaces_left(*, carpark_id: int, capacity: int, dates: list[date]) -> int:
     """Spaces still free on the busiest of `dates` (a read without locks: a quote, not a promise)."""
     busiest = CapacityDay.objects.filter(carpark_id=carpark_id, date__in=dates).aggregate(m=Max("held"))["m"] or 0

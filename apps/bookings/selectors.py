@@ -15,12 +15,21 @@ from apps.carparks.models import Brand, CarPark, Tariff
 
 def tariff_rule(*, carpark: CarPark, brand: Brand | None = None) -> TariffRule | None:
     """The brand's override when it has one, else the car park's default tariff; None when it has neither."""
-    tariffs = {t.brand_id: t for t in Tariff.objects.filter(carpark=carpark).filter(Q(brand=None) | Q(brand=brand))}
-    tariff = tariffs.get(brand.pk if brand else None) or tariffs.get(None)
-    if tariff is None:
+    rows = (
+        Tariff.objects.filter(carpark=carpark)
+        .filter(Q(brand=None) | Q(brand=brand))
+        .values_list("brand_id", "daily_rate", "minimum_charge", "bands__from_day", "bands__daily_rate")
+    )  # one query: each tariff joined with its bands
+    by_brand: dict = {}
+    for brand_id, daily_rate, minimum, from_day, band_rate in rows:
+        rule = by_brand.setdefault(brand_id, (daily_rate, minimum, []))
+        if from_day is not None:
+            rule[2].append((from_day, band_rate))
+    chosen = by_brand.get(brand.pk if brand else None) or by_brand.get(None)
+    if chosen is None:
         return None
-    bands = tuple((b.from_day, b.daily_rate) for b in tariff.bands.all())
-    return TariffRule(daily_rate=tariff.daily_rate, minimum_charge=tariff.minimum_charge, bands=bands)
+    daily_rate, minimum, bands = chosen
+    return TariffRule(daily_rate=daily_rate, minimum_charge=minimum, bands=tuple(sorted(bands)))
 
 
 def tariff_price(*, carpark: CarPark, brand: Brand | None, arrival: datetime, departure: datetime) -> Decimal | None:

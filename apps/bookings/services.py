@@ -202,8 +202,9 @@ def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking
         raise NoCapacity(carpark, full.dates) from None
 
 
-def _replace_vehicles(booking: Booking, vehicles: list[_VehicleIn]) -> None:
-    Vehicle.objects.filter(booking=booking).delete()
+def _replace_vehicles(booking: Booking, vehicles: list[_VehicleIn], *, new: bool = False) -> None:
+    if not new:
+        Vehicle.objects.filter(booking=booking).delete()
     Vehicle.objects.bulk_create(
         Vehicle(
             booking=booking,
@@ -218,19 +219,8 @@ def _replace_vehicles(booking: Booking, vehicles: list[_VehicleIn]) -> None:
     )
 
 
-def _insert_with_new_reference(fields: dict) -> Booking:
-    """Insert the booking under a fresh random reference, drawing again on the (rare) collision."""
-    for _ in range(8):
-        try:
-            with transaction.atomic():
-                return Booking.objects.create(reference=new_reference(), **fields)
-        except IntegrityError:
-            if (
-                fields.get("agent_ref")
-                and Booking.objects.filter(agent=fields["agent"], agent_ref=fields["agent_ref"]).exists()
-            ):
-                raise DuplicateAgentRef(f"agent reference {fields['agent_ref']} is already used") from None
-    raise RuntimeError("could not draw a free booking reference")
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
 
 
 def _after_commit_notifications(booking: Booking) -> None:
@@ -287,13 +277,33 @@ def booking_create(
         "flight_outbound": _text(flight_outbound, "outbound flight", 16).upper(),
         "flight_return": _text(flight_return, "return flight", 16).upper(),
     }
+    stay = _stay(carpark, arrival, departure)
+    customer = {"name": name, "email": email, "phone": phone}
+    for _ in range(8):  # a new random reference on the (rare) collision
+        try:
+            return _insert_booking(fields, customer, cleaned_vehicles, stay, allow_overbooking)
+        except IntegrityError as exc:
+            constraint = _violated_constraint(exc)
+            if constraint == "booking_agent_ref_unique" or (
+                constraint is None and agent_ref and Booking.objects.filter(agent=agent, agent_ref=agent_ref).exists()
+            ):
+                raise DuplicateAgentRef(f"agent reference {agent_ref} is already used") from None
+            if constraint not in (None, "bookings_booking_reference_key"):
+                raise
+    raise RuntimeError("could not draw a free booking reference")
+
+
+def _insert_booking(fields: dict, customer: dict, vehicles: list[_VehicleIn], stay: Stay, allow_overbooking: bool):
+    """One attempt, in one transaction (a savepoint when nested): holds, rows, signals. The unique constraints
+    catch a duplicate agent reference or reference (IntegrityError), with no look-up beforehand."""
     with transaction.atomic():
-        if agent_ref and Booking.objects.filter(agent=agent, agent_ref=agent_ref).exists():
-            raise DuplicateAgentRef(f"agent reference {agent_ref} is already used")
-        overbooked = _take_holds(carpark, None, _stay(carpark, arrival, departure), allow_overbooking)
-        customer = Customer.objects.create(name=name, email=email, phone=phone)
-        booking = _insert_with_new_reference({**fields, "customer": customer, "overbooked": overbooked})
-        _replace_vehicles(booking, cleaned_vehicles)
+        try:
+            full = capacity.take_new(stay=stay, allow_overbooking=allow_overbooking)
+        except capacity.DaysFull as exc:
+            raise NoCapacity(fields["carpark"], exc.dates) from None
+        owner = Customer.objects.create(**customer)
+        booking = Booking.objects.create(reference=new_reference(), customer=owner, overbooked=bool(full), **fields)
+        _replace_vehicles(booking, vehicles, new=True)
         signals.booking_created.send(sender=Booking, booking=booking)
         _after_commit_notifications(booking)
     return booking

@@ -74,7 +74,7 @@ def local_input(days_ahead: int, hour: int) -> str:
 def test_book_amend_and_cancel_on_the_brands_domain(parkgate, demo_world, chromium, host, brand, carpark, price):
     site = f"http://{host}:{parkgate.http_port}"
     name = f"{host.split('.')[0]}-{carpark}"
-    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB")
     page = context.new_page()
 
     page.goto(f"{site}/")
@@ -120,7 +120,7 @@ def test_book_amend_and_cancel_on_the_brands_domain(parkgate, demo_world, chromi
 
     # manage from a fresh browser: reference + email
     context.close()
-    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB")
     page = context.new_page()
     page.goto(f"{site}/manage/")
     page.fill("#id_reference", reference)

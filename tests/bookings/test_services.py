@@ -196,3 +196,12 @@ def test_references_are_unique(world):
     ]
     assert len(set(refs)) == 20
     assert Booking.objects.values("reference").annotate(n=Count("id")).filter(n__gt=1).count() == 0
+
+
+def test_a_reference_collision_draws_again(world, monkeypatch):
+    first = create(world)
+    drawn = iter([first.reference, "PG-NEW234"])
+    monkeypatch.setattr(services, "new_reference", lambda: next(drawn))
+    second = create(world, arrival=local("2026-12-05T08:00"), departure=local("2026-12-05T09:00"))
+    assert second.reference == "PG-NEW234"
+    assert_reconciles(world.tiny)

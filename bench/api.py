@@ -1,0 +1,246 @@
+"""Benchmark: the agents' REST API over HTTP against a real `serve` on PostgreSQL + Redis, beside a baseline.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/parkgate REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/api.py [--clients 20] [--seconds 10]
+
+Works in a throwaway database next to DATABASE_URL's (`<name>_bench_api`: created, migrated, seeded with the demo
+world, dropped afterwards; keep it with --keep). Starts `manage.py serve` (and a worker) on it, makes one API token
+per client with `create_api_token`, then runs phases of `--seconds` each with `--clients` concurrent HTTP clients
+(one keep-alive connection each):
+  - baseline: GET /healthz, a bare async Django view returning a fixed JSON, in the same process;
+  - quotes:   GET /api/v1/availability for random stays at LHR-T5 (token check, rate-limit count, tariff, capacity);
+  - creations: POST /api/v1/bookings for random stays over a year (unique agent_ref; never full).
+The rate limit is raised for the bench so that it counts every request without refusing any. Targets: quotes
+>= 40% of the baseline's requests/s, creations >= 20%, no failures. Client and server share the machine (and
+other work on it), so compare ratios, not absolute figures. The last line is one JSON object.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import start_server  # noqa: E402  (after the path is set)
+
+TARGETS = {"quotes": 0.40, "creations": 0.20}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def bench_database_url(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        sys.exit("bench/api.py needs DATABASE_URL to point at PostgreSQL")
+    name = (parts.path.lstrip("/") or "parkgate") + "_bench_api"
+    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path="/" + name)), name
+
+
+def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def summary(self) -> dict:
+        return {
+            "requests": len(self.latencies),
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.pct(0.50), 2),
+            "p99_ms": round(self.pct(0.99), 2),
+            "failures": len(self.failures),
+        }
+
+
+def random_stay(rng: random.Random) -> tuple[str, str]:
+    start = date.today() + timedelta(days=rng.randrange(7, 372))
+    end = start + timedelta(days=rng.randrange(0, 7))
+    return f"{start.isoformat()}T{rng.randrange(5, 12):02d}:30", f"{end.isoformat()}T{rng.randrange(14, 23):02d}:15"
+
+
+class Requests:
+    """What each phase sends; returns (method, path, kwargs, expected status)."""
+
+    def __init__(self, client_no: int):
+        self.rng = random.Random(client_no)
+        self.client_no = client_no
+        self.n = 0
+
+    def baseline(self):
+        return "GET", "/healthz", {}, 200
+
+    def quotes(self):
+        arrival, departure = random_stay(self.rng)
+        params = {"carpark": "LHR-T5", "arrival": arrival, "departure": departure}
+        return "GET", "/api/v1/availability", {"params": params}, 200
+
+    def creations(self):
+        self.n += 1
+        arrival, departure = random_stay(self.rng)
+        body = {
+            "agent_ref": f"BENCH-{self.client_no}-{self.n}",
+            "carpark": "LHR-T5",
+            "arrival": arrival,
+            "departure": departure,
+            "customer": {"name": "Bench Customer", "email": "bench@example.com"},
+            "vehicles": [{"registration": f"BN{self.client_no:02d}{self.n % 1000:03d}"[:8]}],
+        }
+        return "POST", "/api/v1/bookings", {"json": body}, 201
+
+
+async def run_phase(base: str, tokens: list[str], name: str, seconds: float, warmup: float) -> Phase:
+    phase = Phase(name)
+    deadline_warm = time.monotonic() + warmup
+    deadline = deadline_warm + seconds
+
+    async def client(no: int) -> None:
+        make = getattr(Requests(no), name)
+        headers = {"Authorization": f"Bearer {tokens[no]}"}
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as http:
+            while (now := time.monotonic()) < deadline:
+                method, path, kwargs, expected = make()
+                started = time.perf_counter()
+                try:
+                    response = await http.request(method, path, **kwargs)
+                    status, text = response.status_code, response.text
+                except httpx.HTTPError as exc:
+                    status, text = 0, repr(exc)
+                elapsed = time.perf_counter() - started
+                if now < deadline_warm:
+                    continue
+                if status == expected:
+                    phase.latencies.append(elapsed)
+                else:
+                    phase.failures.append(f"{status}: {text[:200]}")
+
+    started = time.monotonic()
+    await asyncio.gather(*(client(n) for n in range(len(tokens))))
+    phase.seconds = time.monotonic() - started - warmup
+    return phase
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    args = parser.parse_args()
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("bench/api.py needs REDIS_URL (the production shape: shared cache and job queue)")
+    admin_url, db_url, db_name = bench_database_url(os.environ.get("DATABASE_URL", ""))
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DEBUG": "0",
+        "PARKGATE_HTTPS": "0",
+        "ALLOWED_HOSTS": "localhost,127.0.0.1",
+        "LOG_LEVEL": "INFO",  # start_server waits for the "listening" lines
+        "API_RATE_LIMIT_PER_MINUTE": "100000000",
+        "DB_POOL_MAX": str(max(8, args.clients)),
+    }
+    log(f"database {db_name}: creating, migrating, seeding")
+    recreate_database(admin_url, db_name)
+    server = None
+    try:
+        manage(env, "migrate", "-v0")
+        manage(env, "seed_demo")
+        tokens = [manage(env, "create_api_token", "--agent", "skypark").strip().splitlines()[-1]]
+        more = "from apps.agents.services import api_token_create as t; print(*(t(agent_code='skypark') for _ in %s))"
+        printed = manage(env, "shell", "-c", more % f"range({args.clients - 1})").split()
+        tokens += [word for word in printed if word.startswith("pgk_")]
+        if len(tokens) != args.clients:
+            sys.exit(f"expected {args.clients} tokens, got {len(tokens)}")
+        server = start_server(env, name="bench-api")
+        log(
+            f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s a phase, {args.warmup:.0f} s warm-up"
+        )
+        phases = {}
+        for name in ("baseline", "quotes", "creations"):
+            phases[name] = asyncio.run(run_phase(server.http, tokens, name, args.seconds, args.warmup))
+            s = phases[name].summary()
+            log(
+                f"  {name:9} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
+                f"failures {s['failures']}"
+            )
+            for failure in phases[name].failures[:3]:
+                log(f"    e.g. {failure}")
+    finally:
+        if server is not None:
+            server.stop()
+        if not args.keep:
+            recreate_database(admin_url, db_name, drop_only=True)
+
+    base = phases["baseline"].rps or 1.0
+    result = {"clients": args.clients, "seconds": args.seconds, "cpus": os.cpu_count()}
+    ok = True
+    for name, phase in phases.items():
+        result[name] = phase.summary()
+        if name in TARGETS:
+            ratio = phase.rps / base
+            result[name]["ratio_to_baseline"] = round(ratio, 3)
+            result[name]["target"] = TARGETS[name]
+            met = ratio >= TARGETS[name] and not phase.failures
+            result[name]["met"] = met
+            ok &= met
+            print(
+                f"{name}: {phase.rps:.1f} req/s = {ratio:.0%} of baseline {base:.1f} req/s "
+                f"(target {TARGETS[name]:.0%}) p50 {phase.pct(0.5):.1f} ms p99 {phase.pct(0.99):.1f} ms "
+                f"failures {len(phase.failures)} -> {'met' if met else 'NOT met'}"
+            )
+    result["all_targets_met"] = ok
+    try:
+        load = os.getloadavg()
+        result["loadavg_1m"] = round(load[0], 2)
+    except OSError:
+        pass
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
