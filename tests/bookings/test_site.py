@@ -1,0 +1,166 @@
+"""The customer websites through Django's test client: host routing, a brand's own car parks and bookings,
+form messages, CSRF, the manage form's rate limit, and the confirmation email job. Views run their services on
+worker threads (other connections), so these tests commit (transaction=True)."""
+
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from apps.bookings import jobs, services
+from apps.bookings.models import Booking
+from tests.bookings.conftest import local
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAY = {"carpark": "TST-1", "arrival": "2027-01-10T08:00", "departure": "2027-01-12T18:00"}
+
+
+def site(host: str = "tb.parkgate.test", **kwargs) -> Client:
+    return Client(HTTP_HOST=host, **kwargs)
+
+
+def book_form(**overrides) -> dict:
+    return {
+        **STAY,
+        "name": "Jane Smith",
+        "email": "jane@example.com",
+        "phone": "07700 900123",
+        "registration": "ab12 cde",
+        **overrides,
+    }
+
+
+def web_booking(world, **overrides) -> Booking:
+    fields = {
+        "carpark": world.carpark,
+        "arrival": local("2027-01-10T08:00"),
+        "departure": local("2027-01-12T18:00"),
+        "customer_name": "Jane Smith",
+        "customer_email": "jane@example.com",
+        "vehicles": [{"registration": "AB12CDE"}],
+        "source": Booking.Source.WEB,
+        "brand": world.brand,
+    }
+    return services.booking_create(**{**fields, **overrides})
+
+
+def test_host_picks_the_brand_and_its_car_parks(committed_world):
+    home = site().get("/")
+    assert home.status_code == 200 and "Test Brand" in home.text
+    assert re.findall(r'<option value="([A-Z0-9-]+)"', home.text) == ["TST-1", "TINY"]
+    other = site("ob.parkgate.test").get("/")
+    assert re.findall(r'<option value="([A-Z0-9-]+)"', other.text) == ["TINY"]
+    for path in ("/", "/quote/", "/manage/"):
+        assert site("nobody.parkgate.test").get(path).status_code == 404
+
+
+def test_quote_shows_the_brands_price_and_spaces(committed_world):
+    page = site().get("/quote/", STAY)
+    assert page.status_code == 200
+    assert 'data-price="36.00"' in page.text  # the brand's own 12.00 a day, 3 days
+    assert 'data-spaces-left="50"' in page.text
+    assert site("ob.parkgate.test").get("/quote/", STAY).status_code == 400  # not a car park it sells
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"arrival": "2027-03-28T01:30"}, "does not exist in Europe/London"),
+        ({"arrival": "2026-10-25T01:30", "departure": "2026-10-26T10:00"}, "happens twice"),
+        ({"arrival": "2020-01-01T10:00"}, "The arrival must be in the future."),
+        ({"departure": "2027-01-09T10:00"}, "The departure must be after the arrival."),
+        ({"arrival": ""}, "Please enter the arrival date and time."),
+        ({"carpark": "NOPE"}, "Please choose one of our car parks."),
+    ],
+)
+def test_search_form_messages(committed_world, params, message):
+    page = site().get("/quote/", {**STAY, **params})
+    assert page.status_code == 400 and message in page.text
+
+
+def test_book_and_see_the_confirmation(committed_world):
+    client = site()
+    client.get("/quote/", STAY)
+    booked = client.post("/book/", book_form(registration_2="xy51abc", flight_outbound="ba0117"))
+    assert booked.status_code == 302
+    reference = booked["Location"].split("/")[-2]
+    booking = Booking.objects.get(reference=reference)
+    assert (booking.source, booking.brand, booking.price) == ("web", committed_world.brand, 36)
+    assert list(booking.vehicles.values_list("registration", flat=True)) == ["AB12CDE", "XY51ABC"]
+    assert booking.arrival == local("2027-01-10T08:00")  # entered in London time, stored in UTC
+    page = client.get(booked["Location"])
+    assert page.status_code == 200 and reference in page.text and "Sun 10 Jan 2027, 08:00" in page.text
+    assert site().get(booked["Location"]).status_code == 404  # another browser has not proved anything
+
+
+def test_booking_form_messages(committed_world):
+    page = site().post("/book/", book_form(name="", email="nope", registration="--"))
+    assert page.status_code == 400
+    for message in ("Please enter your name.", "Please enter a valid email.", "A registration has letters"):
+        assert message in page.text
+    assert not Booking.objects.exists()
+
+
+def test_csrf_is_enforced(committed_world):
+    assert site(enforce_csrf_checks=True).post("/book/", book_form()).status_code == 403
+    assert site(enforce_csrf_checks=True).post("/manage/", {"reference": "PG-X", "email": "a@b.c"}).status_code == 403
+
+
+def test_full_car_park_says_so(committed_world):
+    tiny = {**STAY, "carpark": "TINY"}
+    for n in range(2):
+        assert site().post("/book/", book_form(**tiny, registration=f"AB{n}")).status_code == 302
+    full = site().post("/book/", book_form(**tiny, registration="AB9"))
+    assert full.status_code == 409 and "Sorry, we are full: Tiny Park is full on" in full.text
+    assert "is full on those dates" in site().get("/quote/", tiny).text
+
+
+def test_manage_is_limited_to_the_brands_own_bookings(committed_world):
+    booking = web_booking(committed_world)
+    found = site().post("/manage/", {"reference": booking.reference.lower(), "email": "JANE@example.com"})
+    assert found.status_code == 302 and found["Location"] == f"/manage/{booking.reference}/"
+    other = site("ob.parkgate.test").post("/manage/", {"reference": booking.reference, "email": "jane@example.com"})
+    assert other.status_code == 404 and "could not find a booking" in other.text
+    wrong = site().post("/manage/", {"reference": booking.reference, "email": "eve@example.com"})
+    assert wrong.status_code == 404
+
+
+def test_manage_lookups_are_rate_limited(committed_world):
+    client = site(REMOTE_ADDR="198.51.100.7")
+    statuses = [client.post("/manage/", {"reference": "PG-AAAAAA", "email": "a@b.co"}).status_code for _ in range(11)]
+    assert statuses == [404] * 10 + [429]
+    assert "Too many attempts" in client.post("/manage/", {"reference": "x", "email": "a@b.co"}).text
+    assert site(REMOTE_ADDR="198.51.100.8").post("/manage/", {"reference": "x", "email": "a@b.co"}).status_code == 404
+
+
+def test_amend_and_cancel(committed_world):
+    booking = web_booking(committed_world)
+    client = site()
+    client.post("/manage/", {"reference": booking.reference, "email": "jane@example.com"})
+    amend = client.post(
+        f"/manage/{booking.reference}/amend/",
+        {"arrival": "2027-01-10T08:00", "departure": "2027-01-14T18:00", "registration": "AB12CDE"},
+    )
+    assert amend.status_code == 200 and "Your booking has been changed." in amend.text
+    booking.refresh_from_db()
+    assert booking.departure == local("2027-01-14T18:00") and booking.price == 60  # 5 days at 12.00
+    bad = client.post(f"/manage/{booking.reference}/amend/", {"arrival": "2027-01-10T08:00", "departure": "x"})
+    assert bad.status_code == 400 and "Please enter the departure as a date and a time." in bad.text
+    cancelled = client.post(f"/manage/{booking.reference}/cancel/")
+    assert cancelled.status_code == 200 and "Your booking has been cancelled." in cancelled.text
+    assert Booking.objects.get(pk=booking.pk).status == "cancelled"
+
+
+def test_confirmation_email_is_sent_once(committed_world):
+    # made without a brand (so no job is queued for a running worker to race us), then given its brand
+    booking = web_booking(committed_world, flight_outbound="BA0117", brand=None, source=Booking.Source.STAFF)
+    Booking.objects.filter(pk=booking.pk).update(brand=committed_world.brand)
+    jobs.send_confirmation(booking_id=booking.pk)
+    jobs.send_confirmation(booking_id=booking.pk)  # arq may run a job twice
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["jane@example.com"] and booking.reference in message.subject
+    assert "Sun 10 Jan 2027, 08:00" in message.body and "https://tb.parkgate.test/manage/" in message.body
+    assert Booking.objects.get(pk=booking.pk).confirmation_sent_at is not None
