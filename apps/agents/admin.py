@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.agents import services
 from apps.agents.models import Agent, AgentMailbox, ApiToken
 
 
@@ -19,5 +20,17 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made with `manage.py create_api_token` (shown once); here they are listed and revoked."""
+
     list_display = ("agent", "name", "prefix", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("agent", "prefix", "token_hash", "created_at", "last_used_at")
+    list_filter = ("agent", "revoked_at")
+    readonly_fields = ("agent", "prefix", "token_hash", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for token_id in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
+            services.api_token_revoke(token_id=token_id)

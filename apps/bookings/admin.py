@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.bookings.models import Booking, Customer, Vehicle
+from apps.bookings.models import Booking, CapacityDay, Customer, Vehicle
 
 
 class VehicleInline(admin.TabularInline):
@@ -30,3 +30,22 @@ class BookingAdmin(admin.ModelAdmin):
 
 
 admin.site.register(Customer)
+
+
+@admin.register(CapacityDay)
+class CapacityDayAdmin(admin.ModelAdmin):
+    """Spaces held per car park and day. Read-only: the booking services keep these counts (apps.bookings.capacity)."""
+
+    list_display = ("carpark", "date", "held")
+    list_filter = ("carpark",)
+    date_hierarchy = "date"
+    ordering = ("carpark", "date")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

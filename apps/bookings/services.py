@@ -413,42 +413,6 @@ def booking_mark_confirmation_sent(*, booking_id: int) -> bool:
     )
 
 
-# --- agents' emails (kept for apps.mail until it calls the services above directly) ---------------------------
-
-
-def booking_apply_from_agent(*, agent: Agent, action: str, agent_ref: str, **fields) -> Booking:
-    """Apply one booking action parsed from an agent's email (email-ingress.md 2) through the services above.
-
-    Email bookings are never refused for capacity: they are recorded with `overbooked=True` (issue 3).
-    """
-    existing = Booking.objects.filter(agent=agent, agent_ref=agent_ref).first()
-    if action == "cancel":
-        if existing is None:
-            raise BookingInvalid(f"no booking {agent_ref}")
-        return booking_cancel(booking=existing)
-    carpark = CarPark.objects.filter(code=str(fields.get("carpark_code", "")).strip().upper()).first()
-    if carpark is None:
-        raise BookingInvalid(f"unknown car park {fields.get('carpark_code')!r}")
-    details = {
-        "carpark": carpark,
-        "arrival": local_to_utc(carpark, fields["arrival_local"]),
-        "departure": local_to_utc(carpark, fields["departure_local"]),
-        "customer_name": fields["customer_name"],
-        "customer_email": fields.get("customer_email", ""),
-        "customer_phone": fields.get("customer_phone", ""),
-        "vehicles": [{"registration": r} for r in fields["registrations"]],
-        "price": fields.get("price"),
-        "commission": fields.get("commission"),
-        "flight_outbound": fields.get("flight_outbound", ""),
-        "flight_return": fields.get("flight_return", ""),
-    }
-    if existing is None:
-        return booking_create(
-            **details, source=Booking.Source.EMAIL, agent=agent, agent_ref=agent_ref, allow_overbooking=True
-        )
-    return booking_amend(booking=existing, allow_overbooking=True, **details)
-
-
 # --- API idempotency -----------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.carparks.models import Brand, BrandDomain, CarPark, Lane
+from apps.carparks.models import Brand, BrandDomain, CarPark, Lane, Tariff, TariffBand
 
 
 class BrandDomainInline(admin.TabularInline):
@@ -24,3 +24,18 @@ class CarParkAdmin(admin.ModelAdmin):
     list_display = ("code", "name", "capacity", "timezone", "currency")
     filter_horizontal = ("brands",)
     inlines = [LaneInline]
+
+
+class TariffBandInline(admin.TabularInline):
+    model = TariffBand
+    extra = 0
+
+
+@admin.register(Tariff)
+class TariffAdmin(admin.ModelAdmin):
+    """A car park's default tariff (no brand) and per-brand overrides; see apps.bookings.pricing for the rules."""
+
+    list_display = ("carpark", "brand", "daily_rate", "minimum_charge")
+    list_filter = ("carpark", "brand")
+    list_select_related = ("carpark", "brand")
+    inlines = [TariffBandInline]
