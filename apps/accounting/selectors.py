@@ -47,6 +47,7 @@ def booking_statement(*, booking_id: int) -> dict:
             "id": booking.pk,
             "reference": booking.reference,
             "carpark": booking.carpark.code,
+            "carpark_id": booking.carpark_id,
             "agent": booking.agent.code if booking.agent else "",
             "customer": booking.customer.name,
             "status": booking.status,
@@ -269,3 +270,39 @@ def invoice_line_rows(*, invoice_id: int) -> Iterator[dict]:
 
 def periods() -> list[dict]:
     return list(AccountingPeriod.objects.order_by("-month").values("month", "closed_at", "closed_by__username"))
+
+
+# --- Chunks for streamed exports (keyset pagination: each chunk is one short query, flat memory) -----------------
+
+
+def invoice_line_chunk(*, invoice_id: int, after_pk: int = 0, limit: int = 2000) -> list[dict]:
+    return list(
+        InvoiceLine.objects.filter(invoice_id=invoice_id, pk__gt=after_pk)
+        .order_by("pk")
+        .values("pk", "reference", "agent_ref", "description", "price", "commission", "amount")[:limit]
+    )
+
+
+def account_line_chunk(*, code: str, start: date, end: date, after_pk: int = 0, limit: int = 2000) -> list[dict]:
+    """An account's lines in a period in posting order (line id), for the CSV export."""
+    return list(
+        LedgerLine.objects.filter(
+            account__code=code, transaction__date__gte=start, transaction__date__lte=end, pk__gt=after_pk
+        )
+        .order_by("pk")
+        .values(
+            "pk",
+            "transaction_id",
+            "transaction__date",
+            "transaction__kind",
+            "transaction__currency",
+            "transaction__memo",
+            "amount",
+            "booking__reference",
+            "agent__code",
+        )[:limit]
+    )
+
+
+def booking_id_by_reference(reference: str) -> int | None:
+    return Booking.objects.filter(reference=reference.strip().upper()).values_list("pk", flat=True).first()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -287,10 +287,23 @@ def invoice_number_next(*, series: str, year: int) -> tuple[int, str]:
     return counter.last, f"{series}-{year}-{counter.last:06d}"
 
 
-def _uninvoiced_rows(*, agent_id: int, currency: str, until: date, chunk_size: int):
+_ROW_FIELDS = (
+    "pk",
+    "reference",
+    "agent_ref",
+    "arrival",
+    "departure",
+    "status",
+    "carpark__code",
+    "d_price",
+    "d_commission",
+)
+
+
+def _uninvoiced_queryset(*, agent_id: int, currency: str, until: date):
     """Per booking of the agent: what the ledger (up to `until`) says minus what was already invoiced.
 
-    Streamed from a server-side cursor; only bookings with something to invoice or credit come out.
+    Only bookings with something to invoice or credit come out.
     """
     ids = account_ids()
     ledger = LedgerLine.objects.filter(booking_id=OuterRef("pk"), transaction__date__lte=until)
@@ -313,11 +326,40 @@ def _uninvoiced_rows(*, agent_id: int, currency: str, until: date, chunk_size: i
         )
         .exclude(d_price=0, d_commission=0)
         .order_by("pk")
-        .values(
-            "pk", "reference", "agent_ref", "arrival", "departure", "status", "carpark__code", "d_price", "d_commission"
-        )
-        .iterator(chunk_size=chunk_size)
+        .values(*_ROW_FIELDS)
     )
+
+
+def _snapshot_rows(queryset, *, chunk_size: int):
+    """Stream a query's rows after materialising them in a temporary table.
+
+    The invoice run inserts into the very tables its query reads (invoice and ledger lines). A cursor evaluated
+    lazily alongside those inserts re-reads them per booking, and with statistics saying those tables are small
+    the planner picks scans that grow with every batch written: quadratic (minutes for 50,000 bookings).
+    Snapshotting the result in the database first keeps the stream flat in memory and linear in time.
+    """
+    sql, params = queryset.query.sql_with_params()
+    table = "accounting_invoice_run"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} AS {sql}", params)
+    try:
+        with connection.chunked_cursor() as cursor:  # a server-side cursor on PostgreSQL
+            cursor.execute(f"SELECT * FROM {table} ORDER BY 1")  # noqa: S608
+            while rows := cursor.fetchmany(chunk_size):
+                for row in rows:
+                    item = dict(zip(_ROW_FIELDS, row, strict=True))
+                    item["d_price"] = Decimal(str(item["d_price"])).quantize(CENT)
+                    item["d_commission"] = Decimal(str(item["d_commission"])).quantize(CENT)
+                    yield item
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _day(value) -> str:
+    """YYYY-MM-DD of a datetime (or of the ISO string SQLite's raw cursor gives)."""
+    return value.strftime("%Y-%m-%d") if hasattr(value, "strftime") else str(value)[:10]
 
 
 class _DocumentBuilder:
@@ -367,7 +409,7 @@ class _DocumentBuilder:
                 booking_id=row["pk"],
                 reference=row["reference"],
                 agent_ref=row["agent_ref"] or "",
-                description=f"{what} {row['carpark__code']} {row['arrival']:%Y-%m-%d} to {row['departure']:%Y-%m-%d}",
+                description=f"{what} {row['carpark__code']} {_day(row['arrival'])} to {_day(row['departure'])}",
                 price=price,
                 commission=commission,
                 amount=price - commission,
@@ -425,14 +467,14 @@ def agent_invoices_generate(
                 for kind in (Invoice.Kind.INVOICE, Invoice.Kind.CREDIT_NOTE)
             }
             done = 0
-            rows = _uninvoiced_rows(agent_id=agent_id, currency=currency, until=month_end(month), chunk_size=batch_size)
-            for row in rows:
+            rows = _uninvoiced_queryset(agent_id=agent_id, currency=currency, until=month_end(month))
+            for row in _snapshot_rows(rows, chunk_size=batch_size):
                 net = row["d_price"] - row["d_commission"]
                 docs[Invoice.Kind.INVOICE if net >= 0 else Invoice.Kind.CREDIT_NOTE].add(row)
                 done += 1
                 if progress and done % batch_size == 0:
                     progress(done)
-            if progress:
+            if progress and done % batch_size:
                 progress(done)
             issued += [doc for doc in (d.finish() for d in docs.values()) if doc is not None]
     return issued

@@ -1,0 +1,42 @@
+from datetime import date
+from decimal import Decimal
+
+from django import forms
+
+from apps.accounting.models import Payment
+
+
+class PaymentForm(forms.Form):
+    kind = forms.ChoiceField(choices=Payment.Kind.choices, initial=Payment.Kind.PAYMENT)
+    method = forms.ChoiceField(choices=Payment.Method.choices)
+    amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    external_reference = forms.CharField(max_length=100, required=False, help_text="Card slip, transfer reference...")
+
+
+class MonthField(forms.CharField):
+    """YYYY-MM -> the month's first day."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return None
+        try:
+            year, month = value.split("-")
+            return date(int(year), int(month), 1)
+        except ValueError:
+            raise forms.ValidationError("Enter a month as YYYY-MM.") from None
+
+
+class InvoiceRunForm(forms.Form):
+    month = MonthField(max_length=7)
+    agent = forms.IntegerField(required=False, help_text="Leave empty for every agent")
+
+
+class PeriodForm(forms.Form):
+    month = MonthField(max_length=7)
+    action = forms.ChoiceField(choices=[("close", "Close"), ("reopen", "Reopen")])
+
+
+class RangeForm(forms.Form):
+    start = forms.DateField(required=False)
+    end = forms.DateField(required=False)
