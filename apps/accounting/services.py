@@ -224,9 +224,8 @@ def carpark_rates(carpark_id: int) -> CarParkRates:
 def overstay_charge_post(*, booking_id: int, exited_at: datetime, visit_id: int | None = None) -> OverstayCharge | None:
     """Charge a booking's overstay at exit and post it (Dr booking receivable, Cr overstay revenue).
 
-    For the lane-controller exit engine (apps.access), to be called inside its exit transaction when an exit
-    closes a booking's visit after departure + grace, e.g. `overstay_charge_post(booking_id=visit.booking_id,
-    exited_at=visit.exited_at, visit_id=visit.pk)`. Uses the car park's `CarParkRates` and `grace_min`.
+    Called by the receiver of apps.access's `visit_overstayed` signal, inside the exit's transaction, when an exit
+    closes a booking's visit after departure + grace. Uses the car park's `CarParkRates` and `grace_min`.
     Idempotent per visit: a second call for the same visit returns the first charge. No charge due -> None.
     """
     with transaction.atomic():

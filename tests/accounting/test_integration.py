@@ -1,0 +1,107 @@
+"""The ledger behind the real services: bookings' booking_create / booking_amend / booking_cancel (their signals),
+and the lane controllers' exit engine (access's visit_overstayed signal) for overstay charges."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from apps.access import services as access
+from apps.access.models import Visit
+from apps.accounting import chart, selectors
+from apps.accounting.ledger import PeriodClosed
+from apps.accounting.models import CarParkRates, LedgerLine, OverstayCharge
+from apps.accounting.services import period_close
+from apps.bookings import services as bookings
+from apps.bookings.models import Booking
+from apps.carparks.models import Lane
+from apps.core.plates import lookalike_key
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def book(carpark, *, agent=None, price="80.00", commission=None, plate="AB12CDE", **extra) -> Booking:
+    arrival = extra.pop("arrival", now() + timedelta(days=2))
+    return bookings.booking_create(
+        carpark=carpark,
+        arrival=arrival,
+        departure=extra.pop("departure", arrival + timedelta(days=4)),
+        customer_name="Jane Smith",
+        vehicles=[{"registration": plate}],
+        source="api" if agent else "staff",
+        price=D(price),
+        agent=agent,
+        agent_ref=f"REF-{plate}" if agent else None,
+        commission=None if commission is None else D(commission),
+    )
+
+
+def sums(**filters) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for line in LedgerLine.objects.filter(**filters).select_related("account"):
+        out[line.account.code] = out.get(line.account.code, D("0")) + line.amount
+    return out
+
+
+def test_booking_services_post_sale_amendment_and_cancellation(carpark, agent):
+    booking = book(carpark, agent=agent, price="54.99", commission="8.25")
+    assert sums(booking=booking) == {
+        chart.BOOKING_RECEIVABLES: D("54.99"),
+        chart.PARKING_REVENUE: D("-54.99"),
+        chart.COMMISSION_EXPENSE: D("8.25"),
+        chart.COMMISSION_PAYABLE: D("-8.25"),
+    }
+    bookings.booking_amend(booking=booking, price=D("64.99"), commission=D("9.75"))
+    assert sums(booking=booking)[chart.PARKING_REVENUE] == D("-64.99")
+    assert sums(booking=booking)[chart.COMMISSION_PAYABLE] == D("-9.75")
+    bookings.booking_cancel(booking=booking)
+    bookings.booking_cancel(booking=booking)  # repeated: nothing more
+    assert set(sums(booking=booking).values()) == {D("0")}
+    assert selectors.trial_balance().balanced
+
+
+def test_closed_period_refuses_the_booking_itself(carpark):
+    period_close(month=timezone.localdate(timezone=carpark.tz))
+    with pytest.raises(PeriodClosed, match="is closed"):
+        book(carpark, plate="CL05ED")
+    assert not Booking.objects.filter(vehicles__registration="CL05ED").exists()
+
+
+def test_exit_after_departure_and_grace_charges_the_overstay_once(carpark):
+    from tests.lanes.conftest import make_device
+
+    for code, direction in (("IN", "entry"), ("OUT", "exit")):
+        Lane.objects.create(carpark=carpark, code=code, direction=direction)
+    CarParkRates.objects.filter(carpark=carpark).update(overstay_rate=D("5.00"), overstay_unit="hour")
+    late = book(carpark, plate="OV3R1", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=3))
+    visit = Visit.objects.create(
+        carpark=carpark,
+        plate="OV3R1",
+        lookalike_key=lookalike_key("OV3R1"),
+        entered_at=now() - timedelta(days=3),
+        booking=late,
+    )
+    device = make_device(carpark.code, ["IN", "OUT"])
+    frame = {
+        "device_id": device["device_id"],
+        "read_id": "exit-1",
+        "lane_code": "OUT",
+        "plate": "OV3R1",
+        "score": 0.95,
+        "captured_at": now(),
+    }
+    decision = access.plate_read_decide(**frame)
+    access.plate_read_decide(**frame)  # the controller re-sends the same read: replayed, not charged again
+    assert (decision["action"], decision["reason"]) == ("open", "overstay")
+    charge = OverstayCharge.objects.get()
+    # departure 3 h ago + 60 min grace: 2 h over (a hair more by now) -> 3 started hours at 5.00
+    assert charge.visit_id == visit.pk and charge.units == 3 and charge.amount == D("15.00")
+    assert selectors.booking_balance(late.pk) == D("95.00")  # 80.00 sold + 15.00 overstay
+    assert sums(account__code=chart.OVERSTAY_REVENUE) == {chart.OVERSTAY_REVENUE: D("-15.00")}
