@@ -13,27 +13,27 @@ class PaymentForm(forms.Form):
     external_reference = forms.CharField(max_length=100, required=False, help_text="Card slip, transfer reference...")
 
 
-class MonthField(forms.CharField):
+class MonthField(forms.Field):
     """YYYY-MM -> the month's first day."""
 
     def to_python(self, value):
-        value = super().to_python(value)
+        value = (value or "").strip()
         if not value:
             return None
         try:
-            year, month = value.split("-")
+            year, month = value[:7].split("-")
             return date(int(year), int(month), 1)
         except ValueError:
             raise forms.ValidationError("Enter a month as YYYY-MM.") from None
 
 
 class InvoiceRunForm(forms.Form):
-    month = MonthField(max_length=7)
+    month = MonthField()
     agent = forms.IntegerField(required=False, help_text="Leave empty for every agent")
 
 
 class PeriodForm(forms.Form):
-    month = MonthField(max_length=7)
+    month = MonthField()
     action = forms.ChoiceField(choices=[("close", "Close"), ("reopen", "Reopen")])
 
 
