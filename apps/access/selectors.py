@@ -1,13 +1,15 @@
 """Lane controller reads: device identity, the facts a decision needs, the allow-list, event payloads."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.access import rules
-from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, Visit
+from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 from apps.access.tokens import hash_secret
 from apps.bookings.models import Booking, Vehicle
 from apps.core.plates import lookalike_key
@@ -132,6 +134,176 @@ def _open_visits(carpark_id: int, by_plate: Q) -> tuple[rules.VisitFact, ...]:
     )
 
 
+@dataclass(frozen=True)
+class DecisionContext:
+    """Everything a decision reads, loaded after the plate's lock is held (one statement on PostgreSQL)."""
+
+    duplicate: dict | None  # the stored decision when this read_id was already decided
+    repeat: dict | None  # the last read of this plate on this lane that opened, within the repeat window
+    facts: rules.Facts
+    occupancy: int  # open visits of the car park before this read
+    alerted_recently: bool  # an alert for this lane and plate within the repeat window
+    visits_around: bool  # other visits or unpaired exits of this vehicle after captured_at (order matters)
+
+
+def decision_context(
+    *, device_id: str, read_id: str, lane_id: int, carpark_id: int, read: rules.Read, policy: rules.Policy,
+    entry: bool, now: datetime,
+) -> DecisionContext:  # fmt: skip
+    if connection.vendor == "postgresql":
+        return _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, entry, now)
+    return _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, now)
+
+
+def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, now) -> DecisionContext:
+    """The portable version (SQLite, the embedded default): one query per kind of fact."""
+    duplicate = PlateRead.objects.filter(device_id=device_id, read_id=read_id).values_list("decision", flat=True)
+    window = timedelta(seconds=policy.repeat_window_s)
+    repeat = (
+        PlateRead.objects.filter(
+            lane_id=lane_id, plate=read.plate, action="open", captured_at__gte=read.captured_at - window,
+            captured_at__lte=read.captured_at,
+        )
+        .order_by("-captured_at")
+        .values("booking_id", "booking__reference", "permit_id", "match")
+        .first()
+    )  # fmt: skip
+    if repeat is not None:
+        repeat["reference"] = repeat.pop("booking__reference")
+    around = (
+        PlateRead.objects.filter(
+            carpark_id=carpark_id, lookalike_key=read.key, unpaired_exit=True, captured_at__gt=read.captured_at
+        ).exists()
+        or Visit.objects.filter(carpark_id=carpark_id, lookalike_key=read.key)
+        .filter(Q(entered_at__gt=read.captured_at) | Q(exited_at__gt=read.captured_at))
+        .exists()
+    )
+    return DecisionContext(
+        duplicate=duplicate.first(),
+        repeat=repeat if read.plate else None,
+        facts=decision_facts(carpark_id=carpark_id, read=read, policy=policy, entry=entry),
+        occupancy=carpark_occupancy(carpark_id=carpark_id),
+        alerted_recently=Alert.objects.filter(lane_id=lane_id, plate=read.plate, created_at__gte=now - window).exists(),
+        visits_around=around,
+    )
+
+
+# One round trip for all the facts of a decision: each branch is an indexed lookup by normal-form plate or
+# look-alike key (bookings_vehicle.registration / .lookalike_key, access_visit's partial open-visit indexes,
+# access_plateread (lane, plate, captured_at) and (device, read_id), access_alert (lane, plate, created_at)).
+_CONTEXT_SQL = """
+SELECT 'duplicate', jsonb_build_object('decision', r.decision)
+  FROM access_plateread r WHERE r.device_id = %(device)s AND r.read_id = %(read_id)s
+UNION ALL (
+SELECT 'repeat', jsonb_build_object('booking_id', r.booking_id, 'reference', b.reference, 'permit_id', r.permit_id,
+                                     'match', r.match)
+  FROM access_plateread r LEFT JOIN bookings_booking b ON b.id = r.booking_id
+ WHERE r.lane_id = %(lane)s AND r.plate = %(plate)s AND r.action = 'open'
+   AND r.captured_at BETWEEN %(window_start)s AND %(at)s
+ ORDER BY r.captured_at DESC LIMIT 1)
+UNION ALL
+SELECT 'blocked', jsonb_build_object('id', p.id, 'plate', p.plate, 'key', p.lookalike_key)
+  FROM access_blockedplate p
+ WHERE %(entry)s AND p.carpark_id = %(carpark)s
+   AND (p.plate = ANY(%(plates)s::text[]) OR p.lookalike_key = ANY(%(keys)s::text[]))
+UNION ALL
+SELECT 'visit', jsonb_build_object('id', v.id, 'plate', v.plate, 'key', v.lookalike_key, 'entered_at', v.entered_at,
+                                    'booking_id', v.booking_id, 'reference', b.reference, 'departure', b.departure,
+                                    'permit_id', v.permit_id)
+  FROM access_visit v LEFT JOIN bookings_booking b ON b.id = v.booking_id
+ WHERE v.carpark_id = %(carpark)s AND v.exited_at IS NULL
+   AND (v.plate = ANY(%(plates)s::text[]) OR v.lookalike_key = %(key)s::text)
+UNION ALL
+SELECT 'permit', jsonb_build_object('id', p.id, 'plate', p.plate, 'key', p.lookalike_key)
+  FROM access_permit p
+ WHERE %(entry)s AND p.carpark_id = %(carpark)s AND p.valid_from <= %(at)s AND p.valid_until >= %(at)s
+   AND (p.plate = ANY(%(plates)s::text[]) OR p.lookalike_key = %(key)s::text)
+UNION ALL
+SELECT 'booking', jsonb_build_object('id', b.id, 'plate', v.registration, 'key', v.lookalike_key,
+                                      'reference', b.reference, 'status', b.status, 'arrival', b.arrival,
+                                      'departure', b.departure)
+  FROM bookings_vehicle v JOIN bookings_booking b ON b.id = v.booking_id
+ WHERE %(entry)s AND b.carpark_id = %(carpark)s
+   AND (v.registration = ANY(%(plates)s::text[]) OR v.lookalike_key = %(key)s::text)
+UNION ALL
+SELECT 'occupancy', jsonb_build_object('n', count(*))
+  FROM access_visit v WHERE v.carpark_id = %(carpark)s AND v.exited_at IS NULL
+UNION ALL (
+SELECT 'alerted', '{}'::jsonb FROM access_alert a
+ WHERE a.lane_id = %(lane)s AND a.plate = %(plate)s AND a.created_at >= %(alert_since)s LIMIT 1)
+UNION ALL (
+SELECT 'around', '{}'::jsonb FROM access_plateread r
+ WHERE r.carpark_id = %(carpark)s AND r.lookalike_key = %(main_key)s AND r.unpaired_exit AND r.captured_at > %(at)s
+ LIMIT 1)
+UNION ALL (
+SELECT 'around', '{}'::jsonb FROM access_visit v
+ WHERE v.carpark_id = %(carpark)s AND v.lookalike_key = %(main_key)s
+   AND (v.entered_at > %(at)s OR v.exited_at > %(at)s)
+ LIMIT 1)
+"""
+
+
+def _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, entry, now) -> DecisionContext:
+    usable = sorted(read.usable_plates(policy))
+    main_key = read.key if read.main_usable(policy) else ""
+    window = timedelta(seconds=policy.repeat_window_s)
+    params = {
+        "device": device_id, "read_id": read_id, "lane": lane_id, "carpark": carpark_id, "plate": read.plate,
+        "plates": usable, "keys": sorted({lookalike_key(p) for p in usable}), "key": main_key or None,
+        "main_key": read.key, "at": read.captured_at, "window_start": read.captured_at - window, "entry": entry,
+        "alert_since": now - window,
+    }  # fmt: skip
+    rows: dict[str, list[dict]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_CONTEXT_SQL, params)
+        for kind, data in cursor.fetchall():
+            rows.setdefault(kind, []).append(json.loads(data) if isinstance(data, str) else data)
+    duplicate = rows.get("duplicate", [None])[0]
+    facts = rules.Facts(
+        blocked=tuple(rules.Plated(id=r["id"], plate=r["plate"], key=r["key"]) for r in rows.get("blocked", ())),
+        open_visits=tuple(
+            rules.VisitFact(
+                id=r["id"],
+                plate=r["plate"],
+                key=r["key"],
+                entered_at=_dt(r["entered_at"]),
+                booking_id=r["booking_id"],
+                booking_reference=r["reference"],
+                booking_departure=_dt(r["departure"]),
+                permit_id=r["permit_id"],
+            )
+            for r in rows.get("visit", ())
+        ),
+        permits=tuple(rules.PermitFact(id=r["id"], plate=r["plate"], key=r["key"]) for r in rows.get("permit", ())),
+        bookings=tuple(
+            rules.BookingFact(
+                id=r["id"],
+                plate=r["plate"],
+                key=r["key"],
+                reference=r["reference"],
+                status=r["status"],
+                arrival=_dt(r["arrival"]),
+                departure=_dt(r["departure"]),
+            )
+            for r in rows.get("booking", ())
+        ),
+    )
+    if not usable:
+        facts = rules.Facts()
+    return DecisionContext(
+        duplicate=duplicate["decision"] if duplicate else None,
+        repeat=rows.get("repeat", [None])[0] if read.plate else None,
+        facts=facts,
+        occupancy=rows["occupancy"][0]["n"],
+        alerted_recently="alerted" in rows,
+        visits_around="around" in rows,
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 # --- Offline allow-list ----------------------------------------------------------------------------------------
 
 
@@ -200,9 +372,9 @@ def alert_event_data(alert: Alert) -> dict:
     }
 
 
-def visit_event_data(visit: Visit, carpark) -> dict:
-    booking = None
-    if visit.booking_id:
+def visit_event_data(visit: Visit, carpark, reference: str | None = None) -> dict:
+    booking = reference
+    if visit.booking_id and booking is None:
         booking = Booking.objects.filter(pk=visit.booking_id).values_list("reference", flat=True).first()
     return {
         "id": visit.id,

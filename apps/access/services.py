@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.access import rules, selectors
@@ -218,13 +219,6 @@ def _candidates(candidates: list | None) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-def _lock_plate(carpark_id: int, key: str) -> None:
-    """Serialise decisions about one vehicle (by look-alike key) across threads and processes (PostgreSQL)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [carpark_id, key])
-
-
 def plate_read_decide(
     *,
     device_id: str,
@@ -271,8 +265,13 @@ def plate_read_decide(
         return decision | {"duplicate": True}
 
 
-def _lane(device_id: str, lane_code: str, lane_id: int | None) -> Lane:
+def _lane_locked(device_id: str, lane_code: str, lane_id: int | None, key: str) -> Lane:
+    """The lane with its car park's current policies, taking the vehicle's lock in the same round trip."""
     lanes = Lane.objects.select_related("carpark")
+    if connection.vendor == "postgresql":
+        # Serialise decisions about one vehicle (by look-alike key) across threads and processes.
+        lock = RawSQL("pg_advisory_xact_lock(carparks_lane.carpark_id::integer, hashtext(%s))::text", [key])
+        lanes = lanes.annotate(_locked=lock)
     lane = lanes.filter(pk=lane_id).first() if lane_id else lanes.filter(devices__id=device_id, code=lane_code).first()
     if lane is None:
         raise UnknownLane(lane_code)
@@ -284,18 +283,39 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
     now = timezone.now()
     normal, key = plates.normalise(plate)[:32], plates.lookalike_key(plate)[:32]
     with transaction.atomic():
-        lane = _lane(device_id, lane_code, lane_id)
+        lane = _lane_locked(device_id, lane_code, lane_id, key)
         carpark = lane.carpark
-        _lock_plate(carpark.id, key)
-        previous = (
-            PlateRead.objects.filter(device_id=device_id, read_id=read_id).values_list("decision", flat=True).first()
-        )
-        if previous is not None:
-            return previous | {"duplicate": True}
         policy = policy_of(carpark)
         read = rules.Read(
             plate=normal, key=key, score=score, captured_at=captured_at, candidates=_candidates(candidates)
         )
+        entry = lane.direction == Lane.Direction.ENTRY
+        context = selectors.decision_context(
+            device_id=device_id, read_id=read_id, lane_id=lane.id, carpark_id=carpark.id, read=read, policy=policy,
+            entry=entry, now=now,
+        )  # fmt: skip
+        if context.duplicate is not None:
+            return context.duplicate | {"duplicate": True}
+        stale = captured_at < now - timedelta(seconds=policy.stale_after_s)
+        if stale:
+            outcome = _stale_outcome(read, policy, context.facts, entry, local_action)
+        elif context.repeat is not None:
+            outcome = _repeat_outcome(context.repeat)
+        else:
+            outcome = (
+                rules.decide_entry(read, policy, context.facts)
+                if entry
+                else rules.decide_exit(read, policy, context.facts)
+            )
+        command = None
+        if outcome.action == "open" and with_command:
+            command = BarrierCommand(
+                command_id=new_command_id(),
+                lane=lane,
+                device_id=device_id,
+                reason=outcome.reason,
+                expires_at=now + COMMAND_TTL,
+            )
         row = PlateRead(
             device_id=device_id,
             lane=lane,
@@ -311,35 +331,29 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
             retransmit=retransmit,
             local_action=local_action,
             captured_at=captured_at,
+            action=outcome.action,
+            reason=outcome.reason,
+            match=outcome.match or "",
+            booking_id=_booking_id(outcome),
+            permit_id=outcome.permit_id,
+            decision=decision_frame(read_id, outcome, command),
+            unpaired_exit=not stale and not entry and outcome.reason == "no_visit",
         )
-        entry = lane.direction == Lane.Direction.ENTRY
-        stale = captured_at < now - timedelta(seconds=policy.stale_after_s)
-        if stale:
-            outcome = _stale_outcome(read, policy, carpark, entry, local_action)
-        else:
-            outcome = _repeat_outcome(lane, read, policy) or _rules_outcome(read, policy, carpark, entry)
-        command = None
-        if outcome.action == "open" and with_command:
-            command = BarrierCommand(
-                command_id=new_command_id(),
-                lane=lane,
-                device_id=device_id,
-                reason=outcome.reason,
-                expires_at=now + COMMAND_TTL,
-            )
-        row.action, row.reason, row.match = outcome.action, outcome.reason, outcome.match or ""
-        row.booking_id, row.permit_id = _booking_id(outcome), outcome.permit_id
-        row.decision = decision_frame(read_id, outcome, command)
         row.save(force_insert=True)
         if command is not None:
             command.read = row
             command.save(force_insert=True)
-        visits_changed = _apply_visits(carpark, lane, row, outcome, stale=stale, entry=entry, local_action=local_action)
-        if outcome.alert and not stale:
-            _alert_raise(carpark=carpark, lane=lane, plate=normal, reason=outcome.reason, read=row, policy=policy)
+        delta = _apply_visits(
+            carpark, lane, row, outcome, stale=stale, entry=entry, local_action=local_action,
+            simple=not context.visits_around,
+        )  # fmt: skip
+        if outcome.alert and not stale and not context.alerted_recently:
+            _alert_raise(
+                carpark=carpark, lane=lane, plate=normal, reason=outcome.reason, read=row, policy=policy, checked=True
+            )
         _publish_read(carpark, lane, row, outcome)
-        if visits_changed:
-            _publish_occupancy(carpark)
+        if delta is not None:
+            _publish_occupancy(carpark, None if delta == "recount" else context.occupancy + delta)
         return row.decision
 
 
@@ -371,40 +385,19 @@ def decision_frame(read_id: str, outcome: rules.Outcome, command: BarrierCommand
     }
 
 
-def _repeat_outcome(lane: Lane, read: rules.Read, policy: rules.Policy) -> rules.Outcome | None:
+def _repeat_outcome(prior: dict) -> rules.Outcome:
     """Rule 3: the same plate on this lane within repeat_window_s after a read that opened the barrier."""
-    window = timedelta(seconds=policy.repeat_window_s)
-    prior = (
-        PlateRead.objects.filter(
-            lane=lane,
-            plate=read.plate,
-            action="open",
-            captured_at__gte=read.captured_at - window,
-            captured_at__lte=read.captured_at,
-        )
-        .order_by("-captured_at")
-        .values("booking_id", "booking__reference", "permit_id", "match")
-        .first()
-    )
-    if prior is None or not read.plate:
-        return None
     booking = None
     if prior["booking_id"]:
-        booking = rules.BookingFact(id=prior["booking_id"], plate="", key="", reference=prior["booking__reference"])
+        booking = rules.BookingFact(id=prior["booking_id"], plate="", key="", reference=prior["reference"])
     return rules.Outcome("open", "repeat", match=prior["match"] or None, booking=booking, permit_id=prior["permit_id"])
 
 
-def _rules_outcome(read: rules.Read, policy: rules.Policy, carpark: CarPark, entry: bool) -> rules.Outcome:
-    facts = selectors.decision_facts(carpark_id=carpark.id, read=read, policy=policy, entry=entry)
-    return rules.decide_entry(read, policy, facts) if entry else rules.decide_exit(read, policy, facts)
-
-
-def _stale_outcome(read, policy, carpark, entry: bool, local_action: str) -> rules.Outcome:
+def _stale_outcome(read, policy, facts: rules.Facts, entry: bool, local_action: str) -> rules.Outcome:
     """Rule 2: an old read is applied to visits as if the barrier had opened for it (unless the controller denied)."""
     outcome = rules.Outcome("none", "stale")
     if local_action == "deny" or not entry:
         return outcome
-    facts = selectors.decision_facts(carpark_id=carpark.id, read=read, policy=policy, entry=True)
     linked = rules.entry_match(read, policy, facts)
     if linked is not None and linked.action == "open":
         outcome.match, outcome.booking, outcome.booking_id = linked.match, linked.booking, linked.booking_id
@@ -417,39 +410,66 @@ def _stale_outcome(read, policy, carpark, entry: bool, local_action: str) -> rul
 MISSED_EXIT = "exit not read (a later entry of the vehicle followed)"
 
 
-def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stale, entry, local_action) -> bool:
-    """Apply a decided read to visits; True when visits (and so occupancy) changed."""
+def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stale, entry, local_action,
+                  simple: bool) -> int | str | None:  # fmt: skip
+    """Apply a decided read to visits: the change in occupancy, "recount" when it is not known, None for none.
+
+    `simple` says no other visit or unpaired exit of the vehicle lies after captured_at, so a live entry just
+    opens a visit; otherwise the entry is paired by captured_at (`_visit_for_entry`).
+    """
     if stale:
         if local_action == "deny":
-            return False
+            return None
         if entry:
             _visit_for_entry(carpark, lane, row, booking_id=outcome.booking_id, permit_id=outcome.permit_id)
         else:
             _visit_for_exit(carpark, lane, row)
-        return True
-    changed = False
+        return "recount"
+    delta: int | str | None = None
     if outcome.superseded_visit is not None:
         Visit.objects.filter(pk=outcome.superseded_visit.id, exited_at__isnull=True).update(
             exited_at=row.captured_at, closed_reason="closed by soft anti-passback (the vehicle entered again)"
         )
-        changed = True
+        delta = -1
     if outcome.open_visit:
-        _visit_for_entry(carpark, lane, row, booking_id=outcome.booking_id, permit_id=outcome.permit_id)
-        changed = True
-    elif outcome.close_visit is not None:
-        _visit_close(outcome.close_visit.id, row, lane, overstay_minutes=outcome.overstay_minutes)
-        changed = True
-    elif outcome.hold_visit is not None:
+        ids = {"booking_id": outcome.booking_id, "permit_id": outcome.permit_id}
+        if simple and outcome.superseded_visit is None:
+            _visit_create(carpark, lane, row, reference=outcome.booking_reference, **ids)
+            return 1
+        _visit_for_entry(carpark, lane, row, **ids)
+        return "recount"
+    if outcome.close_visit is not None:
+        _visit_close_live(outcome.close_visit, row, lane, carpark, overstay_minutes=outcome.overstay_minutes)
+        return -1
+    if outcome.hold_visit is not None:
         Visit.objects.filter(pk=outcome.hold_visit.id).update(
             held_at=timezone.now(), exit_lane=lane, overstay_minutes=outcome.overstay_minutes
         )
-    elif outcome.reason == "no_visit" and not entry:
-        row.unpaired_exit = True
-        row.save(update_fields=["unpaired_exit"])
-    return changed
+    return delta
 
 
-def _visit_create(carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None, **fields) -> Visit:
+def _visit_close_live(fact: rules.VisitFact, row: PlateRead, lane, carpark, *, overstay_minutes: int | None) -> None:
+    """Close an open visit at a live exit (two statements; the rarer overstay path loads the visit)."""
+    Visit.objects.filter(pk=fact.id, exited_at__isnull=True).update(
+        exit_read=row, exit_lane=lane, exited_at=row.captured_at, held_at=None, overstay_minutes=overstay_minutes
+    )
+    if fact.booking_id:
+        Booking.objects.filter(
+            pk=fact.booking_id, status__in=[Booking.Status.CONFIRMED, Booking.Status.ARRIVED]
+        ).update(status=Booking.Status.DEPARTED, updated_at=timezone.now())
+    if overstay_minutes:
+        visit = Visit.objects.select_related("booking").get(pk=fact.id)
+        visit_overstayed.send(sender=Visit, visit=visit, minutes=overstay_minutes)
+    data = {
+        "id": fact.id, "carpark": carpark.code, "plate": fact.plate, "entered_at": iso(fact.entered_at),
+        "exited_at": iso(row.captured_at), "booking": fact.booking_reference,
+    }  # fmt: skip
+    events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=data)
+
+
+def _visit_create(
+    carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None, reference: str | None = None, **fields
+) -> Visit:
     visit = Visit.objects.create(
         carpark=carpark,
         plate=row.plate,
@@ -465,7 +485,7 @@ def _visit_create(carpark, lane, row: PlateRead, *, booking_id=None, permit_id=N
         Booking.objects.filter(pk=booking_id, status=Booking.Status.CONFIRMED).update(
             status=Booking.Status.ARRIVED, updated_at=timezone.now()
         )
-    _publish_visit(carpark, visit)
+    _publish_visit(carpark, visit, reference=reference)
     return visit
 
 
@@ -581,11 +601,11 @@ def visit_close_manual(*, visit_id: int, user, reason: str) -> Visit:
 
 
 def _alert_raise(
-    *, carpark, lane, plate: str, reason: str, read: PlateRead | None, policy: rules.Policy
+    *, carpark, lane, plate: str, reason: str, read: PlateRead | None, policy: rules.Policy, checked: bool = False
 ) -> Alert | None:
     """At most one alert per lane and plate every repeat_window_s (device-protocol.md 3, rule 4)."""
     since = timezone.now() - timedelta(seconds=policy.repeat_window_s)
-    if Alert.objects.filter(lane=lane, plate=plate, created_at__gte=since).exists():
+    if not checked and Alert.objects.filter(lane=lane, plate=plate, created_at__gte=since).exists():
         return None
     alert = Alert.objects.create(carpark=carpark, lane=lane, plate=plate, reason=reason, read=read)
     events.publish_to_carpark(carpark_id=carpark.id, kind="alert", data=selectors.alert_event_data(alert))
@@ -794,16 +814,17 @@ def _publish_read(carpark, lane, row: PlateRead, outcome: rules.Outcome) -> None
     )
 
 
-def _publish_visit(carpark, visit: Visit) -> None:
-    events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=selectors.visit_event_data(visit, carpark))
+def _publish_visit(carpark, visit: Visit, reference: str | None = None) -> None:
+    data = selectors.visit_event_data(visit, carpark, reference=reference)
+    events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=data)
 
 
-def _publish_occupancy(carpark) -> None:
-    events.publish_to_carpark(
-        carpark_id=carpark.id,
-        kind="occupancy",
-        data={"carpark": carpark.code, "occupancy": selectors.carpark_occupancy(carpark_id=carpark.id)},
-    )
+def _publish_occupancy(carpark, occupancy: int | None = None) -> None:
+    """Occupancy = open visits; `occupancy` when the caller knows it (the decision path counts it up front)."""
+    if occupancy is None:
+        occupancy = selectors.carpark_occupancy(carpark_id=carpark.id)
+    data = {"carpark": carpark.code, "occupancy": occupancy}
+    events.publish_to_carpark(carpark_id=carpark.id, kind="occupancy", data=data)
 
 
 def _publish_command(command: BarrierCommand, lane) -> None:

@@ -1,0 +1,465 @@
+"""Benchmark: lane controller decisions over WebSockets against a real `serve` on PostgreSQL + Redis, beside a
+bare Channels JSON echo consumer in the same kind of process (daphne, same settings and channel layer).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/parkgate REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/gateway.py [--controllers 16] [--seconds 10] [--bookings 100000] [--growth]
+
+Works in a throwaway database next to DATABASE_URL's (`<name>_bench_gateway`: created, migrated, seeded, dropped
+afterwards; keep it with --keep). Seeds --bookings bookings (COPY; arrivals over +-30 days, a realistic mix of
+statuses) and 1,000 open visits, enrols --controllers devices (each an entry and an exit lane of one car park),
+starts `manage.py serve` (no worker: jobs are not measured) and a daphne process serving bench/echo_asgi.py, then:
+  - saturation: every controller keeps 32 reads in flight (the protocol's maximum) for --seconds: decisions/s,
+    against the echo consumer's messages/s with the same frames and window;
+  - steady: 100 reads/s spread over the controllers for --seconds: round trip p50/p99, against the echo's;
+  - --growth: adds bookings up to 1,000,000 and measures the steady p50 again.
+Reads are a mix: 60% entries of booked vehicles (open), 10% look-alike reads of them, 15% unknown vehicles (deny and
+alert), 15% exits of vehicles inside (open, closes a visit). Client and server share the 2-core machine, so compare
+ratios, not absolute figures. The last line is one JSON object.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import string
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
+
+CARPARK = "BNCH"
+WINDOW = 32
+TARGETS = {"p50_ratio_max": 3.0, "p99_ms_max": 20.0, "decisions_per_s_min": 1000, "saturation_ratio_min": 0.20}
+LOOKALIKE = str.maketrans({"0": "O", "1": "I", "8": "B", "5": "S", "2": "Z", "6": "G"})
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def bench_database_url(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        sys.exit("bench/gateway.py needs DATABASE_URL to point at PostgreSQL")
+    name = (parts.path.lstrip("/") or "parkgate") + "_bench_gateway"
+    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path="/" + name)), name
+
+
+def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def wait_listening(port: int, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    sys.exit(f"the echo server did not listen on {port}")
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    if out.returncode:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+# --- Seeding (runs in a child process with Django set up on the bench database) -------------------------------
+
+
+def random_plate(rng: random.Random) -> str:
+    letters, digits = string.ascii_uppercase, string.digits
+    return (
+        "".join(rng.choice(letters) for _ in range(2))
+        + "".join(rng.choice(digits) for _ in range(2))
+        + "".join(rng.choice(letters) for _ in range(3))
+    )
+
+
+def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int) -> None:
+    """Bookings (COPY, in batches), and on the first call the car park, lanes, devices and 1,000 open visits."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    django.setup()
+    from django.db import connection
+
+    from apps.access import services
+    from apps.access.models import Visit
+    from apps.bookings.models import Booking, Customer, Vehicle
+    from apps.carparks.models import CarPark, Lane
+    from apps.core import plates
+
+    rng = random.Random(start_at or 1)
+    now = datetime.now(UTC)
+    first = start_at == 0
+    if first:
+        carpark = CarPark.objects.create(code=CARPARK, name="Bench", capacity=100_000)
+        for n in range(controllers):
+            Lane.objects.create(carpark=carpark, code=f"IN{n}", direction="entry")
+            Lane.objects.create(carpark=carpark, code=f"OUT{n}", direction="exit")
+    carpark = CarPark.objects.get(code=CARPARK)
+    customer = Customer.objects.first() or Customer.objects.create(name="Bench customer")
+
+    def rows(model, objects):
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        names = [f.column for f in fields]
+        values = ([f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objects)
+        return names, values
+
+    def copy(model, objects) -> None:
+        names, values = rows(model, objects)
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {model._meta.db_table} ({', '.join(names)}) FROM STDIN") as copy_,
+        ):
+            for row in values:
+                copy_.write_row(row)
+
+    eligible, inside = [], []
+    batch = 50_000
+    made = start_at
+    while made < total_bookings:
+        count = min(batch, total_bookings - made)
+        bookings, vehicle_plates = [], []
+        for i in range(count):
+            arrival = now + timedelta(minutes=rng.randrange(-30 * 1440, 30 * 1440))
+            departure = arrival + timedelta(minutes=rng.randrange(360, 14 * 1440))
+            if departure < now:
+                status = rng.choice(["departed"] * 9 + ["no_show"])
+            elif arrival < now:
+                status = "confirmed" if rng.random() < 0.9 else "cancelled"
+            else:
+                status = "confirmed" if rng.random() < 0.95 else "cancelled"
+            bookings.append(
+                Booking(
+                    reference=f"BN-{made + i:08d}",
+                    carpark=carpark,
+                    customer=customer,
+                    arrival=arrival,
+                    departure=departure,
+                    status=status,
+                    source="staff",
+                    price=10,
+                    currency="GBP",
+                )
+            )
+            vehicle_plates.append(random_plate(rng))
+        copy(Booking, bookings)
+        ids = dict(Booking.objects.filter(reference__in=[b.reference for b in bookings]).values_list("reference", "id"))
+        vehicles = []
+        for booking, plate in zip(bookings, vehicle_plates, strict=True):
+            booking.id = ids[booking.reference]
+            vehicles.append(
+                Vehicle(
+                    booking_id=booking.id,
+                    registration_raw=plate,
+                    registration=plate,
+                    lookalike_key=plates.lookalike_key(plate),
+                )
+            )
+            if booking.status == "confirmed" and booking.arrival - timedelta(hours=2) <= now <= booking.departure:
+                eligible.append((booking.id, plate))
+        copy(Vehicle, vehicles)
+        made += count
+        log(f"  seeded {made:,} bookings")
+    if first:
+        rng.shuffle(eligible)
+        inside, eligible = eligible[:1000], eligible[1000:]
+        Visit.objects.bulk_create(
+            Visit(
+                carpark=carpark,
+                plate=plate,
+                lookalike_key=plates.lookalike_key(plate),
+                booking_id=booking_id,
+                entered_at=now - timedelta(hours=rng.randrange(1, 72)),
+            )
+            for booking_id, plate in inside
+        )
+        Booking.objects.filter(pk__in=[b for b, _ in inside]).update(status="arrived")
+        devices = []
+        for n in range(controllers):
+            _device, code = services.device_create(carpark_code=CARPARK, lane_codes=[f"IN{n}", f"OUT{n}"])
+            devices.append(services.device_enrol(code=code).token)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        plates_out.write_text(
+            json.dumps({"eligible": [p for _, p in eligible], "inside": [p for _, p in inside], "tokens": devices})
+        )
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+# --- Load ------------------------------------------------------------------------------------------------------
+
+
+class Workload:
+    """Plates to read, each used once so that every entry is decided on its merits (not as a repeat)."""
+
+    def __init__(self, eligible: list[str], inside: list[str], seed: int = 7):
+        self.rng = random.Random(seed)
+        self.eligible, self.inside = list(eligible), list(inside)
+        self.rng.shuffle(self.eligible)
+        self.counter = 0
+
+    def frame(self, controller: int) -> dict:
+        self.counter += 1
+        roll = self.rng.random()
+        lane, plate = f"IN{controller}", None
+        if roll < 0.15 and self.inside:
+            lane, plate = f"OUT{controller}", self.inside.pop()
+        elif roll < 0.30:
+            plate = random_plate(self.rng) + "X"  # nobody's
+        elif self.eligible:
+            plate = self.eligible.pop()
+            if roll < 0.40:
+                plate = plate.translate(LOOKALIKE)
+                if random.random() < 0.5:
+                    plate = plate.replace("O", "0", 1)
+            else:
+                self.inside.append(plate)  # it will be inside: may exit later
+        else:
+            plate = random_plate(self.rng) + "Y"
+        return {
+            "type": "plate_read", "read_id": f"b-{self.counter}", "lane": lane, "plate": plate, "score": 0.93,
+            "captured_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }  # fmt: skip
+
+
+async def connect(url: str, token: str | None, hello: bool) -> websockets.ClientConnection:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ws = await websockets.connect(url, additional_headers=headers, max_size=None, compression=None)
+    if hello:
+        await ws.send(json.dumps({"type": "hello", "protocol": 1, "firmware": "bench", "buffered": 0}))
+        while (json.loads(await ws.recv()))["type"] != "blocklist":
+            pass
+    return ws
+
+
+async def saturate(conns, workload: Workload, seconds: float, echo: bool) -> tuple[float, dict]:
+    """Every connection keeps WINDOW frames in flight; answers per second after a 1 s warm-up."""
+    counts = {"answers": 0}
+    reasons: dict[str, int] = {}
+    stop_at = time.monotonic() + 1 + seconds
+    measure_from = time.monotonic() + 1
+
+    async def drive(index: int, ws) -> None:
+        for _ in range(WINDOW):
+            await ws.send(json.dumps(workload.frame(index)))
+        while time.monotonic() < stop_at:
+            answer = json.loads(await ws.recv())
+            if time.monotonic() >= measure_from:
+                counts["answers"] += 1
+            if not echo:
+                key = answer.get("reason") or answer.get("code")
+                reasons[key] = reasons.get(key, 0) + 1
+            await ws.send(json.dumps(workload.frame(index)))
+        for _ in range(WINDOW):  # drain what is still in flight
+            await ws.recv()
+
+    await asyncio.gather(*(drive(i, ws) for i, ws in enumerate(conns)))
+    return counts["answers"] / seconds, reasons
+
+
+async def steady(conns, workload: Workload, seconds: float, rate: float = 100) -> list[float]:
+    """`rate` frames a second spread over the connections; each frame's round trip in ms."""
+    rtts: list[float] = []
+    pending: dict[str, float] = {}
+
+    async def reader(ws) -> None:
+        while True:
+            answer = json.loads(await ws.recv())
+            sent = pending.pop(answer.get("read_id"), None)
+            if sent is not None:
+                rtts.append((time.perf_counter() - sent) * 1000)
+
+    readers = [asyncio.create_task(reader(ws)) for ws in conns]
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        target = start + n / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        index = n % len(conns)
+        frame = workload.frame(index)
+        pending[frame["read_id"]] = time.perf_counter()
+        await conns[index].send(json.dumps(frame))
+        n += 1
+    deadline = time.monotonic() + 5
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    for task in readers:
+        task.cancel()
+    return rtts
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(gateway_url, echo_url, tokens, workload, seconds, controllers) -> dict:
+    results = {}
+    echo_conns = [await connect(echo_url, None, hello=False) for _ in range(controllers)]
+    dev_conns = [await connect(gateway_url, tokens[i], hello=True) for i in range(controllers)]
+    log("steady 100 reads/s: echo ...")
+    echo_rtts = await steady(echo_conns, Workload([], []), seconds)
+    log("steady 100 reads/s: decisions ...")
+    rtts = await steady(dev_conns, workload, seconds)
+    results["steady"] = {
+        "decision_p50_ms": round(statistics.median(rtts), 2),
+        "decision_p99_ms": round(pct(rtts, 0.99), 2),
+        "echo_p50_ms": round(statistics.median(echo_rtts), 2),
+        "echo_p99_ms": round(pct(echo_rtts, 0.99), 2),
+        "decisions": len(rtts),
+    }
+    log("saturation: echo ...")
+    echo_rate, _ = await saturate(echo_conns, Workload([], []), seconds, echo=True)
+    log("saturation: decisions ...")
+    rate, reasons = await saturate(dev_conns, workload, seconds, echo=False)
+    results["saturation"] = {
+        "decisions_per_s": round(rate, 1),
+        "echo_messages_per_s": round(echo_rate, 1),
+        "reasons": reasons,
+    }
+    for ws in echo_conns + dev_conns:
+        await ws.close()
+    return results
+
+
+async def steady_p50(gateway_url, tokens, workload, seconds, controllers) -> dict:
+    conns = [await connect(gateway_url, tokens[i], hello=True) for i in range(controllers)]
+    rtts = await steady(conns, workload, seconds)
+    for ws in conns:
+        await ws.close()
+    return {"decision_p50_ms": round(statistics.median(rtts), 2), "decision_p99_ms": round(pct(rtts, 0.99), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--controllers", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--bookings", type=int, default=100_000)
+    parser.add_argument("--growth", action="store_true", help="then grow to 1,000,000 bookings and measure again")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--seed-only", nargs=3, metavar=("TOTAL", "START", "PLATES_JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed_only:
+        total, start, out = args.seed_only
+        seed(int(total), args.controllers, Path(out), int(start))
+        return
+
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
+    admin_url, db_url, db_name = bench_database_url(os.environ["DATABASE_URL"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(
+        DATABASE_URL=db_url, SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106
+        DEBUG="0",
+        PARKGATE_HTTPS="0", ALLOWED_HOSTS="localhost,127.0.0.1", LOG_LEVEL="INFO", DB_POOL_MAX="16",
+    )  # fmt: skip
+    plates_file = Path(f"/tmp/{db_name}-plates.json")
+    log(f"database {db_name}: create, migrate, seed {args.bookings:,} bookings + 1,000 open visits")
+    recreate_database(admin_url, db_name)
+    manage(env, "migrate", "--no-input")
+    t0 = time.monotonic()
+    seed_cmd = [sys.executable, __file__, "--controllers", str(args.controllers), "--seed-only"]
+    subprocess.run([*seed_cmd, str(args.bookings), "0", str(plates_file)], env=env, check=True)
+    log(f"seeded in {time.monotonic() - t0:.1f} s")
+    data = json.loads(plates_file.read_text())
+
+    server = start_server(env, name="bench-gateway", worker=False)
+    echo_port = free_port()
+    echo = Process(
+        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(echo_port), "bench.echo_asgi:application"], env, "bench-echo"
+    )
+    echo_proc = subprocess.Popen(
+        [sys.executable, *echo.args], cwd=ROOT, env=env | {"PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_listening(echo_port)
+    workload = Workload(data["eligible"], data["inside"])
+    try:
+        results = asyncio.run(
+            measure(
+                f"{server.ws}/ws/device/",
+                f"ws://127.0.0.1:{echo_port}/",
+                data["tokens"],
+                workload,
+                args.seconds,
+                args.controllers,
+            )
+        )
+        if args.growth:
+            log("growth: adding bookings up to 1,000,000 ...")
+            t0 = time.monotonic()
+            subprocess.run([*seed_cmd, "1000000", str(args.bookings), str(plates_file) + ".2"], env=env, check=True)
+            log(f"grown in {time.monotonic() - t0:.1f} s")
+            big = asyncio.run(
+                steady_p50(f"{server.ws}/ws/device/", data["tokens"], workload, args.seconds, args.controllers)
+            )
+            small_p50 = results["steady"]["decision_p50_ms"]
+            results["growth_1m"] = big | {"p50_growth": round(big["decision_p50_ms"] / small_p50 - 1, 3)}
+    finally:
+        echo_proc.terminate()
+        server.stop()
+        if not args.keep:
+            recreate_database(admin_url, db_name, drop_only=True)
+
+    steady_r, sat = results["steady"], results["saturation"]
+    p50_ratio = steady_r["decision_p50_ms"] / steady_r["echo_p50_ms"]
+    sat_ratio = sat["decisions_per_s"] / sat["echo_messages_per_s"]
+    print(f"controllers: {args.controllers}, bookings: {args.bookings:,}, open visits: 1,000")
+    print(
+        f"steady 100 reads/s: decision p50 {steady_r['decision_p50_ms']} ms, p99 {steady_r['decision_p99_ms']} ms; "
+        f"echo p50 {steady_r['echo_p50_ms']} ms, p99 {steady_r['echo_p99_ms']} ms; p50 ratio {p50_ratio:.2f} "
+        f"(target <= {TARGETS['p50_ratio_max']}), p99 target <= {TARGETS['p99_ms_max']} ms"
+    )
+    print(
+        f"saturation: {sat['decisions_per_s']} decisions/s vs echo {sat['echo_messages_per_s']} messages/s, ratio "
+        f"{sat_ratio:.2f} (targets >= {TARGETS['decisions_per_s_min']}/s and >= {TARGETS['saturation_ratio_min']})"
+    )
+    print(f"saturation decisions by reason: {sat['reasons']}")
+    if "growth_1m" in results:
+        g = results["growth_1m"]
+        print(f"1,000,000 bookings: p50 {g['decision_p50_ms']} ms (growth {g['p50_growth']:.1%}, target < 20%)")
+    summary = {
+        "bench": "gateway",
+        "controllers": args.controllers,
+        "bookings": args.bookings,
+        **{f"steady_{k}": v for k, v in steady_r.items()},
+        "p50_ratio": round(p50_ratio, 2),
+        "decisions_per_s": sat["decisions_per_s"],
+        "echo_messages_per_s": sat["echo_messages_per_s"],
+        "saturation_ratio": round(sat_ratio, 3),
+        **({"growth_1m_p50_ms": results["growth_1m"]["decision_p50_ms"],
+            "growth_1m_p50_growth": results["growth_1m"]["p50_growth"]} if "growth_1m" in results else {}),
+    }  # fmt: skip
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
