@@ -3,6 +3,7 @@
 from django.urls import path
 
 from apps.accounting import views
+from apps.accounting.api import api
 
 app_name = "accounting"
 
@@ -18,4 +19,5 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/paid", views.invoice_paid, name="invoice-paid"),
     path("periods", views.period, name="period"),
     path("bookings/<str:reference>/", views.booking_account, name="booking"),
+    path("api/", api.urls),
 ]

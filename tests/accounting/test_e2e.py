@@ -118,6 +118,26 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
     assert too_much.status_code == 200 and "exceeds the balance due" in too_much.text
     assert "15.00 GBP" in oscar.get(f"/accounting/bookings/{own.reference}/").text
 
+    # The same through the JSON API (staff session + CSRF header).
+    account = oscar.get(f"/accounting/api/bookings/{own.reference}")
+    assert account.status_code == 200 and account.json()["balance"] == "15.00"
+    assert account.json()["payments"][0]["external_reference"] == "slip-77"
+    api_url = f"/accounting/api/bookings/{own.reference}/payments"
+    created = oscar.post(
+        api_url,
+        json={"method": "cash", "amount": "5.00", "external_reference": "till-3"},
+        headers={"X-CSRFToken": oscar.cookies.get("csrftoken", "")},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["balance"] == "10.00" and created.json()["payment"]["method"] == "cash"
+    refused = oscar.post(
+        api_url, json={"method": "cash", "amount": "10.01"}, headers={"X-CSRFToken": oscar.cookies["csrftoken"]}
+    )
+    assert refused.status_code == 422 and refused.json()["error"] == "payment_refused"
+    assert oscar.post(api_url, json={"method": "cash", "amount": "1.00"}).status_code == 403  # no CSRF token
+    assert httpx.get(f"{parkgate.http}/accounting/api/bookings/{own.reference}").status_code == 401
+    assert login(parkgate, "mandy").get(f"/accounting/api/bookings/{own.reference}").status_code == 404
+
     ledger = alice.get(f"/accounting/ledger/{chart.BOOKING_RECEIVABLES}/")
     assert ledger.status_code == 200 and own.reference in ledger.text
     ledger_csv = alice.get(f"/accounting/ledger/{chart.CARD}.csv").text
