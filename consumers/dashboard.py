@@ -16,6 +16,7 @@ import logging
 import random
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import DEFAULT_CHANNEL_LAYER
 from django.conf import settings
 
 from apps.core.concurrency import run_sync
@@ -30,7 +31,14 @@ RECHECK_S = 120
 MAX_HELD = 50  # deltas held back while the snapshot loads
 
 
+# An alias that is not configured: get_channel_layer() gives None, so a socket does not listen on the channel layer
+# itself; this process's fan-out (consumers/fanout.py) listens once for all of them. DASHBOARD_FANOUT=direct (the
+# benchmark's baseline) gives every socket its own channel and group memberships instead.
+NO_CHANNEL_LAYER = "dashboard sockets listen through the fan-out"
+
+
 class DashboardConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = DEFAULT_CHANNEL_LAYER if settings.DASHBOARD_FANOUT == "direct" else NO_CHANNEL_LAYER
     user_id: int | None = None
     session_key: str | None = None
     carpark_ids: list[int] = ()
@@ -38,6 +46,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     held: list[str] | None = None  # deltas that arrived before the snapshot went out
     recheck_task: asyncio.Task | None = None
     subscribed = False
+    watching_staff = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -50,10 +59,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if not self.carpark_ids:
             await self.close()
             return
-        try:
-            await self.channel_layer.group_add(staff_group(self.user_id), self.channel_name)
-        except Exception as exc:  # Redis down: the periodic recheck still applies
-            log.warning("dashboard: staff events unavailable (%s)", exc)
+        await self.watch_staff()
         await self.accept()
         self.held = []
         tiles = await run_sync(selectors.carpark_tiles, carpark_ids=self.carpark_ids)
@@ -67,11 +73,22 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             self.recheck_task.cancel()
         if self.subscribed:
             await self.unsubscribe()
-        if self.user_id is not None:
-            try:
+        if self.user_id is not None and self.watching_staff:
+            if self.direct:
                 await self.channel_layer.group_discard(staff_group(self.user_id), self.channel_name)
-            except Exception:
-                log.debug("dashboard: staff group discard failed", exc_info=True)
+            else:
+                await fanout().unwatch_staff(self.user_id, self)
+
+    async def watch_staff(self) -> None:
+        """Hear about this user's logout and role changes (Redis down: the periodic recheck still applies)."""
+        try:
+            if self.direct:
+                await self.channel_layer.group_add(staff_group(self.user_id), self.channel_name)
+            else:
+                await fanout().watch_staff(self.user_id, self)
+            self.watching_staff = True
+        except Exception as exc:
+            log.warning("dashboard: staff events unavailable (%s)", exc)
 
     # --- live updates ---------------------------------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from apps.core.events import carpark_group
+from apps.core.concurrency import run_sync
+from apps.core.events import carpark_group, staff_group
+from apps.staff import selectors
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +89,19 @@ def single_event_frame(carpark_id: int, code: str, kind: str, data: dict) -> str
 
 
 class CarparkFanout:
-    """One per process and event loop: joins each watched car park's group once and fans out to local sockets."""
+    """One per process and event loop: joins each watched car park's group, and each connected staff member's
+    group, once, and fans out to the local sockets. The sockets themselves do not listen on the channel layer:
+    with channels-redis, every message a process receives wakes every receiver of that process, so 1,000 sockets
+    listening would cost 1,000 wake-ups per event."""
+
+    STAFF = "staff"  # the key of the one channel that receives all staff groups' messages
 
     def __init__(self, layer, flush_s: float) -> None:
         self.layer, self.flush_s = layer, flush_s
         self.subscribers: dict[int, set[Subscriber]] = defaultdict(set)
+        self.staff: dict[int, set] = defaultdict(set)  # user id -> their local sockets
         self.codes: dict[int, str] = {}
-        self.channels: dict[int, str] = {}  # car park id -> this process's channel for it
+        self.channels: dict[int | str, str] = {}  # car park id (or STAFF) -> this process's channel for it
         self.pending: dict[int, Delta] = {}
         self.scheduled: set[int] = set()
         self.last_flush: dict[int, float] = defaultdict(float)
@@ -106,56 +114,85 @@ class CarparkFanout:
         self.subscribers[carpark_id].add(subscriber)
         async with self.joining:
             if carpark_id not in self.channels:
-                await self._join(carpark_id)
-
-    async def _join(self, carpark_id: int) -> None:
-        """Joined before the first subscriber loads its snapshot, so no event falls between the two."""
-        # The default prefix: channels-redis receives all of a process's "specific" channels through one key.
-        self.channels[carpark_id] = await self.layer.new_channel()
-        try:
-            await self.layer.group_add(carpark_group(carpark_id), self.channels[carpark_id])
-        except Exception as exc:
-            log.warning("dashboards: cannot join car park %s events (%s); retrying", carpark_id, exc)
-        self._spawn(self._receive_loop(carpark_id))
-        self._spawn(self._rejoin_loop(carpark_id))
+                await self._listen(carpark_id)
+                await self._join(carpark_group(carpark_id), carpark_id)
 
     def unsubscribe(self, carpark_id: int, subscriber: Subscriber) -> None:
         self.subscribers[carpark_id].discard(subscriber)
+
+    async def watch_staff(self, user_id: int, socket) -> None:
+        """Deliver `staff.<user id>` events (logged out, roles changed) to this socket's `staff_event`."""
+        self.staff[user_id].add(socket)
+        async with self.joining:
+            if self.STAFF not in self.channels:
+                await self._listen(self.STAFF)
+            if len(self.staff[user_id]) == 1:
+                await self._join(staff_group(user_id), self.STAFF)
+
+    async def unwatch_staff(self, user_id: int, socket) -> None:
+        self.staff[user_id].discard(socket)
+        if not self.staff[user_id]:
+            del self.staff[user_id]
+            try:
+                await self.layer.group_discard(staff_group(user_id), self.channels[self.STAFF])
+            except Exception as exc:
+                log.debug("dashboards: staff group discard failed (%s)", exc)
+
+    async def _listen(self, key: int | str) -> None:
+        # The default prefix: channels-redis receives all of a process's "specific" channels through one key.
+        self.channels[key] = await self.layer.new_channel()
+        self._spawn(self._receive_loop(key))
+        if key != self.STAFF:
+            self._spawn(self._rejoin_loop(lambda: [carpark_group(key)], key))
+        else:
+            self._spawn(self._rejoin_loop(lambda: [staff_group(uid) for uid in list(self.staff)], key))
+
+    async def _join(self, group: str, key: int | str) -> None:
+        """Joined before the subscriber loads its snapshot, so no event falls between the two."""
+        try:
+            await self.layer.group_add(group, self.channels[key])
+        except Exception as exc:
+            log.warning("dashboards: cannot join %s (%s); retrying", group, exc)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _rejoin_loop(self, carpark_id: int) -> None:
+    async def _rejoin_loop(self, groups, key: int | str) -> None:
+        """Groups expire in Redis (and Redis may restart): join again now and then."""
         while True:
             await asyncio.sleep(REJOIN_EVERY_S)
-            try:
-                await self.layer.group_add(carpark_group(carpark_id), self.channels[carpark_id])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("dashboards: cannot join car park %s events (%s); retrying", carpark_id, exc)
-                await asyncio.sleep(2)
+            for group in groups():
+                await self._join(group, key)
 
-    async def _receive_loop(self, carpark_id: int) -> None:
+    async def _receive_loop(self, key: int | str) -> None:
         failing = False
         while True:
             try:
-                message = await self.layer.receive(self.channels[carpark_id])
+                message = await self.layer.receive(self.channels[key])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if not failing:
-                    log.warning("dashboards: car park %s events interrupted (%s)", carpark_id, exc)
+                    log.warning("dashboards: events interrupted (%s)", exc)
                 failing = True
                 await asyncio.sleep(1)
                 continue
-            if failing:  # events may have been lost meanwhile: everyone reloads a snapshot
-                failing = False
-                await self._resync(carpark_id)
-            if message.get("type") == "carpark.event":
-                self.add(carpark_id, message["kind"], message["data"])
+            if failing and key != self.STAFF:  # events may have been lost meanwhile: everyone reloads a snapshot
+                await self._resync(key)
+            failing = False
+            if message.get("type") == "carpark.event" and key != self.STAFF:
+                self.add(key, message["kind"], message["data"])
+            elif message.get("type") == "staff.event":
+                await self._staff_event(message)
+
+    async def _staff_event(self, message: dict) -> None:
+        for socket in list(self.staff.get(message.get("user"), ())):
+            try:
+                await socket.staff_event(message)
+            except Exception:
+                log.exception("dashboards: a staff event could not be applied")
 
     def add(self, carpark_id: int, kind: str, data: dict) -> None:
         self.pending.setdefault(carpark_id, Delta()).add(kind, data)
@@ -174,6 +211,8 @@ class CarparkFanout:
         delta = self.pending.pop(carpark_id, None)
         if not delta:
             return
+        if delta.occupancy is not None or delta.by_kind["visit"]:
+            delta.occupancy = await self._occupancy(carpark_id, delta.occupancy)
         text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
         for subscriber in list(self.subscribers[carpark_id]):
             try:
@@ -181,6 +220,19 @@ class CarparkFanout:
                 self.frames_sent += 1
             except Exception:
                 log.exception("dashboards: a delta could not be delivered")
+
+    async def _occupancy(self, carpark_id: int, reported: int | None) -> int | None:
+        """The occupancy now, counted once per flush for all of this process's dashboards.
+
+        The count an `occupancy` event carries was taken inside its own transaction, so two entries committing at
+        the same time can both report the same number and the larger one never comes. Every event here was sent
+        after its commit, so a count taken now includes all of them.
+        """
+        try:
+            return await run_sync(selectors.carpark_occupancy, carpark_id=carpark_id)
+        except Exception as exc:  # database unavailable: the event's own figure is the best there is
+            log.warning("dashboards: occupancy not counted (%s)", exc)
+            return reported
 
     async def _resync(self, carpark_id: int) -> None:
         for subscriber in list(self.subscribers[carpark_id]):

@@ -31,7 +31,7 @@ def staff_group(user_id: int) -> str:
 
 def publish_to_staff(*, user_id: int, kind: str, data: dict[str, Any]) -> None:
     """Tell a staff member's open dashboards that `kind` happened to them (logged out, roles changed)."""
-    _send_on_commit(staff_group(user_id), {"type": "staff.event", "kind": kind, "data": data})
+    _send_on_commit(staff_group(user_id), {"type": "staff.event", "user": user_id, "kind": kind, "data": data})
 
 
 def publish_to_carpark(*, carpark_id: int, kind: str, data: dict[str, Any]) -> None:

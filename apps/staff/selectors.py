@@ -58,6 +58,11 @@ def lane_carpark_id(*, lane_id: int) -> int | None:
 # --- the dashboard snapshot ---------------------------------------------------------------------------------------
 
 
+def carpark_occupancy(*, carpark_id: int) -> int:
+    """Open visits (the dashboards' occupancy figure)."""
+    return Visit.objects.filter(carpark_id=carpark_id, exited_at__isnull=True).count()
+
+
 def carpark_tiles(*, carpark_ids: list[int]) -> list[dict]:
     """One tile per car park with its occupancy (open visits): what the page renders before the socket opens."""
     rows = (

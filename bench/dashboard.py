@@ -1,0 +1,394 @@
+"""Benchmark: 1,000 staff dashboards on `serve` processes sharing Redis while lane controllers send entries at 50/s.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/parkgate_bench REDIS_URL=redis://127.0.0.1:6379/9 \\
+        .venv/bin/python bench/dashboard.py [--dashboards 1000] [--rate 50] [--seconds 20] [--servers 2] [--lanes 10]
+
+Use a database and a Redis DB of its own: it migrates, seeds the demo world and adds bookings there. Three phases,
+each with fresh bookings and entries at --rate for --seconds (open loop, spread over --lanes controllers):
+  1. no dashboards: the lanes' decision latency alone;
+  2. coalesced (Parkgate's fan-out, consumers/fanout.py): --dashboards clients watching LHR-T5, spread over the
+     --servers processes;
+  3. direct: the same clients on servers restarted with DASHBOARD_FANOUT=direct, i.e. a bare Channels group_send
+     of every event to every socket (the baseline).
+Per phase it prints the decision latency (p50/p99), and with dashboards: the lag from a decision to each dashboard
+holding the resulting occupancy (p50/p99/max over every dashboard x decision), how many dashboards ended up holding
+the final occupancy, frames/s received by all dashboards, and the serve processes' memory per idle dashboard.
+
+How the lag is measured: entries only, each opening a visit, so after the k-th `open` decision reached its lane the
+occupancy is at least start + k. Each dashboard records when it first held each occupancy (wall clock, one machine);
+lag(k, dashboard) = first time it held >= start + k minus the time the k-th decision arrived (0 if earlier).
+The dashboards run in a separate process from the lane controllers, so neither's event loop slows the other's timing.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("PARKGATE_HTTPS", "0")
+
+CARPARK = "LHR-T5"
+PASSWORD = "bench-password-1"  # noqa: S105  (a throw-away user in the benchmark's own database)
+
+
+# --- statistics ------------------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.0f} ms"
+
+
+# --- the dashboards' process -------------------------------------------------------------------------------------
+
+
+def dashboards_process(urls: list[str], cookie: str, count: int, conn) -> None:
+    asyncio.run(_dashboards(urls, cookie, count, conn))
+
+
+async def _dashboards(urls: list[str], cookie: str, count: int, conn) -> None:
+    import websockets
+
+    loop = asyncio.get_running_loop()
+    records: list[list[tuple[float, int]]] = [[] for _ in range(count)]
+    frames = [0]
+
+    async def connect(i: int):
+        url = urls[i % len(urls)]
+        origin = url.replace("ws://", "http://").split("/ws/")[0]
+        return await websockets.connect(
+            url, additional_headers={"Cookie": cookie, "Origin": origin}, max_queue=None, ping_interval=None
+        )
+
+    async def listen(ws, rec: list) -> None:
+        last = None
+        async for text in ws:
+            frames[0] += 1
+            msg = json.loads(text)
+            if msg["type"] == "snapshot":
+                occ = next(c["occupancy"] for c in msg["carparks"] if c["code"] == CARPARK)
+            elif msg["type"] == "delta" and msg["carpark"] == CARPARK:
+                occ = msg["occupancy"]
+            else:
+                continue
+            if occ is not None and occ != last:
+                rec.append((time.time(), occ))
+                last = occ
+
+    sockets, listeners, failed = [], [], 0
+    for start in range(0, count, 50):  # in batches, as a room of screens coming up would
+        batch = await asyncio.gather(
+            *(connect(i) for i in range(start, min(count, start + 50))), return_exceptions=True
+        )
+        for ws in batch:
+            if isinstance(ws, BaseException):
+                failed += 1
+                continue
+            listeners.append(asyncio.create_task(listen(ws, records[len(sockets)])))
+            sockets.append(ws)
+    records = records[: len(sockets)]
+    conn.send(("connected", len(sockets), failed))
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command == "reset":
+            frames[0] = 0
+            for rec in records:
+                del rec[:-1]  # keep the state held at the start of the measurement
+            conn.send("ok")
+        elif command == "report":
+            conn.send((frames[0], records))
+        elif command == "quit":
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            conn.send("bye")
+            return
+
+
+# --- the lanes (main process) ------------------------------------------------------------------------------------
+
+
+async def drive_lanes(ws_url_for, tokens: list[tuple[str, str]], plates: list[str], rate: float, seconds: float):
+    """Send entries at `rate` per second for `seconds` over the controllers; returns [(arrived_at, latency, action)]."""
+    import websockets
+
+    results: list[tuple[float, float, str]] = []
+    controllers = []
+    for i, (token, lane) in enumerate(tokens):
+        ws = await websockets.connect(ws_url_for(i), additional_headers={"Authorization": f"Bearer {token}"})
+        await ws.send(json.dumps({"type": "hello", "protocol": 1, "firmware": "bench", "buffered": 0}))
+        while json.loads(await ws.recv())["type"] != "welcome":
+            pass
+        await ws.send(json.dumps({"type": "heartbeat", "barriers": {lane: "closed"}}))
+        controllers.append((ws, lane, {}))
+
+    async def listen(ws, pending: dict) -> None:
+        async for text in ws:
+            frame = json.loads(text)
+            if frame.get("type") == "decision" and frame["read_id"] in pending:
+                sent = pending.pop(frame["read_id"])
+                results.append((time.time(), time.perf_counter() - sent, frame["action"]))
+
+    listeners = [asyncio.create_task(listen(ws, pending)) for ws, _, pending in controllers]
+    total = int(rate * seconds)
+    interval, next_at = 1 / rate, time.perf_counter()
+    for n in range(total):
+        ws, lane, pending = controllers[n % len(controllers)]
+        read_id = f"b{time.time_ns()}-{n}"
+        pending[read_id] = time.perf_counter()
+        captured = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        await ws.send(
+            json.dumps(
+                {"type": "plate_read", "read_id": read_id, "lane": lane, "plate": plates[n], "score": 0.95}
+                | {"captured_at": captured}
+            )
+        )
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    deadline = time.perf_counter() + 15
+    while len(results) < total and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    for task in listeners:
+        task.cancel()
+    for ws, _, _ in controllers:
+        await ws.close()
+    return results
+
+
+# --- setup -----------------------------------------------------------------------------------------------------
+
+
+def setup_world(args) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    from apps.staff.services import staff_member_set
+
+    staff_member_set(username="bench", password=PASSWORD, carpark_codes=[CARPARK], role="operator")
+
+
+def make_bookings(count: int, tag: str) -> list[str]:
+    """Confirmed bookings due now, one plate each, straight into the tables (fast; bookings are not under test)."""
+    from django.utils import timezone
+
+    from apps.bookings.models import Booking, Customer, Vehicle
+    from apps.carparks.models import CarPark
+
+    carpark = CarPark.objects.get(code=CARPARK)
+    now = timezone.now()
+    customer = Customer.objects.create(name="Bench")
+    bookings = Booking.objects.bulk_create(
+        Booking(
+            reference=f"B{tag}{i:06d}",
+            carpark=carpark,
+            customer=customer,
+            arrival=now - timedelta(minutes=30),
+            departure=now + timedelta(days=1),
+            source="staff",
+            price=10,
+            currency="GBP",
+        )
+        for i in range(count)
+    )
+    plates = [f"{tag}{i:05d}" for i in range(count)]
+    Vehicle.objects.bulk_create(
+        Vehicle(booking=b, registration_raw=p, registration=p, lookalike_key=p)
+        for b, p in zip(bookings, plates, strict=True)
+    )
+    return plates
+
+
+def occupancy() -> int:
+    from apps.access.models import Visit
+
+    return Visit.objects.filter(carpark__code=CARPARK, exited_at__isnull=True).count()
+
+
+def enrol_lanes(count: int) -> list[tuple[str, str]]:
+    """Lane controllers' tokens (the enrolment services directly: the HTTP endpoint is rate limited)."""
+    from apps.access import services
+
+    tokens = []
+    for i in range(count):
+        lane = ("N-IN", "S-IN")[i % 2]
+        _, code = services.device_create(carpark_code=CARPARK, lane_codes=[lane], name=f"bench {i}")
+        tokens.append((services.device_enrol(code=code, serial=f"B{i}", model="bench").token, lane))
+    return tokens
+
+
+def session_cookie(server) -> str:
+    import httpx
+
+    client = httpx.Client(base_url=server.http)
+    form = client.get("/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    client.post("/accounts/login/", data={"username": "bench", "password": PASSWORD, "csrfmiddlewaretoken": token})
+    return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start_servers(n: int, fanout: str):
+    from tests.support import start_server
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SETTINGS")}
+    env.update(DEBUG="0", PARKGATE_HTTPS="0", DASHBOARD_FANOUT=fanout, LOG_LEVEL="INFO", DB_POOL_MAX="10")
+    return [start_server(env, name=f"bench-dash-{fanout}-{i}", worker=False) for i in range(n)]
+
+
+# --- phases ----------------------------------------------------------------------------------------------------
+
+
+def run_phase(name: str, args, fanout: str, dashboards: int) -> dict:
+    servers = start_servers(args.servers, fanout)
+    try:
+        tokens = args.tokens
+        plates = make_bookings(int(args.rate * args.seconds), tag=f"{name[:2].upper()}{int(time.time()) % 100000}")
+        result: dict = {"phase": name}
+        conn = proc = None
+        if dashboards:
+            rss_before = sum(rss_kb(s.serve.proc.pid) for s in servers)
+            cookie = session_cookie(servers[0])
+            urls = [f"{s.ws}/ws/dashboard/" for s in servers]
+            conn, child = multiprocessing.Pipe()
+            proc = multiprocessing.get_context("spawn").Process(
+                target=dashboards_process, args=(urls, cookie, dashboards, child), daemon=True
+            )
+            proc.start()
+            _, connected, failed = conn.recv()
+            time.sleep(5)  # idle: snapshots sent, buffers settled
+            rss_after = sum(rss_kb(s.serve.proc.pid) for s in servers)
+            result |= {
+                "connected": connected,
+                "failed": failed,
+                "kb_per_idle_dashboard": (rss_after - rss_before) / max(connected, 1),
+            }
+            conn.send("reset")
+            conn.recv()
+        start_occupancy = occupancy()
+        started = time.time()
+        decisions = asyncio.run(
+            drive_lanes(lambda i: f"{servers[i % len(servers)].ws}/ws/device/", tokens, plates, args.rate, args.seconds)
+        )
+        opens = sorted(t for t, _, action in decisions if action == "open")
+        result |= {
+            "decisions": len(decisions),
+            "opens": len(opens),
+            "decision_p50": pct([lat for _, lat, _ in decisions], 0.5),
+            "decision_p99": pct([lat for _, lat, _ in decisions], 0.99),
+        }
+        if dashboards:
+            time.sleep(args.settle)
+            conn.send("report")
+            frames, records = conn.recv()
+            window = time.time() - started
+            lags, holding_final = [], 0
+            final = start_occupancy + len(opens)
+            for rec in records:
+                if rec and rec[-1][1] >= final:
+                    holding_final += 1
+                i = 0
+                for k, decided_at in enumerate(opens, start=1):
+                    target = start_occupancy + k
+                    while i < len(rec) and rec[i][1] < target:
+                        i += 1
+                    if i == len(rec):
+                        lags.append(float("inf"))  # never held it within the settle time
+                    else:
+                        lags.append(max(0.0, rec[i][0] - decided_at))
+            finite = [lag for lag in lags if lag != float("inf")]
+            result |= {
+                "lag_p50": pct(lags, 0.5),
+                "lag_p99": pct(lags, 0.99),
+                "lag_max_seen": max(finite) if finite else float("nan"),
+                "never_held": len(lags) - len(finite),
+                "holding_final": holding_final,
+                "frames_per_s": frames / window,
+            }
+            conn.send("quit")
+            conn.recv()
+            proc.join(10)
+        return result
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def report(result: dict, args) -> None:
+    print(f"\n== {result['phase']}")
+    print(
+        f"  lane decisions: {result['decisions']} ({result['opens']} open), "
+        f"latency p50 {ms(result['decision_p50'])}, p99 {ms(result['decision_p99'])}"
+    )
+    if "connected" in result:
+        print(f"  dashboards connected: {result['connected']} (failed {result['failed']})")
+        print(f"  memory per idle dashboard connection (serve RSS delta): {result['kb_per_idle_dashboard']:.1f} KB")
+        print(
+            f"  lag decision -> dashboard holds the occupancy: p50 {ms(result['lag_p50'])}, "
+            f"p99 {ms(result['lag_p99'])}, max seen {ms(result['lag_max_seen'])}, "
+            f"never within {args.settle:g} s after the last entry: {result['never_held']}"
+        )
+        print(f"  dashboards holding the final occupancy: {result['holding_final']} of {result['connected']}")
+        print(f"  frames/s received by all dashboards: {result['frames_per_s']:.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dashboards", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--lanes", type=int, default=10)
+    parser.add_argument("--settle", type=float, default=10, help="seconds after the last entry before reporting")
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
+        sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL to a database and Redis DB of the benchmark's own")
+    setup_world(args)
+    args.tokens = enrol_lanes(args.lanes)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    print(
+        f"{args.dashboards} dashboards on {args.servers} serve processes, {args.lanes} lane controllers, "
+        f"entries at {args.rate:g}/s for {args.seconds:g} s per phase; machine: {os.cpu_count()} CPUs"
+    )
+    results = [run_phase("no dashboards", args, "coalesced", 0)]
+    report(results[-1], args)
+    results.append(run_phase("coalesced fan-out (Parkgate)", args, "coalesced", args.dashboards))
+    report(results[-1], args)
+    if not args.skip_baseline:
+        results.append(run_phase("baseline: bare group_send of every event", args, "direct", args.dashboards))
+        report(results[-1], args)
+    base = results[0]["decision_p99"]
+    for result in results[1:]:
+        change = (result["decision_p99"] - base) / base * 100
+        print(f"\ndecision p99 with dashboards ({result['phase']}): {change:+.0f}% vs without")
+
+
+if __name__ == "__main__":
+    main()
