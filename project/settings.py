@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "apps.core",
     "apps.carparks",
     "apps.agents",
