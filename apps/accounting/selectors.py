@@ -154,7 +154,8 @@ def account_ledger(*, code: str, start: date, end: date, limit: int = 500) -> di
     for row in _account_lines(code=code, start=start, end=end)[:limit]:
         cur = row["transaction__currency"]
         running[cur] = running.get(cur, ZERO) + row["amount"]
-        lines.append({**row, "balance": running[cur]})
+        debit, credit = (row["amount"], None) if row["amount"] > 0 else (None, -row["amount"])
+        lines.append({**row, "debit": debit, "credit": credit, "balance": running[cur]})
     totals = (
         LedgerLine.objects.filter(account__code=code, transaction__date__gte=start, transaction__date__lte=end)
         .values("transaction__currency")
@@ -211,16 +212,14 @@ def agent_statement(*, agent_id: int, start: date, end: date) -> dict:
         .values("transaction__currency")
         .annotate(s=Sum("amount", filter=Q(transaction__date__lte=end)))
     )
-    return {
-        "agent": agent,
-        "start": start,
-        "end": end,
-        "invoices": invoices,
-        "receivable": {
-            r["transaction__currency"]: {"opening": r["opening"] or ZERO, "closing": r["closing"] or ZERO} for r in owed
-        },
-        "commission_not_invoiced": {r["transaction__currency"]: -(r["s"] or ZERO) for r in unbilled},
-    }
+    by_currency: dict[str, dict] = {}
+    for r in owed:
+        row = by_currency.setdefault(r["transaction__currency"], {"commission_not_invoiced": ZERO})
+        row.update(opening=r["opening"] or ZERO, closing=r["closing"] or ZERO)
+    for r in unbilled:
+        row = by_currency.setdefault(r["transaction__currency"], {"opening": ZERO, "closing": ZERO})
+        row["commission_not_invoiced"] = -(r["s"] or ZERO)
+    return {"agent": agent, "start": start, "end": end, "invoices": invoices, "receivable": by_currency}
 
 
 def agents() -> list[dict]:

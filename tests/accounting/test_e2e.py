@@ -140,6 +140,8 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
 
     ledger = alice.get(f"/accounting/ledger/{chart.BOOKING_RECEIVABLES}/")
     assert ledger.status_code == 200 and own.reference in ledger.text
+    revenue = alice.get(f"/accounting/ledger/{chart.PARKING_REVENUE}/").text
+    assert re.search(r'<td class="n">\s*100\.00</td>', revenue)  # credits shown in full, not rounded
     ledger_csv = alice.get(f"/accounting/ledger/{chart.CARD}.csv").text
     assert "slip-77" in ledger_csv and "45.00" in ledger_csv
 

@@ -94,6 +94,7 @@ def test_invoice_paid_settles_the_agent(carpark, agent):
     statement = selectors.agent_statement(agent_id=agent.pk, start=this_month(), end=timezone.localdate())
     assert statement["invoices"][0]["status"] == "paid"
     assert statement["receivable"]["GBP"]["closing"] == 0
+    assert statement["receivable"]["GBP"]["commission_not_invoiced"] == 0
 
 
 def test_invoice_numbers_are_gapless_per_year_across_agents(carpark, agent):
