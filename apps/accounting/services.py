@@ -69,53 +69,73 @@ def booking_commission(booking: Booking) -> Decimal:
     return (booking.price * booking.agent.commission_rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _booking_targets(booking: Booking) -> tuple[Decimal, Decimal]:
-    """What the ledger should say was sold for this booking, and its commission: nothing once cancelled."""
-    if booking.status == Booking.Status.CANCELLED:
-        return ZERO, ZERO
-    return booking.price, booking_commission(booking)
-
-
-def _posted_sold_and_commission(booking_id: int) -> tuple[Decimal, Decimal]:
+def _posted_positions(booking_id: int) -> tuple[dict[str, Decimal], dict[tuple[str, int | None], Decimal]]:
+    """What the ledger holds for a booking: sold per currency (4000), commission per currency and agent (2100)."""
     ids = account_ids()
-    sums = dict(
+    rows = (
         LedgerLine.objects.filter(
-            booking_id=booking_id, account_id__in=[ids[chart.PARKING_REVENUE], ids[chart.COMMISSION_EXPENSE]]
+            booking_id=booking_id, account_id__in=[ids[chart.PARKING_REVENUE], ids[chart.COMMISSION_PAYABLE]]
         )
-        .values("account_id")
+        .values("account_id", "transaction__currency", "agent_id")
         .annotate(s=Sum("amount"))
-        .values_list("account_id", "s")
     )
-    return -sums.get(ids[chart.PARKING_REVENUE], ZERO), sums.get(ids[chart.COMMISSION_EXPENSE], ZERO)
+    sold: dict[str, Decimal] = {}
+    commission: dict[tuple[str, int | None], Decimal] = {}
+    for r in rows:
+        if r["account_id"] == ids[chart.PARKING_REVENUE]:
+            sold[r["transaction__currency"]] = sold.get(r["transaction__currency"], ZERO) - r["s"]
+        else:
+            key = (r["transaction__currency"], r["agent_id"])
+            commission[key] = commission.get(key, ZERO) - r["s"]
+    return sold, commission
 
 
-def booking_ledger_sync(*, booking: Booking, memo: str = "") -> LedgerTransaction | None:
+def booking_ledger_sync(*, booking: Booking, memo: str = "") -> list[LedgerTransaction]:
     """Post whatever the ledger lacks for this booking's current price, commission and status.
 
-    The ledger itself is the memory of what was already posted (revenue and commission expense per booking),
-    so this is idempotent and does not depend on the `previous_*` values a signal carries: a repeated signal or
-    a cancel of a cancelled booking posts nothing. Called by the bookings signals' receivers.
+    The ledger itself is the memory of what was already posted (revenue per currency, commission per currency
+    and agent), so this is idempotent and does not depend on the `previous_*` values a signal carries: a repeated
+    signal or a cancel of a cancelled booking posts nothing. A booking moved to a car park in another currency
+    (or to another agent) has the old position reversed and the new one posted. Called by the bookings signals'
+    receivers, inside the booking service's transaction.
     """
     with transaction.atomic():
         booking = Booking.objects.select_for_update(of=("self",)).select_related("agent", "carpark").get(pk=booking.pk)
-        target_price, target_commission = _booking_targets(booking)
-        sold, commission = _posted_sold_and_commission(booking.pk)
-        d_price, d_commission = target_price - sold, target_commission - commission
-        lines = [
-            Line(chart.BOOKING_RECEIVABLES, d_price, booking_id=booking.pk),
-            Line(chart.PARKING_REVENUE, -d_price, booking_id=booking.pk),
-            Line(chart.COMMISSION_EXPENSE, d_commission, booking_id=booking.pk),
-            Line(chart.COMMISSION_PAYABLE, -d_commission, booking_id=booking.pk, agent_id=booking.agent_id),
+        cancelled = booking.status == Booking.Status.CANCELLED
+        target_sold = {booking.currency: ZERO if cancelled else booking.price}
+        target_commission = {(booking.currency, booking.agent_id): ZERO if cancelled else booking_commission(booking)}
+        sold, commission = _posted_positions(booking.pk)
+        lines: dict[str, list[Line]] = {}
+        for currency in target_sold.keys() | sold.keys():
+            d = target_sold.get(currency, ZERO) - sold.get(currency, ZERO)
+            lines.setdefault(currency, []).extend(
+                [
+                    Line(chart.BOOKING_RECEIVABLES, d, booking_id=booking.pk),
+                    Line(chart.PARKING_REVENUE, -d, booking_id=booking.pk),
+                ]
+            )
+        for currency, agent_id in target_commission.keys() | commission.keys():
+            key = (currency, agent_id)
+            d = target_commission.get(key, ZERO) - commission.get(key, ZERO)
+            lines.setdefault(currency, []).extend(
+                [
+                    Line(chart.COMMISSION_EXPENSE, d, booking_id=booking.pk),
+                    Line(chart.COMMISSION_PAYABLE, -d, booking_id=booking.pk, agent_id=agent_id),
+                ]
+            )
+        posted = [
+            transaction_post(
+                day=local_date(booking.carpark.tz),
+                kind=LedgerTransaction.Kind.BOOKING,
+                currency=currency,
+                lines=currency_lines,
+                memo=memo or f"{booking.reference} {booking.status}",
+                carpark_id=booking.carpark_id,
+                booking_id=booking.pk,
+            )
+            for currency, currency_lines in sorted(lines.items())
         ]
-        return transaction_post(
-            day=local_date(booking.carpark.tz),
-            kind=LedgerTransaction.Kind.BOOKING,
-            currency=booking.currency,
-            lines=lines,
-            memo=memo or f"{booking.reference} {booking.status}",
-            carpark_id=booking.carpark_id,
-            booking_id=booking.pk,
-        )
+        return [txn for txn in posted if txn is not None]
 
 
 # --- Payments ---------------------------------------------------------------------------------------------------
@@ -305,20 +325,22 @@ def _uninvoiced_queryset(*, agent_id: int, currency: str, until: date):
     Only bookings with something to invoice or credit come out.
     """
     ids = account_ids()
-    ledger = LedgerLine.objects.filter(booking_id=OuterRef("pk"), transaction__date__lte=until)
+    ledger = LedgerLine.objects.filter(
+        booking_id=OuterRef("pk"), transaction__currency=currency, transaction__date__lte=until
+    )
 
     def ledger_sum(account_code: str):
         rows = ledger.filter(account_id=ids[account_code]).values("booking_id").annotate(s=Sum("amount")).values("s")
         return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
-    invoiced = InvoiceLine.objects.filter(booking_id=OuterRef("pk")).values("booking_id")
+    invoiced = InvoiceLine.objects.filter(booking_id=OuterRef("pk"), invoice__currency=currency).values("booking_id")
 
     def invoiced_sum(field: str):
         rows = invoiced.annotate(s=Sum(field)).values("s")
         return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
     return (
-        Booking.objects.filter(agent_id=agent_id, currency=currency)
+        Booking.objects.filter(agent_id=agent_id)
         .annotate(
             d_price=-ledger_sum(chart.PARKING_REVENUE) - invoiced_sum("price"),
             d_commission=ledger_sum(chart.COMMISSION_EXPENSE) - invoiced_sum("commission"),
@@ -457,8 +479,10 @@ def agent_invoices_generate(
     issued: list[Invoice] = []
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent_id)
-        currencies = Booking.objects.filter(agent_id=agent_id).values_list("currency", flat=True).distinct()
-        for currency in sorted(set(currencies)):
+        # Bookings' currencies, and those already invoiced in (a booking moved to another currency's car park).
+        currencies = set(Booking.objects.filter(agent_id=agent_id).values_list("currency", flat=True).distinct())
+        currencies |= set(Invoice.objects.filter(agent_id=agent_id).values_list("currency", flat=True).distinct())
+        for currency in sorted(currencies):
             docs = {
                 kind: _DocumentBuilder(
                     agent=agent, currency=currency, period=month, issued_on=issued_on, kind=kind, batch_size=batch_size

@@ -172,3 +172,27 @@ def test_overstay_charge_posts_once_per_visit(carpark):
     assert sum(line.amount for line in LedgerLine.objects.filter(account__code=chart.OVERSTAY_REVENUE)) == D("-37.50")
     on_time = services.overstay_charge_post(booking_id=booking.pk, exited_at=booking.departure, visit_id=992)
     assert on_time is None
+
+
+def test_booking_moved_to_another_currency_is_reversed_and_reinvoiced(carpark, euro_carpark, agent):
+    from django.db import transaction
+
+    from apps.bookings import signals
+    from apps.bookings.models import Booking
+
+    booking = make_booking(carpark=carpark, agent=agent, price="100.00")
+    [gbp] = services.agent_invoices_generate(agent_id=agent.pk, month=this_month())
+    with transaction.atomic():  # moved to the Paris car park, re-priced in euros (as booking_amend would)
+        Booking.objects.filter(pk=booking.pk).update(carpark=euro_carpark, currency="EUR", price=D("90.00"))
+        booking.refresh_from_db()
+        signals.booking_amended.send(
+            sender=Booking, booking=booking, previous_price=D("100.00"), previous_commission=None
+        )
+    tb = selectors.trial_balance()
+    assert tb.balanced
+    revenue = {(r.currency, r.code): r.balance for r in tb.rows}
+    assert revenue[("GBP", chart.PARKING_REVENUE)] == 0 and revenue[("EUR", chart.PARKING_REVENUE)] == D("-90.00")
+    docs = {(d.currency, d.kind): d for d in services.agent_invoices_generate(agent_id=agent.pk, month=this_month())}
+    assert docs[("GBP", "credit_note")].total == -gbp.total == D("-85.00")
+    assert docs[("EUR", "invoice")].total == D("76.50")  # 90.00 less 15%
+    assert selectors.trial_balance().balanced
