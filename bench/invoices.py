@@ -184,10 +184,13 @@ def main() -> None:
         log(f"Generating {MONTH:%Y-%m}'s invoice (process RSS before: {rss_before:.0f} MiB)...")
 
         def progress(done: int) -> None:
-            current, peak = tracemalloc.get_traced_memory()
+            heap = ""
+            if tracemalloc.is_tracing():
+                current, peak = tracemalloc.get_traced_memory()
+                heap = f"  python heap {current / 2**20:5.1f} MiB (peak {peak / 2**20:.1f})"
             log(
                 f"  {done:>6}/{args.bookings} lines  {time.perf_counter() - started:6.1f} s  "
-                f"RSS {current_rss_mib():6.1f} MiB  python heap {current / 2**20:5.1f} MiB (peak {peak / 2**20:.1f})"
+                f"RSS {current_rss_mib():6.1f} MiB{heap}"
             )
 
         if args.tracemalloc:
@@ -204,7 +207,7 @@ def main() -> None:
         rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         log(
             f"{invoice.number}: {invoice.line_count} lines, total {invoice.total} {invoice.currency} "
-            f"in {seconds:.1f} s; python heap peak {peak / 2**20:.1f} MiB; process peak RSS {rss_peak:.0f} MiB "
+            f"in {seconds:.1f} s; process peak RSS {rss_peak:.0f} MiB "
             f"(before: {rss_before:.0f}); ledger balanced: {balanced}"
         )
         result = {
@@ -214,7 +217,7 @@ def main() -> None:
             "seconds": round(seconds, 2),
             "seed_seconds": round(seed_seconds, 2),
             "tracemalloc": args.tracemalloc,
-            "python_heap_peak_mib": round(peak / 2**20, 1),
+            "python_heap_peak_mib": round(peak / 2**20, 1) if args.tracemalloc else None,
             "rss_before_mib": round(rss_before),
             "rss_peak_mib": round(rss_peak),
             "balanced": balanced,
