@@ -478,7 +478,8 @@ def agent_invoices_generate(
         raise InvoiceInvalid(f"an invoice for {month:%Y-%m} cannot be issued before that month")
     issued: list[Invoice] = []
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        # FOR NO KEY UPDATE: concurrent runs for this agent queue up, its new bookings (FK KEY SHARE) do not.
+        agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
         # Bookings' currencies, and those already invoiced in (a booking moved to another currency's car park).
         currencies = set(Booking.objects.filter(agent_id=agent_id).values_list("currency", flat=True).distinct())
         currencies |= set(Invoice.objects.filter(agent_id=agent_id).values_list("currency", flat=True).distinct())
