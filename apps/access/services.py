@@ -339,22 +339,115 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
             decision=decision_frame(read_id, outcome, command),
             unpaired_exit=not stale and not entry and outcome.reason == "no_visit",
         )
-        row.save(force_insert=True)
-        if command is not None:
-            command.read = row
-            command.save(force_insert=True)
-        delta = _apply_visits(
-            carpark, lane, row, outcome, stale=stale, entry=entry, local_action=local_action,
-            simple=not context.visits_around,
-        )  # fmt: skip
-        if outcome.alert and not stale and not context.alerted_recently:
-            _alert_raise(
-                carpark=carpark, lane=lane, plate=normal, reason=outcome.reason, read=row, policy=policy, checked=True
-            )
+        alert = outcome.alert and not stale and not context.alerted_recently
+        if _fast_path(outcome, stale=stale, simple=not context.visits_around):
+            delta = _write_in_one_statement(carpark, lane, row, outcome, command, alert=alert)
+        else:
+            row.save(force_insert=True)
+            if command is not None:
+                command.read = row
+                command.save(force_insert=True)
+            delta = _apply_visits(
+                carpark, lane, row, outcome, stale=stale, entry=entry, local_action=local_action,
+                simple=not context.visits_around,
+            )  # fmt: skip
+            if alert:
+                _alert_raise(
+                    carpark=carpark, lane=lane, plate=normal, reason=outcome.reason, read=row, policy=policy,
+                    checked=True,
+                )  # fmt: skip
         _publish_read(carpark, lane, row, outcome)
         if delta is not None:
             _publish_occupancy(carpark, None if delta == "recount" else context.occupancy + delta)
         return row.decision
+
+
+def _fast_path(outcome: rules.Outcome, *, stale: bool, simple: bool) -> bool:
+    """The common live decisions, written in one statement on PostgreSQL; the rarer ones go through the ORM."""
+    if connection.vendor != "postgresql" or stale or outcome.superseded_visit or outcome.hold_visit:
+        return False
+    if outcome.open_visit and not simple:
+        return False
+    return not (outcome.close_visit is not None and outcome.overstay_minutes)
+
+
+def _insert_sql(obj, *, read_fk: str | None = None, returning: str = "id") -> tuple[str, list]:
+    """An INSERT of `obj` as an ORM `save()` would write it (defaults, auto_now), with `read_fk` set to the read
+    inserted by the CTE `r`. Only column names from the model's metadata and placeholders go into the text."""
+    columns, values = [], []
+    for field in obj._meta.concrete_fields:
+        if field.primary_key or field.attname == read_fk:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        values.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
+    placeholders = ", ".join(["%s"] * len(values))
+    table = connection.ops.quote_name(obj._meta.db_table)
+    if read_fk is None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING {returning}"  # noqa: S608
+    else:
+        columns.append(connection.ops.quote_name(read_fk))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {placeholders}, r.id FROM r RETURNING {returning}"  # noqa: S608
+    return sql, values
+
+
+def _write_in_one_statement(carpark, lane, row: PlateRead, outcome: rules.Outcome, command, *, alert: bool):
+    """Insert the read, its command, the visit it opens or close the visit it ends, update the booking and raise
+    the alert, in ONE round trip (data-modifying CTEs). Returns the change in occupancy."""
+    parts, params, delta = [], [], None
+
+    def cte(name: str, sql: str, values: list) -> None:
+        parts.append(f"{name} AS ({sql})")
+        params.extend(values)
+
+    cte("r", *_insert_sql(row, returning="id, received_at"))
+    if command is not None:
+        cte("c", *_insert_sql(command, read_fk="read_id"))
+    visit = None
+    if outcome.open_visit:
+        visit = Visit(
+            carpark=carpark, plate=row.plate, lookalike_key=row.lookalike_key, entry_lane=lane,
+            entered_at=row.captured_at, booking_id=outcome.booking_id, permit_id=outcome.permit_id,
+        )  # fmt: skip
+        cte("v", *_insert_sql(visit, read_fk="entry_read_id"))
+        booking_change, delta = (outcome.booking_id, Booking.Status.ARRIVED, [Booking.Status.CONFIRMED]), 1
+    elif outcome.close_visit is not None:
+        cte("x", "UPDATE access_visit SET exit_read_id = r.id, exit_lane_id = %s, exited_at = %s, held_at = NULL "
+            "FROM r WHERE access_visit.id = %s AND access_visit.exited_at IS NULL",
+            [lane.id, row.captured_at, outcome.close_visit.id])  # fmt: skip
+        booking_change = (outcome.close_visit.booking_id, Booking.Status.DEPARTED, ["confirmed", "arrived"])
+        delta = -1
+    else:
+        booking_change = (None, None, None)
+    booking_id, status, from_statuses = booking_change
+    if booking_id:
+        cte("b", "UPDATE bookings_booking SET status = %s, updated_at = %s WHERE id = %s AND status = ANY(%s)",
+            [status, timezone.now(), booking_id, from_statuses])  # fmt: skip
+    alert_row = None
+    if alert:
+        alert_row = Alert(carpark=carpark, lane=lane, plate=row.plate, reason=row.reason)
+        cte("a", *_insert_sql(alert_row, read_fk="read_id"))
+    returning = ", ".join(
+        ["r.id", "r.received_at", "(SELECT id FROM v)" if visit else "NULL", "(SELECT id FROM a)" if alert else "NULL"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {returning} FROM r", params)  # noqa: S608  (see _insert_sql)
+        row.id, row.received_at, visit_id, alert_id = cursor.fetchone()
+    if command is not None:
+        command.read = row
+    if visit is not None:
+        visit.id, visit.entry_read = visit_id, row
+        _publish_visit(carpark, visit, reference=outcome.booking_reference)
+    elif outcome.close_visit is not None:
+        fact = outcome.close_visit
+        data = {
+            "id": fact.id, "carpark": carpark.code, "plate": fact.plate, "entered_at": iso(fact.entered_at),
+            "exited_at": iso(row.captured_at), "booking": fact.booking_reference,
+        }  # fmt: skip
+        events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=data)
+    if alert_row is not None:
+        alert_row.id, alert_row.read = alert_id, row
+        events.publish_to_carpark(carpark_id=carpark.id, kind="alert", data=selectors.alert_event_data(alert_row))
+    return delta
 
 
 def new_command_id() -> str:
@@ -753,6 +846,15 @@ def allowlist_refresh(*, carpark_id: int) -> Allowlist:
             ):
                 events.publish_to_device(device_id=str(device_id), kind="allowlist", data={"version": state.version})
     return Allowlist(version=state.version, entries=entries, blocklist=blocklist)
+
+
+def allowlist_current(*, carpark_id: int) -> Allowlist:
+    """The allow-list as last versioned, with its content now (no version bump: `allowlist_refresh` does that).
+
+    Used by connections told of a new version, so that one change does not set off a refresh per connection."""
+    entries, blocklist = selectors.allowlist_content(carpark_id=carpark_id)
+    version = AllowlistState.objects.filter(carpark_id=carpark_id).values_list("version", flat=True).first() or 0
+    return Allowlist(version=version, entries=entries, blocklist=blocklist)
 
 
 def carpark_settings_changed(*, carpark_id: int) -> None:
