@@ -16,6 +16,12 @@ from apps.agents.models import Agent
 from apps.bookings.models import Booking
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+
+
+def _money(value) -> Decimal:
+    """A sum from the database as whole cents (SQLite's conditional sums come back with float noise)."""
+    return Decimal(str(value or 0)).quantize(CENT)
 
 
 def agent_ids_to_invoice() -> list[int]:
@@ -108,8 +114,8 @@ def trial_balance(*, until: date | None = None) -> TrialBalance:
                 code=r["account__code"],
                 name=r["account__name"],
                 currency=r["transaction__currency"],
-                debits=r["debits"] or ZERO,
-                credits=-(r["credits"] or ZERO),
+                debits=_money(r["debits"]),
+                credits=-_money(r["credits"]),
             )
             for r in rows
         ],
@@ -167,7 +173,7 @@ def account_ledger(*, code: str, start: date, end: date, limit: int = 500) -> di
         "lines": lines,
         "truncated": len(lines) == limit,
         "totals": {
-            t["transaction__currency"]: {"debits": t["debits"] or ZERO, "credits": -(t["credits"] or ZERO)}
+            t["transaction__currency"]: {"debits": _money(t["debits"]), "credits": -_money(t["credits"])}
             for t in totals
         },
     }
