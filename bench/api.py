@@ -5,7 +5,8 @@
 
 Works in a throwaway database next to DATABASE_URL's (`<name>_bench_api`: created, migrated, seeded with the demo
 world, dropped afterwards; keep it with --keep). Starts `manage.py serve` (and a worker) on it, makes one API token
-per client with `create_api_token`, then runs phases of `--seconds` each with `--clients` concurrent HTTP clients
+per client with `create_api_token`, then measures three kinds of request, `--seconds` each, interleaved in
+`--rounds` rounds (so the machine's other load falls on all alike), with `--clients` concurrent HTTP clients
 (one keep-alive connection each):
   - baseline: GET /healthz, a bare async Django view returning a fixed JSON, in the same process;
   - quotes:   GET /api/v1/availability for random stays at LHR-T5 (token check, rate-limit count, tariff, capacity);
@@ -17,6 +18,7 @@ other work on it), so compare ratios, not absolute figures. The last line is one
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import start_server  # noqa: E402  (after the path is set)
 
 TARGETS = {"quotes": 0.40, "creations": 0.20}
+_AGENT_REFS = itertools.count(1)  # unique across clients' rounds
 
 
 def log(msg: str) -> None:
@@ -85,6 +88,11 @@ class Phase:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
+    def absorb(self, other: "Phase") -> None:
+        self.latencies += other.latencies
+        self.failures += other.failures
+        self.seconds += other.seconds
+
     def summary(self) -> dict:
         return {
             "requests": len(self.latencies),
@@ -121,7 +129,7 @@ class Requests:
         self.n += 1
         arrival, departure = random_stay(self.rng)
         body = {
-            "agent_ref": f"BENCH-{self.client_no}-{self.n}",
+            "agent_ref": f"BENCH-{self.client_no}-{next(_AGENT_REFS)}",
             "carpark": "LHR-T5",
             "arrival": arrival,
             "departure": departure,
@@ -166,8 +174,9 @@ async def run_phase(base: str, tokens: list[str], name: str, seconds: float, war
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per kind of request")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/quotes/creations interleaved this often")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds not counted at the start of each part")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
@@ -200,15 +209,19 @@ def main() -> None:
         log(
             f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s a phase, {args.warmup:.0f} s warm-up"
         )
-        phases = {}
-        for name in ("baseline", "quotes", "creations"):
-            phases[name] = asyncio.run(run_phase(server.http, tokens, name, args.seconds, args.warmup))
-            s = phases[name].summary()
+        phases = {name: Phase(name) for name in ("baseline", "quotes", "creations")}
+        for round_no in range(args.rounds):  # interleaved, so that the machine's other load hits all alike
+            for name, phase in phases.items():
+                part = asyncio.run(run_phase(server.http, tokens, name, args.seconds / args.rounds, args.warmup))
+                phase.absorb(part)
+                log(f"  round {round_no + 1} {name:9} {part.rps:8.1f} req/s  failures {len(part.failures)}")
+        for name, phase in phases.items():
+            s = phase.summary()
             log(
                 f"  {name:9} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
                 f"failures {s['failures']}"
             )
-            for failure in phases[name].failures[:3]:
+            for failure in phase.failures[:3]:
                 log(f"    e.g. {failure}")
     finally:
         if server is not None:
@@ -217,7 +230,7 @@ def main() -> None:
             recreate_database(admin_url, db_name, drop_only=True)
 
     base = phases["baseline"].rps or 1.0
-    result = {"clients": args.clients, "seconds": args.seconds, "cpus": os.cpu_count()}
+    result = {"clients": args.clients, "seconds": args.seconds, "rounds": args.rounds, "cpus": os.cpu_count()}
     ok = True
     for name, phase in phases.items():
         result[name] = phase.summary()

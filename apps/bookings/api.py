@@ -1,7 +1,7 @@
 """The agents' REST API, /api/v1/ (operations.md 5; the OpenAPI document at /api/v1/openapi.json is the contract).
 
 An edge: it authenticates the token, rate-limits it, parses times in the car park's zone, calls one booking service
-or selector in a worker thread (apps.core.concurrency.run_sync) and answers. Every error is JSON
+or selector in one call on an API worker thread (token checked there too) and answers. Every error is JSON
 `{"error": CODE, "detail": ...}`; bad input never makes a 500.
 """
 
@@ -9,12 +9,15 @@ import base64
 import hashlib
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Header, NinjaAPI, Query, Schema, Status
@@ -26,7 +29,6 @@ from apps.bookings import selectors, services
 from apps.bookings.localtime import LocalTimeError, parse_instant
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
-from apps.core.concurrency import run_sync
 
 DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <token>` (from `manage.py
 create_api_token`). Times in responses are UTC (`Z`); times in requests carry an offset or `Z`, and without one
@@ -90,13 +92,32 @@ class AgentToken(HttpBearer):
         return token.strip() or None
 
 
+def _api_threads() -> int:
+    """As many API worker threads as the process may hold database connections (the pool's size)."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    return max(4, pool.get("max_size", 8)) if isinstance(pool, dict) else 8
+
+
+# API requests wait mostly on the database: their own pool, sized to the connection pool, lets them overlap
+# (the loop's default executor has only cpu + 4 threads) and keeps them from queueing behind other edges' work.
+_API_EXECUTOR = ThreadPoolExecutor(max_workers=_api_threads(), thread_name_prefix="api")
+
+
+def _in_api_thread(func):
+    close_old_connections()
+    try:
+        return func()
+    finally:
+        close_old_connections()  # CONN_MAX_AGE=0: hands the connection back to the pool
+
+
 async def _as_agent(request, work, *args):
-    """Run `work(owner, *args)` in a worker thread after authenticating the request's token there."""
+    """Run `work(owner, *args)` in an API worker thread after authenticating the request's token there."""
 
     def authorised():
         return work(_authenticate(request.auth), *args)
 
-    return await run_sync(authorised)
+    return await sync_to_async(_in_api_thread, thread_sensitive=False, executor=_API_EXECUTOR)(authorised)
 
 
 api = NinjaAPI(
