@@ -206,9 +206,7 @@ def main() -> None:
         if len(tokens) != args.clients:
             sys.exit(f"expected {args.clients} tokens, got {len(tokens)}")
         server = start_server(env, name="bench-api")
-        log(
-            f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s a phase, {args.warmup:.0f} s warm-up"
-        )
+        log(f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s per kind in {args.rounds} rounds")
         phases = {name: Phase(name) for name in ("baseline", "quotes", "creations")}
         for round_no in range(args.rounds):  # interleaved, so that the machine's other load hits all alike
             for name, phase in phases.items():
