@@ -179,8 +179,10 @@ def setup_world(args) -> None:
     import django
 
     django.setup()
+    import redis
     from django.core.management import call_command
 
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # its own Redis DB: no groups left by earlier runs
     call_command("migrate", verbosity=0)
     call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     from apps.staff.services import staff_member_set
@@ -247,6 +249,12 @@ def session_cookie(server) -> str:
     return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -292,10 +300,18 @@ def run_phase(name: str, args, fanout: str, dashboards: int) -> dict:
             conn.send("reset")
             conn.recv()
         start_occupancy = occupancy()
+        serve_pids = [s.serve.proc.pid for s in servers]
+        cpu_before = sum(cpu_s(pid) for pid in serve_pids)
+        client_cpu_before = cpu_s(proc.pid) if proc else 0.0
         started = time.time()
         decisions = asyncio.run(
             drive_lanes(lambda i: f"{servers[i % len(servers)].ws}/ws/device/", tokens, plates, args.rate, args.seconds)
         )
+        lanes_window = time.time() - started
+        result["serve_cpu_pct"] = 100 * (sum(cpu_s(pid) for pid in serve_pids) - cpu_before) / lanes_window
+        if proc:
+            result["client_cpu_pct"] = 100 * (cpu_s(proc.pid) - client_cpu_before) / lanes_window
+        result["load"] = os.getloadavg()[0]
         opens = sorted(t for t, _, action in decisions if action == "open")
         result |= {
             "decisions": len(decisions),
@@ -346,6 +362,10 @@ def report(result: dict, args) -> None:
         f"  lane decisions: {result['decisions']} ({result['opens']} open), "
         f"latency p50 {ms(result['decision_p50'])}, p99 {ms(result['decision_p99'])}"
     )
+    print(f"  CPU of the serve processes meanwhile: {result['serve_cpu_pct']:.0f}% of one core", end="")
+    if "client_cpu_pct" in result:
+        print(f" (the dashboards' client process: {result['client_cpu_pct']:.0f}%)", end="")
+    print(f"; machine load average {result['load']:.1f}")
     if "connected" in result:
         print(f"  dashboards connected: {result['connected']} (failed {result['failed']})")
         print(f"  memory per idle dashboard connection (serve RSS delta): {result['kb_per_idle_dashboard']:.1f} KB")

@@ -22,7 +22,7 @@ from django.conf import settings
 from apps.core.concurrency import run_sync
 from apps.core.events import carpark_group, staff_group
 from apps.staff import selectors
-from consumers.fanout import fanout, single_event_frame
+from consumers.fanout import fanout, single_event_frame, snapshots
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ MAX_HELD = 50  # deltas held back while the snapshot loads
 # itself; this process's fan-out (consumers/fanout.py) listens once for all of them. DASHBOARD_FANOUT=direct (the
 # benchmark's baseline) gives every socket its own channel and group memberships instead.
 NO_CHANNEL_LAYER = "dashboard sockets listen through the fan-out"
+
+
+async def snapshot_frame(carpark_ids: list[int]) -> str:
+    carparks = await run_sync(selectors.dashboard_snapshot, carpark_ids=carpark_ids)
+    return json.dumps({"type": "snapshot", "carparks": carparks})
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
@@ -132,8 +137,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def send_snapshot(self) -> None:
         if self.held is None:
             self.held = []
-        carparks = await run_sync(selectors.dashboard_snapshot, carpark_ids=self.carpark_ids)
-        await self.send(text_data=json.dumps({"type": "snapshot", "carparks": carparks}))
+        await self.send(text_data=await snapshots(snapshot_frame).get(self.carpark_ids))
         held, self.held = self.held, None
         for text in held:
             await self.send(text_data=text)

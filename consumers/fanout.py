@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 MAX_READS = 20  # a delta carries at most this many new reads per car park: the dashboard shows the latest 20
 MAX_ITEMS = 200  # alerts / visits / commands kept per delta (more in one flush interval: the oldest are dropped)
+FRAME_BUDGET = 1000  # frames a second per process and car park before flushes are spaced further apart
+MAX_INTERVAL_S = 0.6
+YIELD_EVERY = 25  # sockets written per slice of a flush
 REJOIN_EVERY_S = 30  # re-join groups (they expire in Redis, and Redis may have restarted)
 
 
@@ -194,12 +197,18 @@ class CarparkFanout:
             except Exception:
                 log.exception("dashboards: a staff event could not be applied")
 
+    def interval(self, carpark_id: int) -> float:
+        """Seconds between flushes: DASHBOARD_FLUSH_S, stretched when many sockets watch so that this process
+        writes at most about FRAME_BUDGET frames a second (CPU the lanes' decisions need), but never past
+        MAX_INTERVAL_S: every dashboard still holds the latest state within a second."""
+        return min(MAX_INTERVAL_S, max(self.flush_s, len(self.subscribers[carpark_id]) / FRAME_BUDGET))
+
     def add(self, carpark_id: int, kind: str, data: dict) -> None:
         self.pending.setdefault(carpark_id, Delta()).add(kind, data)
         if carpark_id in self.scheduled:
             return
         self.scheduled.add(carpark_id)
-        wait = max(0.0, self.last_flush[carpark_id] + self.flush_s - time.monotonic())
+        wait = max(0.0, self.last_flush[carpark_id] + self.interval(carpark_id) - time.monotonic())
         if wait == 0:
             self._spawn(self._flush(carpark_id))
         else:
@@ -214,12 +223,14 @@ class CarparkFanout:
         if delta.occupancy is not None or delta.by_kind["visit"]:
             delta.occupancy = await self._occupancy(carpark_id, delta.occupancy)
         text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
-        for subscriber in list(self.subscribers[carpark_id]):
+        for n, subscriber in enumerate(list(self.subscribers[carpark_id]), start=1):
             try:
                 await subscriber.deliver(text)
                 self.frames_sent += 1
             except Exception:
                 log.exception("dashboards: a delta could not be delivered")
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let a lane's decision reply go out between slices of a big fan-out
 
     async def _occupancy(self, carpark_id: int, reported: int | None) -> int | None:
         """The occupancy now, counted once per flush for all of this process's dashboards.
@@ -243,6 +254,7 @@ class CarparkFanout:
 
 
 _fanouts: dict[asyncio.AbstractEventLoop, CarparkFanout] = {}
+_batchers: dict[asyncio.AbstractEventLoop, "SnapshotBatcher"] = {}
 
 
 def fanout() -> CarparkFanout:
@@ -254,3 +266,48 @@ def fanout() -> CarparkFanout:
             del _fanouts[stale]
         instance = _fanouts[loop] = CarparkFanout(get_channel_layer(), settings.DASHBOARD_FLUSH_S)
     return instance
+
+
+class SnapshotBatcher:
+    """Sockets asking for the same car parks' snapshot at the same time share one (a room of screens coming up, or
+    every dashboard reconnecting after a restart, costs a few snapshot queries, not one each).
+
+    A request never shares a computation that started before it asked: events between that start and the
+    request would be in neither the snapshot nor the deltas the socket holds back. So it waits for the next one,
+    which starts as soon as the running one ends.
+    """
+
+    def __init__(self, compute) -> None:
+        self.compute = compute  # async (carpark_ids) -> text of the snapshot frame
+        self.running: dict[tuple[int, ...], asyncio.Future] = {}
+        self.next: dict[tuple[int, ...], asyncio.Future] = {}
+
+    async def get(self, carpark_ids: list[int]) -> str:
+        key = tuple(sorted(carpark_ids))
+        future = self.next.get(key)
+        if future is None:
+            future = self.next[key] = asyncio.get_running_loop().create_future()
+            if key not in self.running:
+                asyncio.get_running_loop().create_task(self._run(key))
+        return await asyncio.shield(future)
+
+    async def _run(self, key: tuple[int, ...]) -> None:
+        while key in self.next:
+            future = self.running[key] = self.next.pop(key)
+            try:
+                future.set_result(await self.compute(list(key)))
+            except Exception as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: a failed snapshot is each asker's to handle, not the loop's
+            finally:
+                del self.running[key]
+
+
+def snapshots(compute) -> SnapshotBatcher:
+    """This process's snapshot batcher for the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    for stale in [other for other in _batchers if other.is_closed()]:
+        del _batchers[stale]
+    if loop not in _batchers:
+        _batchers[loop] = SnapshotBatcher(compute)
+    return _batchers[loop]
