@@ -2,10 +2,13 @@
 
 A booking that is not cancelled holds one space on every local calendar date its stay touches (the same days its
 price counts, apps.bookings.pricing). The counts live in CapacityDay rows, one per (car park, date), created on
-demand with INSERT ... ON CONFLICT DO NOTHING. Like pretix's quota locking, every writer locks all the rows it will
-touch in ONE statement, SELECT ... FOR UPDATE ORDER BY (car park, date), inside the booking's transaction: two
-bookings that share days queue on the first shared row (no deadlock, since all lock in the same order), and a
-check made under the lock stays true until commit. Bookings on disjoint days never wait for each other.
+demand. Like pretix's quota locking, every writer locks all the rows it will touch in ONE statement, in ONE order
+(car park, date), inside the booking's transaction: two bookings that share days queue on the first shared row
+(no deadlock, since all lock in the same order), and a check made under the lock stays true until commit.
+Bookings on disjoint days never wait for each other. On PostgreSQL that statement is an INSERT ... SELECT ...
+ORDER BY ... ON CONFLICT DO UPDATE, which creates the missing rows and locks the existing ones as it goes:
+`take_new` (a new booking: held + 1 and the check in one round trip) and `_lock_rows` (amend and cancel: the old
+and new days together, then changed). On the embedded SQLite default, writers are serial anyway.
 
 Everything here must run inside the caller's transaction (the booking services own it).
 """
@@ -51,9 +54,8 @@ def move_holds(*, old: Stay | None, new: Stay | None, allow_overbooking: bool = 
     release, take = old_keys - new_keys, new_keys - old_keys
     if not release and not take:
         return []
-    _ensure_rows(take)
-    rows = _lock_rows(release | take)
-    full = sorted(d for (cp, d) in take if rows[(cp, d)].held >= new.capacity)
+    held = _lock_rows(release | take)
+    full = sorted(d for (cp, d) in take if held[(cp, d)] >= new.capacity)
     if full and not allow_overbooking:
         raise DaysFull(full)
     _add(take, +1)
@@ -112,10 +114,27 @@ def _by_carpark(keys: set[DayKey]) -> Q:
     return query
 
 
-def _lock_rows(keys: set[DayKey]) -> dict[DayKey, CapacityDay]:
-    """Lock the rows of `keys` in (car park, date) order, the one order every writer uses."""
-    locked = CapacityDay.objects.select_for_update().filter(_by_carpark(keys)).order_by("carpark_id", "date")
-    return {(row.carpark_id, row.date): row for row in locked}
+def _lock_rows(keys: set[DayKey]) -> dict[DayKey, int]:
+    """Lock the rows of `keys` (creating the missing ones) in (car park, date) order, the one order every writer
+    uses, and return their `held`. On PostgreSQL one INSERT ... ON CONFLICT DO UPDATE (a no-op update, which locks
+    like FOR UPDATE) creates and locks them in that order; creating first and locking after would let a row
+    inserted early wait behind a lock taken late, the order broken."""
+    connection = transaction.get_connection()
+    ordered = sorted(keys)
+    if connection.vendor != "postgresql":  # the embedded SQLite default: one writer at a time anyway
+        _ensure_rows(keys)
+        rows = CapacityDay.objects.select_for_update().filter(_by_carpark(keys)).order_by("carpark_id", "date")
+        return {(row.carpark_id, row.date): row.held for row in rows}
+    table = CapacityDay._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (carpark_id, date, held) "  # noqa: S608  (the model's own table name; values bound)
+        "SELECT carpark, day, 0 FROM unnest(%s::bigint[], %s::date[]) AS k(carpark, day) ORDER BY carpark, day "
+        f"ON CONFLICT (carpark_id, date) DO UPDATE SET held = {table}.held "
+        "RETURNING carpark_id, date, held"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[cp for cp, _ in ordered], [d for _, d in ordered]])
+        return {(cp, d): held for cp, d, held in cursor.fetchall()}
 
 
 def _add(keys: set[DayKey], delta: int) -> None:
