@@ -13,6 +13,7 @@ urlpatterns = [
     path("ledger/<str:code>/", views.account_ledger, name="ledger"),
     path("ledger/<str:code>.csv", views.account_ledger_csv, name="ledger-csv"),
     path("agents/<int:agent_id>/statement", views.agent_statement, name="agent-statement"),
+    path("agents/<int:agent_id>/statement.csv", views.agent_statement_csv, name="agent-statement-csv"),
     path("invoices/", views.invoices, name="invoices"),
     path("invoices/<int:invoice_id>/", views.invoice_print, name="invoice"),
     path("invoices/<int:invoice_id>.csv", views.invoice_csv, name="invoice-csv"),

@@ -187,6 +187,41 @@ async def agent_statement(request, agent_id: int):
     return _page(request, "accounting/agent_statement.html", {"s": statement, "start": start, "end": end})
 
 
+@require_GET
+@accountant_required
+async def agent_statement_csv(request, agent_id: int):
+    start, end = _range(request)
+    try:
+        statement = await run_sync(selectors.agent_statement, agent_id=agent_id, start=start, end=end)
+    except Exception as exc:
+        if exc.__class__.__name__ == "DoesNotExist":
+            raise Http404("no such agent") from None
+        raise
+
+    async def body():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        fields = [
+            "number",
+            "kind",
+            "period",
+            "issued_on",
+            "currency",
+            "gross_total",
+            "commission_total",
+            "total",
+            "line_count",
+            "status",
+            "paid_on",
+        ]
+        writer.writerow(fields)
+        for invoice in statement["invoices"]:
+            writer.writerow([invoice[f] if invoice[f] is not None else "" for f in fields])
+        yield buffer.getvalue()
+
+    return _csv_response(body(), f"statement-{statement['agent']['code']}-{start}-{end}.csv")
+
+
 # --- Invoices ---------------------------------------------------------------------------------------------------
 
 
