@@ -5,12 +5,14 @@ needs the database answers 451 4.3.0 when it cannot be reached, never a permanen
 """
 
 import logging
+import time
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.db import DatabaseError
 
 from apps.core.concurrency import run_sync
-from apps.mail import selectors, senders, services
+from apps.mail import selectors, senders
+from smtp_ingress.batcher import ReceiptBatcher
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,30 @@ def capture_credentials(server, session, envelope, mechanism, auth_data) -> Auth
     return AuthResult(success=isinstance(auth_data, LoginPassword), handled=False, auth_data=auth_data)
 
 
+POLICY_TTL = 60.0
+
+
+async def sender_policy(session, address: str) -> senders.SenderPolicy | None:
+    """The agent's sender policy for a mailbox, remembered for the rest of the SMTP session (at most a minute):
+    a relay delivering a burst over one session asks the database once, not per message. DatabaseError propagates.
+    """
+    key, now = address.strip().lower(), time.monotonic()
+    cache = session.__dict__.setdefault("parkgate_policies", {})
+    hit = cache.get(key)
+    if hit and hit[0] > now:
+        return hit[1]
+    policy = await run_sync(selectors.sender_policy_for_mailbox, address=key)
+    cache[key] = (now + POLICY_TTL, policy)
+    return policy
+
+
 class BookingMailHandler:
+    def __init__(self):
+        self.receipts = ReceiptBatcher()
+
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
         try:
-            policy = await run_sync(selectors.sender_policy_for_mailbox, address=address)
+            policy = await sender_policy(session, address)
         except DatabaseError:
             log.warning("RCPT %s: database unavailable", address)
             return TEMPFAIL
@@ -54,13 +76,14 @@ class BookingMailHandler:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         try:
-            stored_id = await run_sync(
-                services.inbound_email_receive,
-                agent_id=envelope.parkgate_agent_id,
-                raw=envelope.original_content,
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=list(envelope.rcpt_tos),
-                peer=str(session.peer[0]) if session.peer else "",
+            stored_id = await self.receipts.store(
+                {
+                    "agent_id": envelope.parkgate_agent_id,
+                    "raw": envelope.original_content,
+                    "mail_from": envelope.mail_from or "",
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "peer": str(session.peer[0]) if session.peer else "",
+                }
             )
         except DatabaseError:
             log.exception("message not stored: database unavailable")

@@ -50,14 +50,10 @@ def _header(headers, name: str) -> str:
     return " ".join(str(value or "").split())[:998]
 
 
-def inbound_email_receive(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: str) -> int:
-    """Store a message exactly as received and schedule its processing. Returns the stored id.
-
-    Committed before returning (the SMTP 250 follows). Only the header block is read here; the body is parsed
-    later, in the job. A repeat of an earlier message (same Message-ID and body hash) is stored as `duplicate`.
-    """
+def _fields(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: str) -> dict:
+    """The stored row's fields; only the header block is read (Message-ID, Subject)."""
     headers = message_from_bytes(header_block(raw), policy=policy.compat32)
-    fields = {
+    return {
         "agent_id": agent_id,
         "raw": raw,
         "size": len(raw),
@@ -68,20 +64,50 @@ def inbound_email_receive(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos
         "body_hash": body_hash(raw),
         "subject": _header(headers, "Subject"),
     }
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                email = InboundEmail.objects.create(**fields)
-        except IntegrityError:  # the unique "one original" constraint: this is a repeat
-            original = InboundEmail.objects.filter(
-                agent_id=agent_id, message_id=fields["message_id"], body_hash=fields["body_hash"], duplicate_of=None
-            ).exclude(status=Status.DUPLICATE)
-            email = InboundEmail.objects.create(
-                **fields, status=Status.DUPLICATE, duplicate_of=original.order_by("id").first()
-            )
-        else:
+
+
+def inbound_email_receive(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: str) -> int:
+    """Store a message exactly as received and schedule its processing. Returns the stored id.
+
+    Committed before returning (the SMTP 250 follows). Only the header block is read here; the body is parsed
+    later, in the job. A repeat of an earlier message (same Message-ID and body hash) is stored as `duplicate`.
+    """
+    fields = _fields(agent_id=agent_id, raw=raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer)
+    try:
+        with transaction.atomic():
+            email = InboundEmail.objects.create(**fields)
             enqueue("mail.process", message_id=email.id)
+    except IntegrityError:  # the unique "one original" constraint: a repeat (rare, so no savepoint on every message)
+        with transaction.atomic():
+            original = (
+                InboundEmail.objects.filter(
+                    agent_id=agent_id, message_id=fields["message_id"], body_hash=fields["body_hash"]
+                )
+                .filter(duplicate_of=None)
+                .exclude(status=Status.DUPLICATE)
+                .order_by("id")
+                .first()
+            )
+            email = InboundEmail.objects.create(**fields, status=Status.DUPLICATE, duplicate_of=original)
     return email.id
+
+
+def inbound_emails_receive(*, items: list[dict]) -> list[int]:
+    """Store several messages (each a dict of inbound_email_receive's arguments) in one transaction, one commit.
+
+    Committed before returning. If one of them repeats an earlier message (or another in the batch), the unique
+    constraint fails the batch and each is stored on its own, the repeats as duplicates.
+    """
+    if len(items) == 1:
+        return [inbound_email_receive(**items[0])]
+    try:
+        with transaction.atomic():
+            emails = InboundEmail.objects.bulk_create([InboundEmail(**_fields(**item)) for item in items])
+            for email in emails:
+                enqueue("mail.process", message_id=email.id)
+    except IntegrityError:
+        return [inbound_email_receive(**item) for item in items]
+    return [email.id for email in emails]
 
 
 def inbound_email_process(*, message_id: int) -> str | None:

@@ -30,7 +30,9 @@ class TcpProxy:
 
     def cut(self) -> None:
         listener, self.listener = self.listener, None
-        with contextlib.suppress(OSError):
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(); close alone would not
             listener.close()
         for conn in list(self.conns):
             with contextlib.suppress(OSError):
@@ -43,6 +45,9 @@ class TcpProxy:
             try:
                 client, _ = listener.accept()
             except OSError:
+                return
+            if listener is not self.listener:  # cut meanwhile
+                client.close()
                 return
             upstream = socket.create_connection(self.target)
             self.conns += [client, upstream]

@@ -201,6 +201,8 @@ def test_451_while_the_database_cannot_be_reached_then_accepted_again(server_env
             proxy.cut()  # the database goes away between RCPT and the end of DATA
             code, text = smtp.data(raw_labels("DB-1"))
             assert code == 451 and text.startswith(b"4.3.0")
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as smtp:  # a new session looks the agent up
+            smtp.ehlo()
             smtp.mail("a@agent.example")
             code, text = smtp.rcpt(SKYPARK)
             assert code == 451 and text.startswith(b"4.3.0")

@@ -1,0 +1,51 @@
+"""Group commit for the SMTP 250: messages whose DATA ends at about the same time are stored in one transaction.
+
+Each message still gets its 250 only after the commit that holds it. With few messages in flight every message is
+written at once, alone (a batch of one); when more arrive than there are writers busy, they wait for the next free
+writer and go together, so a burst costs a few commits instead of one per message.
+"""
+
+import asyncio
+import logging
+
+from apps.core.concurrency import run_sync
+from apps.mail import services
+
+log = logging.getLogger(__name__)
+
+
+class ReceiptBatcher:
+    def __init__(self, *, writers: int = 4, max_batch: int = 64):
+        self.writers, self.max_batch = writers, max_batch
+        self.pending: list[tuple[dict, asyncio.Future]] = []
+        self.busy = 0
+        self.tasks: set[asyncio.Task] = set()
+
+    async def store(self, item: dict) -> int:
+        """Store one message (services.inbound_emails_receive's item); returns its id once committed."""
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if self.busy < self.writers:
+            self.busy += 1
+            task = asyncio.ensure_future(self._write())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        # shield: a client that disconnects must not cancel the write others share; its message is kept either way
+        return await asyncio.shield(future)
+
+    async def _write(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
+                try:
+                    ids = await run_sync(services.inbound_emails_receive, items=[item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), stored_id in zip(batch, ids, strict=True):
+                    if not future.done():
+                        future.set_result(stored_id)
+        finally:
+            self.busy -= 1
