@@ -5,13 +5,14 @@ ledger commits or rolls back with the booking). Amounts are Decimal in the booki
 """
 
 import calendar
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -374,7 +375,9 @@ def _snapshot_rows(queryset, *, chunk_size: int):
                     item["d_commission"] = Decimal(str(item["d_commission"])).quantize(CENT)
                     yield item
     finally:
-        with connection.cursor() as cursor:
+        # After a database error the transaction is aborted and its rollback drops the table anyway: do not let
+        # this clean-up hide the original error.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -196,3 +196,36 @@ def test_booking_moved_to_another_currency_is_reversed_and_reinvoiced(carpark, e
     assert docs[("GBP", "credit_note")].total == -gbp.total == D("-85.00")
     assert docs[("EUR", "invoice")].total == D("76.50")  # 90.00 less 15%
     assert selectors.trial_balance().balanced
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_invoice_runs_keep_numbers_gapless_and_issue_once(carpark):
+    """Several agents invoiced at once, each twice (the job retried on another worker): one invoice per agent,
+    numbers 1..n with no gap or duplicate (the counter row is locked until each run commits)."""
+    import threading
+
+    from django.db import connection
+
+    from apps.agents.models import Agent
+
+    agents = [Agent.objects.create(code=f"con{n}", name=f"Concurrent {n}", commission_rate=D("0.10")) for n in range(4)]
+    for agent in agents:
+        make_booking(carpark=carpark, agent=agent, price="10.00")
+    errors = []
+
+    def run(agent_id: int) -> None:
+        try:
+            services.agent_invoices_generate(agent_id=agent_id, month=this_month())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(a.pk,)) for a in agents * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(Invoice.objects.values_list("sequence", flat=True)) == [1, 2, 3, 4]
+    assert sorted(Invoice.objects.values_list("agent__code", flat=True)) == [a.code for a in agents]
