@@ -55,6 +55,8 @@ class Delta:
             self.occupancy = data.get("occupancy")
         elif kind == "read":
             self.reads.append(data)
+        elif kind == "command" and not data.get("issued_by") and data.get("status") in ("pending", "done"):
+            return  # routine barrier openings for reads: the reads show them; manual ones and failures are news
         elif kind in self.by_kind:
             items = self.by_kind[kind]
             items.pop(_key(kind, data), None)  # re-insert: the latest version, in arrival order

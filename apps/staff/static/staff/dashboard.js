@@ -263,11 +263,12 @@
   function showCommand(cp, command) {
     const laneId = commandLanes[command.command_id];
     let lane = laneId ? cp.lanes.find((l) => l.id === laneId) : null;
-    if (!lane && command.issued_by) lane = cp.lanes.find((l) => l.code === command.lane);
-    if (!lane) { commandResults[command.command_id] = command; return; }
-    const who = command.issued_by ? ` · ${command.issued_by}` : "";
+    if (!lane) lane = cp.lanes.find((l) => l.code === command.lane);
+    if (!lane) return;
+    if (command.issued_by && !laneId) commandResults[command.command_id] = command; // maybe ours, POST not back yet
+    const who = command.issued_by ? `Manual open · ${command.issued_by}` : "Automatic open";
     const detail = command.detail ? `: ${command.detail}` : "";
-    lane.commandText = `Manual open${who}: ${COMMAND_TEXT[command.status] || command.status}${command.status === "pending" ? "" : detail}`;
+    lane.commandText = `${who}: ${COMMAND_TEXT[command.status] || command.status}${command.status === "pending" ? "" : detail}`;
     lane.commandStatus = command.status;
   }
 
