@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,12 +46,32 @@ def api_token_create(*, agent_code: str, name: str = "") -> str:
     return token
 
 
+# Valid tokens seen in the last few seconds, per process: an agent's burst of requests costs one look-up. The price:
+# a token revoked (or an agent deactivated) in another process keeps working here for up to RECENT_S seconds.
+RECENT_S = 5.0
+_RECENT_MAX = 10_000
+_recent: dict[str, tuple[float, TokenOwner]] = {}
+
+
 def api_token_authenticate(*, token: str) -> TokenOwner | None:
     """The owner of a live token of an active agent, or None."""
     if not token or len(token) > 200:
         return None
+    digest = token_hash(token)
+    hit = _recent.get(digest)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    owner = _load_owner(digest)
+    if owner is not None:
+        if len(_recent) >= _RECENT_MAX:
+            _recent.clear()
+        _recent[digest] = (time.monotonic() + RECENT_S, owner)
+    return owner
+
+
+def _load_owner(digest: str) -> TokenOwner | None:
     row = (
-        ApiToken.objects.filter(token_hash=token_hash(token), revoked_at__isnull=True, agent__active=True)
+        ApiToken.objects.filter(token_hash=digest, revoked_at__isnull=True, agent__active=True)
         .select_related("agent")
         .only("id", "last_used_at", "agent")
         .first()
@@ -65,3 +86,6 @@ def api_token_authenticate(*, token: str) -> TokenOwner | None:
 
 def api_token_revoke(*, token_id: int) -> None:
     ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    for digest, (_, owner) in list(_recent.items()):
+        if owner.token_id == token_id:
+            _recent.pop(digest, None)
