@@ -3,6 +3,7 @@ controller that lives in its own thread (so a synchronous Playwright test can dr
 
 import asyncio
 import json
+import os
 import re
 import threading
 from datetime import timedelta
@@ -167,13 +168,19 @@ class ThreadedController:
 
 
 @pytest.fixture(scope="module")
-def chromium():
+def chromium(server_env):
+    """Headless Chromium. Playwright's sync API keeps an event loop running in this thread, which makes Django
+    refuse ORM calls here; the tests' own ORM calls are plain sync code, so they are allowed for its lifetime."""
     from playwright.sync_api import sync_playwright
 
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 def browser_login(page, server: Server, username: str, password: str = PASSWORD) -> None:

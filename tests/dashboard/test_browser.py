@@ -96,6 +96,9 @@ def test_live_dashboard_snapshot_deltas_alerts_barrier_and_search(parkgate, seco
         page.get_by_role("button", name="Open barrier at LHR-T5 N-OUT").click()
         dialog = page.locator("#open-dialog")
         expect(dialog).to_be_visible()
+        dialog.get_by_role("button", name="Open barrier").click()  # no reason: nothing is sent
+        expect(dialog).to_be_visible()
+        assert controller.commands == []
         page.fill("#open-reason", "ticket machine broken, driver paid at desk")
         shot(page, "open-dialog")
         dialog.get_by_role("button", name="Open barrier").click()
@@ -106,6 +109,13 @@ def test_live_dashboard_snapshot_deltas_alerts_barrier_and_search(parkgate, seco
         assert audit.actor.username == "olivia" and audit.actor_label == "olivia"
         assert "ticket machine broken" in audit.data["reason"]
         shot(page, "barrier-done")
+
+        controller.answer = "failed"  # the arm is jammed: the controller says so, and the operator sees it
+        page.get_by_role("button", name="Open barrier at LHR-T5 N-IN").click()
+        page.fill("#open-reason", "driver stuck at the entry")
+        dialog.get_by_role("button", name="Open barrier").click()
+        lane_in = tile(page).locator(".lane", has_text="N-IN")
+        expect(lane_in.locator(".command-status")).to_contain_text("failed", timeout=5000)
 
     # the controller hung up: its lanes show offline, and the button is disabled
     expect(lane_out.locator(".badge.bad")).to_have_text("offline", timeout=5000)

@@ -1,0 +1,77 @@
+"""The per-process fan-out's coalescing and snapshot sharing, without servers (consumers/fanout.py)."""
+
+import asyncio
+import json
+
+from consumers.fanout import MAX_READS, CarparkFanout, Delta, SnapshotBatcher
+
+
+def test_a_burst_folds_into_one_delta_with_the_latest_state():
+    delta = Delta()
+    for n in range(1, 51):
+        delta.add("occupancy", {"carpark": "LHR-T5", "occupancy": n})
+        delta.add("read", {"id": n, "plate": f"P{n}"})
+    delta.add("alert", {"id": 7, "acknowledged_by": None})
+    delta.add("alert", {"id": 7, "acknowledged_by": "olivia"})
+    delta.add("device", {"device": "d1", "online": True})
+    delta.add("device", {"device": "d1", "online": False})
+    delta.add("command", {"command_id": "c-1", "status": "pending", "issued_by": None})  # routine: left out
+    delta.add("command", {"command_id": "c-2", "status": "timed_out", "issued_by": None})
+    delta.add("command", {"command_id": "c-3", "status": "done", "issued_by": "olivia"})
+    frame = delta.frame(1, "LHR-T5")
+    assert frame["occupancy"] == 50
+    assert [r["id"] for r in frame["reads"]] == list(range(51 - MAX_READS, 51))
+    assert frame["alerts"] == [{"id": 7, "acknowledged_by": "olivia"}]
+    assert frame["devices"] == [{"device": "d1", "online": False}]
+    assert [c["command_id"] for c in frame["commands"]] == ["c-2", "c-3"]
+
+
+class Socket:
+    def __init__(self):
+        self.frames = []
+
+    async def deliver(self, text):
+        self.frames.append(json.loads(text))
+
+    async def resync(self):
+        pass
+
+
+async def test_events_reach_only_that_car_parks_sockets_coalesced_within_the_interval():
+    fanout = CarparkFanout(layer=None, flush_s=0.2)
+    counts = iter(range(100, 200))
+
+    async def occupancy(carpark_id, reported):  # the recount at flush (the database, in production)
+        return next(counts)
+
+    fanout._occupancy = occupancy
+    lhr, man = Socket(), Socket()
+    fanout.subscribers[1].add(lhr)
+    fanout.subscribers[2].add(man)
+    fanout.codes.update({1: "LHR-T5", 2: "MAN-T2"})
+    fanout.add(1, "occupancy", {"carpark": "LHR-T5", "occupancy": 1})  # alone: goes out at once
+    await asyncio.sleep(0.05)
+    for n in range(2, 30):
+        fanout.add(1, "read", {"id": n})
+    await asyncio.sleep(0.4)
+    assert man.frames == []
+    assert len(lhr.frames) == 2  # the lone event, then the burst as one frame
+    assert lhr.frames[0]["occupancy"] == 100 and lhr.frames[1]["occupancy"] is None
+    assert len(lhr.frames[1]["reads"]) == MAX_READS
+
+
+async def test_sockets_asking_together_share_a_snapshot_started_after_they_asked():
+    started = []
+
+    async def compute(ids):
+        started.append(tuple(ids))
+        await asyncio.sleep(0.05)
+        return f"snapshot {len(started)}"
+
+    batcher = SnapshotBatcher(compute)
+    first = asyncio.create_task(batcher.get([2, 1]))
+    await asyncio.sleep(0.01)  # the first computation is running: later askers wait for the next one
+    rest = [asyncio.create_task(batcher.get([1, 2])) for _ in range(50)]
+    results = await asyncio.gather(first, *rest)
+    assert results[0] == "snapshot 1" and set(results[1:]) == {"snapshot 2"}
+    assert started == [(1, 2), (1, 2)]
