@@ -241,11 +241,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             }
         )
 
-    async def send_allowlist(self, *, refresh: bool = True) -> None:
+    async def send_allowlist(self) -> None:
         """The offline allow-list and block list (device-protocol.md 5): after welcome, and on each new version."""
-        service = services.allowlist_refresh if refresh else services.allowlist_current
         try:
-            allowlist = await run_db(service, carpark_id=self.device.carpark_id)
+            allowlist = await run_db(services.allowlist_current, carpark_id=self.device.carpark_id)
         except DatabaseError:
             log.warning("device %s: allow-list not sent (database unavailable)", self.device.id)
             return
@@ -348,7 +347,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.send_welcome()
         elif kind == "allowlist":
             if message["data"].get("version", 0) > self.allowlist_version:
-                await self.send_allowlist(refresh=False)
+                await self.send_allowlist()
         elif kind == "command":
             await self.send_frame(message["data"])
 

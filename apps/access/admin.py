@@ -24,13 +24,13 @@ class PlateReadAdmin(admin.ModelAdmin):
 
 @admin.register(BarrierCommand)
 class BarrierCommandAdmin(admin.ModelAdmin):
-    list_display = ("command_id", "lane", "reason", "issued_by", "status", "created_at", "result_at")
+    list_display = ("command_id", "lane", "reason", "issued_by", "status", "detail", "created_at", "result_at")
     list_filter = ("status",)
 
 
 @admin.register(Visit)
 class VisitAdmin(admin.ModelAdmin):
-    list_display = ("plate", "carpark", "entered_at", "exited_at", "booking", "permit")
+    list_display = ("plate", "carpark", "entered_at", "exited_at", "booking", "permit", "overstay_minutes", "held_at")
     list_filter = ("carpark",)
     search_fields = ("plate", "booking__reference")
     raw_id_fields = ("entry_read", "exit_read", "booking", "permit")

@@ -4,6 +4,8 @@ alerts and the offline allow-list (device-protocol.md). Every function owns its 
 import hashlib
 import json
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -848,13 +850,37 @@ def allowlist_refresh(*, carpark_id: int) -> Allowlist:
     return Allowlist(version=state.version, entries=entries, blocklist=blocklist)
 
 
-def allowlist_current(*, carpark_id: int) -> Allowlist:
-    """The allow-list as last versioned, with its content now (no version bump: `allowlist_refresh` does that).
+# Content per (car park, version) in this process: the connections of one car park share one computation (the
+# query reads every confirmed booking in the 24-hour window). A new version, or an hour, computes it afresh.
+_allowlists: dict[tuple[int, int], tuple[float, Allowlist]] = {}
+_allowlists_lock = threading.Lock()
+ALLOWLIST_CACHE_S = 3600
 
-    Used by connections told of a new version, so that one change does not set off a refresh per connection."""
-    entries, blocklist = selectors.allowlist_content(carpark_id=carpark_id)
-    version = AllowlistState.objects.filter(carpark_id=carpark_id).values_list("version", flat=True).first() or 0
-    return Allowlist(version=version, entries=entries, blocklist=blocklist)
+
+def allowlist_current(*, carpark_id: int) -> Allowlist:
+    """The allow-list at its current version, for a connection (after `welcome`, or told of a new version).
+
+    Versions are made by `allowlist_refresh` (jobs on booking, permit and block-list changes, and every 5 minutes);
+    a car park without one yet gets its first here."""
+    version = AllowlistState.objects.filter(carpark_id=carpark_id).values_list("version", flat=True).first()
+    if version is None:
+        allowlist = allowlist_refresh(carpark_id=carpark_id)
+        version = allowlist.version
+    else:
+        allowlist = None
+    now = time.monotonic()
+    with _allowlists_lock:
+        cached = _allowlists.get((carpark_id, version))
+        if allowlist is None and cached is not None and now - cached[0] < ALLOWLIST_CACHE_S:
+            return cached[1]
+    if allowlist is None:
+        entries, blocklist = selectors.allowlist_content(carpark_id=carpark_id)
+        allowlist = Allowlist(version=version, entries=entries, blocklist=blocklist)
+    with _allowlists_lock:
+        for key in [k for k in _allowlists if k[0] == carpark_id]:
+            del _allowlists[key]
+        _allowlists[(carpark_id, version)] = (now, allowlist)
+    return allowlist
 
 
 def carpark_settings_changed(*, carpark_id: int) -> None:
