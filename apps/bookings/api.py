@@ -33,7 +33,9 @@ from apps.carparks.models import CarPark
 DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <token>` (from `manage.py
 create_api_token`). Times in responses are UTC (`Z`); times in requests carry an offset or `Z`, and without one
 are read as the car park's local time (422 `nonexistent_local_time` / `ambiguous_local_time` across a clock change).
-Errors are `{"error": CODE, "detail": ...}`. `POST /bookings` honours an `Idempotency-Key` header for 24 h.
+A stay is priced and holds a space per calendar day at the car park: every local date from arrival to departure
+counts (leaving at exactly midnight starts no new day). Errors are `{"error": CODE, "detail": ...}`.
+`POST /bookings` honours an `Idempotency-Key` header for 24 h (the same body gets the first answer again).
 Requests are rate limited per token (429 with `Retry-After`)."""
 
 # --- errors --------------------------------------------------------------------------------------------------
