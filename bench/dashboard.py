@@ -1,18 +1,18 @@
 """Benchmark: 1,000 staff dashboards on `serve` processes sharing Redis while lane controllers send entries at 50/s.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/parkgate_bench REDIS_URL=redis://127.0.0.1:6379/9 \\
-        .venv/bin/python bench/dashboard.py [--dashboards 1000] [--rate 50] [--seconds 20] [--servers 2] [--lanes 10]
+        .venv/bin/python bench/dashboard.py [--dashboards 1000] [--rate 50] [--seconds 15] [--servers 2] [--lanes 10]
 
-Use a database and a Redis DB of its own: it migrates, seeds the demo world and adds bookings there. Three phases,
-each with fresh bookings and entries at --rate for --seconds (open loop, spread over --lanes controllers):
-  1. no dashboards: the lanes' decision latency alone;
-  2. coalesced (Parkgate's fan-out, consumers/fanout.py): --dashboards clients watching LHR-T5, spread over the
-     --servers processes;
-  3. direct: the same clients on servers restarted with DASHBOARD_FANOUT=direct, i.e. a bare Channels group_send
-     of every event to every socket (the baseline).
-Per phase it prints the decision latency (p50/p99), and with dashboards: the lag from a decision to each dashboard
-holding the resulting occupancy (p50/p99/max over every dashboard x decision), how many dashboards ended up holding
-the final occupancy, frames/s received by all dashboards, and the serve processes' memory per idle dashboard.
+Use a database and a Redis DB of its own: it migrates, seeds the demo world, adds bookings and flushes that Redis DB.
+Two modes, each on freshly started --servers `serve` processes; in each, the lane controllers (--lanes of them,
+spread over the processes) send entries for fresh bookings at --rate for --seconds (open loop) three times: alone,
+with --dashboards dashboard clients watching LHR-T5 (spread over the processes), and alone again:
+  1. coalesced: Parkgate's fan-out (consumers/fanout.py);
+  2. baseline: DASHBOARD_FANOUT=direct, a bare Channels group_send of every event to every socket.
+It prints the lanes' decision latency (p50/p99) in the three runs and the CPU the serve processes used; with the
+dashboards: the lag from a decision to each dashboard holding the resulting occupancy (p50/p99/max over every
+dashboard x decision), how many dashboards ended up holding the final occupancy, frames/s received by all
+dashboards, and the serve processes' memory per idle dashboard connection (RSS delta / connections).
 
 How the lag is measured: entries only, each opening a visit, so after the k-th `open` decision reached its lane the
 occupancy is at least start + k. Each dashboard records when it first held each occupancy (wall clock, one machine);
@@ -273,116 +273,126 @@ def start_servers(n: int, fanout: str):
 # --- phases ----------------------------------------------------------------------------------------------------
 
 
-def run_phase(name: str, args, fanout: str, dashboards: int) -> dict:
+def lanes(args, servers, tag: str, proc=None) -> dict:
+    """Entries at --rate for --seconds on fresh bookings: the decisions, their latency, the CPU spent meanwhile."""
+    plates = make_bookings(int(args.rate * args.seconds), tag=f"{tag}{int(time.time() * 10) % 1000000}")
+    start_occupancy = occupancy()
+    serve_pids = [s.serve.proc.pid for s in servers]
+    cpu_before = sum(cpu_s(pid) for pid in serve_pids)
+    client_before = cpu_s(proc.pid) if proc else 0.0
+    started = time.time()
+    urls = [f"{s.ws}/ws/device/" for s in servers]
+    decisions = asyncio.run(drive_lanes(lambda i: urls[i % len(urls)], args.tokens, plates, args.rate, args.seconds))
+    window = time.time() - started
+    latencies = [lat for _, lat, _ in decisions]
+    return {
+        "started": started,
+        "start_occupancy": start_occupancy,
+        "decisions": len(decisions),
+        "opens": sorted(t for t, _, action in decisions if action == "open"),
+        "decision_p50": pct(latencies, 0.5),
+        "decision_p99": pct(latencies, 0.99),
+        "serve_cpu_pct": 100 * (sum(cpu_s(pid) for pid in serve_pids) - cpu_before) / window,
+        "client_cpu_pct": 100 * (cpu_s(proc.pid) - client_before) / window if proc else None,
+        "load": os.getloadavg()[0],
+    }
+
+
+def lag_figures(run: dict, frames: int, records: list[list[tuple[float, int]]]) -> dict:
+    """Per dashboard x decision: how long after the k-th `open` reached its lane the dashboard held start + k."""
+    lags, holding_final = [], 0
+    final = run["start_occupancy"] + len(run["opens"])
+    for rec in records:
+        if rec and rec[-1][1] >= final:
+            holding_final += 1
+        i = 0
+        for k, decided_at in enumerate(run["opens"], start=1):
+            target = run["start_occupancy"] + k
+            while i < len(rec) and rec[i][1] < target:
+                i += 1
+            lags.append(float("inf") if i == len(rec) else max(0.0, rec[i][0] - decided_at))
+    finite = [lag for lag in lags if lag != float("inf")]
+    return {
+        "lag_p50": pct(lags, 0.5),
+        "lag_p99": pct(lags, 0.99),
+        "lag_max_seen": max(finite) if finite else float("nan"),
+        "never_held": len(lags) - len(finite),
+        "holding_final": holding_final,
+        "frames_per_s": frames / (time.time() - run["started"]),
+    }
+
+
+def run_mode(name: str, args, fanout: str) -> dict:
+    """On fresh servers: lanes alone, then with the dashboards connected, then alone again (the machine's load
+    drifts; the two runs without dashboards bracket the one with them)."""
     servers = start_servers(args.servers, fanout)
     try:
-        tokens = args.tokens
-        plates = make_bookings(int(args.rate * args.seconds), tag=f"{name[:2].upper()}{int(time.time()) % 100000}")
-        result: dict = {"phase": name}
-        conn = proc = None
-        if dashboards:
-            rss_before = sum(rss_kb(s.serve.proc.pid) for s in servers)
-            cookie = session_cookie(servers[0])
-            urls = [f"{s.ws}/ws/dashboard/" for s in servers]
-            conn, child = multiprocessing.Pipe()
-            proc = multiprocessing.get_context("spawn").Process(
-                target=dashboards_process, args=(urls, cookie, dashboards, child), daemon=True
-            )
-            proc.start()
-            _, connected, failed = conn.recv()
-            time.sleep(5)  # idle: snapshots sent, buffers settled
-            rss_after = sum(rss_kb(s.serve.proc.pid) for s in servers)
-            result |= {
-                "connected": connected,
-                "failed": failed,
-                "kb_per_idle_dashboard": (rss_after - rss_before) / max(connected, 1),
-            }
-            conn.send("reset")
-            conn.recv()
-        start_occupancy = occupancy()
-        serve_pids = [s.serve.proc.pid for s in servers]
-        cpu_before = sum(cpu_s(pid) for pid in serve_pids)
-        client_cpu_before = cpu_s(proc.pid) if proc else 0.0
-        started = time.time()
-        decisions = asyncio.run(
-            drive_lanes(lambda i: f"{servers[i % len(servers)].ws}/ws/device/", tokens, plates, args.rate, args.seconds)
+        result: dict = {"mode": name, "before": lanes(args, servers, "A")}
+        rss_before = sum(rss_kb(s.serve.proc.pid) for s in servers)
+        cookie = session_cookie(servers[0])
+        conn, child = multiprocessing.Pipe()
+        proc = multiprocessing.get_context("spawn").Process(
+            target=dashboards_process,
+            args=([f"{s.ws}/ws/dashboard/" for s in servers], cookie, args.dashboards, child),
+            daemon=True,
         )
-        lanes_window = time.time() - started
-        result["serve_cpu_pct"] = 100 * (sum(cpu_s(pid) for pid in serve_pids) - cpu_before) / lanes_window
-        if proc:
-            result["client_cpu_pct"] = 100 * (cpu_s(proc.pid) - client_cpu_before) / lanes_window
-        result["load"] = os.getloadavg()[0]
-        opens = sorted(t for t, _, action in decisions if action == "open")
-        result |= {
-            "decisions": len(decisions),
-            "opens": len(opens),
-            "decision_p50": pct([lat for _, lat, _ in decisions], 0.5),
-            "decision_p99": pct([lat for _, lat, _ in decisions], 0.99),
-        }
-        if dashboards:
-            time.sleep(args.settle)
-            conn.send("report")
-            frames, records = conn.recv()
-            window = time.time() - started
-            lags, holding_final = [], 0
-            final = start_occupancy + len(opens)
-            for rec in records:
-                if rec and rec[-1][1] >= final:
-                    holding_final += 1
-                i = 0
-                for k, decided_at in enumerate(opens, start=1):
-                    target = start_occupancy + k
-                    while i < len(rec) and rec[i][1] < target:
-                        i += 1
-                    if i == len(rec):
-                        lags.append(float("inf"))  # never held it within the settle time
-                    else:
-                        lags.append(max(0.0, rec[i][0] - decided_at))
-            finite = [lag for lag in lags if lag != float("inf")]
-            result |= {
-                "lag_p50": pct(lags, 0.5),
-                "lag_p99": pct(lags, 0.99),
-                "lag_max_seen": max(finite) if finite else float("nan"),
-                "never_held": len(lags) - len(finite),
-                "holding_final": holding_final,
-                "frames_per_s": frames / window,
-            }
-            conn.send("quit")
-            conn.recv()
-            proc.join(10)
+        proc.start()
+        _, connected, failed = conn.recv()
+        time.sleep(5)  # idle: snapshots sent, buffers settled
+        rss_after = sum(rss_kb(s.serve.proc.pid) for s in servers)
+        kb_per_idle = (rss_after - rss_before) / max(connected, 1)
+        result |= {"connected": connected, "failed": failed, "kb_per_idle": kb_per_idle}
+        conn.send("reset")
+        conn.recv()
+        result["with"] = run = lanes(args, servers, "B", proc)
+        time.sleep(args.settle)
+        conn.send("report")
+        frames, records = conn.recv()
+        result |= lag_figures(run, frames, records)
+        conn.send("quit")
+        conn.recv()
+        proc.join(10)
+        time.sleep(2)
+        result["after"] = lanes(args, servers, "C")
         return result
     finally:
         for server in servers:
             server.stop()
 
 
-def report(result: dict, args) -> None:
-    print(f"\n== {result['phase']}")
-    print(
-        f"  lane decisions: {result['decisions']} ({result['opens']} open), "
-        f"latency p50 {ms(result['decision_p50'])}, p99 {ms(result['decision_p99'])}"
+def decision_line(label: str, run: dict) -> str:
+    client = f", dashboards' client process {run['client_cpu_pct']:.0f}%" if run["client_cpu_pct"] is not None else ""
+    return (
+        f"  {label:<22} {run['decisions']} decisions ({len(run['opens'])} open): p50 {ms(run['decision_p50'])}, "
+        f"p99 {ms(run['decision_p99'])}; serve CPU {run['serve_cpu_pct']:.0f}% of a core{client}; "
+        f"load avg {run['load']:.1f}"
     )
-    print(f"  CPU of the serve processes meanwhile: {result['serve_cpu_pct']:.0f}% of one core", end="")
-    if "client_cpu_pct" in result:
-        print(f" (the dashboards' client process: {result['client_cpu_pct']:.0f}%)", end="")
-    print(f"; machine load average {result['load']:.1f}")
-    if "connected" in result:
-        print(f"  dashboards connected: {result['connected']} (failed {result['failed']})")
-        print(f"  memory per idle dashboard connection (serve RSS delta): {result['kb_per_idle_dashboard']:.1f} KB")
-        print(
-            f"  lag decision -> dashboard holds the occupancy: p50 {ms(result['lag_p50'])}, "
-            f"p99 {ms(result['lag_p99'])}, max seen {ms(result['lag_max_seen'])}, "
-            f"never within {args.settle:g} s after the last entry: {result['never_held']}"
-        )
-        print(f"  dashboards holding the final occupancy: {result['holding_final']} of {result['connected']}")
-        print(f"  frames/s received by all dashboards: {result['frames_per_s']:.0f}")
+
+
+def report(result: dict, args) -> None:
+    print(f"\n== {result['mode']}")
+    print(decision_line("lanes alone (before):", result["before"]))
+    print(decision_line("with the dashboards:", result["with"]))
+    print(decision_line("lanes alone (after):", result["after"]))
+    without = (result["before"]["decision_p99"] + result["after"]["decision_p99"]) / 2
+    change = (result["with"]["decision_p99"] - without) / without * 100
+    print(f"  decision p99 with dashboards vs without (mean of before/after): {change:+.0f}%")
+    print(f"  dashboards connected: {result['connected']} (failed {result['failed']})")
+    print(f"  memory per idle dashboard connection (serve RSS delta): {result['kb_per_idle']:.1f} KB")
+    print(
+        f"  lag decision -> dashboard holds the occupancy: p50 {ms(result['lag_p50'])}, p99 {ms(result['lag_p99'])},"
+        f" max seen {ms(result['lag_max_seen'])}; pairs never held {args.settle:g} s after the last entry:"
+        f" {result['never_held']}"
+    )
+    print(f"  dashboards holding the final occupancy: {result['holding_final']} of {result['connected']}")
+    print(f"  frames/s received by all dashboards: {result['frames_per_s']:.0f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dashboards", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--lanes", type=int, default=10)
     parser.add_argument("--settle", type=float, default=10, help="seconds after the last entry before reporting")
@@ -395,19 +405,11 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     print(
         f"{args.dashboards} dashboards on {args.servers} serve processes, {args.lanes} lane controllers, "
-        f"entries at {args.rate:g}/s for {args.seconds:g} s per phase; machine: {os.cpu_count()} CPUs"
+        f"entries at {args.rate:g}/s for {args.seconds:g} s per run; machine: {os.cpu_count()} CPUs"
     )
-    results = [run_phase("no dashboards", args, "coalesced", 0)]
-    report(results[-1], args)
-    results.append(run_phase("coalesced fan-out (Parkgate)", args, "coalesced", args.dashboards))
-    report(results[-1], args)
+    report(run_mode("coalesced fan-out (Parkgate)", args, "coalesced"), args)
     if not args.skip_baseline:
-        results.append(run_phase("baseline: bare group_send of every event", args, "direct", args.dashboards))
-        report(results[-1], args)
-    base = results[0]["decision_p99"]
-    for result in results[1:]:
-        change = (result["decision_p99"] - base) / base * 100
-        print(f"\ndecision p99 with dashboards ({result['phase']}): {change:+.0f}% vs without")
+        report(run_mode("baseline: bare Channels group_send of every event to every socket", args, "direct"), args)
 
 
 if __name__ == "__main__":
