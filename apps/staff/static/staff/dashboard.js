@@ -363,12 +363,24 @@
         location.reload(); // logged out or lost the role: the page shows what is left (or the login form)
       }
     };
+    let opened = false;
+    socket.onopen = () => { opened = true; };
     socket.onclose = (event) => {
       if (event.code === 4403) { location.reload(); return; }
+      if (!opened && everConnected) checkStillLoggedIn();
       setLive(false);
       setTimeout(connect, delay * (0.75 + Math.random() * 0.5));
       delay = Math.min(delay * 2, 30000);
     };
+  }
+
+  // A refused upgrade looks like any network failure to the page: if the page itself now redirects to the login
+  // form (logged out elsewhere, session expired, role gone), go there instead of retrying for ever.
+  async function checkStillLoggedIn() {
+    try {
+      const answer = await fetch(location.pathname, { redirect: "manual", cache: "no-store", credentials: "same-origin" });
+      if (answer.type === "opaqueredirect" || answer.status === 401 || answer.status === 403) location.reload();
+    } catch (e) { /* the server is down: keep retrying */ }
   }
 
   if (document.querySelector("[data-carpark]")) connect();
