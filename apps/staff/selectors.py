@@ -279,6 +279,7 @@ def search(*, query: str, carpark_ids: list[int], limit: int = 20) -> dict:
                 "reference": b.reference,
                 "agent_ref": b.agent_ref,
                 "carpark": b.carpark.code,
+                "tz": b.carpark.timezone,
                 "customer": b.customer.name,
                 "plates": [v.registration for v in b.vehicles.all()],
                 "arrival": b.arrival,
@@ -290,6 +291,7 @@ def search(*, query: str, carpark_ids: list[int], limit: int = 20) -> dict:
         "visits": [
             {
                 "carpark": v.carpark.code,
+                "tz": v.carpark.timezone,
                 "plate": v.plate,
                 "booking": v.booking.reference if v.booking_id else None,
                 "entered_at": v.entered_at,
@@ -300,7 +302,9 @@ def search(*, query: str, carpark_ids: list[int], limit: int = 20) -> dict:
             for v in visits
         ],
         "reads": [
-            read_row(r) | {"carpark": r.carpark.code, "captured": r.captured_at, "score": r.score} for r in reads
+            read_row(r)
+            | {"carpark": r.carpark.code, "tz": r.carpark.timezone, "captured": r.captured_at, "score": r.score}
+            for r in reads
         ],
     }
 
