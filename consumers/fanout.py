@@ -2,14 +2,16 @@
 
 The naive way (every dashboard socket joins `carpark.<id>` and forwards every event) costs one channel-layer message
 per event per socket: 50 events/s to 1,000 dashboards is 50,000 Redis pushes and frames a second, which neither Redis
-nor one daphne process can keep up with. Here each process joins each car park's group ONCE, folds the events of a
-burst into one `delta` (latest occupancy, latest devices and commands, new reads/alerts/visits), serialises it once
-and writes that text to every local socket watching the car park, at most every `DASHBOARD_FLUSH_S` (a lone event
-goes out at once). A dashboard therefore holds the latest state within about one flush interval, however busy the
-lanes are, and the lanes' decisions never wait for any of it (events are sent after commit, off the decision path).
+nor one daphne process can keep up with (bench/dashboard.py measures it). Here each process joins each car park's
+group ONCE (the sockets do not listen on the channel layer at all), folds the events of a burst into one `delta`
+(occupancy, new reads/alerts/visits, latest devices, manual or failed commands), serialises it once and writes that
+text to every local socket watching the car park. A lone event goes out at once; in a burst, flushes are
+DASHBOARD_FLUSH_S apart, stretched when many sockets watch so that a process writes about FRAME_BUDGET frames a
+second, but never past MAX_INTERVAL_S: every dashboard holds the latest state within a second, and the CPU it costs
+stays bounded however busy the lanes are. The lanes' decisions never wait for any of it (events leave after commit).
 
-Must-arrive data never relies on this path alone: after a channel-layer outage the subscribers are told to resync,
-and they reload a snapshot from the database.
+Must-arrive data never relies on this path alone: occupancy is recounted at each flush, and after a channel-layer
+outage the subscribers reload a snapshot from the database.
 """
 
 import asyncio
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 MAX_READS = 20  # a delta carries at most this many new reads per car park: the dashboard shows the latest 20
 MAX_ITEMS = 200  # alerts / visits / commands kept per delta (more in one flush interval: the oldest are dropped)
 FRAME_BUDGET = 1000  # frames a second per process and car park before flushes are spaced further apart
-MAX_INTERVAL_S = 0.6
+MAX_INTERVAL_S = 0.6  # the longest wait between flushes: leaves 0.4 s of the 1 s promise for the way there
 YIELD_EVERY = 25  # sockets written per slice of a flush
 REJOIN_EVERY_S = 30  # re-join groups (they expire in Redis, and Redis may have restarted)
 
@@ -283,6 +285,7 @@ class SnapshotBatcher:
         self.compute = compute  # async (carpark_ids) -> text of the snapshot frame
         self.running: dict[tuple[int, ...], asyncio.Future] = {}
         self.next: dict[tuple[int, ...], asyncio.Future] = {}
+        self.tasks: set[asyncio.Task] = set()
 
     async def get(self, carpark_ids: list[int]) -> str:
         key = tuple(sorted(carpark_ids))
@@ -290,7 +293,9 @@ class SnapshotBatcher:
         if future is None:
             future = self.next[key] = asyncio.get_running_loop().create_future()
             if key not in self.running:
-                asyncio.get_running_loop().create_task(self._run(key))
+                task = asyncio.get_running_loop().create_task(self._run(key))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
         return await asyncio.shield(future)
 
     async def _run(self, key: tuple[int, ...]) -> None:
