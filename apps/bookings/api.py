@@ -543,3 +543,9 @@ async def cancel_booking(request, ref: str):
 @api.get("/carparks", response={200: list[CarParkOut], **ERRORS}, summary="The car parks you are contracted for")
 async def carparks(request):
     return await _as_agent(request, _carparks)
+
+
+@api.api_operation(["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", auth=None, include_in_schema=False)
+async def unknown(request, rest: str):
+    """Any other path under /api/v1/: the same JSON error shape as everything else, not an HTML page."""
+    raise ApiError(404, "not_found", f"no such endpoint: {request.path}")

@@ -168,6 +168,7 @@ def test_bad_input_is_never_a_500(agent):
     assert_error(agent.get("/api/v1/bookings/PG-\u0000"), 404, "not_found")
     assert_error(agent.get("/api/v1/bookings", {"cursor": "%%%"}), 422, "invalid_cursor")
     assert_error(agent.get("/api/v1/bookings", {"limit": 0}), 422, "invalid")
+    assert_error(agent.get("/api/v1/no/such/thing"), 404, "not_found")
 
 
 def test_idempotency_key(agent, committed_world):
