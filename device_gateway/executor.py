@@ -1,8 +1,9 @@
 """Where the gateway's database work runs: never on Channels' single shared thread.
 
-Decisions get a dedicated pool of threads (DECISION_THREADS, default 4), so that plate reads neither queue behind
-each other on one connection nor behind dashboards' or HTTP views' ORM calls; other device work (connect,
-heartbeats, results) uses the default pool through apps.core.concurrency.run_sync. Each thread takes a pooled
+Decisions get a dedicated pool of threads (DECISION_THREADS, default half the database pool, at most 8), so
+that plate reads neither queue behind each other on one connection nor behind dashboards' or HTTP views' ORM
+calls; other device work (connect, heartbeats, results) uses the default pool through
+apps.core.concurrency.run_sync. Each thread takes a pooled
 connection per unit of work and hands it back (CONN_MAX_AGE=0 with psycopg's pool).
 """
 
@@ -13,11 +14,22 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections
 
 from apps.core.concurrency import run_sync
 
-DECISION_THREADS = int(os.environ.get("DECISION_THREADS", "4"))
+
+def _decision_threads() -> int:
+    """DECISION_THREADS, else half the database pool (at most 8): decisions mostly wait on PostgreSQL, and more of
+    them in flight commit together; the other half of the pool stays for everything else."""
+    if os.environ.get("DECISION_THREADS"):
+        return max(1, int(os.environ["DECISION_THREADS"]))
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool") or {}
+    return max(2, min(8, int(pool.get("max_size", 8)) // 2)) if isinstance(pool, dict) else 4
+
+
+DECISION_THREADS = _decision_threads()
 
 _decisions = ThreadPoolExecutor(max_workers=DECISION_THREADS, thread_name_prefix="decide")
 
