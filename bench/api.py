@@ -191,7 +191,7 @@ def main() -> None:
         "ALLOWED_HOSTS": "localhost,127.0.0.1",
         "LOG_LEVEL": "INFO",  # start_server waits for the "listening" lines
         "API_RATE_LIMIT_PER_MINUTE": "100000000",
-        "DB_POOL_MAX": str(max(8, args.clients)),
+        "DB_POOL_MAX": str(max(8, args.clients)),  # the API uses up to half: one thread per connection
     }
     log(f"database {db_name}: creating, migrating, seeding")
     recreate_database(admin_url, db_name)

@@ -95,13 +95,13 @@ class AgentToken(HttpBearer):
 
 
 def _api_threads() -> int:
-    """As many API worker threads as the process may hold database connections (the pool's size)."""
+    """Half the process's database connections (the pool's size), so the API can never starve the other edges."""
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
-    return max(4, pool.get("max_size", 8)) if isinstance(pool, dict) else 8
+    return max(4, pool.get("max_size", 8) // 2) if isinstance(pool, dict) else 4
 
 
-# API requests wait mostly on the database: their own pool, sized to the connection pool, lets them overlap
-# (the loop's default executor has only cpu + 4 threads) and keeps them from queueing behind other edges' work.
+# API requests wait mostly on the database: their own pool of threads lets them overlap (the loop's default
+# executor has only cpu + 4 threads, shared with every other edge) without queueing behind other edges' work.
 _API_EXECUTOR = ThreadPoolExecutor(max_workers=_api_threads(), thread_name_prefix="api")
 
 
