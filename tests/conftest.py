@@ -2,10 +2,14 @@
 if either is missing or down, the run fails at once; nothing is skipped."""
 
 import os
+import time
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.management.base import CommandError
+from django.db import OperationalError
+from django.test import TransactionTestCase
 
 from tests.support import Server, database_url_for, start_server
 
@@ -23,6 +27,26 @@ def pytest_sessionstart(session):
             problems.append(f"Redis is not reachable: {exc}")
     if problems:
         pytest.exit("Parkgate's tests need real services (run scripts/test): " + "; ".join(problems), returncode=1)
+
+
+def _flush_retrying_deadlocks(original):
+    """After a transactional test, pytest-django TRUNCATEs every table. A live `serve` may still be committing the
+    test's last effects (a lane controller's disconnect, say); PostgreSQL then picks the TRUNCATE as a deadlock
+    victim, and the unflushed rows break the next test. The other transaction is short: try the flush again."""
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as exc:
+                if attempt == 4 or not isinstance(exc.__cause__, OperationalError):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = _flush_retrying_deadlocks(TransactionTestCase._fixture_teardown)
 
 
 @pytest.fixture(scope="session")
