@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
 
 MAILBOX = "skypark@bookings.parkgate.test"
+ROUNDS = 3
 TARGETS = {"ratio_min": 0.50, "steady_p99_ms_max": 100.0, "to_booking_p50_ms_max": 500.0}
 FOOTER = (
     "This booking was made through SkyPark Agents. The customer has paid in full. Please do not reply to this "
@@ -144,6 +145,13 @@ class Session:
     async def close(self) -> None:
         self.writer.write(b"QUIT\r\n")
         self.writer.close()
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The round with the median throughput (its latencies and CPU with it)."""
+    return sorted(runs, key=lambda run: run["msgs_per_s"])[len(runs) // 2] | {
+        "rounds_msgs_per_s": [run["msgs_per_s"] for run in runs]
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -287,7 +295,7 @@ def start_bare_server() -> tuple[subprocess.Popen, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--messages", type=int, default=1500, help="per server, over 3 interleaved rounds")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
@@ -316,7 +324,7 @@ def main() -> None:
     run = f"{random.randrange(36**4):04x}"
     try:
         server = start_server(env, name="bench-smtp", worker=False)
-        results = asyncio.run(measure(args, run, bare_port, server, env, db_url))
+        results = asyncio.run(measure(args, run, bare_port, bare.pid, server, env, db_url))
     finally:
         if server is not None:
             server.stop()
@@ -327,20 +335,29 @@ def main() -> None:
     report(results)
 
 
-async def measure(args, run: str, bare_port: int, server, env: dict[str, str], db_url: str) -> dict:
+async def measure(args, run: str, bare_port: int, bare_pid: int, server, env: dict[str, str], db_url: str) -> dict:
     total, steady_n = args.messages, int(args.rate * args.seconds)
     batch = [booking_message(run, n) for n in range(2 * total + 200 + steady_n)]
-    log(f"saturation: {args.clients} clients, {total} messages of {len(batch[0][1])} bytes, each server")
+    log(f"saturation: {args.clients} clients, {total} messages of {len(batch[0][1])} bytes per server, {ROUNDS} rounds")
     await saturate(bare_port, [m for _, m in batch[:200]], args.clients)  # warm up
     await saturate(server.smtp_port, [m for _, m in batch[total : total + 200]], args.clients)
-    bare = await saturate(bare_port, [m for _, m in batch[:total]], args.clients)
-    cpu_before = cpu_seconds(server.serve.proc.pid)
-    parkgate = await saturate(server.smtp_port, [m for _, m in batch[total + 200 : 2 * total + 200]], args.clients)
-    parkgate["serve_cpu_ms_per_msg"] = round((cpu_seconds(server.serve.proc.pid) - cpu_before) / total * 1000, 2)
+    bare_runs, parkgate_runs = [], []
+    per_round = total // ROUNDS
+    for r in range(ROUNDS):  # interleaved, so that a noisy neighbour on the machine hits both alike
+        cpu_before = cpu_seconds(bare_pid)
+        bare_runs.append(await saturate(bare_port, [m for _, m in batch[:per_round]], args.clients))
+        bare_runs[-1]["server_cpu_ms_per_msg"] = round((cpu_seconds(bare_pid) - cpu_before) / per_round * 1000, 2)
+        chunk = batch[total + 200 + r * per_round : total + 200 + (r + 1) * per_round]
+        cpu_before = cpu_seconds(server.serve.proc.pid)
+        parkgate_runs.append(await saturate(server.smtp_port, [m for _, m in chunk], args.clients))
+        cpu_used = cpu_seconds(server.serve.proc.pid) - cpu_before
+        parkgate_runs[-1]["server_cpu_ms_per_msg"] = round(cpu_used / per_round * 1000, 2)
+        log(f"  round {r + 1}: bare {bare_runs[-1]['msgs_per_s']}, parkgate {parkgate_runs[-1]['msgs_per_s']} msg/s")
+    bare, parkgate = median_run(bare_runs), median_run(parkgate_runs)
     log("starting a worker; it applies the saturation backlog first")
     worker = Process(["worker"], env, "bench-smtp-worker").start()
     server.processes.append(worker)
-    drained = await drain(db_url)
+    drained = await drain(db_url, env["ARQ_QUEUE_NAME"])
     log(f"backlog of {drained['messages']} applied at {drained['msgs_per_s']} msg/s; steady: {args.rate} msgs/s")
     steady_bare = await steady_reply_only(bare_port, [m for _, m in batch[:steady_n]], args.rate)
     steady_pg = await steady(server.smtp_port, batch[2 * total + 200 :], args.rate, db_url)
@@ -353,9 +370,16 @@ async def measure(args, run: str, bare_port: int, server, env: dict[str, str], d
     }
 
 
-async def drain(db_url: str) -> dict:
-    """Wait until no message is left `received`; the worker's own throughput on the way."""
+async def drain(db_url: str, queue_name: str) -> dict:
+    """Wait until no message is left `received` and no job is queued; the worker's throughput on the way."""
     import psycopg
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+
+    async def queued_jobs() -> int:
+        """Jobs still queued (the bookings' own follow-up jobs too), so that the steady phase starts idle."""
+        return await redis.zcard(queue_name)
 
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
 
@@ -364,11 +388,12 @@ async def drain(db_url: str) -> dict:
             return (await cursor.fetchone())[0]
 
         backlog, started = await waiting(), None
-        while (left := await waiting()) > 0:
+        while (left := await waiting()) > 0 or await queued_jobs() > 0:
             if started is None and left < backlog:
                 started, backlog = time.perf_counter(), left
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - (started or time.perf_counter())
+        await redis.aclose()
         return {"messages": backlog, "msgs_per_s": round(backlog / elapsed, 1) if elapsed else None}
 
 
@@ -390,14 +415,18 @@ def report(r: dict) -> None:
     s = r["steady"]
     print(
         f"saturation  bare aiosmtpd : {r['bare']['msgs_per_s']:8.1f} msg/s  "
-        f"reply p50 {r['bare']['reply_p50_ms']:6.2f} ms  p99 {r['bare']['reply_p99_ms']:6.2f} ms"
+        f"reply p50 {r['bare']['reply_p50_ms']:6.2f} ms  p99 {r['bare']['reply_p99_ms']:6.2f} ms  "
+        f"server CPU {r['bare']['server_cpu_ms_per_msg']:.2f} ms/msg"
     )
     print(
         f"saturation  parkgate      : {r['parkgate']['msgs_per_s']:8.1f} msg/s  "
         f"reply p50 {r['parkgate']['reply_p50_ms']:6.2f} ms  p99 {r['parkgate']['reply_p99_ms']:6.2f} ms  "
-        f"serve CPU {r['parkgate']['serve_cpu_ms_per_msg']:.2f} ms/msg"
+        f"server CPU {r['parkgate']['server_cpu_ms_per_msg']:.2f} ms/msg"
     )
-    print(f"ratio parkgate/bare        : {ratio:.0%} (target >= {TARGETS['ratio_min']:.0%})")
+    print(
+        f"ratio parkgate/bare        : {ratio:.0%} (target >= {TARGETS['ratio_min']:.0%}); rounds: "
+        f"bare {r['bare']['rounds_msgs_per_s']}, parkgate {r['parkgate']['rounds_msgs_per_s']}"
+    )
     print(f"worker (1 process)         : {r['worker_backlog']['msgs_per_s']} msg/s applied (parse + booking)")
     print(
         f"steady {s['rate']:.0f} msg/s  bare       : reply p50 {r['steady_bare']['reply_p50_ms']:6.2f} ms  "

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class ReceiptBatcher:
-    def __init__(self, *, writers: int = 4, max_batch: int = 64):
+    def __init__(self, *, writers: int = 2, max_batch: int = 64):
         self.writers, self.max_batch = writers, max_batch
         self.pending: list[tuple[dict, asyncio.Future]] = []
         self.busy = 0

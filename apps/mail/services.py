@@ -10,6 +10,7 @@ import hashlib
 import logging
 from datetime import timedelta
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -43,11 +44,14 @@ def body_hash(raw: bytes) -> str:
 
 
 def _header(headers, name: str) -> str:
+    """A header's text for staff (RFC 2047 encoded words decoded), on one line; "" when absent or unreadable."""
     try:
-        value = headers.get(name, "")
+        value = str(headers.get(name, "") or "")
+        if "=?" in value:
+            value = str(make_header(decode_header(value)))
     except Exception:
-        return ""
-    return " ".join(str(value or "").split())[:998]
+        value = str(headers.get(name, "") or "") if name in headers else ""
+    return " ".join(value.split())[:998]
 
 
 def _fields(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: str) -> dict:
