@@ -5,12 +5,6 @@ from apps.mail.models import InboundEmail
 from apps.mail.senders import SenderPolicy, parse_lines
 
 
-def agent_id_for_mailbox(*, address: str) -> int | None:
-    """The active agent that owns `address`, or None."""
-    policy = sender_policy_for_mailbox(address=address)
-    return policy.agent_id if policy else None
-
-
 def sender_policy_for_mailbox(*, address: str) -> SenderPolicy | None:
     """The sender restrictions of the active agent that owns `address`, or None if no active agent does."""
     row = (

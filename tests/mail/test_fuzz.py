@@ -1,13 +1,17 @@
 """Fuzzing the parsers and the MIME handling: any input gives a parsed result or a clear failure (ParseFailure),
 never an unhandled exception; and a malformed message never blocks the messages after it."""
 
+import uuid
 from email.message import EmailMessage
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.agents.models import Agent
 from apps.mail.parsers import PARSERS, BookingAction, ParseFailure, parse_message
-from tests.mail.messages import CSV_HEADER, fixed_record, labels_text
+from tests.mail.conftest import deliver
+from tests.mail.messages import CSV_HEADER, fixed_record, labels_text, message
 
 FORMATS = sorted(PARSERS)
 HEADERS = [
@@ -93,3 +97,26 @@ def test_surrounding_noise_never_hides_a_fixed_record(prefix, suffix):
     msg.set_content(body)
     actions = parse_message(fmt="fixed", raw=msg.as_bytes()).actions
     assert "L80-77" in [a.agent_ref for a in actions]
+
+
+@pytest.fixture
+def skypark(world):
+    return world["skypark"]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(raw=raw_messages, fmt=st.sampled_from(FORMATS))
+def test_processing_any_message_ends_in_a_status_and_the_next_message_still_applies(skypark, raw, fmt):
+    """Through the real services on PostgreSQL: a malformed message gets a final status, never an exception,
+    and a good message after it is applied."""
+    Agent.objects.filter(pk=skypark.pk).update(email_format=fmt)
+    skypark.refresh_from_db()
+    bad = deliver(skypark, raw)
+    assert bad.status in ("processed", "failed", "ignored", "superseded", "duplicate")
+    assert bad.status != "failed" or bad.error
+    Agent.objects.filter(pk=skypark.pk).update(email_format="labels")
+    skypark.refresh_from_db()
+    good = deliver(skypark, message(labels_text(ref=f"AFTER-{uuid.uuid4().hex[:8]}")))
+    assert good.status == "processed", good.error
