@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 from apps.staff.models import StaffAssignment
 from tests.support import ROOT
@@ -11,29 +13,29 @@ from tests.support import ROOT
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run(server_env, *args, password: str = "s3cret-pass"):  # noqa: S107
-    env = dict(server_env, PARKGATE_PASSWORD=password)
-    command = [sys.executable, str(ROOT / "manage.py"), "create_staff", *args]
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+def roles(username: str) -> set[tuple[str, str]]:
+    return set(StaffAssignment.objects.filter(user__username=username).values_list("carpark__code", "role"))
 
 
-def test_create_staff_with_roles_at_car_parks(server_env, demo_world):
-    done = run(server_env, "--username", "alice", "--carpark", "LHR-T5", "--carpark", "MAN-T2", "--role", "operator")
-    assert done.returncode == 0, done.stderr
-    roles = set(StaffAssignment.objects.filter(user__username="alice").values_list("carpark__code", "role"))
-    assert roles == {("LHR-T5", "operator"), ("MAN-T2", "operator")}
-    from django.contrib.auth import get_user_model
-
+def test_create_staff_with_roles_at_car_parks(demo_world, monkeypatch):
+    monkeypatch.setenv("PARKGATE_PASSWORD", "s3cret-pass")
+    both = ["--carpark", "LHR-T5", "--carpark", "MAN-T2"]
+    call_command("create_staff", "--username", "alice", *both, "--role", "operator")
+    assert roles("alice") == {("LHR-T5", "operator"), ("MAN-T2", "operator")}
     assert get_user_model().objects.get(username="alice").check_password("s3cret-pass")
-    again = run(server_env, "--username", "alice", "--carpark", "MAN-T2", "--role", "supervisor", password="other-pass")
-    assert again.returncode == 0
-    roles = set(StaffAssignment.objects.filter(user__username="alice").values_list("carpark__code", "role"))
-    assert roles == {("LHR-T5", "operator"), ("MAN-T2", "supervisor")}
+    monkeypatch.setenv("PARKGATE_PASSWORD", "other-pass")
+    call_command("create_staff", "--username", "alice", "--carpark", "MAN-T2", "--role", "supervisor")
+    assert roles("alice") == {("LHR-T5", "operator"), ("MAN-T2", "supervisor")}
+    assert get_user_model().objects.get(username="alice").check_password("other-pass")
 
 
 def test_unknown_car_park_exits_1_and_bad_command_line_2(server_env, demo_world):
-    unknown = run(server_env, "--username", "bob", "--carpark", "NOPE", "--role", "operator")
+    def run(*args):
+        command = [sys.executable, str(ROOT / "manage.py"), "create_staff", *args]
+        env = dict(server_env, PARKGATE_PASSWORD="s3cret-pass")
+        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+
+    unknown = run("--username", "bob", "--carpark", "NOPE", "--role", "operator")
     assert unknown.returncode == 1 and "NOPE" in unknown.stderr
     assert not StaffAssignment.objects.filter(user__username="bob").exists()
-    assert run(server_env, "--username", "bob", "--carpark", "LHR-T5", "--role", "janitor").returncode == 2
-    assert run(server_env, "--username", "bob").returncode == 2
+    assert run("--username", "bob", "--carpark", "LHR-T5", "--role", "janitor").returncode == 2
