@@ -41,6 +41,7 @@ TOUCH_EVERY_S = 20  # refresh last_seen_at at least this often while frames arri
 MAX_ERRORS_PER_MINUTE = 20
 MAX_IN_FLIGHT = 32
 LAYER_TIMEOUT_S = 2
+HEARTBEATS_CHECKED_PER_S = 5
 
 # This process's live connections by device id: a second connection replaces the first even without Redis.
 _live: dict[str, "DeviceConsumer"] = {}
@@ -123,6 +124,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.last_frame = self.last_touch = time.monotonic()
         self.silent = False
         self.barriers: dict[str, str] = {}
+        self.heartbeat_window = [0.0, 0]  # start of the current second, heartbeats in it
         self.allowlist_version = 0
         previous = _live.get(self.device.id)
         _live[self.device.id] = self
@@ -283,6 +285,12 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         unknown = set(barriers) - set(self.device.lanes)
         if unknown:
             raise codec.ProtocolError("unknown_lane", f"lane(s) {', '.join(sorted(unknown))} are not this device's")
+        now = time.monotonic()
+        if now - self.heartbeat_window[0] >= 1:
+            self.heartbeat_window = [now, 0]
+        self.heartbeat_window[1] += 1
+        if self.heartbeat_window[1] > HEARTBEATS_CHECKED_PER_S and barriers == self.barriers:
+            return  # a flood of identical heartbeats: the database is asked at most a few times a second
         await self._touch(barriers)
 
     async def _touch(self, barriers: dict[str, str]) -> None:

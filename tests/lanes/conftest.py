@@ -1,10 +1,12 @@
 """Fixtures for the lane controller tests: a small committed world (two car parks with lanes), devices, bookings."""
 
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from apps.access import services
 from apps.bookings.models import Booking, Customer, Vehicle
@@ -83,3 +85,16 @@ def make_booking(
         lookalike_key=plates.lookalike_key(plate),
     )
     return booking
+
+
+async def in_thread(func, /, *args, **kwargs):
+    """Run blocking (ORM) work off the test's event loop, closing the thread's database connections afterwards
+    so that none outlive the test (the test database is dropped at the end)."""
+
+    def run():
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)

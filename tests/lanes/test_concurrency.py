@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosed
 
 from apps.access.models import Device, PlateRead, Visit
 from tests.clients import LaneController
-from tests.lanes.conftest import iso, make_booking, make_device, now
+from tests.lanes.conftest import in_thread, iso, make_booking, make_device, now
 from tests.support import start_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +66,7 @@ def test_a_heartbeat_finds_a_revocation_whose_nudge_was_lost(parkgate, world):
         async with LaneController(parkgate, device["token"]) as controller:
             await controller.hello()
             # revoked behind the server's back: no event is published
-            await asyncio.to_thread(lambda: Device.objects.filter(pk=device["device_id"]).update(revoked_at=now()))
+            await in_thread(lambda: Device.objects.filter(pk=device["device_id"]).update(revoked_at=now()))
             await controller.send({"type": "heartbeat", "barriers": {"IN": "closed"}})
             try:
                 while True:

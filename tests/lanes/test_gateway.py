@@ -15,7 +15,7 @@ from apps.access.models import Alert, BarrierCommand, Device, PlateRead, Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import Lane
 from tests.clients import LaneController
-from tests.lanes.conftest import iso, make_booking, make_device, now
+from tests.lanes.conftest import in_thread, iso, make_booking, make_device, now
 from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -257,7 +257,7 @@ def test_revocation_closes_the_live_connection_with_4401_and_the_token_stops_wor
     async def drive():
         async with LaneController(parkgate, device["token"]) as lane:
             await lane.hello()
-            await asyncio.to_thread(
+            await in_thread(
                 subprocess.run,
                 [sys.executable, str(ROOT / "manage.py"), "revoke_device", device["device_id"]],
                 env=server_env,
@@ -285,7 +285,7 @@ def test_a_second_connection_replaces_the_first_with_4009(parkgate, world):
                 code = await closed_code(first)
                 await second.hello()
                 decision = await second.read("IN", "AB12CDE")
-                online = await asyncio.to_thread(lambda: Device.objects.get(pk=device["device_id"]).online)
+                online = await in_thread(lambda: Device.objects.get(pk=device["device_id"]).online)
                 return code, decision, online
 
     code, decision, online = asyncio.run(drive())
@@ -318,11 +318,9 @@ def test_online_state_heartbeats_and_offline_on_disconnect(parkgate, world):
     async def drive():
         async with LaneController(parkgate, device["token"]) as lane:
             await lane.hello()
-            online = await asyncio.to_thread(lambda: Device.objects.get(pk=device["device_id"]).online)
+            online = await in_thread(lambda: Device.objects.get(pk=device["device_id"]).online)
             await lane.send({"type": "heartbeat", "barriers": {"IN": "fault", "OUT": "closed"}})
-            await asyncio.to_thread(
-                wait_for, lambda: Device.objects.get(pk=device["device_id"]).barriers.get("IN") == "fault"
-            )
+            await in_thread(wait_for, lambda: Device.objects.get(pk=device["device_id"]).barriers.get("IN") == "fault")
         return online
 
     assert asyncio.run(drive()) is True
@@ -339,7 +337,7 @@ def test_manual_open_reaches_the_controller_and_its_result_is_recorded(parkgate,
     async def drive():
         async with LaneController(parkgate, device["token"]) as lane:
             await lane.hello()
-            command = await asyncio.to_thread(
+            command = await in_thread(
                 services.barrier_open_manual, lane_id=lane_in.id, user=staff, reason="visitor without booking"
             )
             frame = await lane.recv()
@@ -369,7 +367,7 @@ def test_allowlist_follows_booking_changes_and_settings_changes_send_a_new_welco
         async with LaneController(parkgate, device["token"]) as lane:
             await lane.hello()
             first = lane.allowlist
-            booking = await asyncio.to_thread(
+            booking = await in_thread(
                 booking_create,
                 carpark=carpark, arrival=now() + timedelta(hours=2), departure=now() + timedelta(days=1),
                 customer_name="Ann", vehicles=[{"registration": "AL12 LOW"}], source="staff", price=0,
@@ -377,11 +375,11 @@ def test_allowlist_follows_booking_changes_and_settings_changes_send_a_new_welco
             )  # fmt: skip
             pushed = await lane.recv(timeout=15)
             blocklist = await lane.recv()
-            await asyncio.to_thread(booking_cancel, booking=booking)
+            await in_thread(booking_cancel, booking=booking)
             after_cancel = await lane.recv(timeout=15)
             await lane.recv()
             carpark.min_score = "0.80"
-            await asyncio.to_thread(carpark.save)
+            await in_thread(carpark.save)
             welcome = await lane.recv(timeout=10)
             return first, pushed, blocklist, after_cancel, welcome
 

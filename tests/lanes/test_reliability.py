@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosed
 
 from apps.access.models import PlateRead, Visit
 from tests.clients import LaneController
-from tests.lanes.conftest import make_booking, make_device
+from tests.lanes.conftest import in_thread, make_booking, make_device
 from tests.lanes.proxy import TcpProxy
 from tests.support import start_server
 
@@ -23,14 +23,20 @@ def via_proxy(url: str, default_port: int) -> tuple[str, TcpProxy]:
     return urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}")), proxy
 
 
-@pytest.fixture
-def db_cut_server(server_env):
+@pytest.fixture(scope="module")
+def db_cut_proxied(server_env):
+    """One server for the module's database tests (starting one takes seconds); each test restores the link."""
     url, proxy = via_proxy(server_env["DATABASE_URL"], 5432)
     server = start_server(server_env | {"DATABASE_URL": url, "DB_POOL_TIMEOUT": "1"}, name="lanes-db-cut", worker=False)
     yield server, proxy
-    proxy.restore()
     server.stop()
     proxy.close()
+
+
+@pytest.fixture
+def db_cut_server(db_cut_proxied):
+    yield db_cut_proxied
+    db_cut_proxied[1].restore()
 
 
 @pytest.fixture
@@ -51,9 +57,9 @@ def test_database_unreachable_reads_get_retry_the_connection_survives_and_the_re
     async def drive():
         async with LaneController(server, device["token"]) as lane:
             await lane.hello()
-            await asyncio.to_thread(proxy.cut)
+            await in_thread(proxy.cut)
             during = await lane.read("IN", "RE12TRY", read_id="r-1")
-            await asyncio.to_thread(proxy.restore)
+            await in_thread(proxy.restore)
             for _ in range(20):  # the controller resends later, as the protocol says
                 after = await lane.read("IN", "RE12TRY", read_id="r-1")
                 if after["type"] == "decision":
@@ -91,7 +97,7 @@ def test_redis_down_keeps_lane_connections_up_and_deciding(redis_cut_server, wor
     async def drive():
         async with LaneController(server, device["token"]) as lane:
             await lane.hello()
-            await asyncio.to_thread(proxy.cut)
+            await in_thread(proxy.cut)
             await asyncio.sleep(1.5)  # the channel layer's receive fails meanwhile
             entry = await lane.read("IN", "RD15DWN")
             await lane.send({"type": "heartbeat", "barriers": {"IN": "open"}})
