@@ -8,6 +8,7 @@ process killed between commit and enqueue). Processing is idempotent: the messag
 
 import hashlib
 import logging
+import time
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 Status = InboundEmail.Status
 SWEEP_AFTER = timedelta(seconds=10)  # a message `received` for longer than this was missed by the queue
 SWEEP_BATCH = 200
+SWEEP_BUDGET_S = 5.0
 REPROCESSABLE = {Status.FAILED, Status.PROCESSED, Status.RECEIVED}
 
 
@@ -213,12 +215,18 @@ def _rerun_failed_rows(email: InboundEmail) -> None:
     email.report_sent_at = None
 
 
-def inbound_email_sweep(*, older_than: timedelta = SWEEP_AFTER, limit: int = SWEEP_BATCH) -> int:
+def inbound_email_sweep(
+    *, older_than: timedelta = SWEEP_AFTER, limit: int = SWEEP_BATCH, budget_s: float = SWEEP_BUDGET_S
+) -> int:
     """The outbox sweep: process messages still `received` after `older_than` (their job was lost). Returns the
-    number processed. Rows locked by a running job are skipped, not waited for."""
+    number processed. Rows locked by a running job are skipped, not waited for. Stops after `budget_s` seconds
+    (the next run goes on), so that a backlog never holds a worker, or a shutdown, for long."""
     done = 0
     cutoff = timezone.now() - older_than
+    deadline = time.monotonic() + budget_s
     for message_id in _stale_ids(cutoff, limit):
+        if time.monotonic() > deadline:
+            break
         try:
             if inbound_email_process(message_id=message_id) is not None:
                 done += 1
