@@ -79,7 +79,11 @@ def attachments(msg: Message) -> list[tuple[str, str, Message]]:
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes in a declared (or undeclared) charset -> text. UTF-8 BOM dropped; never raises."""
+    """Bytes in a declared (or undeclared) charset -> text. UTF-8 BOM and NUL characters dropped; never raises."""
+    return _decode_bytes(data, charset).replace("\x00", "")
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
     declared = (charset or "").strip().lower()

@@ -53,7 +53,19 @@ def _header(headers, name: str) -> str:
             value = str(make_header(decode_header(value)))
     except Exception:
         value = str(headers.get(name, "") or "") if name in headers else ""
-    return " ".join(value.split())[:998]
+    return " ".join(value.replace("\x00", "").split())[:998]
+
+
+def no_nul(value):
+    """PostgreSQL text and jsonb cannot hold NUL characters; mail can. Strings (also inside lists and dicts)
+    lose them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [no_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: no_nul(v) for k, v in value.items()}
+    return value
 
 
 def _fields(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: str) -> dict:
@@ -63,9 +75,9 @@ def _fields(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos: list[str], p
         "agent_id": agent_id,
         "raw": raw,
         "size": len(raw),
-        "mail_from": mail_from[:320],
-        "rcpt_tos": rcpt_tos,
-        "peer": peer[:64],
+        "mail_from": no_nul(mail_from)[:320],
+        "rcpt_tos": [no_nul(address) for address in rcpt_tos],
+        "peer": no_nul(peer)[:64],
         "message_id": _header(headers, "Message-ID"),
         "body_hash": body_hash(raw),
         "subject": _header(headers, "Subject"),
@@ -128,6 +140,7 @@ def inbound_email_process(*, message_id: int) -> str | None:
         if email is None or email.status != Status.RECEIVED:
             return None
         _process_locked(email)
+        email.result, email.error = no_nul(email.result), no_nul(email.error)
         email.processed_at = timezone.now()
         email.save(update_fields=["status", "error", "result", "sent_at", "processed_at"])
         if email.agent.error_report_address and (email.status == Status.FAILED or email.failed_rows):
@@ -196,6 +209,7 @@ def inbound_email_reprocess(*, message_id: int) -> str | None:
         else:
             email.status, email.result, email.error, email.report_sent_at = Status.RECEIVED, [], "", None
             _process_locked(email)
+        email.result, email.error = no_nul(email.result), no_nul(email.error)
         email.processed_at = timezone.now()
         email.save(update_fields=["status", "error", "result", "sent_at", "processed_at", "report_sent_at"])
     return email.status

@@ -228,6 +228,7 @@ def test_raw_messages_are_deleted_after_the_retention_period_bookings_stay(world
         b"\x00\xff\xfe garbage",
         b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n--x--",
         b"Content-Type: text/plain; charset=x-unknown-42\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!",
+        b"Subject: a\x00b\r\nMessage-ID: <\x00@x>\r\n\r\nBooking Status: New\x00\r\nBooking Reference: N\x00UL\r\n",
     ],
 )
 def test_a_malformed_message_fails_or_is_ignored_and_the_next_one_still_applies(world, raw):
