@@ -32,6 +32,7 @@ from apps.carparks.models import CarPark
 from apps.mail.models import AgentBookingState, InboundEmail
 from apps.mail.parsers import BookingAction, Money
 
+MAX_REF = AgentBookingState._meta.get_field("agent_ref").max_length
 APPLIED = {"created", "amended", "cancelled", "cancel_remembered"}
 
 
@@ -59,6 +60,9 @@ def lock_states(agent: Agent, refs: list[str]) -> dict[str, AgentBookingState]:
 def apply_actions(*, email: InboundEmail, sent_at: datetime, actions: list[BookingAction]) -> list[dict]:
     """Apply each action (file order) and return one result dict per action."""
     agent = email.agent
+    for action in actions:
+        if len(action.agent_ref) > MAX_REF and not action.error:
+            action.error = f"agent reference longer than {MAX_REF} characters"
     states = lock_states(agent, [a.agent_ref for a in actions if a.agent_ref and not a.error])
     results = []
     for action in actions:

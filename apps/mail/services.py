@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.jobs import enqueue
@@ -165,6 +165,10 @@ def _process_locked(email: InboundEmail) -> None:
             )
     except ParseFailure as exc:
         email.status, email.error, email.result = Status.FAILED, str(exc), []
+        return
+    except (DataError, IntegrityError) as exc:  # this message's data, not the database's health: it fails alone
+        log.warning("message %s failed on its data: %s", email.id, exc)
+        email.status, email.error, email.result = Status.FAILED, f"unstorable data: {exc}"[:2000], []
         return
     except DatabaseError:
         raise  # the database is unwell: let the job fail and run again later

@@ -187,6 +187,13 @@ def test_csv_applies_good_rows_reports_bad_rows_and_reprocess_reruns_only_those(
     assert Booking.objects.filter(agent=agent).count() == 2
 
 
+def test_an_over_long_reference_fails_its_row_only(world):
+    rows = "CANCEL," + "R" * 65 + ",,,,,,,,,\nCANCEL,HX-OK,,,,,,,,,\n"
+    email = deliver(world["holidayx"], csv_message(rows))
+    assert [r["result"] for r in email.result] == ["failed", "cancel_remembered"]
+    assert "longer than 64" in email.result[0]["error"]
+
+
 def test_csv_with_only_a_header_is_ignored(world):
     assert deliver(world["holidayx"], csv_message("")).status == S.IGNORED
 
