@@ -682,12 +682,14 @@ def visit_close_manual(*, visit_id: int, user, reason: str) -> Visit:
     with transaction.atomic():
         visit = Visit.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=visit_id)
         if visit.exited_at is None:
+            held_overstay = visit.overstay_minutes if visit.held_at is not None else None
             visit.exited_at, visit.closed_reason, visit.held_at = timezone.now(), reason.strip()[:200], None
             visit.save(update_fields=["exited_at", "closed_reason", "held_at"])
             audit_log_record(
                 action="visit.close", actor=user, obj=visit, carpark=visit.carpark, data={"reason": reason.strip()}
             )
-            _visit_closed_effects(visit, None)
+            # A held overstay (policy `hold`) is charged as measured when the car presented at the exit.
+            _visit_closed_effects(visit, held_overstay)
             _publish_occupancy(visit.carpark)
     return visit
 
@@ -766,7 +768,7 @@ def barrier_open_manual(*, lane_id: int, user, reason: str) -> BarrierCommand:
             held.exited_at, held.held_at = timezone.now(), None
             held.closed_reason = f"opened by hand at the exit by {user.get_username() if user else 'staff'}"
             held.save(update_fields=["exited_at", "held_at", "closed_reason"])
-            _visit_closed_effects(held, None)
+            _visit_closed_effects(held, held.overstay_minutes)  # charged as measured when it presented at the exit
             _publish_occupancy(lane.carpark)
         events.publish_to_device(
             device_id=str(device.id),

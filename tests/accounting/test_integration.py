@@ -105,3 +105,45 @@ def test_exit_after_departure_and_grace_charges_the_overstay_once(carpark):
     assert charge.visit_id == visit.pk and charge.units == 3 and charge.amount == D("15.00")
     assert selectors.booking_balance(late.pk) == D("95.00")  # 80.00 sold + 15.00 overstay
     assert sums(account__code=chart.OVERSTAY_REVENUE) == {chart.OVERSTAY_REVENUE: D("-15.00")}
+
+
+@pytest.mark.parametrize("settled_by", ["visit_close_manual", "barrier_open_manual"])
+def test_a_held_overstay_is_charged_when_staff_let_the_car_out(carpark, django_user_model, settled_by):
+    """Policy `hold`: the exit denies and keeps the visit open; staff settling it by hand posts the charge once."""
+    from tests.lanes.conftest import make_device
+
+    for code, direction in (("IN", "entry"), ("OUT", "exit")):
+        Lane.objects.create(carpark=carpark, code=code, direction=direction)
+    carpark.overstay_policy = "hold"
+    carpark.save()
+    CarParkRates.objects.filter(carpark=carpark).update(overstay_rate=D("5.00"), overstay_unit="hour")
+    late = book(carpark, plate="H0LD1", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=3))
+    visit = Visit.objects.create(
+        carpark=carpark,
+        plate="H0LD1",
+        lookalike_key=lookalike_key("H0LD1"),
+        entered_at=now() - timedelta(days=3),
+        booking=late,
+    )
+    device = make_device(carpark.code, ["IN", "OUT"])
+    decision = access.plate_read_decide(
+        device_id=device["device_id"],
+        read_id="held-1",
+        lane_code="OUT",
+        plate="H0LD1",
+        score=0.95,
+        captured_at=now(),
+    )
+    assert (decision["action"], decision["reason"]) == ("deny", "overstay")
+    assert not OverstayCharge.objects.exists()
+    staff = django_user_model.objects.create(username="supervisor")
+    if settled_by == "visit_close_manual":
+        access.visit_close_manual(visit_id=visit.pk, user=staff, reason="paid at the kiosk")
+    else:
+        from apps.access.models import Device
+
+        Device.objects.filter(pk=device["device_id"]).update(online=True)
+        access.barrier_open_manual(lane_id=Lane.objects.get(code="OUT").pk, user=staff, reason="paid at the kiosk")
+    charge = OverstayCharge.objects.get()
+    assert charge.visit_id == visit.pk and charge.units == 3 and charge.amount == D("15.00")
+    assert selectors.booking_balance(late.pk) == D("95.00")
