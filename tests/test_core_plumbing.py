@@ -1,6 +1,7 @@
 """apps.core's jobs and events: sent only after commit, never for work that rolled back (real Redis)."""
 
 import asyncio
+import time
 
 import pytest
 from arq import create_pool
@@ -15,6 +16,12 @@ from apps.core import events, jobs
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def private_queue(settings):
+    """A queue of these tests' own: the session's `parkgate` worker polls the default one and would take the jobs."""
+    settings.ARQ_QUEUE_NAME = "parkgate:tests-plumbing"
+
+
 class Rollback(Exception):
     pass
 
@@ -27,7 +34,9 @@ def noop(*, thing_id: int) -> None:
 async def queued_job_kwargs() -> list[dict]:
     pool = await create_pool(RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME)
     try:
-        return [job.kwargs for job in await pool.queued_jobs() if job.function == "tests.noop"]
+        jobs_ = await pool.queued_jobs(queue_name=settings.ARQ_QUEUE_NAME)
+        await pool.delete(settings.ARQ_QUEUE_NAME)  # leave nothing for the next test
+        return [job.kwargs for job in jobs_ if job.function == "tests.noop"]
     finally:
         await pool.aclose()
 
@@ -51,6 +60,23 @@ async def test_jobs_are_enqueued_after_commit_and_never_after_rollback():
             break
         await asyncio.sleep(0.05)
     assert queued == [{"thing_id": 2}]
+
+
+def enqueue_coalesced_burst(thing_ids: list[int]) -> set[int]:
+    windows = set()
+    for thing_id in thing_ids:
+        with transaction.atomic():
+            windows.add(int(time.time() // 60))
+            jobs.enqueue_coalesced("tests.noop", key="burst", window_s=60, thing_id=thing_id)
+    return windows
+
+
+async def test_a_burst_of_coalesced_enqueues_queues_one_job_per_window():
+    windows = await sync_to_async(enqueue_coalesced_burst)([1, 2, 3, 4, 5])
+    await asyncio.sleep(0.5)
+    queued = await queued_job_kwargs()
+    assert len(queued) == len(windows)  # 1, or 2 if the burst straddled a minute
+    assert queued[0] == {"thing_id": 1}
 
 
 def test_unknown_job_names_fail_loudly():

@@ -10,17 +10,23 @@ from apps.access import services
 from apps.access.models import BlockedPlate, Permit
 from apps.bookings import signals as booking_signals
 from apps.carparks.models import CarPark
-from apps.core.jobs import enqueue
+from apps.core.jobs import enqueue_coalesced
+
+
+def refresh_allowlist_soon(carpark_id: int) -> None:
+    """Rebuilding a car park's list reads all its current bookings: a burst of changes (an agent's CSV, the API
+    under load) must not queue one rebuild each. At most one a second per car park, seeing the whole burst."""
+    enqueue_coalesced("access.allowlist_refresh", key=str(carpark_id), carpark_id=carpark_id)
 
 
 def booking_changed(sender, booking, **kwargs) -> None:
     """A booking was created, amended or cancelled: its car park's offline allow-list may change (spec 5)."""
-    enqueue("access.allowlist_refresh", carpark_id=booking.carpark_id)
+    refresh_allowlist_soon(booking.carpark_id)
 
 
 def plates_changed(sender, instance, **kwargs) -> None:
     """A permit or blocked plate was saved or deleted: the allow-list or block list changes."""
-    enqueue("access.allowlist_refresh", carpark_id=instance.carpark_id)
+    refresh_allowlist_soon(instance.carpark_id)
 
 
 def carpark_saved(sender, instance, created, update_fields=None, **kwargs) -> None:

@@ -15,6 +15,7 @@ Periodic jobs use arq's cron fields: `@periodic("mail.sweep", minute=set(range(6
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,21 +74,34 @@ def registered_periodic() -> list[Periodic]:
 # --- Enqueueing ------------------------------------------------------------------------------------------------
 
 
-def enqueue(name: str, *, job_id: str | None = None, **kwargs: Any) -> None:
+def enqueue(name: str, *, job_id: str | None = None, defer_s: float | None = None, **kwargs: Any) -> None:
     """Run job `name(**kwargs)` in the background once the current transaction commits.
 
-    `job_id` makes the enqueue unique while a job with that id is queued or its result is kept (arq's semantics).
+    `job_id` makes the enqueue unique while a job with that id is queued or its result is kept (arq's semantics);
+    `defer_s` starts it that many seconds later.
     """
     if name not in _jobs:
         raise KeyError(f"unknown job {name!r}")
-    transaction.on_commit(lambda: _dispatch(name, kwargs, job_id), robust=True)
+    transaction.on_commit(lambda: _dispatch(name, kwargs, job_id, defer_s), robust=True)
 
 
-def _dispatch(name: str, kwargs: dict[str, Any], job_id: str | None) -> None:
+def enqueue_coalesced(name: str, *, key: str, window_s: float = 1.0, **kwargs: Any) -> None:
+    """Like `enqueue`, for jobs that recompute something whole (an allow-list, a summary): a burst of changes
+    collapses into at most one run per `key` per `window_s`, started at the window's end so it sees them all."""
+    window = int(time.time() // window_s)
+    enqueue(name, job_id=f"{name}:{key}:{window}", defer_s=window_s, **kwargs)
+
+
+def _dispatch(name: str, kwargs: dict[str, Any], job_id: str | None, defer_s: float | None) -> None:
+    loop = runtime.main_loop()
     if settings.PARKGATE_JOBS_BACKEND == "arq":
-        runtime.submit(lambda: _arq_enqueue(name, kwargs, job_id))
-    elif _inprocess_queue is not None and runtime.main_loop() is not None:
-        runtime.main_loop().call_soon_threadsafe(_inprocess_queue.put_nowait, (name, kwargs))
+        runtime.submit(lambda: _arq_enqueue(name, kwargs, job_id, defer_s))
+    elif _inprocess_queue is not None and loop is not None:
+        if job_id is not None:
+            if job_id in _inprocess_pending:
+                return
+            _inprocess_pending.add(job_id)
+        loop.call_soon_threadsafe(loop.call_later, defer_s or 0, _inprocess_queue.put_nowait, (name, kwargs, job_id))
     else:
         # No server loop (a management command or a test without Redis): run it now, in this thread.
         run_job(name, kwargs)
@@ -97,7 +111,7 @@ _arq_pool = None
 _arq_pool_loop = None
 
 
-async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None) -> None:
+async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None, defer_s: float | None) -> None:
     global _arq_pool, _arq_pool_loop
     from arq import create_pool
     from arq.connections import RedisSettings
@@ -109,12 +123,12 @@ async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None) ->
                 RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME
             )
             _arq_pool_loop = loop
-        await _arq_pool.enqueue_job(name, _job_id=job_id, **kwargs)
+        await _arq_pool.enqueue_job(name, _job_id=job_id, _defer_by=defer_s, **kwargs)
         return
     # A short-lived loop (management command): a pool of its own, closed after use.
     pool = await create_pool(RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME)
     try:
-        await pool.enqueue_job(name, _job_id=job_id, **kwargs)
+        await pool.enqueue_job(name, _job_id=job_id, _defer_by=defer_s, **kwargs)
     finally:
         await pool.aclose()
 
@@ -138,6 +152,7 @@ async def run_job_async(name: str, kwargs: dict[str, Any]) -> Any:
 
 
 _inprocess_queue: asyncio.Queue | None = None
+_inprocess_pending: set[str] = set()  # job ids queued in-process and not started yet (arq's uniqueness, in small)
 
 
 async def run_inprocess_worker(*, concurrency: int = 2) -> None:
@@ -147,7 +162,8 @@ async def run_inprocess_worker(*, concurrency: int = 2) -> None:
 
     async def consume() -> None:
         while True:
-            name, kwargs = await _inprocess_queue.get()
+            name, kwargs, job_id = await _inprocess_queue.get()
+            _inprocess_pending.discard(job_id)
             try:
                 await run_job_async(name, kwargs)
             except Exception:
@@ -160,7 +176,7 @@ async def run_inprocess_worker(*, concurrency: int = 2) -> None:
             now = datetime.now(UTC)
             next_at = next_cron(now, **p.schedule)
             await asyncio.sleep(max(0.0, (next_at - now).total_seconds()))
-            _inprocess_queue.put_nowait((p.name, {}))
+            _inprocess_queue.put_nowait((p.name, {}, None))
 
     tasks = [asyncio.create_task(consume()) for _ in range(concurrency)]
     tasks += [asyncio.create_task(schedule(p)) for p in _periodic]

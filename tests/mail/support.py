@@ -127,27 +127,3 @@ class PrivateRedis:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-
-
-class Supervisor:
-    """Restarts a `manage.py worker` whenever it exits, as systemd's Restart=always would (arq's worker exits when
-    it loses Redis)."""
-
-    def __init__(self, first, env: dict[str, str], name: str):
-        self.current, self.env, self.name = first, env, name
-        self.restarts, self.stopping = 0, threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-
-    def _watch(self) -> None:
-        from tests.support import Process
-
-        while not self.stopping.wait(0.2):
-            if self.current.proc.poll() is not None:
-                self.restarts += 1
-                self.current = Process(["worker"], self.env, f"{self.name}-{self.restarts}").start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.current.stop()
