@@ -11,7 +11,7 @@ from apps.bookings import signals
 
 
 def on_booking_created(sender, booking, **kwargs) -> None:
-    services.booking_ledger_sync(booking=booking, memo=f"{booking.reference} sold")
+    services.booking_ledger_sync(booking=booking, memo=f"{booking.reference} sold", new=True)
 
 
 def on_booking_amended(sender, booking, **kwargs) -> None:

@@ -91,7 +91,7 @@ def _posted_positions(booking_id: int) -> tuple[dict[str, Decimal], dict[tuple[s
     return sold, commission
 
 
-def booking_ledger_sync(*, booking: Booking, memo: str = "") -> list[LedgerTransaction]:
+def booking_ledger_sync(*, booking: Booking, memo: str = "", new: bool = False) -> list[LedgerTransaction]:
     """Post whatever the ledger lacks for this booking's current price, commission and status.
 
     The ledger itself is the memory of what was already posted (revenue per currency, commission per currency
@@ -99,13 +99,22 @@ def booking_ledger_sync(*, booking: Booking, memo: str = "") -> list[LedgerTrans
     signal or a cancel of a cancelled booking posts nothing. A booking moved to a car park in another currency
     (or to another agent) has the old position reversed and the new one posted. Called by the bookings signals'
     receivers, inside the booking service's transaction.
+
+    `new`: the booking was created in this very transaction, so nothing is posted for it yet and no other
+    transaction can see its row: the row lock and the look-up of posted positions are skipped (every booking
+    made pays for them otherwise).
     """
     with transaction.atomic():
-        booking = Booking.objects.select_for_update(of=("self",)).select_related("agent", "carpark").get(pk=booking.pk)
+        if new:
+            sold, commission = {}, {}
+        else:
+            booking = (
+                Booking.objects.select_for_update(of=("self",)).select_related("agent", "carpark").get(pk=booking.pk)
+            )
+            sold, commission = _posted_positions(booking.pk)
         cancelled = booking.status == Booking.Status.CANCELLED
         target_sold = {booking.currency: ZERO if cancelled else booking.price}
         target_commission = {(booking.currency, booking.agent_id): ZERO if cancelled else booking_commission(booking)}
-        sold, commission = _posted_positions(booking.pk)
         lines: dict[str, list[Line]] = {}
         for currency in target_sold.keys() | sold.keys():
             d = target_sold.get(currency, ZERO) - sold.get(currency, ZERO)
