@@ -22,53 +22,22 @@ import itertools
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database_url, log, manage, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import start_server  # noqa: E402  (after the path is set)
 
 TARGETS = {"quotes": 0.40, "creations": 0.20}
 _AGENT_REFS = itertools.count(1)  # unique across clients' rounds
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def bench_database_url(url: str) -> tuple[str, str, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("bench/api.py needs DATABASE_URL to point at PostgreSQL")
-    name = (parts.path.lstrip("/") or "parkgate") + "_bench_api"
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path="/" + name)), name
-
-
-def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 @dataclass
@@ -181,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         sys.exit("bench/api.py needs REDIS_URL (the production shape: shared cache and job queue)")
-    admin_url, db_url, db_name = bench_database_url(os.environ.get("DATABASE_URL", ""))
+    admin_url, db_url, db_name = bench_database_url(os.environ.get("DATABASE_URL", ""), "api")
     env = {
         **os.environ,
         "DATABASE_URL": db_url,

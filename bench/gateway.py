@@ -29,40 +29,19 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database_url, log, manage, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
 
 CARPARK = "BNCH"
 WINDOW = 32
 TARGETS = {"p50_ratio_max": 3.0, "p99_ms_max": 20.0, "decisions_per_s_min": 1000, "saturation_ratio_min": 0.20}
 LOOKALIKE = str.maketrans({"0": "O", "1": "I", "8": "B", "5": "S", "2": "Z", "6": "G"})
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def bench_database_url(url: str) -> tuple[str, str, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("bench/gateway.py needs DATABASE_URL to point at PostgreSQL")
-    name = (parts.path.lstrip("/") or "parkgate") + "_bench_gateway"
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path="/" + name)), name
-
-
-def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def wait_listening(port: int, timeout: float = 30) -> None:
@@ -75,15 +54,6 @@ def wait_listening(port: int, timeout: float = 30) -> None:
                 return
         time.sleep(0.2)
     sys.exit(f"the echo server did not listen on {port}")
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    if out.returncode:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
 
 
 # --- Seeding (runs in a child process with Django set up on the bench database) -------------------------------
@@ -374,7 +344,7 @@ def main() -> None:
 
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
-    admin_url, db_url, db_name = bench_database_url(os.environ["DATABASE_URL"])
+    admin_url, db_url, db_name = bench_database_url(os.environ["DATABASE_URL"], "gateway")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
         DATABASE_URL=db_url, SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106

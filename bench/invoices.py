@@ -22,34 +22,14 @@ import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_database_url, log, recreate_database  # noqa: E402  (after the path is set)
+
 TARGET_SECONDS = 60
 MONTH = date(2026, 10, 1)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def bench_database_url(url: str) -> tuple[str, str, str]:
-    """(admin URL, bench URL, bench database name) next to the given PostgreSQL URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("bench/invoices.py needs DATABASE_URL to point at PostgreSQL")
-    name = (parts.path.lstrip("/") or "parkgate") + "_bench_invoices"
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path="/" + name)), name
-
-
-def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def seed(n: int, batch: int = 5000) -> int:
@@ -162,7 +142,7 @@ def main() -> None:
         seed_main(args.bookings)
         return
 
-    admin_url, url, name = bench_database_url(os.environ.get("DATABASE_URL", ""))
+    admin_url, url, name = bench_database_url(os.environ.get("DATABASE_URL", ""), "invoices")
     recreate_database(admin_url, name)
     log(f"Database {name}: seeding {args.bookings} bookings in a child process...")
     t0 = time.perf_counter()

@@ -26,11 +26,11 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database_url, log, manage, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
 
 MAILBOX = "skypark@bookings.parkgate.test"
@@ -40,10 +40,6 @@ FOOTER = (
     "This booking was made through SkyPark Agents. The customer has paid in full. Please do not reply to this "
     "automatically generated message: replies are not monitored. Terms and conditions apply; see our website. "
 )
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --- The bare server ---------------------------------------------------------------------------------------------
@@ -253,31 +249,6 @@ async def steady(port: int, messages: list[tuple[str, bytes]], rate: float, db_u
 # --- Setup -------------------------------------------------------------------------------------------------------
 
 
-def bench_database_url(url: str) -> tuple[str, str, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("bench/smtp.py needs DATABASE_URL to point at PostgreSQL")
-    name = (parts.path.lstrip("/") or "parkgate") + "_bench_smtp"
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path="/" + name)), name
-
-
-def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    if out.returncode:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-
-
 def start_bare_server() -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
@@ -306,7 +277,7 @@ def main() -> None:
         return
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL (see the docstring)")
-    admin_url, db_url, db_name = bench_database_url(os.environ["DATABASE_URL"])
+    admin_url, db_url, db_name = bench_database_url(os.environ["DATABASE_URL"], "smtp")
     env = dict(os.environ) | {
         "DATABASE_URL": db_url,
         "ARQ_QUEUE_NAME": f"parkgate:bench-smtp:{os.getpid()}",
