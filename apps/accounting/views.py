@@ -12,6 +12,7 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpResponseForbidden, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -174,29 +175,26 @@ async def account_ledger_csv(request, code: str):
 # --- Agents -----------------------------------------------------------------------------------------------------
 
 
-@require_GET
-@accountant_required
-async def agent_statement(request, agent_id: int):
+async def _agent_statement_or_404(request, agent_id: int) -> tuple[dict, date, date]:
     start, end = _range(request)
     try:
         statement = await run_sync(selectors.agent_statement, agent_id=agent_id, start=start, end=end)
-    except Exception as exc:
-        if exc.__class__.__name__ == "DoesNotExist":
-            raise Http404("no such agent") from None
-        raise
+    except ObjectDoesNotExist:
+        raise Http404("no such agent") from None
+    return statement, start, end
+
+
+@require_GET
+@accountant_required
+async def agent_statement(request, agent_id: int):
+    statement, start, end = await _agent_statement_or_404(request, agent_id)
     return _page(request, "accounting/agent_statement.html", {"s": statement, "start": start, "end": end})
 
 
 @require_GET
 @accountant_required
 async def agent_statement_csv(request, agent_id: int):
-    start, end = _range(request)
-    try:
-        statement = await run_sync(selectors.agent_statement, agent_id=agent_id, start=start, end=end)
-    except Exception as exc:
-        if exc.__class__.__name__ == "DoesNotExist":
-            raise Http404("no such agent") from None
-        raise
+    statement, start, end = await _agent_statement_or_404(request, agent_id)
 
     async def body():
         buffer = io.StringIO()

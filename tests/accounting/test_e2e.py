@@ -102,6 +102,8 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
     assert statement.status_code == 200 and invoice.number in statement.text
     statement_csv = list(csv.reader(io.StringIO(alice.get(f"/accounting/agents/{skypark.pk}/statement.csv").text)))
     assert statement_csv[1][0] == invoice.number and statement_csv[1][7] == "255.00"
+    assert alice.get("/accounting/agents/999999/statement").status_code == 404
+    assert alice.get("/accounting/agents/999999/statement.csv").status_code == 404
 
     # Staff record a payment on a customer's booking at their car park; others do not even see it.
     assert login(parkgate, "mandy").get(f"/accounting/bookings/{own.reference}/").status_code == 404
