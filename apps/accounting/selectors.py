@@ -184,26 +184,29 @@ def account_ledger_rows(*, code: str, start: date, end: date) -> Iterator[dict]:
     return _account_lines(code=code, start=start, end=end).iterator(chunk_size=2000)
 
 
+# An agent statement's invoice columns, in order (the page and the CSV export show the same ones).
+STATEMENT_INVOICE_FIELDS = (
+    "number",
+    "kind",
+    "period",
+    "issued_on",
+    "currency",
+    "gross_total",
+    "commission_total",
+    "total",
+    "line_count",
+    "status",
+    "paid_on",
+)
+
+
 def agent_statement(*, agent_id: int, start: date, end: date) -> dict:
     """An agent's account with us: invoices and credit notes issued, payments, and what it owes (1200)."""
     agent = Agent.objects.values("id", "code", "name").get(pk=agent_id)
     invoices = list(
         Invoice.objects.filter(agent_id=agent_id, issued_on__gte=start, issued_on__lte=end)
         .order_by("issued_on", "number")
-        .values(
-            "id",
-            "number",
-            "kind",
-            "period",
-            "issued_on",
-            "currency",
-            "gross_total",
-            "commission_total",
-            "total",
-            "line_count",
-            "status",
-            "paid_on",
-        )
+        .values("id", *STATEMENT_INVOICE_FIELDS)
     )
     owed = (
         LedgerLine.objects.filter(agent_id=agent_id, account__code=chart.AGENT_RECEIVABLES)

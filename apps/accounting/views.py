@@ -199,19 +199,7 @@ async def agent_statement_csv(request, agent_id: int):
     async def body():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        fields = [
-            "number",
-            "kind",
-            "period",
-            "issued_on",
-            "currency",
-            "gross_total",
-            "commission_total",
-            "total",
-            "line_count",
-            "status",
-            "paid_on",
-        ]
+        fields = selectors.STATEMENT_INVOICE_FIELDS
         writer.writerow(fields)
         for invoice in statement["invoices"]:
             writer.writerow([invoice[f] if invoice[f] is not None else "" for f in fields])
