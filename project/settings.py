@@ -88,6 +88,12 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
     }
     _db["OPTIONS"].setdefault("connect_timeout", 3)
+    # Only the hot paths' hand-written statements are prepared (apps.core.sql); their plans do not depend on the
+    # values, so plan them once per connection instead of again on every run (PostgreSQL's default would keep
+    # re-planning the decision's many-branch look-up). Django's own queries are never prepared: unaffected.
+    _db["OPTIONS"]["options"] = " ".join(
+        filter(None, [_db["OPTIONS"].get("options"), "-c plan_cache_mode=force_generic_plan"])
+    )
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default: WAL and immediate transactions so that the in-process worker and the server
     # can write at the same time without "database is locked".

@@ -13,6 +13,7 @@ from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Perm
 from apps.access.tokens import hash_secret
 from apps.bookings.models import Booking, Vehicle
 from apps.core.plates import lookalike_key
+from apps.core.sql import prepared_cursor
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,6 @@ class DecisionContext:
     duplicate: dict | None  # the stored decision when this read_id was already decided
     repeat: dict | None  # the last read of this plate on this lane that opened, within the repeat window
     facts: rules.Facts
-    occupancy: int  # open visits of the car park before this read
     alerted_recently: bool  # an alert for this lane and plate within the repeat window
     visits_around: bool  # other visits or unpaired exits of this vehicle after captured_at (order matters)
 
@@ -182,7 +182,6 @@ def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, n
         duplicate=duplicate.first(),
         repeat=repeat if read.plate else None,
         facts=decision_facts(carpark_id=carpark_id, read=read, policy=policy, entry=entry),
-        occupancy=carpark_occupancy(carpark_id=carpark_id),
         alerted_recently=Alert.objects.filter(lane_id=lane_id, plate=read.plate, created_at__gte=now - window).exists(),
         visits_around=around,
     )
@@ -191,6 +190,8 @@ def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, n
 # One round trip for all the facts of a decision: each branch is an indexed lookup by normal-form plate or
 # look-alike key (bookings_vehicle.registration / .lookalike_key, access_visit's partial open-visit indexes,
 # access_plateread (lane, plate, captured_at) and (device, read_id), access_alert (lane, plate, created_at)).
+# Prepared once per pooled connection (apps.core.sql): planning this statement costs more than running it.
+# No occupancy count here: it grows with the car park, and the dashboards recount once per flush anyway.
 _CONTEXT_SQL = """
 SELECT 'duplicate', jsonb_build_object('decision', r.decision)
   FROM access_plateread r WHERE r.device_id = %(device)s AND r.read_id = %(read_id)s
@@ -225,9 +226,6 @@ SELECT 'booking', jsonb_build_object('id', b.id, 'plate', v.registration, 'key',
   FROM bookings_vehicle v JOIN bookings_booking b ON b.id = v.booking_id
  WHERE %(entry)s AND b.carpark_id = %(carpark)s
    AND (v.registration = ANY(%(plates)s::text[]) OR v.lookalike_key = %(key)s::text)
-UNION ALL
-SELECT 'occupancy', jsonb_build_object('n', count(*))
-  FROM access_visit v WHERE v.carpark_id = %(carpark)s AND v.exited_at IS NULL
 UNION ALL (
 SELECT 'alerted', '{}'::jsonb FROM access_alert a
  WHERE a.lane_id = %(lane)s AND a.plate = %(plate)s AND a.created_at >= %(alert_since)s LIMIT 1)
@@ -254,8 +252,8 @@ def _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, e
         "alert_since": now - window,
     }  # fmt: skip
     rows: dict[str, list[dict]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_CONTEXT_SQL, params)
+    with prepared_cursor() as cursor:
+        cursor.execute(_CONTEXT_SQL, params, prepare=True)
         for kind, data in cursor.fetchall():
             rows.setdefault(kind, []).append(json.loads(data) if isinstance(data, str) else data)
     duplicate = rows.get("duplicate", [None])[0]
@@ -294,7 +292,6 @@ def _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, e
         duplicate=duplicate["decision"] if duplicate else None,
         repeat=rows.get("repeat", [None])[0] if read.plate else None,
         facts=facts,
-        occupancy=rows["occupancy"][0]["n"],
         alerted_recently="alerted" in rows,
         visits_around="around" in rows,
     )

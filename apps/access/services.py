@@ -1,6 +1,7 @@
 """Lane controller writes: enrolment, revocation, connection state, plate-read decisions, visits, barrier commands,
 alerts and the offline allow-list (device-protocol.md). Every function owns its transaction."""
 
+import functools
 import hashlib
 import json
 import secrets
@@ -30,6 +31,7 @@ from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
 from apps.core import events, plates
 from apps.core.services import audit_log_record
+from apps.core.sql import prepared_cursor
 
 ENROLMENT_CODE_TTL = timedelta(hours=24)
 COMMAND_TTL = timedelta(seconds=10)
@@ -269,6 +271,8 @@ def plate_read_decide(
 
 def _lane_locked(device_id: str, lane_code: str, lane_id: int | None, key: str) -> Lane:
     """The lane with its car park's current policies, taking the vehicle's lock in the same round trip."""
+    if lane_id and connection.vendor == "postgresql":
+        return _lane_locked_prepared(lane_id, key)
     lanes = Lane.objects.select_related("carpark")
     if connection.vendor == "postgresql":
         # Serialise decisions about one vehicle (by look-alike key) across threads and processes.
@@ -277,6 +281,32 @@ def _lane_locked(device_id: str, lane_code: str, lane_id: int | None, key: str) 
     lane = lanes.filter(pk=lane_id).first() if lane_id else lanes.filter(devices__id=device_id, code=lane_code).first()
     if lane is None:
         raise UnknownLane(lane_code)
+    return lane
+
+
+@functools.cache
+def _lane_statement() -> tuple[str, list[str], list[str]]:
+    """SELECT lane + car park by lane id, locking the vehicle (look-alike key) first: the decision's first statement."""
+    lane_fields, carpark_fields = Lane._meta.concrete_fields, CarPark._meta.concrete_fields
+    columns = [f"l.{connection.ops.quote_name(f.column)}" for f in lane_fields]
+    columns += [f"c.{connection.ops.quote_name(f.column)}" for f in carpark_fields]
+    sql = (
+        f"SELECT pg_advisory_xact_lock(l.carpark_id::integer, hashtext(%s)), {', '.join(columns)} "  # noqa: S608  (model metadata only)
+        "FROM carparks_lane l JOIN carparks_carpark c ON c.id = l.carpark_id WHERE l.id = %s"
+    )
+    return sql, [f.attname for f in lane_fields], [f.attname for f in carpark_fields]
+
+
+def _lane_locked_prepared(lane_id: int, key: str) -> Lane:
+    sql, lane_names, carpark_names = _lane_statement()
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [key, lane_id], prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        raise UnknownLane(str(lane_id))
+    values = row[1:]
+    lane = Lane.from_db(connection.alias, lane_names, values[: len(lane_names)])
+    lane.carpark = CarPark.from_db(connection.alias, carpark_names, values[len(lane_names) :])
     return lane
 
 
@@ -360,7 +390,7 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
                 )  # fmt: skip
         _publish_read(carpark, lane, row, outcome)
         if delta is not None:
-            _publish_occupancy(carpark, None if delta == "recount" else context.occupancy + delta)
+            _publish_occupancy_changed(carpark)
         return row.decision
 
 
@@ -375,20 +405,20 @@ def _fast_path(outcome: rules.Outcome, *, stale: bool, simple: bool) -> bool:
 
 def _insert_sql(obj, *, read_fk: str | None = None, returning: str = "id") -> tuple[str, list]:
     """An INSERT of `obj` as an ORM `save()` would write it (defaults, auto_now), with `read_fk` set to the read
-    inserted by the CTE `r`. Only column names from the model's metadata and placeholders go into the text."""
+    inserted by the CTE `r`. Only column names from the model's metadata and placeholders go into the text; the
+    values are typed by their columns (VALUES), as server-side parameters need."""
     columns, values = [], []
     for field in obj._meta.concrete_fields:
         if field.primary_key or field.attname == read_fk:
             continue
         columns.append(connection.ops.quote_name(field.column))
         values.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
-    placeholders = ", ".join(["%s"] * len(values))
-    table = connection.ops.quote_name(obj._meta.db_table)
-    if read_fk is None:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING {returning}"  # noqa: S608
-    else:
+    placeholders = ["%s"] * len(values)
+    if read_fk is not None:
         columns.append(connection.ops.quote_name(read_fk))
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {placeholders}, r.id FROM r RETURNING {returning}"  # noqa: S608
+        placeholders.append("(SELECT id FROM r)")
+    table = connection.ops.quote_name(obj._meta.db_table)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) RETURNING {returning}"  # noqa: S608
     return sql, values
 
 
@@ -431,8 +461,8 @@ def _write_in_one_statement(carpark, lane, row: PlateRead, outcome: rules.Outcom
     returning = ", ".join(
         ["r.id", "r.received_at", "(SELECT id FROM v)" if visit else "NULL", "(SELECT id FROM a)" if alert else "NULL"]
     )
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {returning} FROM r", params)  # noqa: S608  (see _insert_sql)
+    with prepared_cursor() as cursor:  # a few shapes, each prepared once per connection
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {returning} FROM r", params, prepare=True)  # noqa: S608  (see _insert_sql)
         row.id, row.received_at, visit_id, alert_id = cursor.fetchone()
     if command is not None:
         command.read = row
@@ -949,11 +979,16 @@ def _publish_visit(carpark, visit: Visit, reference: str | None = None) -> None:
     events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=data)
 
 
-def _publish_occupancy(carpark, occupancy: int | None = None) -> None:
-    """Occupancy = open visits; `occupancy` when the caller knows it (the decision path counts it up front)."""
-    if occupancy is None:
-        occupancy = selectors.carpark_occupancy(carpark_id=carpark.id)
-    data = {"carpark": carpark.code, "occupancy": occupancy}
+def _publish_occupancy(carpark) -> None:
+    """Occupancy = open visits, counted now."""
+    data = {"carpark": carpark.code, "occupancy": selectors.carpark_occupancy(carpark_id=carpark.id)}
+    events.publish_to_carpark(carpark_id=carpark.id, kind="occupancy", data=data)
+
+
+def _publish_occupancy_changed(carpark) -> None:
+    """Occupancy changed, not counted (`null`): the decision path does not pay for a count that grows with the car
+    park; the dashboards' fan-out recounts once per flush for all the changes it folds together."""
+    data = {"carpark": carpark.code, "occupancy": None}
     events.publish_to_carpark(carpark_id=carpark.id, kind="occupancy", data=data)
 
 
