@@ -3,7 +3,9 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/parkgate_bench REDIS_URL=redis://127.0.0.1:6379/9 \\
         .venv/bin/python bench/dashboard.py [--dashboards 1000] [--rate 50] [--seconds 15] [--servers 2] [--lanes 10]
 
-Use a database and a Redis DB of its own: it migrates, seeds the demo world, adds bookings and flushes that Redis DB.
+It creates (and drops at the end) a throwaway database `<name>_bench_dashboard` beside DATABASE_URL, migrates it,
+seeds the demo world and adds bookings; REDIS_URL must be a Redis DB of its own (it is flushed). The last line printed
+is one JSON object with the figures of both modes.
 Two modes, each on freshly started --servers `serve` processes; in each, the lane controllers (--lanes of them,
 spread over the processes) send entries for fresh bookings at --rate for --seconds (open loop) three times: alone,
 with --dashboards dashboard clients watching LHR-T5 (spread over the processes), and alone again:
@@ -37,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("PARKGATE_HTTPS", "0")
+
+from bench.common import bench_database_url, recreate_database  # noqa: E402  (after the path is set)
 
 CARPARK = "LHR-T5"
 PASSWORD = "bench-password-1"  # noqa: S105  (a throw-away user in the benchmark's own database)
@@ -398,8 +402,35 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10, help="seconds after the last entry before reporting")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
-        sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL to a database and Redis DB of the benchmark's own")
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("set REDIS_URL to a Redis DB of the benchmark's own (it is flushed)")
+    admin_url, db_url, db_name = bench_database_url(os.environ.get("DATABASE_URL", ""), "dashboard")
+    recreate_database(admin_url, db_name)
+    os.environ["DATABASE_URL"] = db_url  # the serve processes inherit it
+    try:
+        results = run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        recreate_database(admin_url, db_name, drop_only=True)
+    print(json.dumps(results, default=str))
+
+
+def summary(result: dict) -> dict:
+    without = (result["before"]["decision_p99"] + result["after"]["decision_p99"]) / 2
+    keep = ("lag_p50", "lag_p99", "lag_max_seen", "never_held", "holding_final", "frames_per_s", "connected")
+    return {k: result[k] for k in keep} | {
+        "kb_per_idle": round(result["kb_per_idle"], 1),
+        "decision_p99_without": without,
+        "decision_p99_with": result["with"]["decision_p99"],
+        "decision_p99_change_pct": round((result["with"]["decision_p99"] - without) / without * 100, 1),
+        "serve_cpu_pct_with": round(result["with"]["serve_cpu_pct"], 1),
+        "client_cpu_pct": round(result["with"]["client_cpu_pct"], 1),
+    }
+
+
+def run(args) -> dict:
     setup_world(args)
     args.tokens = enrol_lanes(args.lanes)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -407,9 +438,15 @@ def main() -> None:
         f"{args.dashboards} dashboards on {args.servers} serve processes, {args.lanes} lane controllers, "
         f"entries at {args.rate:g}/s for {args.seconds:g} s per run; machine: {os.cpu_count()} CPUs"
     )
-    report(run_mode("coalesced fan-out (Parkgate)", args, "coalesced"), args)
+    results = {}
+    coalesced = run_mode("coalesced fan-out (Parkgate)", args, "coalesced")
+    report(coalesced, args)
+    results["coalesced"] = summary(coalesced)
     if not args.skip_baseline:
-        report(run_mode("baseline: bare Channels group_send of every event to every socket", args, "direct"), args)
+        direct = run_mode("baseline: bare Channels group_send of every event to every socket", args, "direct")
+        report(direct, args)
+        results["baseline"] = summary(direct)
+    return results
 
 
 if __name__ == "__main__":
