@@ -20,7 +20,7 @@ from channels.layers import DEFAULT_CHANNEL_LAYER
 from django.conf import settings
 
 from apps.core.concurrency import run_sync
-from apps.core.events import carpark_group, staff_group
+from apps.core.events import carpark_group, carpark_messages, staff_group
 from apps.staff import selectors
 from consumers.fanout import fanout, single_event_frame, snapshots
 
@@ -49,6 +49,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     carpark_ids: list[int] = ()
     codes: dict[int, str]
     held: list[str] | None = None  # deltas that arrived before the snapshot went out
+    last_occupancy: dict[int, int]  # direct mode: the last count per car park an event carried
     recheck_task: asyncio.Task | None = None
     subscribed = False
     watching_staff = False
@@ -67,6 +68,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.watch_staff()
         await self.accept()
         self.held = []
+        self.last_occupancy = {}
         tiles = await run_sync(selectors.carpark_tiles, carpark_ids=self.carpark_ids)
         self.codes = {t["id"]: t["code"] for t in tiles}
         await self.subscribe()
@@ -129,10 +131,19 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.send_snapshot()
 
     async def carpark_event(self, message: dict) -> None:
-        """Only in direct mode (the benchmark's baseline): every event to every socket, as it comes."""
-        carpark_id = next((cid for cid, code in self.codes.items() if code == message["data"].get("carpark")), None)
-        carpark_id = carpark_id or self.carpark_ids[0]
-        await self.deliver(single_event_frame(carpark_id, self.codes[carpark_id], message["kind"], message["data"]))
+        """Only in direct mode (the benchmark's baseline): every event to every socket, as it comes, one frame each.
+        An occupancy event without a count (`null`: changed, not counted) carries the last count this socket saw."""
+        for kind, data in carpark_messages(message):
+            carpark_id = next((cid for cid, code in self.codes.items() if code == data.get("carpark")), None)
+            carpark_id = carpark_id or self.carpark_ids[0]
+            if kind == "occupancy":
+                if data.get("occupancy") is None:
+                    data = data | {"occupancy": self.last_occupancy.get(carpark_id)}
+                else:
+                    self.last_occupancy[carpark_id] = data["occupancy"]
+            await self.deliver(single_event_frame(carpark_id, self.codes[carpark_id], kind, data))
+
+    carpark_events = carpark_event  # several events sent together (apps/core/events.py), oldest first
 
     async def send_snapshot(self) -> None:
         if self.held is None:

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from apps.core import events, jobs
+from apps.core import events, jobs, runtime
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,3 +107,88 @@ async def test_events_reach_the_group_after_commit_and_never_after_rollback():
             await asyncio.wait_for(layer.receive(channel), timeout=0.3)
     finally:
         await layer.group_discard(events.carpark_group(999), channel)
+
+
+@pytest.fixture
+async def server_loop():
+    """The test's loop stands in for `serve`'s: committed events go through the process's outbox and its sender."""
+    runtime.set_main_loop(asyncio.get_running_loop())
+    yield
+    runtime.set_main_loop(None)
+
+
+def publish_decisions(decisions: list[tuple[int, bool]]) -> None:
+    """Per (n, commit): one transaction publishing what a decision does (read, visit, occupancy) to car park 999
+    and one event to car park 998; rolled back unless `commit`."""
+    for n, commit in decisions:
+        try:
+            with transaction.atomic():
+                events.publish_to_carpark(carpark_id=999, kind="read", data={"id": n})
+                events.publish_to_carpark(carpark_id=998, kind="read", data={"id": n})
+                events.publish_to_carpark(carpark_id=999, kind="visit", data={"id": n})
+                events.publish_to_carpark(carpark_id=999, kind="occupancy", data={"occupancy": None})
+                if not commit:
+                    raise Rollback
+        except Rollback:
+            pass
+
+
+async def receive_all(layer, channel: str, quiet_s: float = 0.5) -> list[dict]:
+    messages = []
+    while True:
+        try:
+            messages.append(await asyncio.wait_for(layer.receive(channel), timeout=quiet_s))
+        except TimeoutError:
+            return messages
+
+
+async def test_a_servers_events_go_out_merged_per_group_in_commit_order_and_never_after_rollback(server_loop):
+    layer = get_channel_layer()
+    one, other = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add(events.carpark_group(999), one)
+    await layer.group_add(events.carpark_group(998), other)
+    try:
+        decisions = [(n, n % 3 != 1) for n in range(1, 31)]  # every third one rolls back
+        await sync_to_async(publish_decisions)(decisions)
+        received = await receive_all(layer, one)
+        received_other = await receive_all(layer, other)
+    finally:
+        await layer.group_discard(events.carpark_group(999), one)
+        await layer.group_discard(events.carpark_group(998), other)
+    committed = [n for n, commit in decisions if commit]
+    expected = [("read", {"id": n}) for n in committed]
+    assert [e for m in received_other for e in events.carpark_messages(m)] == expected
+    expected = [
+        e for n in committed for e in (("read", {"id": n}), ("visit", {"id": n}), ("occupancy", {"occupancy": None}))
+    ]
+    assert [e for m in received for e in events.carpark_messages(m)] == expected
+    assert len(received) < len(committed)  # a decision's events travel together: fewer messages than decisions
+    assert {m["type"] for m in received} <= {"carpark.events", "carpark.event"}
+
+
+def test_merging_keeps_order_splits_long_runs_and_leaves_other_messages_alone():
+    car = [{"type": "carpark.event", "kind": "read", "data": {"id": n}} for n in range(events.MAX_BATCH + 3)]
+    staff = {"type": "staff.event", "user": 1, "kind": "roles", "data": {}}
+    out = events.merged([car[0], staff, *car[1:]])
+    assert out[0] == car[0] and out[1] == staff
+    assert [m["type"] for m in out[2:]] == ["carpark.events", "carpark.events"]
+    assert [d for m in out for _, d in events.carpark_messages(m)] == [m["data"] for m in car]
+    assert all(len(m.get("events", ())) <= events.MAX_BATCH for m in out)
+
+
+async def test_with_the_channel_layer_down_publishing_returns_and_logs_the_loss(server_loop, settings, caplog):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.pop("default", None)
+    try:
+        await sync_to_async(publish_decisions)([(1, True), (2, True)])  # returns: the sender runs on the loop
+        for _ in range(100):
+            if "not sent" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert "event to carpark.999 not sent" in caplog.text
+    finally:
+        channel_layers.backends.pop("default", None)

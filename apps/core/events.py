@@ -4,9 +4,21 @@ Every event is sent after the current transaction commits (never for work that r
 layer, so it reaches consumers in any server process. Sending never blocks the caller, and a channel layer that is
 down (Redis stopped) loses dashboard updates, never domain work: consumers resynchronise from a snapshot.
 Nothing that must arrive relies on this path alone (channels-redis drops messages to a full channel).
+
+Batching: in a server process (one with a running loop, see apps.core.runtime) committed events go into this
+process's outbox, and one sender on the loop empties it: the car park events waiting for the same group go out as
+ONE channel-layer message, `carpark.events` {"events": [{"kind", "data"}, ...]} in commit order (a lone one stays a
+`carpark.event`). A plate-read decision emits about three events (read, visit, occupancy), and a group_send costs
+four Redis round trips on the loop the lanes' replies share, so this is one group_send per decision, or fewer
+when decisions commit together. While a send is in flight the next events wait and are merged into the following
+one; a group's messages are sent one after another, so consumers see its events in commit order. Without a running
+loop (management commands, tests) each event is sent at once, as before.
 """
 
+import asyncio
 import logging
+import threading
+from collections import deque
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -15,6 +27,10 @@ from django.db import transaction
 from apps.core import runtime
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 100  # events per channel-layer message (a backlog goes out as several, in order)
+MAX_PENDING = 2000  # events waiting per group while the layer is slow or down: the oldest are dropped
+SEND_TIMEOUT_S = 2  # a group_send that takes longer (Redis unreachable) is abandoned: dashboards resync later
 
 
 def carpark_group(carpark_id: int) -> str:
@@ -35,7 +51,10 @@ def publish_to_staff(*, user_id: int, kind: str, data: dict[str, Any]) -> None:
 
 
 def publish_to_carpark(*, carpark_id: int, kind: str, data: dict[str, Any]) -> None:
-    """Tell the staff watching car park `carpark_id` that `kind` happened (after commit)."""
+    """Tell the staff watching car park `carpark_id` that `kind` happened (after commit).
+
+    Consumers receive `carpark.event` {"kind", "data"} or, for several events sent together, `carpark.events`
+    {"events": [{"kind", "data"}, ...]} (oldest first): `carpark_messages` reads both."""
     _send_on_commit(carpark_group(carpark_id), {"type": "carpark.event", "kind": kind, "data": data})
 
 
@@ -44,8 +63,101 @@ def publish_to_device(*, device_id: str, kind: str, data: dict[str, Any]) -> Non
     _send_on_commit(device_group(device_id), {"type": "device.event", "kind": kind, "data": data})
 
 
+def carpark_messages(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The (kind, data) car park events a channel-layer message carries, oldest first ([] for other messages)."""
+    if message.get("type") == "carpark.event":
+        return [(message["kind"], message["data"])]
+    if message.get("type") == "carpark.events":
+        return [(event["kind"], event["data"]) for event in message["events"]]
+    return []
+
+
 def _send_on_commit(group: str, message: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: runtime.submit(lambda: _send(group, message)), robust=True)
+    transaction.on_commit(lambda: _outbox.put(group, message), robust=True)
+
+
+class _Outbox:
+    """This process's committed events waiting for the loop, per group in commit order (thread-safe: on_commit
+    callbacks run in whichever thread committed)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[str, deque[dict[str, Any]]] = {}
+        self.sending_on: asyncio.AbstractEventLoop | None = None  # the loop whose sender is scheduled or running
+        self.dropped = 0
+
+    def put(self, group: str, message: dict[str, Any]) -> None:
+        loop = runtime.main_loop()
+        if loop is None:  # no server loop: send it now (runtime.submit runs it to completion)
+            runtime.submit(lambda: _send(group, message))
+            return
+        with self.lock:
+            queue = self.pending.setdefault(group, deque())
+            if len(queue) >= MAX_PENDING:
+                queue.popleft()
+                self.dropped += 1
+            queue.append(message)
+            if self.sending_on is loop:
+                return  # the sender will take it
+            self.sending_on = loop
+        try:
+            loop.call_soon_threadsafe(runtime.submit, self.send_all)
+        except RuntimeError:  # the loop closed meanwhile (shutdown): the events are lost like any unsent ones
+            with self.lock:
+                self.sending_on = None
+
+    def take(self) -> dict[str, list[dict[str, Any]]]:
+        """Everything waiting, or {} (and the sender stops: the next `put` starts another)."""
+        with self.lock:
+            batch = {group: list(queue) for group, queue in self.pending.items() if queue}
+            self.pending.clear()
+            if not batch:
+                self.sending_on = None
+            return batch
+
+    async def send_all(self) -> None:
+        """Until the outbox is empty: one message per group (per MAX_BATCH events), groups in parallel."""
+        try:
+            while batch := self.take():
+                await asyncio.gather(*(_send_batch(group, messages) for group, messages in batch.items()))
+        except BaseException:
+            with self.lock:
+                self.sending_on = None  # cancelled (shutdown) or broken: let the next event start a sender
+            raise
+
+
+_outbox = _Outbox()
+
+
+def merged(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive car park events folded into `carpark.events` messages of at most MAX_BATCH (order kept); other
+    messages unchanged."""
+    out: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+
+    def close_run() -> None:
+        for start in range(0, len(run), MAX_BATCH):
+            chunk = run[start : start + MAX_BATCH]
+            if len(chunk) == 1:
+                out.append(chunk[0])
+            else:
+                events = [{"kind": m["kind"], "data": m["data"]} for m in chunk]
+                out.append({"type": "carpark.events", "events": events})
+        run.clear()
+
+    for message in messages:
+        if message.get("type") == "carpark.event":
+            run.append(message)
+        else:
+            close_run()
+            out.append(message)
+    close_run()
+    return out
+
+
+async def _send_batch(group: str, messages: list[dict[str, Any]]) -> None:
+    for message in merged(messages):
+        await _send(group, message)
 
 
 async def _send(group: str, message: dict[str, Any]) -> None:
@@ -53,6 +165,6 @@ async def _send(group: str, message: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        await layer.group_send(group, message)
+        await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
     except Exception as exc:  # Redis down: dashboards lag, nothing else is affected
         log.warning("event to %s not sent: %s", group, exc)

@@ -75,3 +75,79 @@ async def test_sockets_asking_together_share_a_snapshot_started_after_they_asked
     results = await asyncio.gather(first, *rest)
     assert results[0] == "snapshot 1" and set(results[1:]) == {"snapshot 2"}
     assert started == [(1, 2), (1, 2)]
+
+
+def test_an_occupancy_event_without_a_count_still_asks_for_a_recount():
+    delta = Delta()
+    delta.add("occupancy", {"carpark": "LHR-T5", "occupancy": 7})
+    delta.add("occupancy", {"carpark": "LHR-T5", "occupancy": None})  # "changed, recount" (the decision path)
+    assert delta and delta.needs_count and delta.occupancy == 7  # 7: the fallback if the recount fails
+    alone = Delta()
+    alone.add("occupancy", {"carpark": "LHR-T5", "occupancy": None})
+    assert alone and alone.needs_count and alone.occupancy is None
+    reads_only = Delta()
+    reads_only.add("read", {"id": 1})
+    assert reads_only and not reads_only.needs_count
+
+
+async def test_events_sent_together_reach_the_sockets_in_order_with_a_recounted_occupancy():
+    from channels.layers import InMemoryChannelLayer
+
+    from apps.core.events import carpark_group
+
+    layer = InMemoryChannelLayer()
+    fanout = CarparkFanout(layer=layer, flush_s=0.05)
+    counted = []
+
+    async def occupancy(carpark_id, reported):
+        counted.append(reported)
+        return 42
+
+    fanout._occupancy = occupancy
+    socket = Socket()
+    await fanout.subscribe(1, "LHR-T5", socket)
+    try:
+        events = [{"kind": "read", "data": {"id": n}} for n in (1, 2, 3)]
+        events.append({"kind": "occupancy", "data": {"carpark": "LHR-T5", "occupancy": None}})
+        await layer.group_send(carpark_group(1), {"type": "carpark.events", "events": events})
+        for _ in range(50):
+            if socket.frames:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        for task in list(fanout.tasks):
+            task.cancel()
+    assert len(socket.frames) == 1
+    assert [r["id"] for r in socket.frames[0]["reads"]] == [1, 2, 3]
+    assert socket.frames[0]["occupancy"] == 42 and counted == [None]
+
+
+async def test_a_big_flush_is_paced_in_slices_and_the_next_never_overtakes_it():
+    from consumers import fanout as module
+
+    fanout = CarparkFanout(layer=None, flush_s=0.0)
+    fanout.codes[1] = "LHR-T5"
+    order = []
+
+    class Recorder(Socket):
+        def __init__(self, n):
+            super().__init__()
+            self.n = n
+
+        async def deliver(self, text):
+            order.append((json.loads(text)["reads"][0]["id"], self.n, asyncio.get_running_loop().time()))
+
+    for n in range(module.SLICE * 5):
+        fanout.subscribers[1].add(Recorder(n))
+    fanout.add(1, "read", {"id": 1})
+    await asyncio.sleep(0)  # the first flush has started writing
+    fanout.last_flush[1] = 0.0  # due at once: it must still wait for the first to finish
+    fanout.add(1, "read", {"id": 2})
+    for _ in range(100):
+        if len(order) == 2 * module.SLICE * 5:
+            break
+        await asyncio.sleep(0.02)
+    assert [flush for flush, _, _ in order] == [1] * (module.SLICE * 5) + [2] * (module.SLICE * 5)
+    first = [t for flush, _, t in order if flush == 1]
+    spread = min(module.SPREAD_S, fanout.interval(1) / 2) * 4 / 5  # 5 slices: 4 pauses
+    assert first[-1] - first[0] >= spread / 2  # paced, not written in one burst
