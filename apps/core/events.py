@@ -12,7 +12,7 @@ ONE channel-layer message, `carpark.events` {"events": [{"kind", "data"}, ...]} 
 four Redis round trips on the loop the lanes' replies share, so this is one group_send per decision, or fewer
 when decisions commit together. While a send is in flight the next events wait and are merged into the following
 one; a group's messages are sent one after another, so consumers see its events in commit order. Without a running
-loop (management commands, tests) each event is sent at once, as before.
+loop (management commands, tests), and in the benchmark's bare-Channels baseline, each event is sent on its own.
 """
 
 import asyncio
@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from apps.core import runtime
@@ -88,7 +89,9 @@ class _Outbox:
 
     def put(self, group: str, message: dict[str, Any]) -> None:
         loop = runtime.main_loop()
-        if loop is None:  # no server loop: send it now (runtime.submit runs it to completion)
+        if loop is None or settings.DASHBOARD_FANOUT == "direct":
+            # No server loop: send it now (runtime.submit runs it to completion). DASHBOARD_FANOUT=direct is the
+            # benchmark's bare-Channels baseline: one group_send per event, as a naive publisher would.
             runtime.submit(lambda: _send(group, message))
             return
         with self.lock:
