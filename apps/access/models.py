@@ -83,12 +83,14 @@ class PlateRead(models.Model):
         DENY = "deny", "Deny"
         NONE = "none", "None (recorded)"
 
-    device = models.ForeignKey(Device, related_name="reads", on_delete=models.PROTECT)
-    lane = models.ForeignKey("carparks.Lane", related_name="reads", on_delete=models.PROTECT)
-    carpark = models.ForeignKey("carparks.CarPark", related_name="reads", on_delete=models.PROTECT)
+    # Every read is written on the barrier's path: no index that another one already covers (device: the unique
+    # (device, read_id); lane: (lane, plate, captured_at); carpark: (carpark, received_at)), none for LIKE.
+    device = models.ForeignKey(Device, related_name="reads", on_delete=models.PROTECT, db_index=False)
+    lane = models.ForeignKey("carparks.Lane", related_name="reads", on_delete=models.PROTECT, db_index=False)
+    carpark = models.ForeignKey("carparks.CarPark", related_name="reads", on_delete=models.PROTECT, db_index=False)
     read_id = models.CharField(max_length=64)
     plate_raw = models.CharField(max_length=32)
-    plate = models.CharField(max_length=32, db_index=True)
+    plate = models.CharField(max_length=32)
     lookalike_key = models.CharField(max_length=32)
     score = models.FloatField()
     candidates = models.JSONField(default=list, blank=True)
@@ -115,6 +117,7 @@ class PlateRead(models.Model):
         indexes = [
             models.Index(fields=["lane", "plate", "captured_at"]),
             models.Index(fields=["carpark", "received_at"]),
+            models.Index(fields=["plate"], name="read_plate"),  # staff search
             models.Index(
                 fields=["carpark", "lookalike_key", "captured_at"],
                 condition=models.Q(unpaired_exit=True),
@@ -143,9 +146,14 @@ class BarrierCommand(models.Model):
     issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     detail = models.CharField(max_length=500, blank=True)
     result_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [  # the time-out sweep's look-up; a plain status index would be written for every command
+            models.Index(fields=["expires_at"], condition=models.Q(status="pending"), name="command_pending_expiry"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.command_id} {self.lane} {self.status}"
@@ -154,9 +162,11 @@ class BarrierCommand(models.Model):
 class Visit(models.Model):
     """A vehicle on site: an entry paired with the first later exit (by captured_at). Occupancy = open visits."""
 
-    carpark = models.ForeignKey("carparks.CarPark", related_name="visits", on_delete=models.PROTECT)
-    plate = models.CharField(max_length=32, db_index=True)
-    lookalike_key = models.CharField(max_length=32, db_index=True)
+    # Written on the barrier's path: carpark is covered by visit_key_entered; plate and key get plain indexes for
+    # staff search (Meta), none for LIKE.
+    carpark = models.ForeignKey("carparks.CarPark", related_name="visits", on_delete=models.PROTECT, db_index=False)
+    plate = models.CharField(max_length=32)
+    lookalike_key = models.CharField(max_length=32)
     entry_read = models.OneToOneField(
         PlateRead, null=True, blank=True, related_name="entry_visit", on_delete=models.SET_NULL
     )
@@ -182,6 +192,8 @@ class Visit(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["carpark", "lookalike_key", "entered_at"], name="visit_key_entered"),
+            models.Index(fields=["plate"], name="visit_plate"),
+            models.Index(fields=["lookalike_key"], name="visit_key"),
             models.Index(
                 fields=["carpark", "plate"], condition=models.Q(exited_at__isnull=True), name="open_visit_plate"
             ),
