@@ -1,9 +1,14 @@
-"""WebSocket routing. Lane controllers authenticate by token (no Origin, no session); staff by session + Origin."""
+"""WebSocket routing. Lane controllers authenticate by token (no Origin, no session); staff by session + Origin.
+
+A process serves the WebSocket routes in SERVE_WEBSOCKETS (`serve --websockets`) and refuses the others with 403:
+lane controllers can be kept on processes of their own, away from dashboards (docs/architecture.md, Deployment).
+"""
 
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
 from django.urls import re_path
 
 
@@ -18,17 +23,15 @@ def build_application(django_asgi_app):
     from consumers.routing import websocket_urlpatterns as staff_patterns
     from device_gateway.routing import websocket_urlpatterns as device_patterns
 
+    routes = []
+    if "device" in settings.SERVE_WEBSOCKETS:
+        routes += device_patterns
+    if "dashboard" in settings.SERVE_WEBSOCKETS:
+        staff = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(staff_patterns)))
+        routes.append(re_path(r"^ws/dashboard/", staff))
     return ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": URLRouter(
-                [
-                    *device_patterns,
-                    re_path(
-                        r"^ws/dashboard/", AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(staff_patterns)))
-                    ),
-                    re_path(r"", RefuseConsumer.as_asgi()),
-                ]
-            ),
+            "websocket": URLRouter([*routes, re_path(r"", RefuseConsumer.as_asgi())]),
         }
     )

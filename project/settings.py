@@ -134,6 +134,13 @@ API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  #
 # DASHBOARD_FANOUT=direct sends every event to every socket instead (the benchmark's baseline, not for production).
 DASHBOARD_FLUSH_S = env.float("DASHBOARD_FLUSH_S", default=0.25)
 DASHBOARD_FANOUT = env.str("DASHBOARD_FANOUT", default="coalesced")
+# WebSocket routes a `serve` process accepts (others: 403): `device` (/ws/device/), `dashboard` (/ws/dashboard/).
+# Separate processes for each keep dashboards' fan-out off the lanes' CPU (docs/architecture.md, Deployment).
+SERVE_WEBSOCKETS = env.list("SERVE_WEBSOCKETS", default=["device", "dashboard"])
+if not SERVE_WEBSOCKETS or set(SERVE_WEBSOCKETS) - {"device", "dashboard"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"SERVE_WEBSOCKETS takes device and/or dashboard, not {SERVE_WEBSOCKETS}")
 DEMO_STAFF_USERNAME = "demo"
 
 # --- Outgoing mail ---------------------------------------------------------------------------------------------

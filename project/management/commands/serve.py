@@ -47,6 +47,10 @@ class Command(BaseCommand):
         parser.add_argument("--smtp", default="127.0.0.1:2525", help="HOST:PORT for the SMTP server")
         parser.add_argument("--no-smtp", action="store_true", help="do not run the SMTP server")
         parser.add_argument("--no-worker", action="store_true", help="do not run jobs in this process (no REDIS_URL)")
+        parser.add_argument(
+            "--websockets",
+            help="WebSocket routes to accept, comma-separated: device, dashboard (default SERVE_WEBSOCKETS: both)",
+        )
 
     def handle(self, *args, **options):
         http_host, http_port = host_port(options["http"], "--http")
@@ -54,6 +58,11 @@ class Command(BaseCommand):
         self.run_worker = settings.PARKGATE_JOBS_BACKEND == "inprocess" and not options["no_worker"]
         self.smtp_server: asyncio.Server | None = None
         self.worker_task: asyncio.Task | None = None
+        if options["websockets"]:
+            routes = [r.strip() for r in options["websockets"].split(",") if r.strip()]
+            if not routes or set(routes) - {"device", "dashboard"}:
+                raise CommandError(f"--websockets takes device and/or dashboard, not {options['websockets']!r}")
+            settings.SERVE_WEBSOCKETS = routes  # read once, when asgi builds the router below
 
         from asgi import application
 
@@ -90,7 +99,8 @@ class Command(BaseCommand):
 
     def log_http_ready(self, _results) -> None:
         for host, port in self.server.listening_addresses:
-            log.info("HTTP listening on http://%s:%s/ (WebSockets: /ws/device/, /ws/dashboard/)", host, port)
+            routes = ", ".join(f"/ws/{route}/" for route in settings.SERVE_WEBSOCKETS)
+            log.info("HTTP listening on http://%s:%s/ (WebSockets: %s)", host, port, routes)
 
     async def start_smtp(self) -> None:
         from smtp_ingress.server import start_smtp_server
