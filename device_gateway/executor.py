@@ -3,8 +3,7 @@
 Decisions get a dedicated pool of threads (DECISION_THREADS, default half the database pool, at most 8), so
 that plate reads neither queue behind each other on one connection nor behind dashboards' or HTTP views' ORM
 calls; other device work (connect, heartbeats, results) uses the default pool through
-apps.core.concurrency.run_sync. Each thread takes a pooled
-connection per unit of work and hands it back (CONN_MAX_AGE=0 with psycopg's pool).
+apps.core.concurrency.run_sync. Each decision thread holds one pooled connection for as long as it lives.
 """
 
 import asyncio
@@ -15,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 
 from apps.core.concurrency import run_sync
 
@@ -34,18 +33,21 @@ DECISION_THREADS = _decision_threads()
 _decisions = ThreadPoolExecutor(max_workers=DECISION_THREADS, thread_name_prefix="decide")
 
 
-def _with_fresh_connections(func: Callable[..., Any], /, **kwargs: Any) -> Any:
-    close_old_connections()
+def _on_own_connection(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Each decision thread keeps its database connection from one decision to the next (it never serves a request,
+    so nothing else would close it): the same PostgreSQL backend, warm, with the decision's statements prepared.
+    A decision that fails hands its connection back, so a broken one (database restarted) is replaced."""
     try:
         return func(**kwargs)
-    finally:
-        close_old_connections()
+    except Exception:
+        connection.close()
+        raise
 
 
 async def run_decision(func: Callable[..., Any], /, **kwargs: Any) -> Any:
     """Run a plate-read decision on the decision threads."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_decisions, partial(_with_fresh_connections, func, **kwargs))
+    return await loop.run_in_executor(_decisions, partial(_on_own_connection, func, **kwargs))
 
 
 async def run_db(func: Callable[..., Any], /, **kwargs: Any) -> Any:
