@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -305,9 +305,16 @@ def _lane_locked_prepared(lane_id: int, key: str) -> Lane:
     if row is None:
         raise UnknownLane(str(lane_id))
     values = row[1:]
-    lane = Lane.from_db(connection.alias, lane_names, values[: len(lane_names)])
-    lane.carpark = CarPark.from_db(connection.alias, carpark_names, values[len(lane_names) :])
+    cached = _lanes.get(lane_id)
+    if cached is not None and cached[0] == values:
+        return cached[1]  # the same lane and policies as last time: no new model instances (they are only read)
+    lane = Lane.from_db(DEFAULT_DB_ALIAS, lane_names, values[: len(lane_names)])
+    lane.carpark = CarPark.from_db(DEFAULT_DB_ALIAS, carpark_names, values[len(lane_names) :])
+    _lanes[lane_id] = (values, lane)
     return lane
+
+
+_lanes: dict[int, tuple[tuple, Lane]] = {}  # lane id -> (its row as last read, the Lane with its CarPark)
 
 
 def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at, candidates, region, vehicle,
@@ -405,21 +412,24 @@ def _fast_path(outcome: rules.Outcome, *, stale: bool, simple: bool) -> bool:
 
 def _insert_sql(obj, *, read_fk: str | None = None, returning: str = "id") -> tuple[str, list]:
     """An INSERT of `obj` as an ORM `save()` would write it (defaults, auto_now), with `read_fk` set to the read
-    inserted by the CTE `r`. Only column names from the model's metadata and placeholders go into the text; the
-    values are typed by their columns (VALUES), as server-side parameters need."""
-    columns, values = [], []
-    for field in obj._meta.concrete_fields:
-        if field.primary_key or field.attname == read_fk:
-            continue
-        columns.append(connection.ops.quote_name(field.column))
-        values.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
-    placeholders = ["%s"] * len(values)
+    inserted by the CTE `r`. The values are typed by their columns (VALUES), as server-side parameters need."""
+    sql, fields = _insert_statement(type(obj), read_fk, returning)
+    db = connections[DEFAULT_DB_ALIAS]
+    return sql, [field.get_db_prep_save(field.pre_save(obj, add=True), db) for field in fields]
+
+
+@functools.cache
+def _insert_statement(model, read_fk: str | None, returning: str) -> tuple[str, tuple]:
+    """The statement text (only column names from the model's metadata and placeholders) and its fields."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname != read_fk)
+    columns, placeholders = [quote(f.column) for f in fields], ["%s"] * len(fields)
     if read_fk is not None:
-        columns.append(connection.ops.quote_name(read_fk))
+        columns.append(quote(read_fk))
         placeholders.append("(SELECT id FROM r)")
-    table = connection.ops.quote_name(obj._meta.db_table)
+    table = quote(model._meta.db_table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) RETURNING {returning}"  # noqa: S608
-    return sql, values
+    return sql, fields
 
 
 def _write_in_one_statement(carpark, lane, row: PlateRead, outcome: rules.Outcome, command, *, alert: bool):
