@@ -16,10 +16,12 @@ Periodic jobs use arq's cron fields: `@periodic("mail.sweep", minute=set(range(6
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
@@ -85,6 +87,15 @@ def enqueue(name: str, *, job_id: str | None = None, defer_s: float | None = Non
     transaction.on_commit(lambda: _dispatch(name, kwargs, job_id, defer_s), robust=True)
 
 
+def enqueue_many(name: str, kwargs_list: list[dict[str, Any]]) -> None:
+    """`enqueue` for a batch: one job `name(**kwargs)` per item, all sent together once the current transaction
+    commits (with Redis: one round trip for the batch, not three per job). For the SMTP group commit's receipts."""
+    if name not in _jobs:
+        raise KeyError(f"unknown job {name!r}")
+    if kwargs_list:
+        transaction.on_commit(lambda: _dispatch_many(name, kwargs_list), robust=True)
+
+
 def enqueue_coalesced(name: str, *, key: str, window_s: float = 1.0, **kwargs: Any) -> None:
     """Like `enqueue`, for jobs that recompute something whole (an allow-list, a summary): a burst of changes
     collapses into at most one run per `key` per `window_s`, started at the window's end so it sees them all."""
@@ -107,11 +118,21 @@ def _dispatch(name: str, kwargs: dict[str, Any], job_id: str | None, defer_s: fl
         run_job(name, kwargs)
 
 
+def _dispatch_many(name: str, kwargs_list: list[dict[str, Any]]) -> None:
+    if settings.PARKGATE_JOBS_BACKEND == "arq":
+        runtime.submit(lambda: _arq_enqueue_many(name, kwargs_list))
+    else:
+        for kwargs in kwargs_list:
+            _dispatch(name, kwargs, None, None)
+
+
 _arq_pool = None
 _arq_pool_loop = None
 
 
-async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None, defer_s: float | None) -> None:
+@asynccontextmanager
+async def _arq() -> AsyncIterator[Any]:
+    """The arq pool: the server's own on its loop; on a short-lived loop (management command), one closed after use."""
     global _arq_pool, _arq_pool_loop
     from arq import create_pool
     from arq.connections import RedisSettings
@@ -123,14 +144,37 @@ async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None, de
                 RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME
             )
             _arq_pool_loop = loop
-        await _arq_pool.enqueue_job(name, _job_id=job_id, _defer_by=defer_s, **kwargs)
+        yield _arq_pool
         return
-    # A short-lived loop (management command): a pool of its own, closed after use.
     pool = await create_pool(RedisSettings.from_dsn(settings.REDIS_URL), default_queue_name=settings.ARQ_QUEUE_NAME)
     try:
-        await pool.enqueue_job(name, _job_id=job_id, _defer_by=defer_s, **kwargs)
+        yield pool
     finally:
         await pool.aclose()
+
+
+async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None, defer_s: float | None) -> None:
+    async with _arq() as pool:
+        await pool.enqueue_job(name, _job_id=job_id, _defer_by=defer_s, **kwargs)
+
+
+async def _arq_enqueue_many(name: str, kwargs_list: list[dict[str, Any]]) -> None:
+    """What ArqRedis.enqueue_job writes for a job without a `_job_id` (the pickled job under arq:job:<uuid4>, the id
+    in the queue's sorted set), for the whole batch in one MULTI/EXEC. enqueue_job's WATCH + EXISTS (two more round
+    trips per job) only guards ids chosen by the caller; fresh uuid4 ids cannot already exist."""
+    from arq.constants import job_key_prefix
+    from arq.jobs import serialize_job
+    from arq.utils import timestamp_ms
+
+    async with _arq() as pool:
+        now = timestamp_ms()
+        async with pool.pipeline(transaction=True) as pipe:
+            for kwargs in kwargs_list:
+                job_id = uuid4().hex
+                job = serialize_job(name, (), kwargs, None, now, serializer=pool.job_serializer)
+                pipe.psetex(job_key_prefix + job_id, pool.expires_extra_ms, job)
+                pipe.zadd(pool.default_queue_name, {job_id: now})
+            await pipe.execute()
 
 
 # --- Running ---------------------------------------------------------------------------------------------------
