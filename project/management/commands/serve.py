@@ -7,6 +7,7 @@ and stopped from the reactor's "before shutdown" trigger (SIGTERM/SIGINT), befor
 import daphne.server  # noqa: F401, I001  (must come first: installs Twisted's asyncio reactor)
 
 import asyncio
+import gc
 import logging
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -83,6 +84,10 @@ class Command(BaseCommand):
     def start_extras(self) -> None:
         loop = asyncio.get_event_loop()
         runtime.set_main_loop(loop)
+        # What start-up loaded (Django, URL conf, models, the application) lives as long as the process: keep it out
+        # of the garbage collector's full passes, whose pauses would land on some decisions' round trips.
+        gc.collect()
+        gc.freeze()
         # Autobahn drops the TCP connection on protocol violations by default; a close frame instead lets a lane
         # controller see 1009 for a frame over 1 MiB (device-protocol.md 2). Copied to each new connection.
         self.server.ws_factory.setProtocolOptions(failByDrop=False)
