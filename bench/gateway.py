@@ -10,7 +10,8 @@ statuses) and 1,000 open visits, enrols --controllers devices (each an entry and
 starts `manage.py serve` (no worker: jobs are not measured) and a daphne process serving bench/echo_asgi.py, then:
   - saturation: every controller keeps 32 reads in flight (the protocol's maximum) for --seconds: decisions/s,
     against the echo consumer's messages/s with the same frames and window;
-  - steady: 100 reads/s spread over the controllers for --seconds: round trip p50/p99, against the echo's;
+  - steady: 100 reads/s spread over the controllers for --seconds, after 1 s of the same not measured (warm-up,
+    for both): round trip p50/p99, against the echo's;
   - --growth: adds bookings up to 1,000,000 and measures the steady p50 again.
 Reads are a mix: 60% entries of booked vehicles (open), 10% look-alike reads of them, 15% unknown vehicles (deny and
 alert), 15% exits of vehicles inside (open, closes a visit). Client and server share the 2-core machine, so compare
@@ -256,8 +257,11 @@ async def saturate(conns, workload: Workload, seconds: float, echo: bool) -> tup
     return counts["answers"] / seconds, reasons
 
 
-async def steady(conns, workload: Workload, seconds: float, rate: float = 100) -> list[float]:
-    """`rate` frames a second spread over the connections; each frame's round trip in ms."""
+async def steady(conns, workload: Workload, seconds: float, rate: float = 100, warmup_s: float = 1.0) -> list[float]:
+    """`rate` frames a second spread over the connections for `warmup_s` (not measured: each server thread's first
+    use of its connection prepares statements), then for `seconds`: each frame's round trip in ms."""
+    if warmup_s:
+        await steady(conns, workload, warmup_s, rate, warmup_s=0)
     rtts: list[float] = []
     pending: dict[str, float] = {}
 
