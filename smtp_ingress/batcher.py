@@ -2,14 +2,14 @@
 
 Each message still gets its 250 only after the commit that holds it. With few messages in flight every message is
 written at once, alone (a batch of one); when more arrive than there are writers busy, they wait for the next free
-writer and go together, so a burst costs a few commits instead of one per message.
+writer and go together, so a burst costs a few commits instead of one per message. With PostgreSQL and Redis a
+batch is stored on this loop (apps.mail.receipts: one round trip, no thread hand-off), otherwise on a thread.
 """
 
 import asyncio
 import logging
 
-from apps.core.concurrency import run_sync
-from apps.mail import services
+from apps.mail import receipts
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class ReceiptBatcher:
         self.tasks: set[asyncio.Task] = set()
 
     async def store(self, item: dict) -> int:
-        """Store one message (services.inbound_emails_receive's item); returns its id once committed."""
+        """Store one message (receipts.inbound_emails_receive_async's item); returns its id once committed."""
         future = asyncio.get_running_loop().create_future()
         self.pending.append((item, future))
         if self.busy < self.writers:
@@ -38,7 +38,7 @@ class ReceiptBatcher:
             while self.pending:
                 batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
                 try:
-                    ids = await run_sync(services.inbound_emails_receive, items=[item for item, _ in batch])
+                    ids = await receipts.inbound_emails_receive_async(items=[item for item, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():

@@ -110,8 +110,14 @@ def inbound_emails_receive(*, items: list[dict]) -> list[int]:
             ids = _insert_received(rows)
             enqueue_many("mail.process", [{"message_id": email_id} for email_id in ids])
     except IntegrityError:
-        return [_receive_one(fields) for fields in rows]
+        return inbound_emails_receive_each(rows=rows)
     return ids
+
+
+def inbound_emails_receive_each(*, rows: list[dict]) -> list[int]:
+    """The group commit's fallback when a batch hit the unique constraint: each message (`_fields`) in its own
+    transaction, the originals with their job, the repeats as duplicates linked to their original."""
+    return [_receive_one(fields) for fields in rows]
 
 
 # The SMTP 250 waits for this insert, so it is hand-written (apps.core.sql): one statement prepared once per
@@ -119,8 +125,9 @@ def inbound_emails_receive(*, items: list[dict]) -> list[int]:
 # round trip and twice the CPU (it compiles the statement for every batch and quotes each 3 KB body into the SQL text
 # as hex) on the thread that competes with the event loop for the GIL (bench/smtp.py). Every column without a
 # database default is listed; status, result and error get the model's defaults (tests/mail/test_receive.py
-# compares a row stored here with one the ORM creates).
-_INSERT_RECEIVED = """
+# compares a row stored here with one the ORM creates). The SMTP server runs the same statement on its own loop
+# (apps.mail.receipts); this sync path serves everything else.
+INSERT_RECEIVED = """
     INSERT INTO mail_inboundemail
         (received_at, agent_id, raw, size, mail_from, rcpt_tos, peer, message_id, body_hash, subject,
          status, result, error)
@@ -129,11 +136,10 @@ _INSERT_RECEIVED = """
 """
 
 
-def _insert_received(rows: list[dict]) -> list[int]:
-    if connection.vendor != "postgresql":  # the embedded default (SQLite): no prepared statements, little traffic
-        return [email.id for email in InboundEmail.objects.bulk_create([InboundEmail(**f) for f in rows])]
+def insert_received_params(rows: list[dict]) -> list[tuple]:
+    """INSERT_RECEIVED's parameters for each row (`_fields`), all received now."""
     now = timezone.now()
-    params = [
+    return [
         (
             now,
             f["agent_id"],
@@ -148,9 +154,15 @@ def _insert_received(rows: list[dict]) -> list[int]:
         )
         for f in rows
     ]
+
+
+def _insert_received(rows: list[dict]) -> list[int]:
+    if connection.vendor != "postgresql":  # the embedded default (SQLite): no prepared statements, little traffic
+        return [email.id for email in InboundEmail.objects.bulk_create([InboundEmail(**f) for f in rows])]
+    params = insert_received_params(rows)
     ids = []
     with prepared_cursor() as cursor:
-        cursor.executemany(_INSERT_RECEIVED, params, returning=True)  # prepared: prepared_cursor's threshold 0
+        cursor.executemany(INSERT_RECEIVED, params, returning=True)  # prepared: prepared_cursor's threshold 0
         while True:
             ids.append(cursor.fetchone()[0])
             if not cursor.nextset():
