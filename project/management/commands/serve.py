@@ -132,6 +132,9 @@ class Command(BaseCommand):
                 await asyncio.wait_for(self.smtp_server.wait_closed(), timeout=10)
             except TimeoutError:
                 log.warning("SMTP sessions still open at shutdown were cut; unacknowledged mail will be resent")
+            from apps.mail import receipts
+
+            await receipts.close()  # the receipts' own connection pool (PostgreSQL), if the loop opened one
         if self.worker_task is not None:
             self.worker_task.cancel()  # queued in-process jobs are re-found by the periodic sweeps
         await runtime.drain(wait_s=5)
