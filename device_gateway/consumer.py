@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 
-from apps.access import selectors, services
+from apps.access import fastpath, selectors, services
 from apps.core.events import device_group
 from device_gateway import codec
 from device_gateway.executor import run_db, run_decision
@@ -256,22 +256,23 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 await self.send_frame(frame)
 
     async def on_plate_read(self, read: codec.PlateRead) -> None:
+        arguments = {
+            "device_id": self.device.id,
+            "read_id": read.read_id,
+            "lane_id": self.device.lane_ids[read.lane],
+            "plate": read.plate,
+            "score": read.score,
+            "captured_at": read.captured_at,
+            "candidates": list(read.candidates),
+            "region": read.region,
+            "vehicle": read.vehicle,
+            "retransmit": read.retransmit,
+            "local_action": read.local_action,
+        }
         try:
-            decision = await run_decision(
-                services.plate_read_decide,
-                device_id=self.device.id,
-                read_id=read.read_id,
-                lane_code=read.lane,
-                lane_id=self.device.lane_ids[read.lane],
-                plate=read.plate,
-                score=read.score,
-                captured_at=read.captured_at,
-                candidates=list(read.candidates),
-                region=read.region,
-                vehicle=read.vehicle,
-                retransmit=read.retransmit,
-                local_action=read.local_action,
-            )
+            decision = await fastpath.plate_read_decide(**arguments)  # the common reads, on this loop
+            if decision is None:  # the rarer ones (stale, out of order, overstay...), on a decision thread
+                decision = await run_decision(services.plate_read_decide, lane_code=read.lane, **arguments)
         except Exception as exc:  # the database is down or busy: the controller resends later; never guess
             if not isinstance(exc, DatabaseError):
                 log.exception("device %s: read %s could not be decided", self.device.id, read.read_id)

@@ -192,7 +192,7 @@ def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, n
 # access_plateread (lane, plate, captured_at) and (device, read_id), access_alert (lane, plate, created_at)).
 # Prepared once per pooled connection (apps.core.sql): planning this statement costs more than running it.
 # No occupancy count here: it grows with the car park, and the dashboards recount once per flush anyway.
-_CONTEXT_SQL = """
+CONTEXT_SQL = """
 SELECT 'duplicate', jsonb_build_object('decision', r.decision)
   FROM access_plateread r WHERE r.device_id = %(device)s AND r.read_id = %(read_id)s
 UNION ALL (
@@ -242,20 +242,34 @@ SELECT 'around', '{}'::jsonb FROM access_visit v
 
 
 def _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, entry, now) -> DecisionContext:
+    params = decision_context_params(
+        device_id=device_id, read_id=read_id, lane_id=lane_id, carpark_id=carpark_id, read=read, policy=policy,
+        entry=entry, now=now,
+    )  # fmt: skip
+    with prepared_cursor() as cursor:
+        cursor.execute(CONTEXT_SQL, params, prepare=True)
+        return decision_context_of_rows(cursor.fetchall(), read=read, policy=policy)
+
+
+def decision_context_params(*, device_id: str, read_id: str, lane_id: int, carpark_id: int, read: rules.Read,
+                            policy: rules.Policy, entry: bool, now: datetime) -> dict:  # fmt: skip
+    """CONTEXT_SQL's parameters."""
     usable = sorted(read.usable_plates(policy))
     main_key = read.key if read.main_usable(policy) else ""
     window = timedelta(seconds=policy.repeat_window_s)
-    params = {
+    return {
         "device": device_id, "read_id": read_id, "lane": lane_id, "carpark": carpark_id, "plate": read.plate,
         "plates": usable, "keys": sorted({lookalike_key(p) for p in usable}), "key": main_key or None,
         "main_key": read.key, "at": read.captured_at, "window_start": read.captured_at - window, "entry": entry,
         "alert_since": now - window,
     }  # fmt: skip
+
+
+def decision_context_of_rows(result: list[tuple], *, read: rules.Read, policy: rules.Policy) -> DecisionContext:
+    """The DecisionContext of CONTEXT_SQL's rows."""
     rows: dict[str, list[dict]] = {}
-    with prepared_cursor() as cursor:
-        cursor.execute(_CONTEXT_SQL, params, prepare=True)
-        for kind, data in cursor.fetchall():
-            rows.setdefault(kind, []).append(json.loads(data) if isinstance(data, str) else data)
+    for kind, data in result:
+        rows.setdefault(kind, []).append(json.loads(data) if isinstance(data, str) else data)
     duplicate = rows.get("duplicate", [None])[0]
     facts = rules.Facts(
         blocked=tuple(rules.Plated(id=r["id"], plate=r["plate"], key=r["key"]) for r in rows.get("blocked", ())),
@@ -286,7 +300,7 @@ def _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, e
             for r in rows.get("booking", ())
         ),
     )
-    if not usable:
+    if not read.usable_plates(policy):
         facts = rules.Facts()
     return DecisionContext(
         duplicate=duplicate["decision"] if duplicate else None,

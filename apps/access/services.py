@@ -285,8 +285,9 @@ def _lane_locked(device_id: str, lane_code: str, lane_id: int | None, key: str) 
 
 
 @functools.cache
-def _lane_statement() -> tuple[str, list[str], list[str]]:
-    """SELECT lane + car park by lane id, locking the vehicle (look-alike key) first: the decision's first statement."""
+def lane_statement() -> tuple[str, list[str], list[str]]:
+    """SELECT lane + car park by lane id, locking the vehicle (look-alike key) first: the decision's first statement.
+    Parameters: the look-alike key, the lane's id."""
     lane_fields, carpark_fields = Lane._meta.concrete_fields, CarPark._meta.concrete_fields
     columns = [f"l.{connection.ops.quote_name(f.column)}" for f in lane_fields]
     columns += [f"c.{connection.ops.quote_name(f.column)}" for f in carpark_fields]
@@ -298,116 +299,234 @@ def _lane_statement() -> tuple[str, list[str], list[str]]:
 
 
 def _lane_locked_prepared(lane_id: int, key: str) -> Lane:
-    sql, lane_names, carpark_names = _lane_statement()
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [key, lane_id], prepare=True)
+        cursor.execute(lane_statement()[0], [key, lane_id], prepare=True)
         row = cursor.fetchone()
     if row is None:
         raise UnknownLane(str(lane_id))
-    values = row[1:]
+    return lane_of_row(lane_id, row[1:])
+
+
+def lane_of_row(lane_id: int, values: tuple) -> Lane:
+    """The Lane (with its CarPark) of lane_statement's row, without the lock's column. The same object as last time
+    while the row is unchanged (lanes and car parks are only read here), so no new model instances per decision."""
     cached = _lanes.get(lane_id)
     if cached is not None and cached[0] == values:
-        return cached[1]  # the same lane and policies as last time: no new model instances (they are only read)
+        return cached[1]
+    _sql, lane_names, carpark_names = lane_statement()
     lane = Lane.from_db(DEFAULT_DB_ALIAS, lane_names, values[: len(lane_names)])
     lane.carpark = CarPark.from_db(DEFAULT_DB_ALIAS, carpark_names, values[len(lane_names) :])
     _lanes[lane_id] = (values, lane)
     return lane
 
 
+def lane_last_seen(lane_id: int) -> Lane | None:
+    """The Lane lane_of_row last returned for this id (its policies may have changed since)."""
+    cached = _lanes.get(lane_id)
+    return cached[1] if cached is not None else None
+
+
 _lanes: dict[int, tuple[tuple, Lane]] = {}  # lane id -> (its row as last read, the Lane with its CarPark)
+
+
+def plate_read_of(*, plate: str, score: float, captured_at: datetime, candidates: list | None) -> rules.Read:
+    return rules.Read(
+        plate=plates.normalise(plate)[:32],
+        key=plates.lookalike_key(plate)[:32],
+        score=score,
+        captured_at=captured_at,
+        candidates=_candidates(candidates),
+    )
 
 
 def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at, candidates, region, vehicle,
             retransmit, local_action, with_command) -> dict:  # fmt: skip
     now = timezone.now()
-    normal, key = plates.normalise(plate)[:32], plates.lookalike_key(plate)[:32]
+    read = plate_read_of(plate=plate, score=score, captured_at=captured_at, candidates=candidates)
     with transaction.atomic():
-        lane = _lane_locked(device_id, lane_code, lane_id, key)
-        carpark = lane.carpark
-        policy = policy_of(carpark)
-        read = rules.Read(
-            plate=normal, key=key, score=score, captured_at=captured_at, candidates=_candidates(candidates)
-        )
-        entry = lane.direction == Lane.Direction.ENTRY
+        lane = _lane_locked(device_id, lane_code, lane_id, read.key)
         context = selectors.decision_context(
-            device_id=device_id, read_id=read_id, lane_id=lane.id, carpark_id=carpark.id, read=read, policy=policy,
-            entry=entry, now=now,
+            device_id=device_id, read_id=read_id, lane_id=lane.id, carpark_id=lane.carpark_id, read=read,
+            policy=policy_of(lane.carpark), entry=lane.direction == Lane.Direction.ENTRY, now=now,
         )  # fmt: skip
         if context.duplicate is not None:
             return context.duplicate | {"duplicate": True}
-        stale = captured_at < now - timedelta(seconds=policy.stale_after_s)
-        if stale:
-            outcome = _stale_outcome(read, policy, context.facts, entry, local_action)
-        elif context.repeat is not None:
-            outcome = _repeat_outcome(context.repeat)
-        else:
-            outcome = (
-                rules.decide_entry(read, policy, context.facts)
-                if entry
-                else rules.decide_exit(read, policy, context.facts)
-            )
-        command = None
-        if outcome.action == "open" and with_command:
-            command = BarrierCommand(
-                command_id=new_command_id(),
-                lane=lane,
-                device_id=device_id,
-                reason=outcome.reason,
-                expires_at=now + COMMAND_TTL,
-            )
-        row = PlateRead(
-            device_id=device_id,
-            lane=lane,
-            carpark=carpark,
-            read_id=read_id,
-            plate_raw=plate[:32],
-            plate=normal,
-            lookalike_key=key,
-            score=score,
-            candidates=candidates or [],
-            region=region[:16],
-            vehicle=vehicle or {},
-            retransmit=retransmit,
-            local_action=local_action,
-            captured_at=captured_at,
-            action=outcome.action,
-            reason=outcome.reason,
-            match=outcome.match or "",
-            booking_id=_booking_id(outcome),
-            permit_id=outcome.permit_id,
-            decision=decision_frame(read_id, outcome, command),
-            unpaired_exit=not stale and not entry and outcome.reason == "no_visit",
-        )
-        alert = outcome.alert and not stale and not context.alerted_recently
-        if _fast_path(outcome, stale=stale, simple=not context.visits_around):
-            delta = _write_in_one_statement(carpark, lane, row, outcome, command, alert=alert)
-        else:
-            row.save(force_insert=True)
-            if command is not None:
-                command.read = row
-                command.save(force_insert=True)
-            delta = _apply_visits(
-                carpark, lane, row, outcome, stale=stale, entry=entry, local_action=local_action,
-                simple=not context.visits_around,
+        decided = plate_read_decided(
+            lane=lane, context=context, device_id=device_id, read_id=read_id, plate=plate, read=read, now=now,
+            candidates=candidates, region=region, vehicle=vehicle, retransmit=retransmit, local_action=local_action,
+            with_command=with_command,
+        )  # fmt: skip
+        if decided.in_one_statement():
+            sql, params = decided.statement()
+            with prepared_cursor() as cursor:  # a few shapes, each prepared once per connection
+                cursor.execute(sql, params, prepare=True)
+                written = decided.written(cursor.fetchone())
+            for kind, data in written:
+                events.publish_to_carpark(carpark_id=lane.carpark_id, kind=kind, data=data)
+            return decided.row.decision
+        carpark, row, outcome, command = lane.carpark, decided.row, decided.outcome, decided.command
+        row.save(force_insert=True)
+        if command is not None:
+            command.read = row
+            command.save(force_insert=True)
+        delta = _apply_visits(
+            carpark, lane, row, outcome, stale=decided.stale, entry=decided.entry, local_action=local_action,
+            simple=decided.simple,
+        )  # fmt: skip
+        if decided.alert:
+            _alert_raise(
+                carpark=carpark, lane=lane, plate=read.plate, reason=outcome.reason, read=row,
+                policy=policy_of(carpark), checked=True,
             )  # fmt: skip
-            if alert:
-                _alert_raise(
-                    carpark=carpark, lane=lane, plate=normal, reason=outcome.reason, read=row, policy=policy,
-                    checked=True,
-                )  # fmt: skip
         _publish_read(carpark, lane, row, outcome)
         if delta is not None:
             _publish_occupancy_changed(carpark)
         return row.decision
 
 
-def _fast_path(outcome: rules.Outcome, *, stale: bool, simple: bool) -> bool:
-    """The common live decisions, written in one statement on PostgreSQL; the rarer ones go through the ORM."""
-    if connection.vendor != "postgresql" or stale or outcome.superseded_visit or outcome.hold_visit:
-        return False
-    if outcome.open_visit and not simple:
-        return False
-    return not (outcome.close_visit is not None and outcome.overstay_minutes)
+def plate_read_decided(*, lane: Lane, context: selectors.DecisionContext, device_id: str, read_id: str, plate: str,
+                       read: rules.Read, now: datetime, candidates: list | None, region: str, vehicle: dict | None,
+                       retransmit: bool, local_action: str, with_command: bool) -> "Decided":  # fmt: skip
+    """The decision about a read (not a duplicate) and the rows it writes, from the facts read under its lock."""
+    carpark = lane.carpark
+    policy = policy_of(carpark)
+    entry = lane.direction == Lane.Direction.ENTRY
+    stale = read.captured_at < now - timedelta(seconds=policy.stale_after_s)
+    if stale:
+        outcome = _stale_outcome(read, policy, context.facts, entry, local_action)
+    elif context.repeat is not None:
+        outcome = _repeat_outcome(context.repeat)
+    else:
+        outcome = (
+            rules.decide_entry(read, policy, context.facts) if entry else rules.decide_exit(read, policy, context.facts)
+        )
+    command = None
+    if outcome.action == "open" and with_command:
+        command = BarrierCommand(
+            command_id=new_command_id(),
+            lane=lane,
+            device_id=device_id,
+            reason=outcome.reason,
+            expires_at=now + COMMAND_TTL,
+        )
+    row = PlateRead(
+        device_id=device_id,
+        lane=lane,
+        carpark=carpark,
+        read_id=read_id,
+        plate_raw=plate[:32],
+        plate=read.plate,
+        lookalike_key=read.key,
+        score=read.score,
+        candidates=candidates or [],
+        region=region[:16],
+        vehicle=vehicle or {},
+        retransmit=retransmit,
+        local_action=local_action,
+        captured_at=read.captured_at,
+        action=outcome.action,
+        reason=outcome.reason,
+        match=outcome.match or "",
+        booking_id=_booking_id(outcome),
+        permit_id=outcome.permit_id,
+        decision=decision_frame(read_id, outcome, command),
+        unpaired_exit=not stale and not entry and outcome.reason == "no_visit",
+    )
+    alert = outcome.alert and not stale and not context.alerted_recently
+    return Decided(lane, row, outcome, command, alert=alert, stale=stale, entry=entry, simple=not context.visits_around)
+
+
+@dataclass
+class Decided:
+    """A decided plate read and what it writes. The common live decisions are written in ONE statement on
+    PostgreSQL (`statement`, then `written` with its result row), by the decision thread or on the loop
+    (apps.access.fastpath); the rarer ones go through the ORM (visits superseded or held, stale reads, overstays)."""
+
+    lane: Lane
+    row: PlateRead
+    outcome: rules.Outcome
+    command: BarrierCommand | None
+    alert: bool
+    stale: bool
+    entry: bool
+    simple: bool  # no visit or unpaired exit of this vehicle after the read (not out of order)
+    visit: Visit | None = None
+    alert_row: Alert | None = None
+
+    def in_one_statement(self) -> bool:
+        outcome = self.outcome
+        if connection.vendor != "postgresql" or self.stale or outcome.superseded_visit or outcome.hold_visit:
+            return False
+        if outcome.open_visit and not self.simple:
+            return False
+        return not (outcome.close_visit is not None and outcome.overstay_minutes)
+
+    def statement(self) -> tuple[str, list]:
+        """Insert the read, its command, the visit it opens or close the visit it ends, update the booking and raise
+        the alert, in ONE statement (data-modifying CTEs), prepared once per shape and connection."""
+        carpark, lane, row, outcome = self.lane.carpark, self.lane, self.row, self.outcome
+        parts, params = [], []
+
+        def cte(name: str, sql: str, values: list) -> None:
+            parts.append(f"{name} AS ({sql})")
+            params.extend(values)
+
+        cte("r", *_insert_sql(row, returning="id, received_at"))
+        if self.command is not None:
+            cte("c", *_insert_sql(self.command, read_fk="read_id"))
+        if outcome.open_visit:
+            self.visit = Visit(
+                carpark=carpark, plate=row.plate, lookalike_key=row.lookalike_key, entry_lane=lane,
+                entered_at=row.captured_at, booking_id=outcome.booking_id, permit_id=outcome.permit_id,
+            )  # fmt: skip
+            cte("v", *_insert_sql(self.visit, read_fk="entry_read_id"))
+            booking_id, status, from_statuses = outcome.booking_id, Booking.Status.ARRIVED, [Booking.Status.CONFIRMED]
+        elif outcome.close_visit is not None:
+            cte("x", "UPDATE access_visit SET exit_read_id = r.id, exit_lane_id = %s, exited_at = %s, held_at = NULL "
+                "FROM r WHERE access_visit.id = %s AND access_visit.exited_at IS NULL",
+                [lane.id, row.captured_at, outcome.close_visit.id])  # fmt: skip
+            booking_id, status = outcome.close_visit.booking_id, Booking.Status.DEPARTED
+            from_statuses = [Booking.Status.CONFIRMED, Booking.Status.ARRIVED]
+        else:
+            booking_id = status = from_statuses = None
+        if booking_id:
+            cte("b", "UPDATE bookings_booking SET status = %s, updated_at = %s WHERE id = %s AND status = ANY(%s)",
+                [status, timezone.now(), booking_id, from_statuses])  # fmt: skip
+        if self.alert:
+            self.alert_row = Alert(carpark=carpark, lane=lane, plate=row.plate, reason=row.reason)
+            cte("a", *_insert_sql(self.alert_row, read_fk="read_id"))
+        returning = ", ".join(
+            ["r.id", "r.received_at", "(SELECT id FROM v)" if self.visit else "NULL",
+             "(SELECT id FROM a)" if self.alert_row else "NULL"]
+        )  # fmt: skip
+        return f"WITH {', '.join(parts)} SELECT {returning} FROM r", params  # noqa: S608  (see _insert_sql)
+
+    def written(self, result: tuple) -> list[tuple[str, dict]]:
+        """Takes the statement's result row; the car park events to publish once committed, in order."""
+        carpark, row, outcome = self.lane.carpark, self.row, self.outcome
+        row.id, row.received_at, visit_id, alert_id = result
+        published = []
+        if self.command is not None:
+            self.command.read = row
+        if self.visit is not None:
+            self.visit.id, self.visit.entry_read = visit_id, row
+            published.append(
+                ("visit", selectors.visit_event_data(self.visit, carpark, reference=outcome.booking_reference))
+            )
+        elif outcome.close_visit is not None:
+            fact = outcome.close_visit
+            data = {
+                "id": fact.id, "carpark": carpark.code, "plate": fact.plate, "entered_at": iso(fact.entered_at),
+                "exited_at": iso(row.captured_at), "booking": fact.booking_reference,
+            }  # fmt: skip
+            published.append(("visit", data))
+        if self.alert_row is not None:
+            self.alert_row.id, self.alert_row.read = alert_id, row
+            published.append(("alert", selectors.alert_event_data(self.alert_row)))
+        published.append(("read", _read_event_data(carpark, self.lane, row, outcome)))
+        if self.visit is not None or outcome.close_visit is not None:
+            published.append(("occupancy", _occupancy_changed_data(carpark)))
+        return published
 
 
 def _insert_sql(obj, *, read_fk: str | None = None, returning: str = "id") -> tuple[str, list]:
@@ -430,66 +549,6 @@ def _insert_statement(model, read_fk: str | None, returning: str) -> tuple[str, 
     table = quote(model._meta.db_table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) RETURNING {returning}"  # noqa: S608
     return sql, fields
-
-
-def _write_in_one_statement(carpark, lane, row: PlateRead, outcome: rules.Outcome, command, *, alert: bool):
-    """Insert the read, its command, the visit it opens or close the visit it ends, update the booking and raise
-    the alert, in ONE round trip (data-modifying CTEs). Returns the change in occupancy."""
-    parts, params, delta = [], [], None
-
-    def cte(name: str, sql: str, values: list) -> None:
-        parts.append(f"{name} AS ({sql})")
-        params.extend(values)
-
-    cte("r", *_insert_sql(row, returning="id, received_at"))
-    if command is not None:
-        cte("c", *_insert_sql(command, read_fk="read_id"))
-    visit = None
-    if outcome.open_visit:
-        visit = Visit(
-            carpark=carpark, plate=row.plate, lookalike_key=row.lookalike_key, entry_lane=lane,
-            entered_at=row.captured_at, booking_id=outcome.booking_id, permit_id=outcome.permit_id,
-        )  # fmt: skip
-        cte("v", *_insert_sql(visit, read_fk="entry_read_id"))
-        booking_change, delta = (outcome.booking_id, Booking.Status.ARRIVED, [Booking.Status.CONFIRMED]), 1
-    elif outcome.close_visit is not None:
-        cte("x", "UPDATE access_visit SET exit_read_id = r.id, exit_lane_id = %s, exited_at = %s, held_at = NULL "
-            "FROM r WHERE access_visit.id = %s AND access_visit.exited_at IS NULL",
-            [lane.id, row.captured_at, outcome.close_visit.id])  # fmt: skip
-        booking_change = (outcome.close_visit.booking_id, Booking.Status.DEPARTED, ["confirmed", "arrived"])
-        delta = -1
-    else:
-        booking_change = (None, None, None)
-    booking_id, status, from_statuses = booking_change
-    if booking_id:
-        cte("b", "UPDATE bookings_booking SET status = %s, updated_at = %s WHERE id = %s AND status = ANY(%s)",
-            [status, timezone.now(), booking_id, from_statuses])  # fmt: skip
-    alert_row = None
-    if alert:
-        alert_row = Alert(carpark=carpark, lane=lane, plate=row.plate, reason=row.reason)
-        cte("a", *_insert_sql(alert_row, read_fk="read_id"))
-    returning = ", ".join(
-        ["r.id", "r.received_at", "(SELECT id FROM v)" if visit else "NULL", "(SELECT id FROM a)" if alert else "NULL"]
-    )
-    with prepared_cursor() as cursor:  # a few shapes, each prepared once per connection
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {returning} FROM r", params, prepare=True)  # noqa: S608  (see _insert_sql)
-        row.id, row.received_at, visit_id, alert_id = cursor.fetchone()
-    if command is not None:
-        command.read = row
-    if visit is not None:
-        visit.id, visit.entry_read = visit_id, row
-        _publish_visit(carpark, visit, reference=outcome.booking_reference)
-    elif outcome.close_visit is not None:
-        fact = outcome.close_visit
-        data = {
-            "id": fact.id, "carpark": carpark.code, "plate": fact.plate, "entered_at": iso(fact.entered_at),
-            "exited_at": iso(row.captured_at), "booking": fact.booking_reference,
-        }  # fmt: skip
-        events.publish_to_carpark(carpark_id=carpark.id, kind="visit", data=data)
-    if alert_row is not None:
-        alert_row.id, alert_row.read = alert_id, row
-        events.publish_to_carpark(carpark_id=carpark.id, kind="alert", data=selectors.alert_event_data(alert_row))
-    return delta
 
 
 def new_command_id() -> str:
@@ -966,22 +1025,22 @@ def reads_purge(*, now: datetime | None = None, batch: int = 5000) -> int:
 
 
 def _publish_read(carpark, lane, row: PlateRead, outcome: rules.Outcome) -> None:
-    events.publish_to_carpark(
-        carpark_id=carpark.id,
-        kind="read",
-        data={
-            "id": row.id,
-            "carpark": carpark.code,
-            "lane": lane.code,
-            "plate": row.plate,
-            "action": row.action,
-            "reason": row.reason,
-            "match": outcome.match,
-            "booking": row.decision["booking"],
-            "captured_at": iso(row.captured_at),
-            "read_id": row.read_id,
-        },
-    )
+    events.publish_to_carpark(carpark_id=carpark.id, kind="read", data=_read_event_data(carpark, lane, row, outcome))
+
+
+def _read_event_data(carpark, lane, row: PlateRead, outcome: rules.Outcome) -> dict:
+    return {
+        "id": row.id,
+        "carpark": carpark.code,
+        "lane": lane.code,
+        "plate": row.plate,
+        "action": row.action,
+        "reason": row.reason,
+        "match": outcome.match,
+        "booking": row.decision["booking"],
+        "captured_at": iso(row.captured_at),
+        "read_id": row.read_id,
+    }
 
 
 def _publish_visit(carpark, visit: Visit, reference: str | None = None) -> None:
@@ -996,10 +1055,13 @@ def _publish_occupancy(carpark) -> None:
 
 
 def _publish_occupancy_changed(carpark) -> None:
+    events.publish_to_carpark(carpark_id=carpark.id, kind="occupancy", data=_occupancy_changed_data(carpark))
+
+
+def _occupancy_changed_data(carpark) -> dict:
     """Occupancy changed, not counted (`null`): the decision path does not pay for a count that grows with the car
     park; the dashboards' fan-out recounts once per flush for all the changes it folds together."""
-    data = {"carpark": carpark.code, "occupancy": None}
-    events.publish_to_carpark(carpark_id=carpark.id, kind="occupancy", data=data)
+    return {"carpark": carpark.code, "occupancy": None}
 
 
 def _publish_command(command: BarrierCommand, lane) -> None:

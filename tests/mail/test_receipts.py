@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError, OperationalError, connection
 
 from apps.agents.models import Agent
-from apps.core import jobs, runtime
+from apps.core import aiodb, jobs, runtime
 from apps.mail import receipts
 from apps.mail.models import InboundEmail
 from tests.mail.support import TcpProxy
@@ -60,7 +60,7 @@ def test_a_batch_is_committed_on_the_loop_exactly_and_queues_one_job_per_message
 
     async def store():
         ids = await receipts.inbound_emails_receive_async(items=items)
-        return ids, receipts._default.pool.get_stats()
+        return ids, receipts._pools.current.pool.get_stats()
 
     ids, stats = on_a_server_loop(store)
     assert stats["requests_num"] == 1  # the batch took one connection of the loop's pool
@@ -77,14 +77,15 @@ def test_repeats_fall_back_to_the_sync_path_as_duplicates_and_the_connection_sta
 
     async def store():
         # One connection, so the batches after the failed one run on the connection that saw the violation.
-        writer = receipts.ReceiptWriter(min_size=1, max_size=1, **receipts.connect_kwargs())
+        pool = aiodb.LoopPool(name="test-receipts", min_size=1, max_size=1)
+        writer = receipts.ReceiptWriter(pool)
         try:
             in_batch = await writer.receive([first, other, repeat])
             later = await writer.receive([dict(other, peer="10.8.8.8"), third])
             plain = await writer.receive([item(skypark, "RCP-D")])
             return in_batch, later, plain
         finally:
-            await writer.close()
+            await pool.close()
 
     in_batch, later, plain = on_a_server_loop(store)
     rows = InboundEmail.objects.in_bulk(in_batch + later + plain)
@@ -102,7 +103,8 @@ def test_database_unreachable_raises_django_errors_then_reconnects(skypark):
     outcomes = []
 
     async def store():
-        writer = receipts.ReceiptWriter(timeout=1.0, **(receipts.connect_kwargs() | {"port": proxy.port}))
+        pool = aiodb.LoopPool(name="test-receipts", timeout=1.0, port=proxy.port)
+        writer = receipts.ReceiptWriter(pool)
         try:
             outcomes.append(await writer.receive([item(skypark, "RCP-UP")]))
             proxy.cut()
@@ -120,7 +122,7 @@ def test_database_unreachable_raises_django_errors_then_reconnects(skypark):
                     await asyncio.sleep(0.5)
             raise AssertionError("no reconnect within 20 s of the database coming back")
         finally:
-            await writer.close()
+            await pool.close()
 
     try:
         up, *down, back = on_a_server_loop(store)
