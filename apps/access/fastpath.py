@@ -81,7 +81,7 @@ async def plate_read_decide(
         raise aiodb.django_error(exc) from exc
     for kind, data in published:
         events.publish_committed_to_carpark(carpark_id=lane.carpark_id, kind=kind, data=data)
-    return decided.row.decision
+    return decided.frame
 
 
 async def _locked_with_facts(conn, device_id, read_id, lane_id, read, now):
@@ -91,7 +91,7 @@ async def _locked_with_facts(conn, device_id, read_id, lane_id, read, now):
     async def facts(lane: Lane) -> psycopg.AsyncCursor:
         params = selectors.decision_context_params(
             device_id=device_id, read_id=read_id, lane_id=lane_id, carpark_id=lane.carpark_id, read=read,
-            policy=services.policy_of(lane.carpark), entry=lane.direction == Lane.Direction.ENTRY, now=now,
+            policy=services.lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY, now=now,
         )  # fmt: skip
         return await conn.execute(selectors.CONTEXT_SQL, params, prepare=True)
 
@@ -105,9 +105,7 @@ async def _locked_with_facts(conn, device_id, read_id, lane_id, read, now):
     lane = services.lane_of_row(lane_id, row[1:])
     if lane is not seen:  # first read of this lane here, or its policies changed: the facts again, same lock
         found = await facts(lane)
-    context = selectors.decision_context_of_rows(
-        await found.fetchall(), read=read, policy=services.policy_of(lane.carpark)
-    )
+    context = selectors.decision_context_of_rows(await found.fetchall(), read=read, policy=services.lane_policy(lane))
     return lane, context
 
 
@@ -116,4 +114,6 @@ async def close() -> None:
     await _pools.close()
 
 
+# Two kept open, more opened under load: the pool hands out its idle connections in turn, so a few warm backends
+# answer a steady trickle faster than many cold ones, and a burst gets more transactions in flight.
 _pools = aiodb.PerLoop(POOL_NAME, min_size=2, max_size=settings.DECISION_CONNECTIONS)

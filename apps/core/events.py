@@ -110,7 +110,9 @@ class _Outbox:
                 return  # the sender will take it
             self.sending_on = loop
         try:
-            loop.call_soon_threadsafe(runtime.submit, self.send_all)
+            # Started one loop iteration later (a due timer runs after that iteration's I/O callbacks): the decision
+            # or reply that produced these events is written to its socket first, then they go to the layer.
+            loop.call_soon_threadsafe(loop.call_later, 0, runtime.submit, self.send_all)
         except RuntimeError:  # the loop closed meanwhile (shutdown): the events are lost like any unsent ones
             with self.lock:
                 self.sending_on = None

@@ -1,10 +1,12 @@
 """The decision's hot path on PostgreSQL: the gateway passes the lane's id and the decision runs as three prepared
 statements (lock + lane, facts, writes), planned once per connection; it decides exactly as the ORM path does."""
 
+from datetime import datetime
+
 from django.db import connection
 
 from apps.access import services
-from apps.access.models import PlateRead, Visit
+from apps.access.models import Alert, BarrierCommand, PlateRead, Visit
 from apps.carparks.models import Lane
 from tests.lanes.conftest import make_booking, make_device, now
 
@@ -53,3 +55,49 @@ def test_decisions_plan_their_statements_once_per_connection(world_db):
     assert set(by_start) >= {"SELECT pg_advisory_xact_lock(l.carpark_id::integer,", "SELECT 'duplicate',", "WITH r"}
     for generic, custom in by_start.values():
         assert custom == 0 and generic >= 1  # planned once (generic), never re-planned per run
+
+
+def test_the_one_statement_writes_the_rows_an_orm_save_writes(world_db, monkeypatch):
+    """Entries (booking, look-alike), a repeat, unknown vehicles (an alert), an exit: the rows written by the one
+    data-modifying statement (a jsonb record per row) against those written by the ORM's save(), field by field."""
+    script = [("IN", "AB12CDE"), ("IN", "AB12CDE"), ("IN", "N0B0DY1"), ("IN", "8Y11HND"), ("OUT", "AB12CDE")]
+    runs = {}
+    for carpark, lanes, one_statement in (
+        (world_db["one"], ("IN", "OUT"), True),
+        (world_db["two"], ("X-IN", "X-OUT"), False),
+    ):
+        with monkeypatch.context() as patch:
+            if not one_statement:
+                patch.setattr(services.Decided, "in_one_statement", lambda self: False)
+            for plate in ("AB12CDE", "BY11HND"):
+                make_booking(carpark, plate)
+            device = make_device(carpark.code, list(lanes))["device_id"]
+            lane = dict(
+                zip(("IN", "OUT"), (Lane.objects.get(carpark=carpark, code=code) for code in lanes), strict=True)
+            )
+            for code, plate in script:
+                decide(device, lane[code], plate, by_id=True)
+        runs[one_statement] = {
+            model.__name__: [comparable(row, lane) for row in model.objects.filter(carpark=carpark).order_by("id")]
+            for model in (PlateRead, Visit, Alert)
+        } | {"BarrierCommand": [comparable(c, lane) for c in BarrierCommand.objects.filter(lane__carpark=carpark)]}
+    assert runs[True] == runs[False]
+    assert [len(runs[True][name]) for name in ("PlateRead", "Visit", "Alert", "BarrierCommand")] == [5, 2, 1, 4]
+
+
+def comparable(row, lanes: dict) -> dict:
+    """A row's fields, with what differs between two runs made neutral: ids, times, the run's lanes and device."""
+    lane_code = {lane.id: code for code, lane in lanes.items()}
+    out = {}
+    for field in type(row)._meta.concrete_fields:
+        value = getattr(row, field.attname)
+        if field.primary_key or field.attname in ("device_id", "read_id", "command_id", "carpark_id"):
+            value = value is not None
+        elif field.attname.endswith("lane_id"):
+            value = lane_code.get(value)
+        elif field.attname.endswith(("booking_id", "read_id")) or isinstance(value, datetime):
+            value = value is not None
+        elif field.attname == "decision":
+            value = {k: v for k, v in value.items() if k not in ("read_id", "command_id", "expires_at", "booking")}
+        out[field.attname] = value
+    return out
