@@ -5,6 +5,7 @@ on an async psycopg connection of the loop's own (apps.core.aiodb), with no thre
      (selectors.CONTEXT_SQL), computed with the lane's policies as last seen;
   2. the decision's writes in one statement (services.Decided.statement); COMMIT. The decision is returned (and
      sent) only once the COMMIT's reply is in, so a decision the controller gets is never lost.
+Each round trip is one message of prepared statements (apps.core.aiodb.run).
 
 The decision itself is the thread path's (services.plate_read_decided, rules): only where the statements run
 differs. The facts are read in the same round trip as the lock, with the policies of the lane's previous read; when
@@ -71,15 +72,12 @@ async def plate_read_decide(
                 await conn.rollback()
                 return None
             sql, params = decided.statement()
-            async with conn.pipeline():
-                written = await conn.execute(sql, params, prepare=True)
-                await conn.execute("COMMIT", prepare=False)
-            published = decided.written(await written.fetchone())
+            [written] = await aiodb.run(conn, aiodb.statement(sql)(params), "COMMIT")
     except psycopg.IntegrityError:
         return None  # the same read decided meanwhile on another connection: the full service answers the duplicate
     except psycopg.Error as exc:
         raise aiodb.django_error(exc) from exc
-    for kind, data in published:
+    for kind, data in decided.written(written[0]):
         events.publish_committed_to_carpark(carpark_id=lane.carpark_id, kind=kind, data=data)
     return decided.frame
 
@@ -88,25 +86,24 @@ async def _locked_with_facts(conn, device_id, read_id, lane_id, read, now):
     """(lane, context) under the vehicle's lock in an open transaction; (None, None) for an unknown lane."""
     seen = services.lane_last_seen(lane_id)
 
-    async def facts(lane: Lane) -> psycopg.AsyncCursor:
+    def facts(lane: Lane) -> tuple:
         params = selectors.decision_context_params(
             device_id=device_id, read_id=read_id, lane_id=lane_id, carpark_id=lane.carpark_id, read=read,
             policy=services.lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY, now=now,
         )  # fmt: skip
-        return await conn.execute(selectors.CONTEXT_SQL, params, prepare=True)
+        return aiodb.statement(selectors.CONTEXT_SQL)(params)
 
-    async with conn.pipeline():
-        await conn.execute("BEGIN", prepare=False)
-        locked = await conn.execute(services.lane_statement()[0], [read.key, lane_id], prepare=True)
-        found = await facts(seen) if seen is not None else None
-    row = await locked.fetchone()
-    if row is None:
+    locked = aiodb.statement(services.lane_statement()[0])([read.key, lane_id])
+    if seen is not None:
+        rows, found = await aiodb.run(conn, "BEGIN", locked, facts(seen))
+    else:
+        [rows], found = await aiodb.run(conn, "BEGIN", locked), None
+    if not rows:
         return None, None
-    lane = services.lane_of_row(lane_id, row[1:])
+    lane = services.lane_of_row(lane_id, rows[0][1:])
     if lane is not seen:  # first read of this lane here, or its policies changed: the facts again, same lock
-        found = await facts(lane)
-    context = selectors.decision_context_of_rows(await found.fetchall(), read=read, policy=services.lane_policy(lane))
-    return lane, context
+        [found] = await aiodb.run(conn, facts(lane))
+    return lane, selectors.decision_context_of_rows(found, read=read, policy=services.lane_policy(lane))
 
 
 async def close() -> None:
