@@ -1,10 +1,11 @@
-"""The SMTP group commit's insert, on the server's event loop: a batch of messages stored by one pipelined round trip
-on an async psycopg connection (BEGIN, one prepared INSERT ... RETURNING per message, COMMIT), then its jobs sent.
+"""The SMTP group commit's insert, on the server's event loop: a batch of messages stored by one round trip on an
+async psycopg connection (one message: BEGIN, a prepared INSERT ... RETURNING per message, COMMIT; aiodb.run), then
+its jobs sent.
 
 Why this one statement bypasses Django's ORM and transactions (apps.core.aiodb says it in general): the SMTP 250 waits
 for this commit, and the thread hand-offs cost more than the insert: ~0.9 ms to the writer thread, ~2 ms back to the
 loop, and the insert itself, competing with the loop for the GIL, ~8.5 ms instead of ~1 ms idle (bench/smtp.py).
-The 250 still follows a real, synchronous COMMIT (the pipeline's COMMIT reply is awaited). What stays as it was:
+The 250 still follows a real, synchronous COMMIT (its reply is awaited). What stays as it was:
   - the statement and each row's fields are services' (INSERT_RECEIVED, _fields, insert_received_params), shared
     with the sync path, so a row stored here is the row the ORM would store (tests/mail/test_receive.py);
   - a batch that hits the unique constraint (a repeat) is rolled back and stored message by message by the sync
@@ -71,16 +72,10 @@ class ReceiptWriter:
         return ids
 
     async def _insert(self, params: list[tuple]) -> list[int]:
+        insert = aiodb.statement(services.INSERT_RECEIVED)
         async with self.pool.connection() as conn:
-            cursors = []
-            async with conn.pipeline():
-                await conn.execute("BEGIN", prepare=False)
-                for row in params:
-                    cursor = conn.cursor()
-                    await cursor.execute(services.INSERT_RECEIVED, row, prepare=True)
-                    cursors.append(cursor)
-                await conn.execute("COMMIT", prepare=False)
-            return [(await cursor.fetchone())[0] for cursor in cursors]
+            results = await aiodb.run(conn, "BEGIN", *(insert(row) for row in params), "COMMIT")
+        return [rows[0][0] for rows in results]
 
 
 _pools = aiodb.PerLoop(POOL_NAME, min_size=2, max_size=4)
