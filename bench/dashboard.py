@@ -401,6 +401,8 @@ def run_mode(name: str, args, fanout: str) -> dict:
     servers = start_servers(args, fanout)
     everyone, _, dash_servers = servers
     try:
+        # Unmeasured warm-up: a fresh server's first reads open its connections and prepare its statements.
+        lanes(argparse.Namespace(**vars(args) | {"seconds": 2}), servers, "W")
         alone, withs, lags, idle_kb, rounds = [], [], [], [], []
         for r in range(args.rounds):
             alone.append(lanes(args, servers, f"A{r}"))
