@@ -1,5 +1,5 @@
-"""Plate-read decisions on the server's event loop (PostgreSQL): the common reads decided in two pipelined round trips
-on an async psycopg connection of the loop's own (apps.core.aiodb), with no thread hand-off.
+"""Plate-read decisions on the server's event loop (PostgreSQL): the common reads decided in two round trips on an
+async psycopg connection of the loop's own (apps.core.aiodb), with no thread hand-off.
 
   1. BEGIN; lock the vehicle and read the lane's policies (services.lane_statement); read every fact
      (selectors.CONTEXT_SQL), computed with the lane's policies as last seen;

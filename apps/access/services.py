@@ -31,7 +31,7 @@ from apps.access.signals import visit_overstayed
 from apps.access.tokens import hash_secret, new_secret
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
-from apps.core import events, plates
+from apps.core import aiodb, events, plates
 from apps.core.services import audit_log_record
 from apps.core.sql import prepared_cursor
 
@@ -462,12 +462,11 @@ class Decided:
     stale: bool
     entry: bool
     simple: bool  # no visit or unpaired exit of this vehicle after the read (not out of order)
-    opens_visit: bool = False
-    alert_at: datetime | None = None
+    alert_at: datetime | None = None  # the alert's created_at, once `statement` has built its insert
 
     def in_one_statement(self) -> bool:
         outcome = self.outcome
-        if connection.vendor != "postgresql" or self.stale or outcome.superseded_visit or outcome.hold_visit:
+        if not aiodb.on_postgresql() or self.stale or outcome.superseded_visit or outcome.hold_visit:
             return False
         if outcome.open_visit and not self.simple:
             return False
@@ -489,7 +488,6 @@ class Decided:
         if self.command_row is not None:
             cte("c", *_insert_sql(BarrierCommand, self.command_row | {"lane_id": lane.id}, now=now, read_fk="read_id"))
         if outcome.open_visit:
-            self.opens_visit = True
             visit = {
                 "plate": row["plate"], "lookalike_key": row["lookalike_key"], "entry_lane_id": lane.id,
                 "entered_at": row["captured_at"], "booking_id": outcome.booking_id, "permit_id": outcome.permit_id,
@@ -512,7 +510,7 @@ class Decided:
             alert = {"lane_id": lane.id, "plate": row["plate"], "reason": row["reason"]}
             cte("a", *_insert_sql(Alert, alert | ids, now=now, read_fk="read_id"))
         returning = ", ".join(
-            ["r.id", "r.received_at", "(SELECT id FROM v)" if self.opens_visit else "NULL",
+            ["r.id", "r.received_at", "(SELECT id FROM v)" if outcome.open_visit else "NULL",
              "(SELECT id FROM a)" if self.alert else "NULL"]
         )  # fmt: skip
         return f"WITH {', '.join(parts)} SELECT {returning} FROM r", params  # noqa: S608  (see _insert_sql)
@@ -522,7 +520,7 @@ class Decided:
         carpark, lane, row, outcome = self.lane.carpark, self.lane, self.read_row, self.outcome
         read_pk, _received_at, visit_id, alert_id = result
         published = []
-        if self.opens_visit:
+        if outcome.open_visit:
             data = {
                 "id": visit_id, "carpark": carpark.code, "plate": row["plate"], "entered_at": iso(row["captured_at"]),
                 "exited_at": None, "booking": outcome.booking_reference,
@@ -542,7 +540,7 @@ class Decided:
             )  # fmt: skip
             published.append(("alert", selectors.alert_event_data(alert)))
         published.append(("read", _read_event_data(carpark, lane, read_pk, row)))
-        if self.opens_visit or outcome.close_visit is not None:
+        if outcome.open_visit or outcome.close_visit is not None:
             published.append(("occupancy", _occupancy_changed_data(carpark)))
         return published
 

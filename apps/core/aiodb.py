@@ -4,8 +4,9 @@ commit's insert (apps.mail.receipts) and the plate-read decision (apps.access.fa
 Why they bypass Django's database layer: it is sync only, so from the loop it runs on a thread, and the thread
 hand-offs plus the GIL contention with the loop cost more than the statements themselves (bench/smtp.py,
 bench/gateway.py). Each hot path keeps a small psycopg AsyncConnectionPool of its own, opened lazily on the running
-loop with the parameters Django connects with (DATABASES), and sends its statements pipelined: BEGIN, prepared
-statements, COMMIT, whose reply is awaited before anything is answered. What they keep of Django:
+loop with the parameters Django connects with (DATABASES), and sends its transaction as few messages as it can
+(`run`): BEGIN, prepared statements, COMMIT, whose reply is awaited before anything is answered. What they keep
+of Django:
   - errors are Django's (`django.db.DatabaseError` and subclasses, mapped from psycopg's as Django maps them);
   - statements and rows come from the apps' services and selectors, shared with their sync paths;
   - events leave through apps.core.events, after the commit.
@@ -78,7 +79,8 @@ def _pool_timeout() -> float:
 
 class LoopPool:
     """A small connection pool on the running loop. Its connections are in autocommit mode: callers send their own
-    BEGIN and COMMIT in a pipeline, so a transaction costs no extra round trip for psycopg's implicit BEGIN."""
+    BEGIN and COMMIT with their statements (`run`), so a transaction costs no extra round trip for psycopg's
+    implicit BEGIN."""
 
     def __init__(self, *, name: str, min_size: int = 2, max_size: int = 4, timeout: float | None = None, **kwargs):
         """`kwargs` override the connection's arguments (tests: a proxy's port)."""
