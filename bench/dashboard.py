@@ -264,6 +264,16 @@ def make_bookings(count: int, tag: str) -> list[str]:
     return plates
 
 
+def analyze() -> None:
+    """Fresh planner statistics, as autovacuum keeps them on a live database. This machine's PostgreSQL runs with
+    autovacuum off: without this, the statistics of the freshly seeded (nearly empty) tables stay in force while
+    every run adds bookings, visits and reads, and the decisions' plans age round after round."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 def occupancy() -> int:
     from apps.access.models import Visit
 
@@ -343,6 +353,7 @@ def lanes(args, servers, tag: str, proc=None) -> dict:
     """Entries at --rate for --seconds on fresh bookings: the decisions, their latency, the CPU spent meanwhile."""
     servers, lane_servers, _ = servers
     plates = make_bookings(int(args.rate * args.seconds), tag=f"{tag}{int(time.time() * 10) % 1000000}")
+    analyze()
     start_occupancy = occupancy()
     serve_pids = [s.serve.proc.pid for s in servers]
     lane_pids = [s.serve.proc.pid for s in lane_servers]
