@@ -87,7 +87,8 @@ class LoopPool:
         self.loop = asyncio.get_running_loop()
         self.application_name = f"parkgate-{name}"
         self.pool = AsyncConnectionPool(
-            kwargs=connect_kwargs(self.application_name) | kwargs | {"autocommit": True},
+            # psycopg's automatic preparation stays off: `run` prepares by name, and its messages are all unique.
+            kwargs=connect_kwargs(self.application_name) | kwargs | {"autocommit": True, "prepare_threshold": None},
             min_size=min_size,
             max_size=max_size,
             timeout=_pool_timeout() if timeout is None else timeout,
