@@ -442,8 +442,9 @@ def plate_read_decided(*, lane: Lane, context: selectors.DecisionContext, device
     }
     alert = outcome.alert and not stale and not context.alerted_recently
     return Decided(
-        lane, frame, row, command, outcome, alert=alert, stale=stale, entry=entry, simple=not context.visits_around
-    )
+        lane, frame, row, command, outcome, alert=alert, stale=stale, entry=entry, simple=not context.visits_around,
+        now=now,
+    )  # fmt: skip
 
 
 @dataclass
@@ -462,7 +463,7 @@ class Decided:
     stale: bool
     entry: bool
     simple: bool  # no visit or unpaired exit of this vehicle after the read (not out of order)
-    alert_at: datetime | None = None  # the alert's created_at, once `statement` has built its insert
+    now: datetime  # when it was decided: the rows' auto_now(_add) fields
 
     def in_one_statement(self) -> bool:
         outcome = self.outcome
@@ -477,7 +478,7 @@ class Decided:
         the alert, in ONE statement (data-modifying CTEs), prepared once per shape and connection."""
         lane, row, outcome = self.lane, self.read_row, self.outcome
         ids = {"carpark_id": lane.carpark_id}
-        now = timezone.now()
+        now = self.now
         parts, params = [], []
 
         def cte(name: str, sql: str, values: list) -> None:
@@ -506,7 +507,6 @@ class Decided:
             cte("b", "UPDATE bookings_booking SET status = %s, updated_at = %s WHERE id = %s AND status = ANY(%s)",
                 [status, now, booking_id, from_statuses])  # fmt: skip
         if self.alert:
-            self.alert_at = now
             alert = {"lane_id": lane.id, "plate": row["plate"], "reason": row["reason"]}
             cte("a", *_insert_sql(Alert, alert | ids, now=now, read_fk="read_id"))
         returning = ", ".join(
@@ -536,7 +536,7 @@ class Decided:
         if self.alert:
             alert = Alert(
                 id=alert_id, carpark=carpark, lane=lane, plate=row["plate"], reason=row["reason"],
-                created_at=self.alert_at,
+                created_at=self.now,
             )  # fmt: skip
             published.append(("alert", selectors.alert_event_data(alert)))
         published.append(("read", _read_event_data(carpark, lane, read_pk, row)))
