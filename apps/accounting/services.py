@@ -103,8 +103,11 @@ def booking_ledger_sync(*, booking: Booking, memo: str = "", new: bool = False) 
     `new`: the booking was created in this very transaction, so nothing is posted for it yet and no other
     transaction can see its row: the row lock and the look-up of posted positions are skipped (every booking
     made pays for them otherwise).
+
+    No savepoint of its own when nested (the signal's receivers call it inside the booking service's atomic, and
+    nothing in between catches its errors): an error rolls back to the caller's savepoint, as it would to one here.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         if new:
             sold, commission = {}, {}
         else:
