@@ -13,5 +13,6 @@ class Command(BaseCommand):
             "  Staff dashboard: http://localhost:8000/dashboard/  (user demo, password demo)\n"
             "  Customer site:   http://localhost:8000/  (Parkgate Demo); skyline.parkgate.test is Skyline Parking\n"
             "  Agent mailboxes: skypark@ / holidayx@ / legacy80@bookings.parkgate.test on SMTP port 2525\n"
-            "  A lane controller: python manage.py enrol_device --carpark LHR-T5 --lane N-IN --lane N-OUT"
+            "  A lane controller (in a second terminal; DEBUG=1 as the demo runs with it):\n"
+            "    DEBUG=1 .venv/bin/python manage.py enrol_device --carpark LHR-T5 --lane N-IN --lane N-OUT"
         )
