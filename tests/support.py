@@ -98,7 +98,14 @@ class Server:
         return [p.stop(sig) for p in self.processes]
 
 
-def start_server(env: dict[str, str], name: str = "serve", worker: bool = True, ready_timeout: float = 30) -> Server:
+# A deadline, not a timing: a fresh `serve` imports Django and binds its ports in ~2 s here, but on a starved VM (40%
+# CPU steal, with another test's worker busy) one took over 30 s and failed a reliability test that had passed.
+READY_TIMEOUT_S = 120
+
+
+def start_server(
+    env: dict[str, str], name: str = "serve", worker: bool = True, ready_timeout: float = READY_TIMEOUT_S
+) -> Server:
     http_port, smtp_port = free_port(), free_port()
     serve = Process(["serve", "--http", f"127.0.0.1:{http_port}", "--smtp", f"127.0.0.1:{smtp_port}"], env, name)
     processes = [serve.start()]
