@@ -79,6 +79,36 @@ async def test_a_burst_of_coalesced_enqueues_queues_one_job_per_window():
     assert queued[0] == {"thing_id": 1}
 
 
+async def test_batches_sent_while_one_is_in_flight_go_together_and_a_failed_send_stops_nothing(
+    server_loop, monkeypatch
+):
+    """The SMTP receipts' path (enqueue_many_committed): the first batch goes at once; batches arriving during its
+    round trip go in one MULTI/EXEC after it, even when the first send failed (that batch's messages are left to
+    the mail sweep)."""
+    sends, real_send = [], jobs._arq_enqueue_many
+
+    async def spy(batch):
+        sends.append([kwargs["thing_id"] for _, kwargs in batch])
+        if len(sends) == 1:
+            await asyncio.sleep(0.05)  # a slow round trip, while the next batches come in
+            raise ConnectionError("Redis went away")
+        await real_send(batch)
+
+    monkeypatch.setattr(jobs, "_arq_enqueue_many", spy)
+    try:
+        jobs.enqueue_many_committed("tests.noop", [{"thing_id": 1}, {"thing_id": 2}])
+        await asyncio.sleep(0.01)
+        jobs.enqueue_many_committed("tests.noop", [{"thing_id": 3}])
+        jobs.enqueue_many_committed("tests.noop", [{"thing_id": 4}, {"thing_id": 5}])
+        await runtime.drain(wait_s=5)
+        assert sends == [[1, 2], [3, 4, 5]]
+        assert sorted(kwargs["thing_id"] for kwargs in await queued_job_kwargs()) == [3, 4, 5]
+    finally:
+        if jobs._arq_pool is not None:  # opened on this test's loop
+            await jobs._arq_pool.aclose()
+            jobs._arq_pool = None
+
+
 def test_unknown_job_names_fail_loudly():
     with pytest.raises(KeyError):
         jobs.enqueue("tests.no_such_job")

@@ -132,7 +132,8 @@ def _dispatch(name: str, kwargs: dict[str, Any], job_id: str | None, defer_s: fl
 
 def _dispatch_many(name: str, kwargs_list: list[dict[str, Any]]) -> None:
     if settings.PARKGATE_JOBS_BACKEND == "arq":
-        runtime.submit(lambda: _arq_enqueue_many(name, kwargs_list))
+        batch = [(name, kwargs) for kwargs in kwargs_list]
+        runtime.submit(lambda: _arq_batches.send(batch))
     else:
         for kwargs in kwargs_list:
             _dispatch(name, kwargs, None, None)
@@ -170,10 +171,10 @@ async def _arq_enqueue(name: str, kwargs: dict[str, Any], job_id: str | None, de
         await pool.enqueue_job(name, _job_id=job_id, _defer_by=defer_s, **kwargs)
 
 
-async def _arq_enqueue_many(name: str, kwargs_list: list[dict[str, Any]]) -> None:
+async def _arq_enqueue_many(jobs: list[tuple[str, dict[str, Any]]]) -> None:
     """What ArqRedis.enqueue_job writes for a job without a `_job_id` (the pickled job under arq:job:<uuid4>, the id
-    in the queue's sorted set), for the whole batch in one MULTI/EXEC. enqueue_job's WATCH + EXISTS (two more round
-    trips per job) only guards ids chosen by the caller; fresh uuid4 ids cannot already exist."""
+    in the queue's sorted set), for all `jobs` (name, kwargs) in one MULTI/EXEC. enqueue_job's WATCH + EXISTS (two
+    more round trips per job) only guards ids chosen by the caller; fresh uuid4 ids cannot already exist."""
     from arq.constants import job_key_prefix
     from arq.jobs import serialize_job
     from arq.utils import timestamp_ms
@@ -181,12 +182,45 @@ async def _arq_enqueue_many(name: str, kwargs_list: list[dict[str, Any]]) -> Non
     async with _arq() as pool:
         now = timestamp_ms()
         async with pool.pipeline(transaction=True) as pipe:
-            for kwargs in kwargs_list:
+            for name, kwargs in jobs:
                 job_id = uuid4().hex
                 job = serialize_job(name, (), kwargs, None, now, serializer=pool.job_serializer)
                 pipe.psetex(job_key_prefix + job_id, pool.expires_extra_ms, job)
                 pipe.zadd(pool.default_queue_name, {job_id: now})
             await pipe.execute()
+
+
+class _ArqBatches:
+    """Batches of jobs sent to Redis one MULTI/EXEC at a time: batches arriving while one is in flight wait and go
+    together in the next. Under the SMTP server's load (a small batch per group commit, hundreds a second) this
+    makes a few large round trips instead of many small ones. Per loop: a loop that stopped mid-send (a test's)
+    leaves nothing stuck for the next."""
+
+    def __init__(self):
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.sending = False
+
+    async def send(self, jobs: list[tuple[str, dict[str, Any]]]) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:
+            self.loop, self.pending, self.sending = loop, [], False
+        self.pending.extend(jobs)
+        if self.sending:
+            return  # the send in flight takes these next
+        self.sending = True
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await _arq_enqueue_many(batch)
+                except Exception:  # the callers' outbox sweeps cover jobs that were not sent
+                    log.exception("%s jobs not sent to Redis", len(batch))
+        finally:
+            self.sending = False
+
+
+_arq_batches = _ArqBatches()
 
 
 # --- Running ---------------------------------------------------------------------------------------------------
