@@ -6,7 +6,9 @@ bare Channels JSON echo consumer in the same kind of process (daphne, same setti
 
 Works in a throwaway database next to DATABASE_URL's (`<name>_bench_gateway`: created, migrated, seeded, dropped
 afterwards; keep it with --keep). Seeds --bookings bookings (COPY; arrivals over +-30 days, a realistic mix of
-statuses) and 1,000 open visits, enrols --controllers devices (each an entry and an exit lane of one car park),
+statuses), the history the departed ones left (their entry and exit reads and closed visits, and an unknown vehicle
+turned away per five of them: a denied read and its alert) and 1,000 open visits, then VACUUM ANALYZE, as a car
+park's database that grew over time; enrols --controllers devices (each an entry and an exit lane of one car park),
 starts `manage.py serve` (no worker: jobs are not measured) and a daphne process serving bench/echo_asgi.py, then:
   - saturation: every controller keeps 32 reads in flight (the protocol's maximum) for --seconds: decisions/s,
     against the echo consumer's messages/s with the same frames and window;
@@ -69,6 +71,68 @@ def random_plate(rng: random.Random) -> str:
     )
 
 
+def history(departed: list, carpark_id: int, devices: list[tuple], rng: random.Random, copy_rows) -> None:
+    """What departed bookings left behind: an entry and an exit read each (both opened the barrier) and the closed
+    visit between them, and for every fifth one an unknown vehicle turned away at an entry lane (a denied read and
+    its alert). A car park's database that reached 100,000 bookings holds these too; without them the decision's
+    statements are planned for empty tables, and scan the rows the measurement adds."""
+    from django.db import connection
+    from psycopg.types.json import Jsonb
+
+    from apps.core import plates
+
+    if not departed:
+        return
+    specs = []  # (booking or None, plate, device, lane, at, action, reason)
+    for n, (booking, plate) in enumerate(departed):
+        device_id, entry_lane, exit_lane = devices[n % len(devices)]
+        entered = booking.arrival + timedelta(minutes=rng.randrange(-60, 30))
+        exited = booking.departure + timedelta(minutes=rng.randrange(-60, 30))
+        specs.append((booking, plate, device_id, entry_lane, entered, "open", "booking"))
+        specs.append((booking, plate, device_id, exit_lane, exited, "open", "departure"))
+        if n % 5 == 0:
+            specs.append((None, random_plate(rng) + "Z", device_id, entry_lane, entered, "deny", "unknown_vehicle"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('access_plateread', 'id')) FROM generate_series(1, %s)", [len(specs)]
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    reads, visits, alerts, entries = [], [], [], {}
+    for read_pk, (booking, plate, device_id, lane_id, at, action, reason) in zip(ids, specs, strict=True):
+        key, read_id = plates.lookalike_key(plate), f"h-{read_pk}"
+        match = "exact" if booking else ""
+        decision = {
+            "type": "decision", "read_id": read_id, "action": action, "reason": reason, "match": match or None,
+            "booking": booking.reference if booking else None, "command_id": None, "expires_at": None,
+            "duplicate": False,
+        }  # fmt: skip
+        reads.append((
+            read_pk, device_id, lane_id, carpark_id, read_id, plate, plate, key, 0.9, Jsonb([]), "", Jsonb({}), False,
+            "", at, at, action, reason, match, booking.id if booking else None, Jsonb(decision), False,
+        ))  # fmt: skip
+        if booking is None:
+            alerts.append((carpark_id, lane_id, plate, reason, read_pk, at))
+        elif reason == "booking":
+            entries[booking.id] = (read_pk, lane_id, at)
+        else:
+            entry_pk, entry_lane, entered = entries.pop(booking.id)
+            visits.append((carpark_id, plate, key, entry_pk, read_pk, entry_lane, lane_id, entered, at, booking.id, ""))
+    copy_rows(
+        "access_plateread",
+        ["id", "device_id", "lane_id", "carpark_id", "read_id", "plate_raw", "plate", "lookalike_key", "score",
+         "candidates", "region", "vehicle", "retransmit", "local_action", "captured_at", "received_at", "action",
+         "reason", "match", "booking_id", "decision", "unpaired_exit"],
+        reads,
+    )  # fmt: skip
+    copy_rows(
+        "access_visit",
+        ["carpark_id", "plate", "lookalike_key", "entry_read_id", "exit_read_id", "entry_lane_id", "exit_lane_id",
+         "entered_at", "exited_at", "booking_id", "closed_reason"],
+        visits,
+    )  # fmt: skip
+    copy_rows("access_alert", ["carpark_id", "lane_id", "plate", "reason", "read_id", "created_at"], alerts)
+
+
 def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int) -> None:
     """Bookings (COPY, in batches), and on the first call the car park, lanes, devices and 1,000 open visits."""
     import django
@@ -78,7 +142,7 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
     from django.db import connection
 
     from apps.access import services
-    from apps.access.models import Visit
+    from apps.access.models import Device, Visit
     from apps.bookings.models import Booking, Customer, Vehicle
     from apps.carparks.models import CarPark, Lane
     from apps.core import plates
@@ -93,6 +157,16 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
             Lane.objects.create(carpark=carpark, code=f"OUT{n}", direction="exit")
     carpark = CarPark.objects.get(code=CARPARK)
     customer = Customer.objects.first() or Customer.objects.create(name="Bench customer")
+    tokens = []
+    if first:
+        for n in range(controllers):
+            _device, code = services.device_create(carpark_code=CARPARK, lane_codes=[f"IN{n}", f"OUT{n}"])
+            tokens.append(services.device_enrol(code=code).token)
+    lanes = {lane.code: lane.id for lane in Lane.objects.filter(carpark=carpark)}
+    devices = [
+        (next(d.id for d in Device.objects.filter(lanes__id=lanes[f"IN{n}"])), lanes[f"IN{n}"], lanes[f"OUT{n}"])
+        for n in range(controllers)
+    ]
 
     def rows(model, objects):
         fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -101,10 +175,12 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
         return names, values
 
     def copy(model, objects) -> None:
-        names, values = rows(model, objects)
+        copy_rows(model._meta.db_table, *rows(model, objects))
+
+    def copy_rows(table: str, columns: list[str], values) -> None:
         with (
             connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {model._meta.db_table} ({', '.join(names)}) FROM STDIN") as copy_,
+            cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy_,
         ):
             for row in values:
                 copy_.write_row(row)
@@ -154,6 +230,10 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
             if booking.status == "confirmed" and booking.arrival - timedelta(hours=2) <= now <= booking.departure:
                 eligible.append((booking.id, plate))
         copy(Vehicle, vehicles)
+        history(
+            [(b, plate) for b, plate in zip(bookings, vehicle_plates, strict=True) if b.status == "departed"],
+            carpark.id, devices, rng, copy_rows,
+        )  # fmt: skip
         made += count
         log(f"  seeded {made:,} bookings")
     if first:
@@ -170,22 +250,20 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
             for booking_id, plate in inside
         )
         Booking.objects.filter(pk__in=[b for b, _ in inside]).update(status="arrived")
-        devices = []
-        for n in range(controllers):
-            _device, code = services.device_create(carpark_code=CARPARK, lane_codes=[f"IN{n}", f"OUT{n}"])
-            devices.append(services.device_enrol(code=code).token)
         with connection.cursor() as cursor:
             # A bulk load leaves work for autovacuum (insert-triggered), which would otherwise run during the
             # measurement; a car park's database that reached 100,000 bookings over time has been vacuumed.
             cursor.execute("VACUUM (ANALYZE)")
         plates_out.write_text(
-            json.dumps({"eligible": [p for _, p in eligible], "inside": [p for _, p in inside], "tokens": devices})
+            json.dumps({"eligible": [p for _, p in eligible], "inside": [p for _, p in inside], "tokens": tokens})
         )
     else:
         # After a bulk load of 900,000 bookings: vacuum too, so autovacuum does not run during the measurement (a
         # database that grew to 1M bookings over time has been vacuumed along the way).
         with connection.cursor() as cursor:
-            cursor.execute("VACUUM (ANALYZE) bookings_booking, bookings_vehicle")
+            cursor.execute(
+                "VACUUM (ANALYZE) bookings_booking, bookings_vehicle, access_plateread, access_visit, access_alert"
+            )
 
 
 # --- Load ------------------------------------------------------------------------------------------------------
