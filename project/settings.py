@@ -182,6 +182,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root on every request otherwise
 WHITENOISE_USE_FINDERS = True  # daphne serves static files itself; no collectstatic step needed.
+WHITENOISE_ROOT = BASE_DIR / "project" / "root"  # files browsers ask for at the root: /favicon.ico
 
 # --- Security --------------------------------------------------------------------------------------------------
 # HTTPS is assumed in production (DEBUG off); PARKGATE_HTTPS=0 serves plain HTTP (tests, private links).

@@ -47,6 +47,11 @@ def test_health_and_readiness(parkgate):
     assert ready.json()["checks"] == {"database": True, "redis": True}
 
 
+def test_the_browsers_favicon_request_gets_the_icon_not_a_404(parkgate):
+    icon = httpx.get(f"{parkgate.http}/favicon.ico")
+    assert icon.status_code == 200 and icon.content.startswith(b"\x00\x00\x01\x00")  # an ICO file
+
+
 def test_brand_home_by_host_and_404_for_unknown_host(parkgate, demo_world):
     home = httpx.get(f"{parkgate.http}/", headers={"Host": "skyline.parkgate.test"})
     assert home.status_code == 200 and "Skyline Parking" in home.text
