@@ -6,9 +6,10 @@ import time
 
 import pytest
 import redis
+from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.db import OperationalError
+from django.db import OperationalError, connections
 from django.test import TransactionTestCase
 
 from tests.support import Server, database_url_for, start_server
@@ -47,6 +48,15 @@ def _flush_retrying_deadlocks(original):
 
 
 TransactionTestCase._fixture_teardown = _flush_retrying_deadlocks(TransactionTestCase._fixture_teardown)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_sync_threads_connection(django_db_setup):
+    """Async tests run their sync_to_async calls (thread-sensitive, no outer async_to_sync) on asgiref's one shared
+    executor thread, whose Django connection nothing closes: it stays checked out of the pool, and dropping the test
+    database at the end then fails ("being accessed by other users"). Closed there, before the database goes."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 @pytest.fixture(scope="session")
