@@ -103,10 +103,14 @@ class PlateRead(models.Model):
     action = models.CharField(max_length=4, choices=Action.choices)
     reason = models.CharField(max_length=32)
     match = models.CharField(max_length=10, blank=True)
+    # booking: no index (bookings are never deleted, and staff search scans a car park's reads for its plate or
+    # look-alike key anyway); permit: only where set (Meta), for a permit's deletion.
     booking = models.ForeignKey(
-        "bookings.Booking", null=True, blank=True, related_name="reads", on_delete=models.SET_NULL
+        "bookings.Booking", null=True, blank=True, related_name="reads", on_delete=models.SET_NULL, db_index=False
     )
-    permit = models.ForeignKey(Permit, null=True, blank=True, related_name="reads", on_delete=models.SET_NULL)
+    permit = models.ForeignKey(
+        Permit, null=True, blank=True, related_name="reads", on_delete=models.SET_NULL, db_index=False
+    )
     decision = models.JSONField(help_text="The decision frame sent, replayed for a duplicate read_id")
     unpaired_exit = models.BooleanField(
         default=False, help_text="An exit applied to visits that closed none (yet): a late entry may pair with it"
@@ -117,12 +121,12 @@ class PlateRead(models.Model):
         indexes = [
             models.Index(fields=["lane", "plate", "captured_at"]),
             models.Index(fields=["carpark", "received_at"]),
-            models.Index(fields=["plate"], name="read_plate"),  # staff search
             models.Index(
                 fields=["carpark", "lookalike_key", "captured_at"],
                 condition=models.Q(unpaired_exit=True),
                 name="read_unpaired_exit_key",
             ),
+            models.Index(fields=["permit"], condition=models.Q(permit__isnull=False), name="read_permit"),
         ]
 
     def __str__(self) -> str:
@@ -137,13 +141,17 @@ class BarrierCommand(models.Model):
         EXPIRED = "expired", "Expired (controller)"
         TIMED_OUT = "timed_out", "Timed out"
 
-    command_id = models.CharField(max_length=32, unique=True)
-    lane = models.ForeignKey("carparks.Lane", related_name="commands", on_delete=models.PROTECT)
-    device = models.ForeignKey(Device, related_name="commands", on_delete=models.PROTECT)
+    # One per open, on the barrier's path: results are matched by command_id (a constraint, no LIKE index); no index
+    # for lane and device (neither is ever deleted with commands: PROTECT), issued_by only where set (Meta).
+    command_id = models.CharField(max_length=32)
+    lane = models.ForeignKey("carparks.Lane", related_name="commands", on_delete=models.PROTECT, db_index=False)
+    device = models.ForeignKey(Device, related_name="commands", on_delete=models.PROTECT, db_index=False)
     read = models.OneToOneField(PlateRead, null=True, blank=True, related_name="command", on_delete=models.SET_NULL)
     action = models.CharField(max_length=8, default="open")
     reason = models.CharField(max_length=200)
-    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -151,8 +159,11 @@ class BarrierCommand(models.Model):
     result_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # The name unique=True gave it (kept, so that the constraint was not rebuilt).
+        constraints = [models.UniqueConstraint(fields=["command_id"], name="access_barriercommand_command_id_key")]
         indexes = [  # the time-out sweep's look-up; a plain status index would be written for every command
             models.Index(fields=["expires_at"], condition=models.Q(status="pending"), name="command_pending_expiry"),
+            models.Index(fields=["issued_by"], condition=models.Q(issued_by__isnull=False), name="command_issued_by"),
         ]
 
     def __str__(self) -> str:
@@ -162,8 +173,9 @@ class BarrierCommand(models.Model):
 class Visit(models.Model):
     """A vehicle on site: an entry paired with the first later exit (by captured_at). Occupancy = open visits."""
 
-    # Written on the barrier's path: carpark is covered by visit_key_entered; plate and key get plain indexes for
-    # staff search (Meta), none for LIKE.
+    # Written on the barrier's path: carpark is covered by visit_key_entered (so is the look-alike key, which every
+    # query asks for with a car park); plate gets a plain index for staff search (Meta), none for LIKE; entry_lane
+    # none (a lane is deleted only without reads); exit_lane and permit only where set (Meta).
     carpark = models.ForeignKey("carparks.CarPark", related_name="visits", on_delete=models.PROTECT, db_index=False)
     plate = models.CharField(max_length=32)
     lookalike_key = models.CharField(max_length=32)
@@ -173,14 +185,20 @@ class Visit(models.Model):
     exit_read = models.OneToOneField(
         PlateRead, null=True, blank=True, related_name="exit_visit", on_delete=models.SET_NULL
     )
-    entry_lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
-    exit_lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    entry_lane = models.ForeignKey(
+        "carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL, db_index=False
+    )
+    exit_lane = models.ForeignKey(
+        "carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL, db_index=False
+    )
     entered_at = models.DateTimeField()
     exited_at = models.DateTimeField(null=True, blank=True)
     booking = models.ForeignKey(
         "bookings.Booking", null=True, blank=True, related_name="visits", on_delete=models.SET_NULL
     )
-    permit = models.ForeignKey(Permit, null=True, blank=True, related_name="visits", on_delete=models.SET_NULL)
+    permit = models.ForeignKey(
+        Permit, null=True, blank=True, related_name="visits", on_delete=models.SET_NULL, db_index=False
+    )
     closed_reason = models.CharField(max_length=200, blank=True, help_text="Why it was closed without an exit read")
     overstay_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Minutes past the booking's departure + grace at exit (overstay)"
@@ -193,7 +211,8 @@ class Visit(models.Model):
         indexes = [
             models.Index(fields=["carpark", "lookalike_key", "entered_at"], name="visit_key_entered"),
             models.Index(fields=["plate"], name="visit_plate"),
-            models.Index(fields=["lookalike_key"], name="visit_key"),
+            models.Index(fields=["exit_lane"], condition=models.Q(exit_lane__isnull=False), name="visit_exit_lane"),
+            models.Index(fields=["permit"], condition=models.Q(permit__isnull=False), name="visit_permit"),
             models.Index(
                 fields=["carpark", "plate"], condition=models.Q(exited_at__isnull=True), name="open_visit_plate"
             ),
@@ -209,14 +228,18 @@ class Visit(models.Model):
 class Alert(models.Model):
     """Something at a lane that staff should look at (a denied plate, a car with no visit, an overstay...)."""
 
-    carpark = models.ForeignKey("carparks.CarPark", related_name="alerts", on_delete=models.CASCADE)
-    lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
+    # Raised on the barrier's path for every unknown vehicle: carpark and lane are covered by the Meta indexes,
+    # acknowledged_by is indexed only where set.
+    carpark = models.ForeignKey("carparks.CarPark", related_name="alerts", on_delete=models.CASCADE, db_index=False)
+    lane = models.ForeignKey(
+        "carparks.Lane", null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL, db_index=False
+    )
     plate = models.CharField(max_length=32, blank=True)
     reason = models.CharField(max_length=32)
     read = models.ForeignKey(PlateRead, null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL, db_index=False
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
@@ -224,6 +247,11 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["lane", "plate", "created_at"]),
             models.Index(fields=["carpark", "created_at"]),
+            models.Index(
+                fields=["acknowledged_by"],
+                condition=models.Q(acknowledged_by__isnull=False),
+                name="alert_acknowledged_by",
+            ),
         ]
 
     def __str__(self) -> str:

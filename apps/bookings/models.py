@@ -24,15 +24,20 @@ class Booking(models.Model):
         EMAIL = "email", "Agent email"
         STAFF = "staff", "Staff"
 
-    reference = models.CharField(max_length=16, unique=True, help_text="Our reference, e.g. PG-7K3M9Q")
-    carpark = models.ForeignKey("carparks.CarPark", related_name="bookings", on_delete=models.PROTECT)
+    # A booking is updated on the barrier's path (arrived, departed), and its indexes with it: none that another
+    # already covers (carpark: (carpark, arrival); agent: (agent, agent_ref) and (agent, updated_at); updated_at:
+    # (agent, updated_at)), none for LIKE (reference and status are unique-or-equal look-ups: constraint and Meta).
+    reference = models.CharField(max_length=16, help_text="Our reference, e.g. PG-7K3M9Q")
+    carpark = models.ForeignKey("carparks.CarPark", related_name="bookings", on_delete=models.PROTECT, db_index=False)
     brand = models.ForeignKey("carparks.Brand", null=True, blank=True, on_delete=models.PROTECT)
-    agent = models.ForeignKey("agents.Agent", null=True, blank=True, related_name="bookings", on_delete=models.PROTECT)
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, related_name="bookings", on_delete=models.PROTECT, db_index=False
+    )
     agent_ref = models.CharField(max_length=64, null=True, blank=True)
     customer = models.ForeignKey(Customer, related_name="bookings", on_delete=models.PROTECT)
     arrival = models.DateTimeField(help_text="UTC")
     departure = models.DateTimeField(help_text="UTC")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED)
     source = models.CharField(max_length=5, choices=Source.choices)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -42,16 +47,22 @@ class Booking(models.Model):
     flight_return = models.CharField(max_length=16, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
+            # The name unique=True gave it: bookings.services draws a new reference when this one is violated.
+            models.UniqueConstraint(fields=["reference"], name="bookings_booking_reference_key"),
             models.UniqueConstraint(fields=["agent", "agent_ref"], name="booking_agent_ref_unique"),
             models.CheckConstraint(
                 condition=models.Q(departure__gt=models.F("arrival")), name="booking_departure_after_arrival"
             ),
         ]
-        indexes = [models.Index(fields=["carpark", "arrival"]), models.Index(fields=["agent", "updated_at"])]
+        indexes = [
+            models.Index(fields=["carpark", "arrival"]),
+            models.Index(fields=["agent", "updated_at"]),
+            models.Index(fields=["status"], name="booking_status"),  # the no-show sweep, admin's filter
+        ]
 
     def __str__(self) -> str:
         return self.reference
