@@ -21,18 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class ReceiptBatcher:
-    def __init__(self, *, writers: int = 1, max_batch: int = 64):
-        self.writers, self.max_batch = writers, max_batch
+    def __init__(self, *, max_batch: int = 64):
+        self.max_batch = max_batch
         self.pending: list[tuple[dict, asyncio.Future]] = []
-        self.busy = 0
+        self.writing = False
         self.tasks: set[asyncio.Task] = set()
 
     async def store(self, item: dict) -> int:
         """Store one message (receipts.inbound_emails_receive_async's item); returns its id once committed."""
         future = asyncio.get_running_loop().create_future()
         self.pending.append((item, future))
-        if self.busy < self.writers:
-            self.busy += 1
+        if not self.writing:
+            self.writing = True
             task = asyncio.ensure_future(self._write())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -54,4 +54,4 @@ class ReceiptBatcher:
                     if not future.done():
                         future.set_result(stored_id)
         finally:
-            self.busy -= 1
+            self.writing = False
