@@ -103,8 +103,7 @@ class PlateRead(models.Model):
     action = models.CharField(max_length=4, choices=Action.choices)
     reason = models.CharField(max_length=32)
     match = models.CharField(max_length=10, blank=True)
-    # booking: no index (bookings are never deleted, and staff search scans a car park's reads for its plate or
-    # look-alike key anyway); permit: only where set (Meta), for a permit's deletion.
+    # booking and permit: indexed only where set (Meta), for staff search and a permit's deletion.
     booking = models.ForeignKey(
         "bookings.Booking", null=True, blank=True, related_name="reads", on_delete=models.SET_NULL, db_index=False
     )
@@ -121,11 +120,10 @@ class PlateRead(models.Model):
         indexes = [
             models.Index(fields=["lane", "plate", "captured_at"]),
             models.Index(fields=["carpark", "received_at"]),
-            models.Index(
-                fields=["carpark", "lookalike_key", "captured_at"],
-                condition=models.Q(unpaired_exit=True),
-                name="read_unpaired_exit_key",
-            ),
+            # staff search (a plate's look-alike key finds the plate too) and a late entry's unpaired exit
+            models.Index(fields=["carpark", "lookalike_key", "captured_at"], name="read_key_captured"),
+            # staff search of a booking's reads, whatever plate they were matched by
+            models.Index(fields=["booking"], condition=models.Q(booking__isnull=False), name="read_booking"),
             models.Index(fields=["permit"], condition=models.Q(permit__isnull=False), name="read_permit"),
         ]
 
@@ -174,8 +172,8 @@ class Visit(models.Model):
     """A vehicle on site: an entry paired with the first later exit (by captured_at). Occupancy = open visits."""
 
     # Written on the barrier's path: carpark is covered by visit_key_entered (so is the look-alike key, which every
-    # query asks for with a car park); plate gets a plain index for staff search (Meta), none for LIKE; entry_lane
-    # none (a lane is deleted only without reads); exit_lane and permit only where set (Meta).
+    # query asks for with a car park, staff search too: a plate's key finds the plate); plate only while open (Meta),
+    # none for LIKE; entry_lane none (a lane is deleted only without reads); exit_lane and permit only where set.
     carpark = models.ForeignKey("carparks.CarPark", related_name="visits", on_delete=models.PROTECT, db_index=False)
     plate = models.CharField(max_length=32)
     lookalike_key = models.CharField(max_length=32)
@@ -210,7 +208,6 @@ class Visit(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["carpark", "lookalike_key", "entered_at"], name="visit_key_entered"),
-            models.Index(fields=["plate"], name="visit_plate"),
             models.Index(fields=["exit_lane"], condition=models.Q(exit_lane__isnull=False), name="visit_exit_lane"),
             models.Index(fields=["permit"], condition=models.Q(permit__isnull=False), name="visit_permit"),
             models.Index(

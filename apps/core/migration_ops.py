@@ -1,5 +1,6 @@
 """Migration operations shared by the apps' migrations."""
 
+from django.contrib.postgres import operations as postgres_operations
 from django.db import migrations, models
 
 
@@ -31,3 +32,37 @@ def unique_field_to_constraint(*, model_name: str, name: str, field: models.Fiel
         ],
         database_operations=[migrations.RunPython(drop_like, create_like)],
     )
+
+
+class AddIndexConcurrently(postgres_operations.AddIndexConcurrently):
+    """AddIndex that does not stop the barriers: on PostgreSQL `CREATE INDEX CONCURRENTLY`, so the table's inserts
+    (plate reads) go on while the index is built; a plain CREATE INDEX elsewhere (SQLite, the embedded default).
+    Its migration must be `atomic = False`."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class RemoveIndexConcurrently(postgres_operations.RemoveIndexConcurrently):
+    """RemoveIndex as AddIndexConcurrently adds one: `DROP INDEX CONCURRENTLY` on PostgreSQL, plain elsewhere."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            migrations.RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            migrations.RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)

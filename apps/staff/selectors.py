@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from apps.access import selectors as access_selectors
 from apps.access.models import Alert, Device, PlateRead, Visit
-from apps.bookings.models import Booking
+from apps.agents.models import Agent
+from apps.bookings.models import Booking, Vehicle
 from apps.carparks.models import CarPark, Lane
 from apps.core import plates
 from apps.staff.models import StaffAssignment
@@ -240,35 +241,40 @@ def alert_carpark_id(*, alert_id: int) -> int | None:
 
 
 def search(*, query: str, carpark_ids: list[int], limit: int = 20) -> dict:
-    """Bookings, visits and reads for a plate or a booking reference, in the given car parks only."""
+    """Bookings, visits and reads for a plate (or a look-alike of it) or a booking's reference or agent reference,
+    in the given car parks only.
+
+    Each condition has an index of its own, so that PostgreSQL combines index scans (BitmapOr) instead of reading a
+    car park's every booking or read: a plate's look-alike key also finds the plate itself (equal plates have equal
+    keys), our references are upper case, and agent references are looked up in (agent, agent_ref) as typed, upper
+    and lower case. tests/dashboard/test_search.py checks the plans."""
     text = query.strip()
     plate = plates.normalise(text)
     if not plate:
         return {"query": text, "bookings": [], "visits": [], "reads": []}
     key = plates.lookalike_key(text)
+    by_vehicle = list(Vehicle.objects.filter(lookalike_key=key).values_list("booking_id", flat=True).distinct())
+    agent_ids = list(Agent.objects.values_list("id", flat=True))
     bookings = list(
         Booking.objects.filter(carpark_id__in=carpark_ids)
         .filter(
-            Q(reference__iexact=text)
-            | Q(agent_ref__iexact=text)
-            | Q(vehicles__registration=plate)
-            | Q(vehicles__lookalike_key=key)
+            Q(reference=text.upper())
+            | Q(agent_id__in=agent_ids, agent_ref__in={text, text.upper(), text.lower()})
+            | Q(id__in=by_vehicle)
         )
-        .distinct()
         .select_related("carpark", "customer")
         .prefetch_related("vehicles")
         .order_by("-arrival")[:limit]
     )
     booking_ids = [b.id for b in bookings]
-    visit_q = Q(plate=plate) | Q(lookalike_key=key) | Q(booking_id__in=booking_ids)
+    found = Q(lookalike_key=key) | Q(booking_id__in=booking_ids)
     visits = (
-        Visit.objects.filter(visit_q, carpark_id__in=carpark_ids)
+        Visit.objects.filter(found, carpark_id__in=carpark_ids)
         .select_related("carpark", "booking", "entry_lane", "exit_lane")
         .order_by("-entered_at")[:limit]
     )
-    read_q = Q(plate=plate) | Q(lookalike_key=key) | Q(booking_id__in=booking_ids)
     reads = (
-        PlateRead.objects.filter(read_q, carpark_id__in=carpark_ids)
+        PlateRead.objects.filter(found, carpark_id__in=carpark_ids)
         .select_related("carpark", "lane", "booking")
         .order_by("-captured_at")[:limit]
     )
