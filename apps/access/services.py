@@ -22,8 +22,10 @@ from apps.access.models import (
     Alert,
     AllowlistState,
     BarrierCommand,
+    BlockedPlate,
     Device,
     EnrolmentCode,
+    Permit,
     PlateRead,
     Visit,
 )
@@ -48,12 +50,25 @@ class UnknownLane(Exception):
     pass
 
 
+class DeviceRevoked(Exception):
+    """The device was revoked: it never gets a token again (a replacement is a new device)."""
+
+
 class LaneOffline(Exception):
     """A manual command to a lane whose controller is offline: it fails at once (device-protocol.md 4)."""
 
 
 class UnknownCommand(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class EnrolmentCodeIssued:
+    """A one-time enrolment code, in clear: shown once to staff, never stored or logged (only its hash is kept)."""
+
+    device_id: str
+    code: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -74,22 +89,18 @@ def iso(value: datetime | None) -> str | None:
 # --- Devices ---------------------------------------------------------------------------------------------------
 
 
-def device_create(*, carpark_code: str, lane_codes: list[str], name: str = "", actor=None) -> tuple[Device, str]:
-    """Create a device for lanes of a car park; returns it with a one-time enrolment code (shown once)."""
+def device_create(
+    *, carpark_code: str, lane_codes: list[str], name: str = "", settings: dict | None = None, actor=None
+) -> tuple[Device, str]:
+    """Create a device for lanes of a car park, with its vendor mapping (`settings`, device-protocol.md 7); returns it
+    with a one-time enrolment code (shown once)."""
     carpark = CarPark.objects.filter(code=carpark_code).first()
     if carpark is None:
         raise CarPark.DoesNotExist(f"unknown car park {carpark_code!r}")
-    lanes = list(Lane.objects.filter(carpark=carpark, code__in=lane_codes))
-    missing = sorted(set(lane_codes) - {lane.code for lane in lanes})
-    if missing:
-        raise Lane.DoesNotExist(f"unknown lane(s) {', '.join(missing)} at {carpark_code}")
-    code = new_secret()
+    lanes = _lanes_of(carpark, lane_codes)
     with transaction.atomic():
-        device = Device.objects.create(carpark=carpark, name=name)
+        device = Device.objects.create(carpark=carpark, name=name, settings=settings or {})
         device.lanes.set(lanes)
-        EnrolmentCode.objects.create(
-            device=device, code_hash=hash_secret(code), expires_at=timezone.now() + ENROLMENT_CODE_TTL
-        )
         audit_log_record(
             action="device.create",
             actor=actor,
@@ -97,7 +108,68 @@ def device_create(*, carpark_code: str, lane_codes: list[str], name: str = "", a
             obj=device,
             carpark=carpark,
         )
-    return device, code
+        issued = device_enrolment_code_issue(device_id=str(device.id), actor=actor)
+    return device, issued.code
+
+
+def _lanes_of(carpark: CarPark, lane_codes: list[str]) -> list[Lane]:
+    lanes = list(Lane.objects.filter(carpark=carpark, code__in=lane_codes))
+    missing = sorted(set(lane_codes) - {lane.code for lane in lanes})
+    if missing:
+        raise Lane.DoesNotExist(f"unknown lane(s) {', '.join(missing)} at {carpark.code}")
+    return lanes
+
+
+def device_enrolment_code_issue(*, device_id: str, actor=None) -> EnrolmentCodeIssued:
+    """A new one-time enrolment code (valid 24 h) for an unrevoked device: the first was lost or expired, or the
+    controller is replaced (enrolling again rotates the token, device-protocol.md 1.3). The device's earlier unused
+    codes stop working. Raises DeviceRevoked for a revoked device."""
+    code = new_secret()
+    with transaction.atomic():
+        device = Device.objects.select_for_update().select_related("carpark").get(pk=device_id)
+        if device.revoked_at is not None:
+            raise DeviceRevoked(str(device.id))
+        now = timezone.now()
+        device.enrolment_codes.filter(used_at__isnull=True, expires_at__gt=now).update(expires_at=now)
+        enrolment = EnrolmentCode.objects.create(
+            device=device, code_hash=hash_secret(code), expires_at=now + ENROLMENT_CODE_TTL
+        )
+        audit_log_record(
+            action="device.enrolment_code",
+            actor=actor,
+            actor_label="" if actor else "command line",
+            obj=device,
+            carpark=device.carpark,
+            data={"expires_at": iso(enrolment.expires_at)},
+        )
+    return EnrolmentCodeIssued(device_id=str(device.id), code=code, expires_at=enrolment.expires_at)
+
+
+def device_update(
+    *, device_id: str, name: str, lane_codes: list[str], settings: dict | None = None, actor=None
+) -> Device:
+    """Staff change a device's name, lanes (of its own car park) or vendor mapping. Audited when something changed,
+    and then its live connection gets a new `welcome` with its lanes (device_settings_changed)."""
+    with transaction.atomic():
+        device = Device.objects.select_for_update().select_related("carpark").get(pk=device_id)
+        lanes = _lanes_of(device.carpark, lane_codes)
+        before = (device.name, device.settings, sorted(device.lanes.values_list("code", flat=True)))
+        after = (name, settings or {}, sorted(lane.code for lane in lanes))
+        if before == after:
+            return device
+        device.name, device.settings = name, settings or {}
+        device.save(update_fields=["name", "settings"])
+        device.lanes.set(lanes)
+        audit_log_record(
+            action="device.update",
+            actor=actor,
+            actor_label="" if actor else "command line",
+            obj=device,
+            carpark=device.carpark,
+            data={"name": name, "lanes": after[2], "settings": after[1]},
+        )
+        device_settings_changed(device_id=str(device.id))
+    return device
 
 
 def device_enrol(*, code: str, serial: str = "", model: str = "") -> Enrolled:
@@ -1038,6 +1110,67 @@ def carpark_settings_changed(*, carpark_id: int) -> None:
     """Staff changed a car park's lane policies: connected controllers get a new `welcome` (device-protocol.md 2)."""
     for device_id in Device.objects.filter(carpark_id=carpark_id, revoked_at__isnull=True).values_list("id", flat=True):
         events.publish_to_device(device_id=str(device_id), kind="welcome", data={})
+
+
+def device_settings_changed(*, device_id: str) -> None:
+    """Staff changed a device's lanes, name or vendor settings: its live connection gets a new `welcome` with its
+    current lanes (device-protocol.md 2), after commit."""
+    if Device.objects.filter(pk=device_id, revoked_at__isnull=True).exists():
+        events.publish_to_device(device_id=str(device_id), kind="welcome", data={})
+
+
+# --- Permits and the block list (device-protocol.md 3: plates are matched by normal form and look-alike key) -----
+
+
+def _plate_of(plate_raw: str) -> tuple[str, str, str]:
+    """(raw as typed, normal form, look-alike key); ValueError for a plate without letters or digits."""
+    raw = (plate_raw or "").strip()
+    plate = plates.normalise(raw)
+    if not plate:
+        raise ValueError("a plate has letters or digits, e.g. AB12 CDE")
+    return raw, plate, plates.lookalike_key(plate)
+
+
+def permit_save(*, permit: Permit, actor=None) -> Permit:
+    """Create or change a permit from its plate as written (`plate_raw`): its normal form and look-alike key are
+    derived here. Raises ValueError for a plate without letters or digits, or a validity that ends before it starts.
+    The car park's offline allow-list follows (apps.access.receivers)."""
+    permit.plate_raw, permit.plate, permit.lookalike_key = _plate_of(permit.plate_raw)
+    if permit.valid_until <= permit.valid_from:
+        raise ValueError("a permit's valid_until must be after its valid_from")
+    created = permit.pk is None
+    with transaction.atomic():
+        permit.save()
+        audit_log_record(
+            action="permit.create" if created else "permit.update",
+            actor=actor,
+            obj=permit,
+            carpark=permit.carpark,
+            data={
+                "plate": permit.plate,
+                "holder": permit.holder,
+                "valid_from": iso(permit.valid_from),
+                "valid_until": iso(permit.valid_until),
+            },
+        )
+    return permit
+
+
+def blocked_plate_save(*, blocked_plate: BlockedPlate, actor=None) -> BlockedPlate:
+    """Create or change a block-list entry from its plate as written (`plate_raw`): normal form and look-alike key
+    derived here. Raises ValueError for a plate without letters or digits. Controllers' block list follows."""
+    blocked_plate.plate_raw, blocked_plate.plate, blocked_plate.lookalike_key = _plate_of(blocked_plate.plate_raw)
+    created = blocked_plate.pk is None
+    with transaction.atomic():
+        blocked_plate.save()
+        audit_log_record(
+            action="blocked_plate.create" if created else "blocked_plate.update",
+            actor=actor,
+            obj=blocked_plate,
+            carpark=blocked_plate.carpark,
+            data={"plate": blocked_plate.plate, "reason": blocked_plate.reason},
+        )
+    return blocked_plate
 
 
 # --- Scheduled housekeeping ------------------------------------------------------------------------------------
