@@ -2,13 +2,14 @@
 
 import base64
 import binascii
+import json
 import math
 import time
 from dataclasses import replace
 
 from django.core.cache import cache
 from django.db import DatabaseError
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 
 from apps.access import selectors, services
 from device_gateway import vendors
@@ -20,7 +21,11 @@ api = NinjaAPI(urls_namespace="device-api", title="Parkgate lane controller API"
 ENROL_LIMIT_PER_MINUTE = 60  # per client address: enrolment is rare; codes carry 256 bits anyway
 
 
+# The enrolment body is parsed by `_enrol_body`, not by ninja (this schema only documents it): a missing or ill-typed
+# code is answered like any other invalid code (400), never with a 422 that the protocol does not know.
 class EnrolIn(Schema):
+    """An enrolment request (device-protocol.md 1.2)."""
+
     code: str
     serial: str = ""
     model: str = ""
@@ -36,6 +41,7 @@ class EnrolOut(Schema):
 
 class Error(Schema):
     error: str
+    detail: str | None = None
 
 
 def _client_ip(request) -> str:
@@ -54,24 +60,67 @@ def _rate_limited(bucket: str, limit: int) -> int | None:
     return max(1, math.ceil(60 - now % 60)) if count > limit else None
 
 
-@api.post("/enrol", response={201: EnrolOut, 400: Error, 429: Error}, auth=None)
-async def enrol(request, body: EnrolIn):
+class BadEnrolment(Exception):
+    def __init__(self, error: str, detail: str | None = None):
+        super().__init__(error)
+        self.body = {"error": error, "detail": detail}
+
+
+def _enrol_body(raw: bytes) -> EnrolIn:
+    """The body as device-protocol.md 1.2 has it. Not JSON, or not an object: `bad_message` (the protocol's word for a
+    frame that is not one); a missing, empty or non-string code: `invalid_code`, as for an unknown one."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadEnrolment("bad_message", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadEnrolment("bad_message", 'the body is a JSON object: {"code": "...", "serial": "...", "model": "..."}')
+    code = body.get("code")
+    if not isinstance(code, str) or not code:
+        raise BadEnrolment("invalid_code")
+    fields = {}
+    for name in ("serial", "model"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadEnrolment("bad_message", f"'{name}' must be a string")
+        fields[name] = value or ""
+    return EnrolIn(code=code, **fields)
+
+
+@api.post(
+    "/enrol",
+    response={201: EnrolOut, 400: Error, 429: Error},
+    auth=None,
+    exclude_none=True,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": EnrolIn.model_json_schema()}}}
+    },
+)
+async def enrol(request):
+    """Exchange a one-time enrolment code for the device's token. Any bad code, or none, is `400 invalid_code`."""
     wait = await run_db(_rate_limited, bucket=f"enrol:{_client_ip(request)}", limit=ENROL_LIMIT_PER_MINUTE)
-    if wait is not None:
+    if wait is not None:  # before the body is read: malformed attempts count too
         response = api.create_response(request, {"error": "rate_limited"}, status=429)
         response["Retry-After"] = str(wait)
         return response
     try:
+        body = _enrol_body(request.body)
+    except BadEnrolment as exc:
+        return Status(400, exc.body)
+    try:
         enrolled = await run_db(services.device_enrol, code=body.code, serial=body.serial, model=body.model)
     except services.InvalidEnrolmentCode:
-        return 400, {"error": "invalid_code"}
-    return 201, {
-        "device_id": enrolled.device_id,
-        "token": enrolled.token,
-        "ws_path": "/ws/device/",
-        "carpark": enrolled.carpark,
-        "lanes": enrolled.lanes,
-    }
+        return Status(400, {"error": "invalid_code"})
+    return Status(
+        201,
+        {
+            "device_id": enrolled.device_id,
+            "token": enrolled.token,
+            "ws_path": "/ws/device/",
+            "carpark": enrolled.carpark,
+            "lanes": enrolled.lanes,
+        },
+    )
 
 
 # --- Vendor adapters (device-protocol.md 7) -------------------------------------------------------------------

@@ -119,6 +119,34 @@ def parse_plate_read(frame: dict[str, Any]) -> PlateRead:
     )
 
 
+@dataclass(frozen=True)
+class Hello:
+    protocol: int
+    firmware: str | None = None
+    buffered: int | None = None
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1
+
+
+def parse_hello(frame: dict[str, Any]) -> Hello:
+    """`{"type": "hello", "protocol": 1, "firmware": "1.4.2", "buffered": 0}`.
+
+    A missing or ill-typed `protocol` is a `bad_message` like any other field; only an integer other than 1 is
+    `unsupported_protocol` (the consumer then closes with 4002). The other fields are checked only for version 1."""
+    protocol = frame.get("protocol")
+    if not _integer(protocol):
+        raise ProtocolError("bad_message", "'protocol' must be an integer")
+    if protocol != PROTOCOL_VERSION:
+        raise ProtocolError("unsupported_protocol", f"this server speaks protocol {PROTOCOL_VERSION}")
+    firmware = _optional(frame, "firmware", str, None)
+    buffered = frame.get("buffered")
+    if buffered is not None and (not _integer(buffered) or buffered < 0):
+        raise ProtocolError("bad_message", "'buffered' must be a non-negative integer")
+    return Hello(protocol=protocol, firmware=firmware, buffered=buffered)
+
+
 BARRIER_STATES = ("open", "closed", "fault")
 COMMAND_STATUSES = ("done", "failed", "expired")
 

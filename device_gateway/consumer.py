@@ -64,6 +64,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     device: selectors.DeviceIdentity | None = None
     greeted = False
     closing = False
+    settings_pending = False  # a settings nudge met a database outage: the next heartbeat sends the welcome
 
     # --- ASGI plumbing: a channel layer outage must not end the connection -----------------------------------------
 
@@ -213,23 +214,27 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             raise codec.ProtocolError("bad_message", f"unknown type {kind!r}", _read_id(frame))
 
     async def on_hello(self, frame: dict) -> None:
-        if frame.get("protocol") != codec.PROTOCOL_VERSION:
-            await self.send_frame(
-                {"type": "error", "code": "unsupported_protocol", "detail": "this server speaks protocol 1"}
-            )
+        try:
+            hello = codec.parse_hello(frame)
+        except codec.ProtocolError as exc:
+            if exc.code != "unsupported_protocol":
+                raise  # a bad_message like any other frame's: the connection stays, the error counts
+            await self.send_frame(exc.frame())
             self.closing = True
             await self.close(code=CLOSE_UNSUPPORTED_PROTOCOL)
             return
-        firmware = frame.get("firmware") if isinstance(frame.get("firmware"), str) else None
         try:
             await run_db(
-                services.device_connected, device_id=self.device.id, connection_id=self.connection_id, firmware=firmware
+                services.device_connected,
+                device_id=self.device.id,
+                connection_id=self.connection_id,
+                firmware=hello.firmware,
             )
         except DatabaseError:
             raise codec.ProtocolError("retry", "cannot record the connection now, send hello again later") from None
         self.greeted, self.silent, self.last_touch = True, False, time.monotonic()
         await self.send_welcome()
-        await self.send_allowlist()
+        await self.send_allowlist(after_welcome=True)
 
     async def send_welcome(self) -> None:
         await self.send_frame(
@@ -243,14 +248,15 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             }
         )
 
-    async def send_allowlist(self) -> None:
-        """The offline allow-list and block list (device-protocol.md 5): after welcome, and on each new version."""
+    async def send_allowlist(self, *, after_welcome: bool = False) -> None:
+        """The offline allow-list and block list (device-protocol.md 5): after every welcome answering a hello (a
+        second hello gets them again, at whatever version), and on each new version."""
         try:
             allowlist = await run_db(services.allowlist_current, carpark_id=self.device.carpark_id)
         except DatabaseError:
             log.warning("device %s: allow-list not sent (database unavailable)", self.device.id)
             return
-        if allowlist.version > self.allowlist_version or not self.allowlist_version:
+        if after_welcome or allowlist.version > self.allowlist_version:
             self.allowlist_version = allowlist.version
             for frame in allowlist.frames():
                 await self.send_frame(frame)
@@ -306,6 +312,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.last_touch, self.silent = time.monotonic(), False
         if not active:
             await self.revoked()
+        elif self.settings_pending:
+            await self.send_new_settings()
 
     async def on_command_result(self, result: codec.CommandResult) -> None:
         try:
@@ -348,17 +356,31 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         elif not self.greeted or self.closing:
             return
         elif kind == "welcome":
-            identity = await run_db(selectors.device_identity_by_id, device_id=self.device.id)
-            if identity is None:
-                await self.revoked()
-                return
-            self.device = identity
-            await self.send_welcome()
+            await self.send_new_settings()
         elif kind == "allowlist":
             if message["data"].get("version", 0) > self.allowlist_version:
                 await self.send_allowlist()
         elif kind == "command":
             await self.send_frame(message["data"])
+
+    async def send_new_settings(self) -> None:
+        """Staff changed the car park's settings: a new `welcome` with them (device-protocol.md 2). If the database
+        cannot be read now, the connection carries on with the settings it knows (it stays up, spec 2) and the
+        welcome goes once a heartbeat (or any frame that records life) reaches the database again."""
+        try:
+            identity = await run_db(selectors.device_identity_by_id, device_id=self.device.id)
+        except DatabaseError:
+            self.settings_pending = True
+            log.warning(
+                "device %s: new settings not sent (database unavailable); sent on a later heartbeat", self.device.id
+            )
+            return
+        self.settings_pending = False
+        if identity is None:
+            await self.revoked()
+            return
+        self.device = identity
+        await self.send_welcome()
 
     async def revoked(self) -> None:
         if not self.closing:

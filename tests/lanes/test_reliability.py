@@ -11,7 +11,7 @@ from apps.access.models import PlateRead, Visit
 from tests.clients import LaneController
 from tests.lanes.conftest import in_thread, make_booking, make_device
 from tests.lanes.proxy import TcpProxy
-from tests.support import start_server
+from tests.support import start_server, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,3 +117,56 @@ def test_redis_down_keeps_lane_connections_up_and_deciding(redis_cut_server, wor
     assert (exit_["action"], exit_["reason"]) == ("open", "departure")
     assert code == 4009  # replaced in-process, without Redis
     assert again["reason"] == "repeat"
+
+
+async def greeted(server, token: str) -> tuple[LaneController, dict]:
+    """Connect and say hello as a controller does after an outage: again while the server's database link recovers
+    (1013 at connect, or `retry` for the hello)."""
+    for _ in range(40):
+        lane = await LaneController(server, token).__aenter__()
+        try:
+            return lane, await lane.hello()
+        except (ConnectionClosed, AssertionError):
+            await lane.ws.close()
+            await asyncio.sleep(0.25)
+    raise AssertionError("the server did not greet the controller")
+
+
+def test_database_unreachable_during_a_settings_change_keeps_the_connection_and_the_welcome_follows(
+    db_cut_server, world
+):
+    """device-protocol.md 2: staff change the settings (a new `welcome` is due) while the server cannot read them. The
+    connection stays up; once the database is back, a heartbeat brings the welcome with the new settings."""
+    server, proxy = db_cut_server
+    device = make_device("TST1", ["IN"])
+    carpark = world["one"]
+    warning = f"device {device['device_id']}: new settings not sent"
+
+    async def drive():
+        lane, old = await greeted(server, device["token"])
+        try:
+            await in_thread(proxy.cut)
+            carpark.min_score = "0.85"
+            await in_thread(carpark.save)  # the test's own database link: the server's is cut
+            # the nudge reached the server, which could not read the settings (or the connection died)
+            await in_thread(wait_for, lambda: warning in server.serve.log() or lane.ws.close_code, timeout=15)
+            await in_thread(proxy.restore)
+            welcome = None
+            for _ in range(30):  # the controller's heartbeats go on
+                await lane.send({"type": "heartbeat", "barriers": {"IN": "closed"}})
+                try:
+                    while (frame := await lane.recv(timeout=0.5))["type"] != "welcome":
+                        pass  # an allow-list the settings change may have pushed too
+                except TimeoutError:
+                    continue
+                welcome = frame
+                break
+            decision = await lane.read("IN", "WE12LCM")
+            return old, welcome, decision
+        finally:
+            await lane.ws.close()
+
+    old, welcome, decision = asyncio.run(drive())
+    assert old["settings"]["min_score"] == 0.7
+    assert (welcome["type"], welcome["settings"]["min_score"]) == ("welcome", 0.85)
+    assert decision["type"] == "decision" and decision["reason"] == "unknown_vehicle"
