@@ -746,6 +746,7 @@ def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stal
         Visit.objects.filter(pk=outcome.superseded_visit.id, exited_at__isnull=True).update(
             exited_at=row.captured_at, closed_reason="closed by soft anti-passback (the vehicle entered again)"
         )
+        _booking_departed(outcome.superseded_visit.booking_id)
         delta = -1
     if outcome.open_visit:
         ids = {"booking_id": outcome.booking_id, "permit_id": outcome.permit_id}
@@ -769,10 +770,7 @@ def _visit_close_live(fact: rules.VisitFact, row: PlateRead, lane, carpark, *, o
     Visit.objects.filter(pk=fact.id, exited_at__isnull=True).update(
         exit_read=row, exit_lane=lane, exited_at=row.captured_at, held_at=None, overstay_minutes=overstay_minutes
     )
-    if fact.booking_id:
-        Booking.objects.filter(
-            pk=fact.booking_id, status__in=[Booking.Status.CONFIRMED, Booking.Status.ARRIVED]
-        ).update(status=Booking.Status.DEPARTED, updated_at=timezone.now())
+    _booking_departed(fact.booking_id)
     if overstay_minutes:
         visit = Visit.objects.select_related("booking").get(pk=fact.id)
         visit_overstayed.send(sender=Visit, visit=visit, minutes=overstay_minutes)
@@ -845,6 +843,7 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
     for earlier in same_vehicle.select_for_update().filter(exited_at__isnull=True, entered_at__lte=at):
         earlier.exited_at, earlier.closed_reason = at, MISSED_EXIT
         earlier.save(update_fields=["exited_at", "closed_reason"])
+        _booking_departed(earlier.booking_id)
         _publish_visit(carpark, earlier)
     return _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id)
 
@@ -864,7 +863,18 @@ def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | No
         row.save(update_fields=["unpaired_exit"])
         return None
     freed = visit.exit_read if visit.exited_at is not None else None
-    _visit_close(visit.id, row, lane)
+    overstay = None
+    if freed is None and visit.booking_id:
+        # Applied as if the barrier had opened (device-protocol.md 3, rule 2): past the booking's departure + grace
+        # it is an overstay, charged whatever the policy (the car has gone: nothing is left to hold).
+        departure = Booking.objects.filter(pk=visit.booking_id).values_list("departure", flat=True).first()
+        fact = rules.VisitFact(id=visit.id, plate=visit.plate, key=visit.lookalike_key, booking_departure=departure)
+        overstay = rules.overstay_minutes(fact, at, lane_policy(lane))
+    if row.booking_id is None and row.permit_id is None and (visit.booking_id or visit.permit_id):
+        # the read is the booking's (or permit's), as a live exit's is: explained, and kept past retention
+        row.booking_id, row.permit_id = visit.booking_id, visit.permit_id
+        row.save(update_fields=["booking", "permit"])
+    _visit_close(visit.id, row, lane, overstay_minutes=overstay)
     if freed is not None and depth < 3:
         # The visit had a later exit recorded: the first later exit wins, and that one ends another visit or none.
         _visit_for_exit(carpark, freed.lane, freed, depth + 1)
@@ -886,11 +896,16 @@ def _visit_close(visit_id: int, row: PlateRead, lane, *, overstay_minutes: int |
     _visit_closed_effects(visit, overstay_minutes)
 
 
+def _booking_departed(booking_id: int | None) -> None:
+    """Closing a booking's visit, however it closes, sets the booking `departed` (device-protocol.md 3)."""
+    if booking_id:
+        Booking.objects.filter(pk=booking_id, status__in=[Booking.Status.CONFIRMED, Booking.Status.ARRIVED]).update(
+            status=Booking.Status.DEPARTED, updated_at=timezone.now()
+        )
+
+
 def _visit_closed_effects(visit: Visit, overstay_minutes: int | None) -> None:
-    if visit.booking_id:
-        Booking.objects.filter(
-            pk=visit.booking_id, status__in=[Booking.Status.CONFIRMED, Booking.Status.ARRIVED]
-        ).update(status=Booking.Status.DEPARTED, updated_at=timezone.now())
+    _booking_departed(visit.booking_id)
     if overstay_minutes:
         visit_overstayed.send(sender=Visit, visit=visit, minutes=overstay_minutes)
     _publish_visit(visit.carpark, visit)

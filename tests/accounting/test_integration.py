@@ -107,6 +107,37 @@ def test_exit_after_departure_and_grace_charges_the_overstay_once(carpark):
     assert sums(account__code=chart.OVERSTAY_REVENUE) == {chart.OVERSTAY_REVENUE: D("-15.00")}
 
 
+@pytest.mark.parametrize("policy", ["open_and_flag", "hold"])
+def test_a_stale_exit_after_departure_and_grace_is_charged_as_an_overstay(carpark, policy):
+    """A controller offline at the exit let the car out and uploads the read later: applied as if the barrier had
+    opened (device-protocol.md 3, rule 2), so the overstay is charged, whatever the policy (the car has gone)."""
+    from tests.lanes.conftest import make_device
+
+    for code, direction in (("IN", "entry"), ("OUT", "exit")):
+        Lane.objects.create(carpark=carpark, code=code, direction=direction)
+    carpark.overstay_policy = policy
+    carpark.save()
+    CarParkRates.objects.filter(carpark=carpark).update(overstay_rate=D("5.00"), overstay_unit="hour")
+    late = book(carpark, plate="OV3R2", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=3))
+    visit = Visit.objects.create(
+        carpark=carpark, plate="OV3R2", lookalike_key=lookalike_key("OV3R2"), entered_at=now() - timedelta(days=3),
+        booking=late,
+    )  # fmt: skip
+    device = make_device(carpark.code, ["IN", "OUT"])
+    decision = access.plate_read_decide(
+        device_id=device["device_id"], read_id="offline-exit-1", lane_code="OUT", plate="OV3R2", score=0.95,
+        captured_at=now() - timedelta(minutes=30), retransmit=True, local_action="open",
+    )  # fmt: skip
+    assert (decision["action"], decision["reason"]) == ("none", "stale")
+    visit.refresh_from_db()
+    late.refresh_from_db()
+    # departure 3 h ago + 60 min grace, out 30 min ago: 90 min over -> 2 started hours at 5.00
+    assert visit.exited_at is not None and visit.overstay_minutes == 90 and late.status == "departed"
+    charge = OverstayCharge.objects.get()
+    assert charge.visit_id == visit.pk and charge.units == 2 and charge.amount == D("10.00")
+    assert visit.exit_read.booking_id == late.pk  # the read is the booking's: explained, and kept past retention
+
+
 @pytest.mark.parametrize("settled_by", ["visit_close_manual", "barrier_open_manual"])
 def test_a_held_overstay_is_charged_when_staff_let_the_car_out(carpark, django_user_model, settled_by):
     """Policy `hold`: the exit denies and keeps the visit open; staff settling it by hand posts the charge once."""

@@ -107,11 +107,30 @@ def test_soft_anti_passback_closes_the_old_visit_and_alerts(lanes):
     booking = make_booking(carpark, "SO7FT")
     decide(device, "IN", "SO7FT", now() - timedelta(seconds=25))
     again = decide(device, "IN2", "SO7FT")
-    assert again["action"] == "deny" and again["reason"] in ("already_used", "unknown_vehicle")
+    # closing the booking's visit made it `departed` (device-protocol.md 3): entry rule 5 then says already_used
+    assert (again["action"], again["reason"], again["booking"]) == ("deny", "already_used", booking.reference)
     assert Visit.objects.filter(exited_at__isnull=True).count() == 0
     assert "soft anti-passback" in Visit.objects.get().closed_reason
     assert Alert.objects.filter(plate="SO7FT").count() == 1
     booking.refresh_from_db()
+    assert booking.status == "departed"
+
+
+def test_a_later_entry_closes_the_visit_whose_exit_was_missed_and_its_booking_departs(lanes):
+    carpark, device = lanes
+    booking = make_booking(carpark, "M1SSED", arrival=now() - timedelta(days=2))
+    Visit.objects.create(
+        carpark=carpark, plate="M1SSED", lookalike_key=lookalike_key("M1SSED"), entered_at=now() - timedelta(days=2),
+        booking=booking,
+    )  # fmt: skip
+    booking.status = "arrived"
+    booking.save(update_fields=["status"])
+    # the controller was offline when the car came back: its entry arrives late
+    decide(device, "IN", "M1SSED", now() - timedelta(minutes=5), local_action="open", retransmit=True)
+    closed = Visit.objects.get(booking=booking)
+    assert closed.exited_at is not None and closed.closed_reason.startswith("exit not read")
+    booking.refresh_from_db()
+    assert booking.status == "departed"
 
 
 def test_overstay_open_and_flag_and_hold_then_manual_open(lanes):
