@@ -63,7 +63,7 @@ class TcpProxy:
                     if not data:
                         return
                     (b if src is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: cut() closed a socket while select() was waiting on it
             return
         finally:
             for s in (a, b):
