@@ -89,7 +89,7 @@ def _enrol_body(raw: bytes) -> EnrolIn:
 
 @api.post(
     "/enrol",
-    response={201: EnrolOut, 400: Error, 429: Error},
+    response={201: EnrolOut, 400: Error, 429: Error, 503: Error},
     auth=None,
     exclude_none=True,
     openapi_extra={
@@ -111,6 +111,12 @@ async def enrol(request):
         enrolled = await run_db(services.device_enrol, code=body.code, serial=body.serial, model=body.model)
     except services.InvalidEnrolmentCode:
         return Status(400, {"error": "invalid_code"})
+    except DatabaseError:  # the code is not used up: the controller tries again later, as after an error `retry`
+        response = api.create_response(
+            request, {"error": "retry", "detail": "cannot enrol now, try again later"}, status=503
+        )
+        response["Retry-After"] = "30"
+        return response
     return Status(
         201,
         {

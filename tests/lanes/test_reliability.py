@@ -2,11 +2,14 @@
 that the test cuts and restores (device-protocol.md 2: `retry`, 1013; Redis never closes lane connections)."""
 
 import asyncio
+import time
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from apps.access import services
 from apps.access.models import PlateRead, Visit
 from tests.clients import LaneController
 from tests.lanes.conftest import in_thread, make_booking, make_device
@@ -73,6 +76,21 @@ def test_database_unreachable_reads_get_retry_the_connection_survives_and_the_re
         "decision", "open", booking.reference, False,
     )  # fmt: skip
     assert PlateRead.objects.count() == 1 and Visit.objects.count() == 1
+
+
+def test_database_unreachable_at_enrolment_is_503_retry_and_the_code_still_works_after(db_cut_server, world):
+    server, proxy = db_cut_server
+    device, code = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="enrol-outage")
+    proxy.cut()
+    during = httpx.post(f"{server.http}/api/device/v1/enrol", json={"code": code}, timeout=15)
+    proxy.restore()
+    for _ in range(20):  # the controller tries again later; the server's pool reconnects meanwhile
+        after = httpx.post(f"{server.http}/api/device/v1/enrol", json={"code": code}, timeout=15)
+        if after.status_code != 503:
+            break
+        time.sleep(0.5)
+    assert (during.status_code, during.json()["error"], during.headers["Retry-After"]) == (503, "retry", "30")
+    assert (after.status_code, after.json()["device_id"]) == (201, str(device.id))
 
 
 def test_database_unreachable_at_connect_closes_with_1013(db_cut_server, world):
