@@ -163,6 +163,7 @@ def test_a_device_added_in_the_admin_shows_its_code_once_and_the_code_enrols(liv
     )  # fmt: skip
     assert response.status_code == 200, response.content
     assert "valid 24 h" in response.text and "shown only on this page" in response.text
+    assert "{#" not in response.text  # the template's comment stays a comment
     (code,) = CODE.findall(response.text)
     device = Device.objects.get()
     assert device.name == "North gate" and device.settings == {"cameras": {"cam1": "IN"}}
