@@ -1150,42 +1150,31 @@ def permit_save(*, permit: Permit, actor=None) -> Permit:
     """Create or change a permit from its plate as written (`plate_raw`): its normal form and look-alike key are
     derived here. Raises ValueError for a plate without letters or digits, or a validity that ends before it starts.
     The car park's offline allow-list follows (apps.access.receivers)."""
-    permit.plate_raw, permit.plate, permit.lookalike_key = _plate_of(permit.plate_raw)
     if permit.valid_until <= permit.valid_from:
         raise ValueError("a permit's valid_until must be after its valid_from")
-    created = permit.pk is None
-    with transaction.atomic():
-        permit.save()
-        audit_log_record(
-            action="permit.create" if created else "permit.update",
-            actor=actor,
-            obj=permit,
-            carpark=permit.carpark,
-            data={
-                "plate": permit.plate,
-                "holder": permit.holder,
-                "valid_from": iso(permit.valid_from),
-                "valid_until": iso(permit.valid_until),
-            },
-        )
-    return permit
+    data = {"holder": permit.holder, "valid_from": iso(permit.valid_from), "valid_until": iso(permit.valid_until)}
+    return _plated_save(permit, kind="permit", actor=actor, data=data)
 
 
 def blocked_plate_save(*, blocked_plate: BlockedPlate, actor=None) -> BlockedPlate:
     """Create or change a block-list entry from its plate as written (`plate_raw`): normal form and look-alike key
     derived here. Raises ValueError for a plate without letters or digits. Controllers' block list follows."""
-    blocked_plate.plate_raw, blocked_plate.plate, blocked_plate.lookalike_key = _plate_of(blocked_plate.plate_raw)
-    created = blocked_plate.pk is None
+    return _plated_save(blocked_plate, kind="blocked_plate", actor=actor, data={"reason": blocked_plate.reason})
+
+
+def _plated_save[T: (Permit, BlockedPlate)](instance: T, *, kind: str, actor, data: dict) -> T:
+    instance.plate_raw, instance.plate, instance.lookalike_key = _plate_of(instance.plate_raw)
+    created = instance.pk is None
     with transaction.atomic():
-        blocked_plate.save()
+        instance.save()
         audit_log_record(
-            action="blocked_plate.create" if created else "blocked_plate.update",
+            action=f"{kind}.create" if created else f"{kind}.update",
             actor=actor,
-            obj=blocked_plate,
-            carpark=blocked_plate.carpark,
-            data={"plate": blocked_plate.plate, "reason": blocked_plate.reason},
+            obj=instance,
+            carpark=instance.carpark,
+            data={"plate": instance.plate, **data},
         )
-    return blocked_plate
+    return instance
 
 
 # --- Scheduled housekeeping ------------------------------------------------------------------------------------

@@ -34,35 +34,32 @@ def unique_field_to_constraint(*, model_name: str, name: str, field: models.Fiel
     )
 
 
-class AddIndexConcurrently(postgres_operations.AddIndexConcurrently):
+class _ConcurrentlyOnPostgreSQL:
+    """A CONCURRENTLY index operation on PostgreSQL; elsewhere (SQLite, the embedded default) its `plain` one."""
+
+    plain: type[migrations.AddIndex | migrations.RemoveIndex]
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            self.plain.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            self.plain.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class AddIndexConcurrently(_ConcurrentlyOnPostgreSQL, postgres_operations.AddIndexConcurrently):
     """AddIndex that does not stop the barriers: on PostgreSQL `CREATE INDEX CONCURRENTLY`, so the table's inserts
-    (plate reads) go on while the index is built; a plain CREATE INDEX elsewhere (SQLite, the embedded default).
-    Its migration must be `atomic = False`."""
+    (plate reads) go on while the index is built. Its migration must be `atomic = False`."""
 
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+    plain = migrations.AddIndex
 
 
-class RemoveIndexConcurrently(postgres_operations.RemoveIndexConcurrently):
-    """RemoveIndex as AddIndexConcurrently adds one: `DROP INDEX CONCURRENTLY` on PostgreSQL, plain elsewhere."""
+class RemoveIndexConcurrently(_ConcurrentlyOnPostgreSQL, postgres_operations.RemoveIndexConcurrently):
+    """RemoveIndex as AddIndexConcurrently adds one: `DROP INDEX CONCURRENTLY` on PostgreSQL."""
 
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+    plain = migrations.RemoveIndex
