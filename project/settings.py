@@ -25,7 +25,9 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", ".parkgate.test"])
 
 INSTALLED_APPS = [
-    "daphne",
+    # wiring: the `serve`, `runserver` (= serve) and `worker` commands; first, so that its runserver is the one.
+    # daphne is no app here: its app only replaces runserver, and importing Twisted made every command 2 s slower.
+    "project",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -42,7 +44,6 @@ INSTALLED_APPS = [
     "apps.mail",
     "apps.accounting",
     "apps.staff",
-    "project",  # wiring: the `serve` and `worker` commands
 ]
 
 MIDDLEWARE = [
