@@ -101,13 +101,7 @@ def device_create(
     with transaction.atomic():
         device = Device.objects.create(carpark=carpark, name=name, settings=settings or {})
         device.lanes.set(lanes)
-        audit_log_record(
-            action="device.create",
-            actor=actor,
-            actor_label="" if actor else "command line",
-            obj=device,
-            carpark=carpark,
-        )
+        _audit_device("device.create", device, actor)
         issued = device_enrolment_code_issue(device_id=str(device.id), actor=actor)
     return device, issued.code
 
@@ -134,14 +128,7 @@ def device_enrolment_code_issue(*, device_id: str, actor=None) -> EnrolmentCodeI
         enrolment = EnrolmentCode.objects.create(
             device=device, code_hash=hash_secret(code), expires_at=now + ENROLMENT_CODE_TTL
         )
-        audit_log_record(
-            action="device.enrolment_code",
-            actor=actor,
-            actor_label="" if actor else "command line",
-            obj=device,
-            carpark=device.carpark,
-            data={"expires_at": iso(enrolment.expires_at)},
-        )
+        _audit_device("device.enrolment_code", device, actor, data={"expires_at": iso(enrolment.expires_at)})
     return EnrolmentCodeIssued(device_id=str(device.id), code=code, expires_at=enrolment.expires_at)
 
 
@@ -160,14 +147,7 @@ def device_update(
         device.name, device.settings = name, settings or {}
         device.save(update_fields=["name", "settings"])
         device.lanes.set(lanes)
-        audit_log_record(
-            action="device.update",
-            actor=actor,
-            actor_label="" if actor else "command line",
-            obj=device,
-            carpark=device.carpark,
-            data={"name": name, "lanes": after[2], "settings": after[1]},
-        )
+        _audit_device("device.update", device, actor, data={"name": name, "lanes": after[2], "settings": after[1]})
         device_settings_changed(device_id=str(device.id))
     return device
 
@@ -202,16 +182,22 @@ def device_revoke(*, device_id: str, actor=None) -> Device:
             device.revoked_at = timezone.now()
             device.online = False
             device.save(update_fields=["revoked_at", "online"])
-            audit_log_record(
-                action="device.revoke",
-                actor=actor,
-                actor_label="" if actor else "command line",
-                obj=device,
-                carpark=device.carpark,
-            )
+            _audit_device("device.revoke", device, actor)
             _publish_device(device)
         events.publish_to_device(device_id=str(device.id), kind="revoked", data={})
     return device
+
+
+def _audit_device(action: str, device: Device, actor, data: dict | None = None) -> None:
+    """A device's audit entry: by the staff member, or else from the command line (enrol_device, revoke_device)."""
+    audit_log_record(
+        action=action,
+        actor=actor,
+        actor_label="" if actor else "command line",
+        obj=device,
+        carpark=device.carpark,
+        data=data,
+    )
 
 
 def _publish_device(device: Device) -> None:
