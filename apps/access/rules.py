@@ -98,7 +98,8 @@ class Outcome:
     booking: BookingFact | VisitFact | None = None  # what gives the decision's booking reference
     booking_id: int | None = None
     permit_id: int | None = None
-    open_visit: bool = False  # an entry: open a visit (with booking_id / permit_id)
+    vehicle_plate: str | None = None  # matched by a candidate: the vehicle's plate (not the read's main plate)
+    open_visit: bool = False  # an entry: open a visit (with booking_id / permit_id), under vehicle_plate if set
     close_visit: VisitFact | None = None  # an exit: close this visit
     hold_visit: VisitFact | None = None  # overstay with policy `hold`: the visit stays open
     superseded_visit: VisitFact | None = None  # soft anti-passback: close this older visit
@@ -162,13 +163,20 @@ def entry_match(read: Read, policy: Policy, facts: Facts) -> Outcome | None:
     at = read.captured_at
     level, permits = best_level(read, policy, facts.permits)
     if permits and len({p.plate for p in permits}) == 1:
-        return Outcome("open", "permit", match=level, permit_id=permits[0].id, open_visit=True)
+        permit = permits[0]
+        return Outcome(
+            "open", "permit", match=level, permit_id=permit.id, vehicle_plate=_if_candidate(level, permit),
+            open_visit=True,
+        )  # fmt: skip
     eligible = tuple(b for b in facts.bookings if is_eligible(b, at, policy))
     level, bookings = best_level(read, policy, eligible)
     bookings = _distinct_by_id(bookings)
     if len(bookings) == 1:
         booking = bookings[0]
-        return Outcome("open", "booking", match=level, booking=booking, booking_id=booking.id, open_visit=True)
+        return Outcome(
+            "open", "booking", match=level, booking=booking, booking_id=booking.id,
+            vehicle_plate=_if_candidate(level, booking), open_visit=True,
+        )  # fmt: skip
     if len(bookings) > 1:
         return Outcome("deny", "ambiguous", match=level, alert=True)
     matching = _all_levels(read, policy, facts.bookings)
@@ -176,6 +184,12 @@ def entry_match(read: Read, policy: Policy, facts: Facts) -> Outcome | None:
         nearest = min(matching, key=lambda b: abs((b.arrival - at).total_seconds()))
         return Outcome("deny", ineligible_reason(nearest, at, policy), booking=nearest, alert=True)
     return None
+
+
+def _if_candidate(level: str | None, item: Plated) -> str | None:
+    """The plate a visit must carry when a candidate matched: the main plate was misread, and the exit, reading the
+    plate well, looks for the vehicle's own plate (exact or look-alike)."""
+    return item.plate if level == CANDIDATE else None
 
 
 def _all_levels[T: Plated](read: Read, policy: Policy, items: tuple[T, ...]) -> list[T]:

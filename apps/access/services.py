@@ -527,8 +527,8 @@ class Decided:
         outcome = self.outcome
         if not aiodb.on_postgresql() or self.stale or outcome.superseded_visit or outcome.hold_visit:
             return False
-        if outcome.open_visit and not self.simple:
-            return False
+        if outcome.open_visit and (not self.simple or outcome.vehicle_plate):
+            return False  # paired by captured_at, or under a candidate's plate (its key's visits were not read)
         return not (outcome.close_visit is not None and outcome.overstay_minutes)
 
     def statement(self) -> tuple[str, list]:
@@ -703,7 +703,7 @@ def _stale_outcome(read, policy, facts: rules.Facts, entry: bool, local_action: 
     linked = rules.entry_match(read, policy, facts)
     if linked is not None and linked.action == "open":
         outcome.match, outcome.booking, outcome.booking_id = linked.match, linked.booking, linked.booking_id
-        outcome.permit_id = linked.permit_id
+        outcome.permit_id, outcome.vehicle_plate = linked.permit_id, linked.vehicle_plate
     return outcome
 
 
@@ -723,7 +723,10 @@ def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stal
         if local_action == "deny":
             return None
         if entry:
-            _visit_for_entry(carpark, lane, row, booking_id=outcome.booking_id, permit_id=outcome.permit_id)
+            _visit_for_entry(
+                carpark, lane, row, booking_id=outcome.booking_id, permit_id=outcome.permit_id,
+                plate=outcome.vehicle_plate,
+            )  # fmt: skip
         else:
             _visit_for_exit(carpark, lane, row)
         return "recount"
@@ -736,10 +739,10 @@ def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stal
         delta = -1
     if outcome.open_visit:
         ids = {"booking_id": outcome.booking_id, "permit_id": outcome.permit_id}
-        if simple and outcome.superseded_visit is None:
+        if simple and outcome.superseded_visit is None and outcome.vehicle_plate is None:
             _visit_create(carpark, lane, row, reference=outcome.booking_reference, **ids)
             return 1
-        _visit_for_entry(carpark, lane, row, **ids)
+        _visit_for_entry(carpark, lane, row, plate=outcome.vehicle_plate, **ids)
         return "recount"
     if outcome.close_visit is not None:
         _visit_close_live(outcome.close_visit, row, lane, carpark, overstay_minutes=outcome.overstay_minutes)
@@ -768,12 +771,22 @@ def _visit_close_live(fact: rules.VisitFact, row: PlateRead, lane, carpark, *, o
 
 
 def _visit_create(
-    carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None, reference: str | None = None, **fields
+    carpark,
+    lane,
+    row: PlateRead,
+    *,
+    booking_id=None,
+    permit_id=None,
+    reference: str | None = None,
+    plate=None,
+    **fields,
 ) -> Visit:
+    """A visit entered by `row`, under the read's plate or the vehicle's `plate` (a candidate's) when given."""
+    plate, key = (plate, plates.lookalike_key(plate)) if plate else (row.plate, row.lookalike_key)
     visit = Visit.objects.create(
         carpark=carpark,
-        plate=row.plate,
-        lookalike_key=row.lookalike_key,
+        plate=plate,
+        lookalike_key=key,
         entry_read=row,
         entry_lane=lane,
         entered_at=row.captured_at,
@@ -789,13 +802,13 @@ def _visit_create(
     return visit
 
 
-def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None) -> Visit:
-    """Pair an entry with the first later exit of the vehicle, by captured_at (reads may come out of order)."""
-    at, same_vehicle = row.captured_at, Visit.objects.filter(carpark=carpark, lookalike_key=row.lookalike_key)
+def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_id=None, plate=None) -> Visit:
+    """Pair an entry with the first later exit of the vehicle, by captured_at (reads may come out of order). The
+    vehicle is the read's plate, or `plate` when a candidate matched (rules.Outcome.vehicle_plate)."""
+    key = plates.lookalike_key(plate) if plate else row.lookalike_key
+    at, same_vehicle = row.captured_at, Visit.objects.filter(carpark=carpark, lookalike_key=key)
     later_exit = (
-        PlateRead.objects.filter(
-            carpark=carpark, lookalike_key=row.lookalike_key, unpaired_exit=True, captured_at__gt=at
-        )
+        PlateRead.objects.filter(carpark=carpark, lookalike_key=key, unpaired_exit=True, captured_at__gt=at)
         .order_by("captured_at")
         .first()
     )
@@ -804,7 +817,7 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
         later_exit.unpaired_exit = False
         later_exit.save(update_fields=["unpaired_exit"])
         return _visit_create(
-            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate,
             exit_read=later_exit, exit_lane_id=later_exit.lane_id, exited_at=later_exit.captured_at,
         )  # fmt: skip
     spanning = (
@@ -816,14 +829,14 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
         spanning.exit_read, spanning.exited_at, spanning.closed_reason = None, at, MISSED_EXIT
         spanning.save(update_fields=["exit_read", "exited_at", "closed_reason"])
         return _visit_create(
-            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate,
             exit_read_id=exit_read_id, exit_lane_id=exit_lane_id, exited_at=exited_at,
         )  # fmt: skip
     next_visit = same_vehicle.filter(entered_at__gt=at).order_by("entered_at").first()
     if next_visit is not None:
         # A later entry is already recorded: this visit's exit was missed; it ended when the next one began.
         return _visit_create(
-            carpark, lane, row, booking_id=booking_id, permit_id=permit_id,
+            carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate,
             exited_at=next_visit.entered_at, closed_reason=MISSED_EXIT,
         )  # fmt: skip
     for earlier in same_vehicle.select_for_update().filter(exited_at__isnull=True, entered_at__lte=at):
@@ -831,19 +844,23 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
         earlier.save(update_fields=["exited_at", "closed_reason"])
         _booking_departed(earlier.booking_id)
         _publish_visit(carpark, earlier)
-    return _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id)
+    return _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate)
 
 
 def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | None:
-    """Close the vehicle's visit that this (late) exit ends: the latest entered before it, not closed before it."""
+    """Close the vehicle's visit that this (late) exit ends: the latest entered before it, not closed before it. The
+    vehicle is the read's main plate (look-alike key), else a usable candidate (exact), as at a live exit."""
     at = row.captured_at
-    visit = (
+    ended = (
         Visit.objects.select_for_update()
-        .filter(carpark=carpark, lookalike_key=row.lookalike_key, entered_at__lte=at)
+        .filter(carpark=carpark, entered_at__lte=at)
         .filter(Q(exited_at__isnull=True) | Q(exited_at__gt=at))
         .order_by("-entered_at")
-        .first()
     )
+    visit = ended.filter(lookalike_key=row.lookalike_key).first()
+    if visit is None:
+        candidates = {plate for plate, score in _candidates(row.candidates) if score >= lane_policy(lane).min_score}
+        visit = ended.filter(plate__in=candidates).first() if candidates else None
     if visit is None:
         row.unpaired_exit = True
         row.save(update_fields=["unpaired_exit"])

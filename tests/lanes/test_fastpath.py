@@ -70,6 +70,9 @@ SCRIPT = [  # (lane, plate, extra): a day at the barrier, with every common outc
     ("in", "XY99ZZZ", {"score": 0.2}),  # low confidence
     ("out", "AB12CDE", {}),  # departure, visit closed
     ("out", "GH05TCA", {}),  # exit without a visit
+    # misread, its candidate booked: the full service, which opens the visit under CA11DTE ...
+    ("in", "QQ99QQQ", {"score": 0.3, "candidates": [{"plate": "CA11DTE", "score": 0.85}]}),
+    ("out", "CA11DTE", {}),  # ... so the exit, read well, ends it
     ("in", "OLD1234", {"captured_at": now() - timedelta(minutes=10), "retransmit": True}),  # stale: the full service
 ]
 
@@ -96,7 +99,7 @@ def what_was_written(carpark: CarPark) -> dict:
 def test_the_loop_decides_and_writes_as_the_thread_path_and_hands_back_the_rare_reads(world, published):
     runs = {}
     for carpark, lanes, on_loop in ((world["one"], ("IN", "OUT"), True), (world["two"], ("X-IN", "X-OUT"), False)):
-        for plate in ("AB12CDE", "BY11HND"):
+        for plate in ("AB12CDE", "BY11HND", "CA11DTE"):
             make_booking(carpark, plate)
         device = make_device(carpark.code, list(lanes))["device_id"]
         lane = dict(zip(("in", "out"), (Lane.objects.get(carpark=carpark, code=code) for code in lanes), strict=True))
@@ -115,7 +118,7 @@ def test_the_loop_decides_and_writes_as_the_thread_path_and_hands_back_the_rare_
 
     loop_frames, loop_rows = runs[True]
     thread_frames, thread_rows = runs[False]
-    assert [where for where, _ in loop_frames] == ["loop"] * 8 + ["thread"]  # only the stale read handed back
+    assert [where for where, _ in loop_frames] == ["loop"] * 8 + ["thread", "loop", "thread"]
     assert [frame for _, frame in loop_frames] == [frame for _, frame in thread_frames]
     assert [(f["action"], f["reason"], f["match"]) for _, f in loop_frames] == [
         ("open", "booking", "exact"),
@@ -126,11 +129,22 @@ def test_the_loop_decides_and_writes_as_the_thread_path_and_hands_back_the_rare_
         ("deny", "low_confidence", None),
         ("open", "departure", "exact"),
         ("open", "no_visit", None),
+        ("open", "booking", "candidate"),
+        ("open", "departure", "exact"),
         ("none", "stale", None),
     ]
     assert loop_rows == thread_rows
+    assert ("CA11DTE", True, "CA11DTE") in loop_rows["visits"]
     assert loop_rows["alerts"].count(("N0B0DY1", "unknown_vehicle")) == 1
-    assert loop_rows["commands"] == [("AB12CDE",), ("AB12CDE",), ("8Y11HND",), ("AB12CDE",), ("GH05TCA",)]
+    assert loop_rows["commands"] == [
+        ("AB12CDE",),
+        ("AB12CDE",),
+        ("8Y11HND",),
+        ("AB12CDE",),
+        ("GH05TCA",),
+        ("QQ99QQQ",),
+        ("CA11DTE",),
+    ]
     assert ("read", "AB12CDE") in published and ("visit", "AB12CDE") in published and ("occupancy", None) in published
 
 

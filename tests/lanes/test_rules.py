@@ -306,3 +306,18 @@ def test_soft_anti_passback_closes_the_old_visit_and_alerts():
     outcome = rules.decide_entry(read(), Policy(anti_passback="soft"), Facts(open_visits=(visit(7),)))
     assert (outcome.action, outcome.reason) == ("deny", "unknown_vehicle")
     assert outcome.superseded_visit.id == 7 and outcome.alert
+
+
+@pytest.mark.parametrize(
+    ("the_read", "facts", "vehicle_plate"),
+    [
+        (read(), Facts(bookings=(booking(),)), None),  # exact: the read's plate is the vehicle's
+        (read(plate="A812CDE"), Facts(bookings=(booking(),)), None),  # look-alike: same key, the exit finds it
+        (read(plate="XY99ZZZ", score=0.4, candidates=[("AB12CDE", 0.8)]), Facts(bookings=(booking(),)), "AB12CDE"),
+        (read(plate="XY99ZZZ", candidates=[("AB12CDE", 0.8)]), Facts(permits=(permit(),)), "AB12CDE"),
+    ],
+    ids=["exact", "lookalike", "candidate booking", "candidate permit (main usable)"],
+)
+def test_a_candidate_match_names_the_vehicles_plate_for_its_visit(the_read, facts, vehicle_plate):
+    outcome = rules.decide_entry(the_read, POLICY, facts)
+    assert outcome.open_visit and outcome.vehicle_plate == vehicle_plate

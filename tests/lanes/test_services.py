@@ -286,3 +286,53 @@ def test_allowlist_versions_only_change_with_content(lanes):
     assert [e["plate"] for e in changed.entries] == ["AL1ST"]
     assert AllowlistState.objects.get().version == changed.version
     assert Booking.objects.count() == 2
+
+
+@pytest.mark.parametrize("main_score", [0.95, 0.3], ids=["main usable", "main unusable"])
+def test_an_entry_matched_by_a_candidate_opens_the_visit_under_the_matched_plate(lanes, main_score):
+    carpark, device = lanes
+    booking = make_booking(carpark, "CA11DTE")
+    entry = decide(device, "IN", "XQ77ZZK", score=main_score, candidates=[{"plate": "CA11DTE", "score": 0.85}])
+    assert (entry["action"], entry["reason"], entry["match"]) == ("open", "booking", "candidate")
+    visit = Visit.objects.get()
+    assert (visit.plate, visit.lookalike_key) == ("CA11DTE", lookalike_key("CA11DTE"))
+    assert visit.entry_read.plate == "XQ77ZZK"  # the read itself keeps what the camera read
+    # the exit reads the plate well: it ends that visit, and the car park is empty again
+    leaving = decide(device, "OUT", "CA11DTE")
+    assert (leaving["reason"], leaving["match"], leaving["booking"]) == ("departure", "exact", booking.reference)
+    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    booking.refresh_from_db()
+    assert booking.status == "departed"
+
+
+def test_a_permit_matched_by_a_candidate_opens_the_visit_under_the_permits_plate(lanes):
+    carpark, device = lanes
+    day = timedelta(days=1)
+    permit = Permit(
+        carpark=carpark, holder="Staff", plate_raw="PE77 RMT", valid_from=now() - day, valid_until=now() + day
+    )
+    services.permit_save(permit=permit)
+    entry = decide(device, "IN", "QQ11QQQ", score=0.4, candidates=[{"plate": "PE77RMT", "score": 0.9}])
+    assert (entry["reason"], entry["match"]) == ("permit", "candidate")
+    assert Visit.objects.get().plate == "PE77RMT"
+    assert decide(device, "OUT", "PE77RMT")["reason"] == "permit"
+    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+
+
+def test_stale_reads_matched_by_a_candidate_pair_up(lanes):
+    """An offline controller's buffered entry and exit, each with a misread main plate and the right candidate."""
+    carpark, device = lanes
+    booking = make_booking(carpark, "ST4CND", arrival=now() - timedelta(hours=3))
+    t = now() - timedelta(hours=2)
+    candidate = [{"plate": "ST4CND", "score": 0.9}]
+    entry = decide(device, "IN", "XX11XXX", t, score=0.3, candidates=candidate, local_action="open", retransmit=True)
+    assert (entry["reason"], entry["match"], entry["booking"]) == ("stale", "candidate", booking.reference)
+    assert Visit.objects.get().plate == "ST4CND"
+    leaving = t + timedelta(hours=1)
+    decide(device, "OUT", "YY22YYY", leaving, score=0.3, candidates=candidate, local_action="open", retransmit=True)
+    visit = Visit.objects.get()
+    assert visit.exited_at == leaving and visit.exit_read.plate == "YY22YYY"
+    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
+    booking.refresh_from_db()
+    assert booking.status == "departed"
