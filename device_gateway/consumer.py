@@ -119,6 +119,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the upgrade is refused with HTTP 403
             return
         self.connection_id = uuid.uuid4().hex
+        self.token_hash = self.device.token_hash  # kept: a new welcome reloads the identity, perhaps rotated
         self.errors: deque[float] = deque()
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.tasks: set[asyncio.Task] = set()
@@ -304,14 +305,17 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         """Record that the device is alive (and its barriers); re-checks revocation (device-protocol.md 2)."""
         self.barriers = barriers
         try:
-            active = await run_db(
-                services.device_heartbeat, device_id=self.device.id, connection_id=self.connection_id, barriers=barriers
-            )
+            status = await run_db(
+                services.device_heartbeat, device_id=self.device.id, connection_id=self.connection_id,
+                token_hash=self.token_hash, barriers=barriers,
+            )  # fmt: skip
         except DatabaseError:
             return  # the database is down: the heartbeat is still a sign of life, nothing to record
         self.last_touch, self.silent = time.monotonic(), False
-        if not active:
+        if status == services.REVOKED:
             await self.revoked()
+        elif status == services.REPLACED:
+            await self.replaced()
         elif self.settings_pending:
             await self.send_new_settings()
 
@@ -353,6 +357,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         kind = message["kind"]
         if kind == "revoked":
             await self.revoked()
+        elif kind == "token_rotated":
+            await self.check_token()
         elif not self.greeted or self.closing:
             return
         elif kind == "welcome":
@@ -381,6 +387,18 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         self.device = identity
         await self.send_welcome()
+
+    async def check_token(self) -> None:
+        """The device enrolled again: this connection closes (4009) if it was opened with the old token. The new
+        controller may already be connected with the new one, so the event alone does not say which this is."""
+        try:
+            current = await run_db(
+                selectors.device_token_is_current, device_id=self.device.id, token_hash=self.token_hash
+            )
+        except DatabaseError:
+            return  # the next heartbeat checks again
+        if not current:
+            await self.replaced()
 
     async def revoked(self) -> None:
         if not self.closing:

@@ -1,7 +1,7 @@
 """Lane controller reads: device identity, the facts a decision needs, the allow-list, event payloads."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
@@ -27,6 +27,7 @@ class DeviceIdentity:
     lane_ids: dict[str, int]  # lane code -> Lane id
     settings: dict
     vendor: dict  # Device.settings: vendor mappings (camera id / channel -> lane code)
+    token_hash: str = field(repr=False)  # the token's, as loaded: enrolling again replaces it (spec 1.3)
 
 
 def device_identity(device: Device) -> DeviceIdentity:
@@ -39,6 +40,7 @@ def device_identity(device: Device) -> DeviceIdentity:
         lane_ids={lane.code: lane.id for lane in lanes},
         settings=device.carpark.device_settings(),
         vendor=device.settings or {},
+        token_hash=device.token_hash or "",
     )
 
 
@@ -55,6 +57,11 @@ def device_for_token(*, token: str) -> DeviceIdentity | None:
 def device_identity_by_id(*, device_id: str) -> DeviceIdentity | None:
     device = Device.objects.select_related("carpark").filter(pk=device_id, revoked_at__isnull=True).first()
     return device_identity(device) if device is not None else None
+
+
+def device_token_is_current(*, device_id: str, token_hash: str) -> bool:
+    """Whether `token_hash` is still the unrevoked device's token (not rotated by enrolling again)."""
+    return Device.objects.filter(pk=device_id, token_hash=token_hash, revoked_at__isnull=True).exists()
 
 
 def device_is_active(*, device_id: str) -> bool:

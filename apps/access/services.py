@@ -41,6 +41,9 @@ ENROLMENT_CODE_TTL = timedelta(hours=24)
 COMMAND_TTL = timedelta(seconds=10)
 OFFLINE_AFTER = timedelta(seconds=60)
 
+# device_heartbeat's answers: the connection carries on, or why it must close
+ACTIVE, REVOKED, REPLACED = "active", "revoked", "replaced"
+
 
 class InvalidEnrolmentCode(Exception):
     pass
@@ -167,6 +170,9 @@ def device_enrol(*, code: str, serial: str = "", model: str = "") -> Enrolled:
         enrolment.used_at = timezone.now()
         enrolment.save(update_fields=["used_at"])
         device = enrolment.device
+        if device.token_hash:
+            # Enrolling again rotates the token (spec 1.3): a connection on the old one closes, wherever it is held.
+            events.publish_to_device(device_id=str(device.id), kind="token_rotated", data={})
         device.token_hash, device.serial, device.model = hash_secret(token), serial[:100], model[:100]
         device.enrolled_at = timezone.now()
         device.save(update_fields=["token_hash", "serial", "model", "enrolled_at"])
@@ -229,19 +235,23 @@ def device_disconnected(*, device_id: str, connection_id: str) -> bool:
     return True
 
 
-def device_heartbeat(*, device_id: str, connection_id: str, barriers: dict[str, str]) -> bool:
-    """A heartbeat: record the barrier states and that the device is alive. False when it has been revoked."""
+def device_heartbeat(*, device_id: str, connection_id: str, token_hash: str, barriers: dict[str, str]) -> str:
+    """A heartbeat on a connection opened with the token of `token_hash`: record the barrier states and that the
+    device is alive (ACTIVE), unless it has been revoked (REVOKED) or enrolled again since, which replaced its token
+    (REPLACED). Nothing is recorded then: the connection must close."""
     with transaction.atomic():
         device = Device.objects.select_for_update().filter(pk=device_id).first()
         if device is None or device.revoked_at is not None:
-            return False
+            return REVOKED
+        if device.token_hash != token_hash:
+            return REPLACED
         changed = not device.online or device.connection_id != connection_id or device.barriers != barriers
         device.online, device.connection_id, device.last_seen_at = True, connection_id, timezone.now()
         device.barriers = barriers
         device.save(update_fields=["online", "connection_id", "last_seen_at", "barriers"])
         if changed:
             _publish_device(device)
-    return True
+    return ACTIVE
 
 
 def devices_sweep_offline(*, now: datetime | None = None) -> int:

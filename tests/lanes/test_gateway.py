@@ -275,6 +275,40 @@ def test_revocation_closes_the_live_connection_with_4401_and_the_token_stops_wor
     assert Device.objects.get(pk=device["device_id"]).online is False
 
 
+def test_enrolling_again_closes_the_connection_on_the_old_token_with_4009(parkgate, world):
+    """Rotation = enrol again (spec 1.3): the old token stops working, and so does a connection still open on it,
+    found by the enrolment's event or, when that is lost (Redis), by the next heartbeat. The new one is not touched."""
+    device = make_device("TST1", ["IN"])
+
+    async def connect(token: str) -> int:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(
+                f"{parkgate.ws}/ws/device/", additional_headers={"Authorization": f"Bearer {token}"}
+            )
+        return refused.value.response.status_code
+
+    async def enrol_again() -> str:
+        issued = await in_thread(services.device_enrolment_code_issue, device_id=device["device_id"])
+        return (await in_thread(services.device_enrol, code=issued.code)).token
+
+    async def drive():
+        async with LaneController(parkgate, device["token"]) as old:
+            await old.hello()
+            token = await enrol_again()
+            async with LaneController(parkgate, token) as new:
+                await new.hello()
+                by_event = await closed_code(old, timeout=10)
+                decided = (await new.read("IN", "AB12CDE"))["type"]
+                # the event lost: the token changes behind the connection's back, its next heartbeat finds out
+                replaced_quietly = Device.objects.filter(pk=device["device_id"]).update
+                await in_thread(replaced_quietly, token_hash="not-the-connection-s")
+                await new.send({"type": "heartbeat", "barriers": {"IN": "closed"}})
+                by_heartbeat = await closed_code(new, timeout=10)
+        return by_event, decided, by_heartbeat, await connect(device["token"])
+
+    assert asyncio.run(drive()) == (4009, "decision", 4009, 403)
+
+
 def test_a_second_connection_replaces_the_first_with_4009(parkgate, world):
     device = make_device("TST1", ["IN"])
 
