@@ -816,6 +816,8 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
     """Pair an entry with the first later exit of the vehicle, by captured_at (reads may come out of order). The
     vehicle is the read's plate, or `plate` when a candidate matched (rules.Outcome.vehicle_plate)."""
     key = plates.lookalike_key(plate) if plate else row.lookalike_key
+    if key != row.lookalike_key:
+        _vehicle_lock(carpark.id, key)  # the decision holds the read's (misread) plate's lock, not this vehicle's
     at, same_vehicle = row.captured_at, Visit.objects.filter(carpark=carpark, lookalike_key=key)
     later_exit = (
         PlateRead.objects.filter(carpark=carpark, lookalike_key=key, unpaired_exit=True, captured_at__gt=at)
@@ -855,6 +857,13 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
         _booking_departed(earlier.booking_id)
         _publish_visit(carpark, earlier)
     return _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate)
+
+
+def _vehicle_lock(carpark_id: int, key: str) -> None:
+    """Serialise decisions about one vehicle (look-alike key) in a car park, as lane_statement's lock does."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", [carpark_id, key])
 
 
 def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | None:

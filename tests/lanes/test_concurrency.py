@@ -3,14 +3,20 @@ and revocation is re-checked on heartbeats even when the channel layer's nudge n
 
 import asyncio
 import json
+import threading
 
+import psycopg
 import pytest
+from django.conf import settings
+from django.db import connections
 from websockets.exceptions import ConnectionClosed
 
+from apps.access import services
 from apps.access.models import Device, PlateRead, Visit
+from apps.core.plates import lookalike_key
 from tests.clients import LaneController
 from tests.lanes.conftest import in_thread, iso, make_booking, make_device, now
-from tests.support import start_server
+from tests.support import database_url_for, start_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +90,33 @@ def test_enrolment_rate_limit_counts_per_address():
     assert [_rate_limited(bucket, 3) for _ in range(3)] == [None, None, None]
     wait = _rate_limited(bucket, 3)
     assert wait is not None and 1 <= wait <= 60
+
+
+def test_an_entry_matched_by_a_candidate_waits_for_that_vehicles_lock(world):
+    """Decisions about one vehicle are serialised by its look-alike key. A candidate's entry holds the misread
+    plate's lock from its first statement: before it opens the visit under the candidate's plate, it takes that
+    vehicle's lock too, so an exit or entry of the vehicle deciding meanwhile is not raced."""
+    carpark = world["one"]
+    make_booking(carpark, "CA11DTE")
+    device = make_device("TST1", ["IN"])["device_id"]
+    decided = {}
+
+    def entry():
+        try:
+            decided["frame"] = services.plate_read_decide(
+                device_id=device, read_id="c-1", lane_code="IN", plate="XQ77ZZK", score=0.3, captured_at=now(),
+                candidates=[{"plate": "CA11DTE", "score": 0.85}],
+            )  # fmt: skip
+        finally:
+            connections.close_all()
+
+    with psycopg.connect(database_url_for(settings.DATABASES["default"])) as other:  # another decision, held open
+        other.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", [carpark.id, lookalike_key("CA11DTE")])
+        deciding = threading.Thread(target=entry)
+        deciding.start()
+        deciding.join(timeout=1.0)
+        waited = deciding.is_alive()
+        other.rollback()  # the other decision ends: its lock goes
+    deciding.join(timeout=10)
+    assert waited, "the candidate's entry did not wait for the vehicle's lock"
+    assert decided["frame"]["match"] == "candidate" and Visit.objects.get().plate == "CA11DTE"
