@@ -287,8 +287,8 @@ def enrol_lanes(count: int) -> list[tuple[str, str]]:
     tokens = []
     for i in range(count):
         lane = ("N-IN", "S-IN")[i % 2]
-        _, code = services.device_create(carpark_code=CARPARK, lane_codes=[lane], name=f"bench {i}")
-        tokens.append((services.device_enrol(code=code, serial=f"B{i}", model="bench").token, lane))
+        _, issued = services.device_create(carpark_code=CARPARK, lane_codes=[lane], name=f"bench {i}")
+        tokens.append((services.device_enrol(code=issued.code, serial=f"B{i}", model="bench").token, lane))
     return tokens
 
 

@@ -164,8 +164,8 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
     tokens = []
     if first:
         for n in range(controllers):
-            _device, code = services.device_create(carpark_code=CARPARK, lane_codes=[f"IN{n}", f"OUT{n}"])
-            tokens.append(services.device_enrol(code=code).token)
+            _device, issued = services.device_create(carpark_code=CARPARK, lane_codes=[f"IN{n}", f"OUT{n}"])
+            tokens.append(services.device_enrol(code=issued.code).token)
     lanes = {lane.code: lane.id for lane in Lane.objects.filter(carpark=carpark)}
     devices = [
         (next(d.id for d in Device.objects.filter(lanes__id=lanes[f"IN{n}"])), lanes[f"IN{n}"], lanes[f"OUT{n}"])

@@ -59,33 +59,31 @@ class DeviceAdmin(admin.ModelAdmin):
             )  # fmt: skip
             obj.refresh_from_db()
             return
-        device, code = services.device_create(
+        device, issued = services.device_create(
             carpark_code=data["carpark"].code, lane_codes=lane_codes, name=data["name"], settings=data["settings"],
             actor=request.user,
         )  # fmt: skip
         obj.pk = device.pk
         obj.refresh_from_db()
-        expires_at = device.enrolment_codes.order_by("-created_at").values_list("expires_at", flat=True).first()
-        request._device_enrolment_code = (code, expires_at)
+        request._device_enrolment_code = issued
 
     def save_related(self, request, form, formsets, change):
         """Nothing: the services set the lanes (and a changed device's connection is told), there are no inlines."""
 
     def response_add(self, request, obj, post_url_continue=None):
-        code, expires_at = request._device_enrolment_code
         self.message_user(request, f"Device {obj} ({obj.pk}) was created.", messages.SUCCESS)
-        self._show_code(request, obj, code, expires_at)
+        self._show_code(request, obj, request._device_enrolment_code)
         return self._codes_response(request, back=reverse("admin:access_device_change", args=[obj.pk]))
 
-    def _show_code(self, request, device, code, expires_at):
+    def _show_code(self, request, device, issued: services.EnrolmentCodeIssued):
         self.message_user(
             request,
             format_html(
                 "Enrolment code for {} (one-time, valid {} h, until {}): <code>{}</code>",
                 device,
                 int(services.ENROLMENT_CODE_TTL.total_seconds() // 3600),
-                timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M %Z"),
-                code,
+                timezone.localtime(issued.expires_at).strftime("%Y-%m-%d %H:%M %Z"),
+                issued.code,
             ),
             messages.SUCCESS,
         )
@@ -133,7 +131,7 @@ class DeviceAdmin(admin.ModelAdmin):
             except services.DeviceRevoked:
                 revoked.append(str(device))
                 continue
-            self._show_code(request, device, code.code, code.expires_at)
+            self._show_code(request, device, code)
             issued += 1
         if revoked:
             self.message_user(

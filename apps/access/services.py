@@ -94,9 +94,9 @@ def iso(value: datetime | None) -> str | None:
 
 def device_create(
     *, carpark_code: str, lane_codes: list[str], name: str = "", settings: dict | None = None, actor=None
-) -> tuple[Device, str]:
+) -> tuple[Device, EnrolmentCodeIssued]:
     """Create a device for lanes of a car park, with its vendor mapping (`settings`, device-protocol.md 7); returns it
-    with a one-time enrolment code (shown once)."""
+    with its one-time enrolment code (shown once)."""
     carpark = CarPark.objects.filter(code=carpark_code).first()
     if carpark is None:
         raise CarPark.DoesNotExist(f"unknown car park {carpark_code!r}")
@@ -106,7 +106,7 @@ def device_create(
         device.lanes.set(lanes)
         _audit_device("device.create", device, actor)
         issued = device_enrolment_code_issue(device_id=str(device.id), actor=actor)
-    return device, issued.code
+    return device, issued
 
 
 def _lanes_of(carpark: CarPark, lane_codes: list[str]) -> list[Lane]:

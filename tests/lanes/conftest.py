@@ -48,11 +48,11 @@ def build_world() -> dict:
 
 def make_device(carpark_code: str, lanes: list[str], settings: dict | None = None) -> dict:
     """A device enrolled through the services (the CLI path is covered by the walking slice)."""
-    device, code = services.device_create(carpark_code=carpark_code, lane_codes=lanes, name=f"dev-{lanes[0]}")
+    device, issued = services.device_create(carpark_code=carpark_code, lane_codes=lanes, name=f"dev-{lanes[0]}")
     if settings:
         device.settings = settings
         device.save(update_fields=["settings"])
-    enrolled = services.device_enrol(code=code, serial="S", model="M")
+    enrolled = services.device_enrol(code=issued.code, serial="S", model="M")
     return {"device_id": enrolled.device_id, "token": enrolled.token}
 
 

@@ -187,7 +187,7 @@ def test_a_device_added_in_the_admin_shows_its_code_once_and_the_code_enrols(liv
 
 
 def test_new_enrolment_code_action_replaces_unused_codes_and_skips_revoked_devices(staff_client, world_db):
-    first, first_code = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="gate")
+    first, first_issued = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="gate")
     gone, _ = services.device_create(carpark_code="TST1", lane_codes=["OUT"], name="gone")
     services.device_revoke(device_id=str(gone.id))
     response = staff_client.post(DEVICES, {"action": "new_enrolment_code", "_selected_action": [first.pk, gone.pk]})
@@ -197,7 +197,7 @@ def test_new_enrolment_code_action_replaces_unused_codes_and_skips_revoked_devic
     assert EnrolmentCode.objects.filter(device=gone).count() == 1
     assert code not in str(response.cookies) and code not in staff_client.get(DEVICES).text
     with pytest.raises(services.InvalidEnrolmentCode):
-        services.device_enrol(code=first_code)  # the lost code no longer works
+        services.device_enrol(code=first_issued.code)  # the lost code no longer works
     assert services.device_enrol(code=code, serial="S2").device_id == str(first.id)
     audit = AuditLog.objects.filter(action="device.enrolment_code", actor=staff_client.user).get()
     assert audit.object_id == str(first.id) and code not in str(audit.data)

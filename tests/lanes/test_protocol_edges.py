@@ -103,7 +103,8 @@ def enrol_post(parkgate, content: bytes, client: httpx.Client | None = None) -> 
 
 
 def test_enrolment_without_a_usable_code_is_400_invalid_code_never_422(parkgate, world):
-    device, code = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="enrol-edges")
+    device, issued = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="enrol-edges")
+    code = issued.code
     answers = {
         body: enrol_post(parkgate, body.encode())
         for body in (

@@ -80,7 +80,8 @@ def test_database_unreachable_reads_get_retry_the_connection_survives_and_the_re
 
 def test_database_unreachable_at_enrolment_is_503_retry_and_the_code_still_works_after(db_cut_server, world):
     server, proxy = db_cut_server
-    device, code = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="enrol-outage")
+    device, issued = services.device_create(carpark_code="TST1", lane_codes=["IN"], name="enrol-outage")
+    code = issued.code
     proxy.cut()
     during = httpx.post(f"{server.http}/api/device/v1/enrol", json={"code": code}, timeout=15)
     proxy.restore()

@@ -258,11 +258,12 @@ class Command(BaseCommand):
             self.stdout.write(f"done: {self.stats.line()}")
 
     def enrol(self, pair: LanePair, number: int) -> Controller:
-        device, code = access.device_create(
+        device, issued = access.device_create(
             carpark_code=pair.carpark, lane_codes=[pair.entry, pair.exit], name=f"simulator {number}"
         )
         answer = httpx.post(
-            f"{self.url}/api/device/v1/enrol", json={"code": code, "serial": f"SIM-{number}", "model": "simulator"}
+            f"{self.url}/api/device/v1/enrol",
+            json={"code": issued.code, "serial": f"SIM-{number}", "model": "simulator"},
         )
         if answer.status_code != 201:
             raise CommandError(f"enrolment refused: {answer.status_code} {answer.text}")

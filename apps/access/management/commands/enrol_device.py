@@ -14,9 +14,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, carpark, lane, name, **options):
         try:
-            device, code = services.device_create(carpark_code=carpark, lane_codes=lane, name=name)
+            device, issued = services.device_create(carpark_code=carpark, lane_codes=lane, name=name)
         except (CarPark.DoesNotExist, Lane.DoesNotExist) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Device {device.id} created for {carpark} lanes {', '.join(lane)}.")
         self.stdout.write("Enrol it within 24 h: POST /api/device/v1/enrol with this code. The code is shown once:")
-        self.stdout.write(code)
+        self.stdout.write(issued.code)
