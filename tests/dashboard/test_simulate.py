@@ -12,6 +12,7 @@ from apps.access.models import Device, PlateRead
 from apps.bookings.models import Booking
 from apps.bookings.services import booking_create
 from apps.carparks.models import CarPark
+from project.management.commands.simulate import Stats
 from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,3 +43,9 @@ def test_simulate_sends_mail_and_plate_reads_through_the_server(parkgate, server
     assert reads.count() >= decided  # every decided read is recorded (reads in flight at the stop may be too)
     assert reads.filter(action="open", reason="booking").exists()  # a booked car came in
     assert not Device.objects.filter(name__startswith="simulator", revoked_at__isnull=True).exists()
+
+
+def test_a_progress_line_without_decisions_says_so_rather_than_0_ms():
+    stats = Stats(sent=3, decisions={"open": 1, "deny": 2}, latencies=[0.013, 0.015])
+    assert "decision p50 15 ms p99 15 ms" in stats.line()
+    assert stats.line() == "reads 3 (deny=2 open=1); no decision since the last line; commands answered 0; emails 0"

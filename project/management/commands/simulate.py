@@ -54,14 +54,15 @@ class Stats:
     emails: int = 0
 
     def line(self) -> str:
-        lat = sorted(self.latencies) or [0.0]
-        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        """The totals so far, and the decisions' round trips since the last line (none: said so, not 0 ms)."""
+        lat = sorted(self.latencies)
         self.latencies.clear()
+        timing = "no decision since the last line"
+        if lat:
+            p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            timing = f"decision p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms"
         actions = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items()))
-        return (
-            f"reads {self.sent} ({actions}); decision p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms; "
-            f"commands answered {self.commands}; emails {self.emails}"
-        )
+        return f"reads {self.sent} ({actions}); {timing}; commands answered {self.commands}; emails {self.emails}"
 
 
 def lane_pairs() -> list[LanePair]:
