@@ -132,7 +132,8 @@ SMTP_HOSTNAME = env.str("SMTP_HOSTNAME", default="bookings.parkgate.test")
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
-# (PostgreSQL; apps.access.fastpath); DECISIONS_ON_LOOP=false sends every one to the decision threads.
+# (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
+# DECISIONS_ON_LOOP=false sends every one to the decision threads.
 DECISIONS_ON_LOOP = env.bool("DECISIONS_ON_LOOP", default=True)
 DECISION_CONNECTIONS = env.int("DECISION_CONNECTIONS", default=8)
 # Staff dashboards: events are coalesced per process and flushed to each socket at most every DASHBOARD_FLUSH_S;

@@ -7,27 +7,40 @@ async psycopg connection of the loop's own (apps.core.aiodb), with no thread han
      sent) only once the COMMIT's reply is in, so a decision the controller gets is never lost.
 Each round trip is one message of prepared statements (apps.core.aiodb.run).
 
+Reads that arrive while every connection is busy wait, and the next free connection decides them together: one
+transaction, the same two round trips, each read's statements one after the other in them (group commit). A lone
+read waits for nothing. Two reads of one vehicle (look-alike key), or of one read_id, never share a batch: the
+second sees the first's rows. Keys are locked in sorted order, so two batches cannot deadlock each other.
+
 The decision itself is the thread path's (services.plate_read_decided, rules): only where the statements run
 differs. The facts are read in the same round trip as the lock, with the policies of the lane's previous read; when
 the lane's row says they have changed (or on this process's first read of the lane) they are read again, under the
-same lock, with the current ones. What this path does not write, it hands back (None), rolled back, for the full
-service on a decision thread (services.plate_read_decide): stale reads, visits superseded or held, overstays, out
-of order reads, an unknown lane, a read_id raced by another connection. Events leave through apps.core.events
-after the commit, as from the thread path.
+same lock, with the current ones. What this path does not write, it hands back (None), for the full service on a
+decision thread (services.plate_read_decide) once its batch has ended: stale reads, visits superseded or held,
+overstays, out of order reads, an unknown lane; and every read of a batch that failed as a whole (a read_id raced by
+another connection, a deadlock with a decision thread). Events leave through apps.core.events after the commit, as
+from the thread path.
 
 Why: at 100 reads/s the thread path spent more time handing the read to a decision thread and the frame back,
-and competing with the loop for the GIL, than in PostgreSQL (bench/gateway.py; docs/architecture.md).
+and competing with the loop for the GIL, than in PostgreSQL; at saturation a transaction per read spent more in
+round trips and commits than in deciding (bench/gateway.py; docs/architecture.md).
 """
+
+import asyncio
+import dataclasses
+from collections import deque
+from datetime import datetime
 
 import psycopg
 from django.conf import settings
 from django.utils import timezone
 
-from apps.access import selectors, services
+from apps.access import rules, selectors, services
 from apps.carparks.models import Lane
 from apps.core import aiodb, events
 
 POOL_NAME = "decisions"
+BATCH_MOST = 16  # reads decided in one transaction at most: a bigger batch holds its locks longer
 
 
 def on_the_loop() -> bool:
@@ -52,58 +65,177 @@ async def plate_read_decide(
     decided by the full service (on a thread). Django's DatabaseError when the database cannot be reached."""
     if lane_id is None or not on_the_loop():
         return None
-    now = timezone.now()
-    read = services.plate_read_of(plate=plate, score=score, captured_at=captured_at, candidates=candidates)
-    try:
-        async with _pools.get().connection() as conn:
-            lane, context = await _locked_with_facts(conn, device_id, read_id, lane_id, read, now)
-            if lane is None:
-                await conn.rollback()
-                return None  # no such lane (any more): the full service says so
-            if context.duplicate is not None:
-                await conn.rollback()
-                return context.duplicate | {"duplicate": True}
-            decided = services.plate_read_decided(
-                lane=lane, context=context, device_id=device_id, read_id=read_id, plate=plate, read=read, now=now,
-                candidates=candidates, region=region, vehicle=vehicle, retransmit=retransmit,
-                local_action=local_action, with_command=True,
-            )  # fmt: skip
-            if not decided.in_one_statement():
-                await conn.rollback()
-                return None
-            sql, params = decided.statement()
-            [written] = await aiodb.run(conn, aiodb.statement(sql)(params), "COMMIT")
-    except psycopg.IntegrityError:
-        return None  # the same read decided meanwhile on another connection: the full service answers the duplicate
-    except psycopg.Error as exc:
-        raise aiodb.django_error(exc) from exc
-    for kind, data in decided.written(written[0]):
-        events.publish_committed_to_carpark(carpark_id=lane.carpark_id, kind=kind, data=data)
-    return decided.frame
+    pending = _Pending(
+        device_id=device_id, read_id=read_id, lane_id=lane_id, plate=plate, now=timezone.now(),
+        read=services.plate_read_of(plate=plate, score=score, captured_at=captured_at, candidates=candidates),
+        details={"candidates": candidates, "region": region, "vehicle": vehicle, "retransmit": retransmit,
+                 "local_action": local_action},
+        answer=asyncio.get_running_loop().create_future(),
+    )  # fmt: skip
+    return await _batchers.get().decide(pending)
 
 
-async def _locked_with_facts(conn, device_id, read_id, lane_id, read, now):
-    """(lane, context) under the vehicle's lock in an open transaction; (None, None) for an unknown lane."""
-    seen = services.lane_last_seen(lane_id)
+@dataclasses.dataclass(eq=False)
+class _Pending:
+    """A read waiting for its batch, then what its batch found and decided."""
 
-    def facts(lane: Lane) -> tuple:
+    device_id: str
+    read_id: str
+    lane_id: int
+    plate: str
+    now: datetime
+    read: rules.Read
+    details: dict  # plate_read_decided's other arguments
+    answer: asyncio.Future
+    seen: Lane | None = None  # the lane as this process last saw it, whose policies the first facts were read with
+    lane: Lane | None = None
+    context: selectors.DecisionContext | None = None
+    result: dict | None = None  # the frame to answer; None: the full service decides
+    decided: services.Decided | None = None  # what it writes
+
+    def facts(self, lane: Lane) -> tuple:
         params = selectors.decision_context_params(
-            device_id=device_id, read_id=read_id, lane_id=lane_id, carpark_id=lane.carpark_id, read=read,
-            policy=services.lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY, now=now,
+            device_id=self.device_id, read_id=self.read_id, lane_id=self.lane_id, carpark_id=lane.carpark_id,
+            read=self.read, policy=services.lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY,
+            now=self.now,
         )  # fmt: skip
         return aiodb.statement(selectors.CONTEXT_SQL)(params)
 
-    locked = aiodb.statement(services.lane_statement()[0])([read.key, lane_id])
-    if seen is not None:
-        rows, found = await aiodb.run(conn, "BEGIN", locked, facts(seen))
-    else:
-        [rows], found = await aiodb.run(conn, "BEGIN", locked), None
-    if not rows:
-        return None, None
-    lane = services.lane_of_row(lane_id, rows[0][1:])
-    if lane is not seen:  # first read of this lane here, or its policies changed: the facts again, same lock
-        [found] = await aiodb.run(conn, facts(lane))
-    return lane, selectors.decision_context_of_rows(found, read=read, policy=services.lane_policy(lane))
+    def decide(self) -> None:
+        """Sets `result` (a duplicate's frame) or `decided` (the writes), or neither (the full service decides)."""
+        if self.lane is None:
+            return  # no such lane (any more): the full service says so
+        if self.context.duplicate is not None:
+            self.result = self.context.duplicate | {"duplicate": True}
+            return
+        decided = services.plate_read_decided(
+            lane=self.lane, context=self.context, device_id=self.device_id, read_id=self.read_id, plate=self.plate,
+            read=self.read, now=self.now, with_command=True, **self.details,
+        )  # fmt: skip
+        if decided.in_one_statement():
+            self.decided, self.result = decided, decided.frame
+
+
+async def _decide_batch(batch: list[_Pending]) -> None:
+    """Decide `batch` in one transaction; every read's answer is set once the transaction has ended."""
+    try:
+        async with _pools.get().connection() as conn:
+            await _locked_with_facts(conn, batch)
+            for pending in batch:
+                pending.decide()
+            writing = [pending for pending in batch if pending.decided is not None]
+            if not writing:
+                await conn.rollback()
+            else:
+                written = await aiodb.run(
+                    conn, *(aiodb.statement(sql)(params) for sql, params in (p.decided.statement() for p in writing)),
+                    "COMMIT",
+                )  # fmt: skip
+                for pending, rows in zip(writing, written, strict=True):
+                    for kind, data in pending.decided.written(rows[0]):
+                        events.publish_committed_to_carpark(carpark_id=pending.lane.carpark_id, kind=kind, data=data)
+    except (psycopg.IntegrityError, psycopg.errors.DeadlockDetected):
+        # Nothing was written: a read decided meanwhile on another connection (the full service answers the
+        # duplicate), or locks taken in another order by a decision thread. Each read goes to the full service.
+        for pending in batch:
+            pending.result = None
+    except BaseException as exc:
+        for pending in batch:
+            if not pending.answer.done():
+                pending.answer.set_exception(aiodb.django_error(exc) if isinstance(exc, psycopg.Error) else exc)
+        if not isinstance(exc, Exception):
+            raise
+        return
+    for pending in batch:
+        if not pending.answer.done():  # its reader may have gone (connection closed)
+            pending.answer.set_result(pending.result)
+
+
+async def _locked_with_facts(conn, batch: list[_Pending]) -> None:
+    """Each read's lane and context, under its vehicle's lock, in an open transaction: one round trip, and one more
+    for the reads whose lane this process had not seen or whose policies changed."""
+    statements, unseen = ["BEGIN"], []
+    for pending in batch:
+        statements.append(aiodb.statement(services.lane_statement()[0])([pending.read.key, pending.lane_id]))
+        pending.seen = services.lane_last_seen(pending.lane_id)
+        if pending.seen is not None:
+            statements.append(pending.facts(pending.seen))
+    results = iter(await aiodb.run(conn, *statements))
+    for pending in batch:
+        rows, found = next(results), next(results) if pending.seen is not None else None
+        if rows:
+            pending.lane = services.lane_of_row(pending.lane_id, rows[0][1:])
+            if pending.lane is not pending.seen:
+                unseen.append(pending)
+            else:
+                pending.context = _context(pending, found)
+    if unseen:  # the facts again, under the same locks, with the lanes' current policies
+        for pending, found in zip(unseen, await aiodb.run(conn, *(p.facts(p.lane) for p in unseen)), strict=True):
+            pending.context = _context(pending, found)
+
+
+def _context(pending: _Pending, rows: list) -> selectors.DecisionContext:
+    return selectors.decision_context_of_rows(rows, read=pending.read, policy=services.lane_policy(pending.lane))
+
+
+class _Batcher:
+    """Reads waiting for a connection; each free connection takes the next batch (at most BATCH_MOST, no two of one
+    vehicle or one read_id), keys sorted."""
+
+    def __init__(self, slots: int):
+        self.loop = asyncio.get_running_loop()
+        self.waiting: deque[_Pending] = deque()
+        self.free = slots
+        self.tasks: set[asyncio.Task] = set()
+
+    async def decide(self, pending: _Pending) -> dict | None:
+        if self.free and not self.waiting:  # a lone read: decided in the caller's task, no hop to another
+            self.free -= 1
+            await self._run([pending])
+        else:
+            self.waiting.append(pending)
+            self._start()
+        return await pending.answer
+
+    def _start(self) -> None:
+        while self.waiting and self.free:
+            self.free -= 1
+            task = self.loop.create_task(self._run(self._next_batch()))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _next_batch(self) -> list[_Pending]:
+        batch, keys, reads, later = [], set(), set(), []
+        while self.waiting and len(batch) < BATCH_MOST:
+            pending = self.waiting.popleft()
+            read = (pending.device_id, pending.read_id)
+            if pending.read.key in keys or read in reads:
+                later.append(pending)  # after this batch, in its place
+                continue
+            keys.add(pending.read.key)
+            reads.add(read)
+            batch.append(pending)
+        self.waiting.extendleft(reversed(later))
+        return sorted(batch, key=lambda pending: pending.read.key)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        try:
+            await _decide_batch(batch)
+        finally:
+            self.free += 1
+            self._start()
+
+
+class _Batchers:
+    """The batcher of the running loop (a test's new loop gets a new one), one slot per pooled connection."""
+
+    def __init__(self) -> None:
+        self.batcher: _Batcher | None = None
+
+    def get(self) -> _Batcher:
+        if self.batcher is None or self.batcher.loop is not asyncio.get_running_loop():
+            self.batcher = _Batcher(settings.DECISION_CONNECTIONS)
+        return self.batcher
 
 
 async def close() -> None:
@@ -114,3 +246,4 @@ async def close() -> None:
 # Two kept open, more opened under load: the pool hands out its idle connections in turn, so a few warm backends
 # answer a steady trickle faster than many cold ones, and a burst gets more transactions in flight.
 _pools = aiodb.PerLoop(POOL_NAME, min_size=2, max_size=settings.DECISION_CONNECTIONS)
+_batchers = _Batchers()

@@ -3,15 +3,18 @@
 handed back to the full service untouched, and a policy changed by staff applied to the very next read."""
 
 import asyncio
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
 
 from apps.access import fastpath, services
 from apps.access.models import Alert, PlateRead, Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
-from apps.core import events
+from apps.core import aiodb, events
+from apps.core.plates import lookalike_key
 from tests.lanes.conftest import in_thread, make_booking, make_device, now
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -190,3 +193,143 @@ def test_an_unknown_lane_is_handed_back(world):
     gone.delete()
     assert run_on_a_loop(fastpath.plate_read_decide(**args)) is None
     assert not PlateRead.objects.exists()
+
+
+@pytest.fixture
+def batches(monkeypatch, settings) -> list[list[str]]:
+    """One connection for the loop's decisions (so reads queue behind each other), and the plates of each batch the
+    loop decides, in order."""
+    settings.DECISION_CONNECTIONS = 1
+    seen = []
+    decide_batch = fastpath._decide_batch
+
+    async def recorded(batch):
+        seen.append([pending.read.plate for pending in batch])
+        await decide_batch(batch)
+
+    monkeypatch.setattr(fastpath, "_decide_batch", recorded)
+    return seen
+
+
+def test_reads_that_arrive_together_share_a_transaction_but_never_a_vehicle(world, published, batches):
+    carpark = world["one"]
+    booked = ["GR0UP1A", "GR0UP2B", "GR0UP3C", "GR0UP4D"]
+    for plate in booked:
+        make_booking(carpark, plate)
+    device = make_device(carpark.code, ["IN"])["device_id"]
+    lane = Lane.objects.get(carpark=carpark, code="IN")
+    wave = [
+        arguments(device, lane, "GR0UP1A"),  # decided alone: the connection was free
+        arguments(device, lane, "GR0UP4D"),
+        arguments(device, lane, "GR0UP1A"),  # the same vehicle again: the batch after the first's commit
+        arguments(device, lane, "GR0UP2B"),
+        arguments(device, lane, "NOBODY9"),
+        arguments(device, lane, "OLD9999", captured_at=now() - timedelta(minutes=10), retransmit=True),
+        arguments(device, lane, "GR0UP3C", read_id="same-id"),
+        arguments(device, lane, "GR0UP2B"),  # again: a later batch than the first GR0UP2B
+        arguments(device, lane, "NOBODY8", read_id="same-id"),  # a read_id sent twice: its first decision
+    ]
+
+    async def together():
+        return await asyncio.gather(*(fastpath.plate_read_decide(**args) for args in wave))
+
+    decisions = run_on_a_loop(together())
+    assert [sorted(batch) for batch in batches] == [
+        ["GR0UP1A"],
+        ["GR0UP1A", "GR0UP2B", "GR0UP3C", "GR0UP4D", "NOBODY9", "OLD9999"],
+        ["GR0UP2B", "NOBODY8"],
+    ]
+    for batch in batches:  # locked in key order: two batches never wait for each other's locks in a cycle
+        assert [lookalike_key(plate) for plate in batch] == sorted(lookalike_key(plate) for plate in batch)
+    summary = [None if d is None else (d["action"], d["reason"], d["duplicate"]) for d in decisions]
+    assert summary == [
+        ("open", "booking", False),
+        ("open", "booking", False),
+        ("open", "repeat", False),
+        ("open", "booking", False),
+        ("deny", "unknown_vehicle", False),
+        None,  # stale: handed back to the full service, nothing written for it
+        ("open", "booking", False),
+        ("open", "repeat", False),
+        ("open", "booking", True),
+    ]
+    assert decisions[-1] == decisions[6] | {"duplicate": True}
+    assert sorted(Visit.objects.values_list("plate", flat=True)) == booked
+    assert PlateRead.objects.count() == 7 and not PlateRead.objects.filter(plate="OLD9999").exists()
+    assert Alert.objects.get().plate == "NOBODY9"
+    assert [kind for kind, _ in published].count("read") == 7
+
+
+def test_a_batch_that_fails_as_a_whole_hands_every_read_to_the_full_service(world, published, batches, monkeypatch):
+    carpark = world["one"]
+    for plate in ("RACE1AA", "RACE2BB"):
+        make_booking(carpark, plate)
+    device = make_device(carpark.code, ["IN"])["device_id"]
+    lane = Lane.objects.get(carpark=carpark, code="IN")
+    locked_with_facts = fastpath._locked_with_facts
+
+    async def raced(conn, batch):
+        await locked_with_facts(conn, batch)
+        if len(batch) > 1:  # meanwhile another connection of the device decides one of its read_ids
+            await in_thread(services.plate_read_decide, **arguments(device, lane, "OTHER99", read_id="raced"),
+                            lane_code="IN")  # fmt: skip
+
+    monkeypatch.setattr(fastpath, "_locked_with_facts", raced)
+    wave = [
+        arguments(device, lane, "FIRST11"),
+        arguments(device, lane, "RACE1AA"),
+        arguments(device, lane, "RACE2BB", read_id="raced"),
+    ]
+
+    async def together():
+        decisions = await asyncio.gather(*(fastpath.plate_read_decide(**args) for args in wave))
+        return [
+            d or await in_thread(services.plate_read_decide, lane_code="IN", **a)
+            for d, a in zip(decisions, wave, strict=True)
+        ]
+
+    first, race1, race2 = run_on_a_loop(together())
+    assert batches == [["FIRST11"], ["RACE1AA", "RACE2BB"]]
+    assert (first["reason"], race1["reason"], race1["duplicate"]) == ("unknown_vehicle", "booking", False)
+    assert (race2["reason"], race2["duplicate"]) == ("unknown_vehicle", True)  # OTHER99's decision, not a booking
+    assert sorted(PlateRead.objects.values_list("plate", flat=True)) == ["FIRST11", "OTHER99", "RACE1AA"]
+    assert list(Visit.objects.values_list("plate", flat=True)) == ["RACE1AA"]
+
+
+def test_a_batch_caught_in_a_deadlock_hands_its_reads_to_the_full_service(world, published, batches):
+    """A decision thread that locks two vehicles (a candidate's match) in the other order than a batch: PostgreSQL
+    ends the batch's transaction, whose reads are then decided by the full service, nothing lost or doubled."""
+    carpark = world["one"]
+    first, second = sorted(["KEYA1AA", "KEYB2BB"], key=lookalike_key)  # the batch locks `first` first
+    for plate in (first, second):
+        make_booking(carpark, plate)
+    device = make_device(carpark.code, ["IN"])["device_id"]
+    lane = Lane.objects.get(carpark=carpark, code="IN")
+    wave = [arguments(device, lane, plate) for plate in ("FILLER1", first, second)]
+    other = psycopg.connect(**aiodb.connect_kwargs("test-other-transaction"))
+    lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+
+    def lock_first_once_the_batch_waits() -> None:
+        while not other.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[
+            0
+        ]:
+            time.sleep(0.01)
+        other.execute(lock, [carpark.pk, lookalike_key(first)])  # waits: a deadlock, which ends the batch
+        other.commit()
+
+    async def together():
+        other.execute(lock, [carpark.pk, lookalike_key(second)])  # held by "a decision thread"
+        decisions = await asyncio.gather(
+            *(fastpath.plate_read_decide(**args) for args in wave), asyncio.to_thread(lock_first_once_the_batch_waits)
+        )
+        return decisions[:3], [await in_thread(services.plate_read_decide, lane_code="IN", **a) for a in wave[1:]]
+
+    try:
+        (filler, *on_loop), by_service = run_on_a_loop(together())
+    finally:
+        other.close()
+    assert batches == [["FILLER1"], [first, second]]
+    assert filler["reason"] == "unknown_vehicle" and on_loop == [None, None]
+    assert [(d["reason"], d["duplicate"]) for d in by_service] == [("booking", False)] * 2
+    assert sorted(Visit.objects.values_list("plate", flat=True)) == sorted([first, second])
+    assert PlateRead.objects.count() == 3
