@@ -241,10 +241,12 @@ class CarparkFanout:
         delta = self.pending.pop(carpark_id, None)
         if not delta:
             return
-        if delta.needs_count:
-            delta.occupancy = await self._occupancy(carpark_id, delta.occupancy)
-        text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
-        async with self.writing[carpark_id]:  # a slow flush's frames never overtake the previous one's
+        # Flushes are written in the order they took their events: a slow one (a recount, a big write) is never
+        # overtaken by the next, whose newer state it would then overwrite on screen.
+        async with self.writing[carpark_id]:
+            if delta.needs_count:
+                delta.occupancy = await self._occupancy(carpark_id, delta.occupancy)
+            text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
             await self._write(self.subscribers[carpark_id], text, self.interval(carpark_id))
 
     async def _write(self, subscribers: set[Subscriber], text: str, interval: float) -> None:

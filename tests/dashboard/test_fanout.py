@@ -151,3 +151,35 @@ async def test_a_big_flush_is_paced_in_slices_and_the_next_never_overtakes_it():
     first = [t for flush, _, t in order if flush == 1]
     spread = min(module.SPREAD_S, fanout.interval(1) / 2) * 4 / 5  # 5 slices: 4 pauses
     assert first[-1] - first[0] >= spread / 2  # paced, not written in one burst
+
+
+async def test_a_flush_waiting_for_its_recount_is_not_overtaken_by_the_next():
+    """A visit's flush recounts the occupancy (a database query); an event after it (the lane's controller going
+    offline) must not reach the screen first, or the older delta would put the lane back online."""
+    fanout = CarparkFanout(layer=None, flush_s=0.0)
+    fanout.codes[1] = "LHR-T5"
+    socket = Socket()
+    fanout.subscribers[1].add(socket)
+    counted = asyncio.Event()
+
+    async def slow_occupancy(carpark_id, reported):
+        await counted.wait()
+        return 7
+
+    fanout._occupancy = slow_occupancy
+    fanout.add(1, "visit", {"id": 1})
+    fanout.add(1, "device", {"device": "d1", "online": True})
+    await asyncio.sleep(0)  # the first flush is counting
+    fanout.last_flush[1] = 0.0
+    fanout.add(1, "device", {"device": "d1", "online": False})
+    await asyncio.sleep(0.05)
+    counted.set()
+    for _ in range(50):
+        if len(socket.frames) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [frame["devices"] for frame in socket.frames] == [
+        [{"device": "d1", "online": True}],
+        [{"device": "d1", "online": False}],
+    ]
+    assert socket.frames[0]["occupancy"] == 7
