@@ -125,6 +125,10 @@ class PlateRead(models.Model):
             # staff search of a booking's reads, whatever plate they were matched by
             models.Index(fields=["booking"], condition=models.Q(booking__isnull=False), name="read_booking"),
             models.Index(fields=["permit"], condition=models.Q(permit__isnull=False), name="read_permit"),
+            # a late entry's exit read under a misread plate (its plate among the candidates): few rows, few writes
+            models.Index(
+                fields=["carpark", "captured_at"], condition=models.Q(unpaired_exit=True), name="read_unpaired_exit"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ from apps.access import rules
 from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 from apps.access.tokens import hash_secret
 from apps.bookings.models import Booking, Vehicle
-from apps.core.plates import lookalike_key
+from apps.core.plates import lookalike_key, normal_candidates
 from apps.core.sql import prepared_cursor
 
 
@@ -177,10 +177,10 @@ def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, n
     )  # fmt: skip
     if repeat is not None:
         repeat["reference"] = repeat.pop("booking__reference")
+    unpaired = PlateRead.objects.filter(carpark_id=carpark_id, unpaired_exit=True, captured_at__gt=read.captured_at)
     around = (
-        PlateRead.objects.filter(
-            carpark_id=carpark_id, lookalike_key=read.key, unpaired_exit=True, captured_at__gt=read.captured_at
-        ).exists()
+        unpaired.filter(lookalike_key=read.key).exists()
+        or (entry and _misread_exit_of(unpaired, read.usable_plates(policy)))
         or Visit.objects.filter(carpark_id=carpark_id, lookalike_key=read.key)
         .filter(Q(entered_at__gt=read.captured_at) | Q(exited_at__gt=read.captured_at))
         .exists()
@@ -194,9 +194,21 @@ def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, n
     )
 
 
+def _misread_exit_of(unpaired, plates: set[str]) -> bool:
+    """Whether one of these unpaired exits has one of `plates` among its candidates (CONTEXT_SQL's last but one
+    branch): a late entry pairs with such an exit (services._unpaired_exit_after), so it is not a simple one."""
+    return any(
+        plate in plates
+        for candidates in unpaired.exclude(candidates=[]).values_list("candidates", flat=True)
+        for plate, _score in normal_candidates(candidates)
+    )
+
+
 # One round trip for all the facts of a decision: each branch is an indexed lookup by normal-form plate or
 # look-alike key (bookings_vehicle.registration / .lookalike_key, access_visit's partial open-visit indexes,
-# access_plateread (lane, plate, captured_at) and (device, read_id), access_alert (lane, plate, created_at)).
+# access_plateread (lane, plate, captured_at) and (device, read_id), access_alert (lane, plate, created_at)), but
+# an entry's look for exits filed under a misread plate with its own among their candidates: the car park's unpaired
+# exits captured after it (the partial index read_unpaired_exit), none or a handful.
 # Prepared once per pooled connection (apps.core.sql): planning this statement costs more than running it.
 # No occupancy count here: it grows with the car park, and the dashboards recount once per flush anyway.
 CONTEXT_SQL = """
@@ -239,6 +251,12 @@ SELECT 'alerted', '{}'::jsonb FROM access_alert a
 UNION ALL (
 SELECT 'around', '{}'::jsonb FROM access_plateread r
  WHERE r.carpark_id = %(carpark)s AND r.lookalike_key = %(main_key)s AND r.unpaired_exit AND r.captured_at > %(at)s
+ LIMIT 1)
+UNION ALL (
+SELECT 'around', '{}'::jsonb FROM access_plateread r
+ WHERE %(entry)s AND r.carpark_id = %(carpark)s AND r.unpaired_exit AND r.captured_at > %(at)s AND EXISTS (
+       SELECT FROM jsonb_array_elements(r.candidates) c
+        WHERE regexp_replace(upper(c->>'plate'), '[^A-Z0-9]', '', 'g') = ANY(%(plates)s::text[]))
  LIMIT 1)
 UNION ALL (
 SELECT 'around', '{}'::jsonb FROM access_visit v

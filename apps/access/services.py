@@ -282,17 +282,6 @@ def policy_of(carpark: CarPark) -> rules.Policy:
     )
 
 
-def _candidates(candidates: list | None) -> tuple[tuple[str, float], ...]:
-    """The read's candidates as (normal form, score); a candidate without a numeric score is never usable."""
-    out = []
-    for candidate in candidates or ():
-        plate, score = candidate.get("plate"), candidate.get("score")
-        if isinstance(plate, str) and plates.normalise(plate):
-            usable = isinstance(score, int | float) and not isinstance(score, bool)
-            out.append((plates.normalise(plate)[:32], float(score) if usable else -1.0))
-    return tuple(out)
-
-
 def plate_read_decide(
     *,
     device_id: str,
@@ -405,7 +394,7 @@ def plate_read_of(*, plate: str, score: float, captured_at: datetime, candidates
         key=plates.lookalike_key(plate)[:32],
         score=score,
         captured_at=captured_at,
-        candidates=_candidates(candidates),
+        candidates=plates.normal_candidates(candidates),
     )
 
 
@@ -808,6 +797,8 @@ def _visit_create(
         Booking.objects.filter(pk=booking_id, status=Booking.Status.CONFIRMED).update(
             status=Booking.Status.ARRIVED, updated_at=timezone.now()
         )
+        if visit.exited_at is not None:  # made closed (its exit was missed, or taken from a visit it supersedes)
+            _booking_departed(booking_id)
     _publish_visit(carpark, visit, reference=reference)
     return visit
 
@@ -819,19 +810,12 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
     if key != row.lookalike_key:
         _vehicle_lock(carpark.id, key)  # the decision holds the read's (misread) plate's lock, not this vehicle's
     at, same_vehicle = row.captured_at, Visit.objects.filter(carpark=carpark, lookalike_key=key)
-    later_exit = (
-        PlateRead.objects.filter(carpark=carpark, lookalike_key=key, unpaired_exit=True, captured_at__gt=at)
-        .order_by("captured_at")
-        .first()
-    )
+    later_exit = _unpaired_exit_after(carpark, lane, at, key=key, plate=plate or row.plate)
     if later_exit is not None and not same_vehicle.filter(entered_at__gt=at, entered_at__lt=later_exit.captured_at):
-        # A late entry before an already recorded exit: a visit that is already closed.
-        later_exit.unpaired_exit = False
-        later_exit.save(update_fields=["unpaired_exit"])
-        return _visit_create(
-            carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate,
-            exit_read=later_exit, exit_lane_id=later_exit.lane_id, exited_at=later_exit.captured_at,
-        )  # fmt: skip
+        # A late entry before an already recorded exit: a visit that the exit ends at once, as it would have then.
+        visit = _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate)
+        _visit_end(visit, later_exit, later_exit.lane, charge_overstay=True)
+        return visit
     spanning = (
         same_vehicle.select_for_update().filter(entered_at__lte=at, exited_at__gt=at).order_by("-entered_at").first()
     )
@@ -859,6 +843,20 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
     return _visit_create(carpark, lane, row, booking_id=booking_id, permit_id=permit_id, plate=plate)
 
 
+def _unpaired_exit_after(carpark, lane, at: datetime, *, key: str, plate: str) -> PlateRead | None:
+    """The vehicle's first exit read after `at` that ended no visit: read as the vehicle (look-alike key), or read
+    as another plate with the vehicle's among its usable candidates (exact), as an exit pairs with a candidate."""
+    unpaired = PlateRead.objects.filter(carpark=carpark, unpaired_exit=True, captured_at__gt=at).order_by("captured_at")
+    found = unpaired.filter(lookalike_key=key).first()
+    min_score = lane_policy(lane).min_score
+    for misread in unpaired.exclude(lookalike_key=key).exclude(candidates=[]):
+        if found is not None and misread.captured_at >= found.captured_at:
+            break
+        if any(p == plate and score >= min_score for p, score in plates.normal_candidates(misread.candidates)):
+            return misread
+    return found
+
+
 def _vehicle_lock(carpark_id: int, key: str) -> None:
     """Serialise decisions about one vehicle (look-alike key) in a car park, as lane_statement's lock does."""
     if connection.vendor == "postgresql":
@@ -878,29 +876,35 @@ def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | No
     )
     visit = ended.filter(lookalike_key=row.lookalike_key).first()
     if visit is None:
-        candidates = {plate for plate, score in _candidates(row.candidates) if score >= lane_policy(lane).min_score}
+        min_score = lane_policy(lane).min_score
+        candidates = {plate for plate, score in plates.normal_candidates(row.candidates) if score >= min_score}
         visit = ended.filter(plate__in=candidates).first() if candidates else None
     if visit is None:
         row.unpaired_exit = True
         row.save(update_fields=["unpaired_exit"])
         return None
     freed = visit.exit_read if visit.exited_at is not None else None
+    _visit_end(visit, row, lane, charge_overstay=freed is None)
+    if freed is not None and depth < 3:
+        # The visit had a later exit recorded: the first later exit wins, and that one ends another visit or none.
+        _visit_for_exit(carpark, freed.lane, freed, depth + 1)
+    return visit
+
+
+def _visit_end(visit: Visit, row: PlateRead, lane, *, charge_overstay: bool) -> None:
+    """End `visit` with the exit read `row` decided after the fact, as its live exit would have."""
     overstay = None
-    if freed is None and visit.booking_id:
+    if charge_overstay and visit.booking_id:
         # Applied as if the barrier had opened (device-protocol.md 3, rule 2): past the booking's departure + grace
         # it is an overstay, charged whatever the policy (the car has gone: nothing is left to hold).
         departure = Booking.objects.filter(pk=visit.booking_id).values_list("departure", flat=True).first()
         fact = rules.VisitFact(id=visit.id, plate=visit.plate, key=visit.lookalike_key, booking_departure=departure)
-        overstay = rules.overstay_minutes(fact, at, lane_policy(lane))
+        overstay = rules.overstay_minutes(fact, row.captured_at, lane_policy(lane))
     if row.booking_id is None and row.permit_id is None and (visit.booking_id or visit.permit_id):
         # the read is the booking's (or permit's), as a live exit's is: explained, and kept past retention
         row.booking_id, row.permit_id = visit.booking_id, visit.permit_id
         row.save(update_fields=["booking", "permit"])
     _visit_close(visit.id, row, lane, overstay_minutes=overstay)
-    if freed is not None and depth < 3:
-        # The visit had a later exit recorded: the first later exit wins, and that one ends another visit or none.
-        _visit_for_exit(carpark, freed.lane, freed, depth + 1)
-    return visit
 
 
 def _visit_close(visit_id: int, row: PlateRead, lane, *, overstay_minutes: int | None = None) -> None:

@@ -73,6 +73,28 @@ def test_late_entry_before_a_recorded_no_visit_exit_makes_a_closed_visit(lanes):
     assert not PlateRead.objects.filter(unpaired_exit=True).exists()
 
 
+@pytest.mark.parametrize("late", ["buffered", "live"])
+def test_a_late_entry_pairs_with_an_exit_whose_main_plate_was_misread(lanes, late):
+    """The exit read the plate wrong but had the vehicle's among its candidates, and no visit to end: it is filed
+    unpaired under the misread plate. The vehicle's entry, captured before it but decided after (uploaded from a
+    controller's buffer, or a few seconds late), makes a closed visit with it."""
+    carpark, device = lanes
+    booking = make_booking(carpark, "M15EXT")
+    exit_at = now() - timedelta(seconds=1)
+    leaving = decide(device, "OUT", "W15EXT", exit_at, candidates=[{"plate": "M15 EXT", "score": 0.9}])
+    assert (leaving["reason"], PlateRead.objects.get().unpaired_exit) == ("no_visit", True)
+    if late == "buffered":
+        decide(device, "IN", "M15EXT", now() - timedelta(hours=2), local_action="open", retransmit=True)
+    else:
+        assert decide(device, "IN", "M15EXT", now() - timedelta(seconds=3))["reason"] == "booking"
+    visit = Visit.objects.get()
+    assert visit.exited_at == exit_at and visit.exit_read.plate == "W15EXT"
+    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
+    booking.refresh_from_db()
+    assert booking.status == "departed"
+
+
 def test_a_late_exit_ends_the_visit_it_belongs_to_and_frees_a_later_exit(lanes):
     _carpark, device = lanes
     t = now() - timedelta(hours=5)
