@@ -42,6 +42,17 @@ def decide(device_id: str, lane: str, plate: str, at=None, **extra) -> dict:
     )
 
 
+def assert_the_one_visit_ended(carpark, booking, *, at, by: str) -> None:
+    """The car park's one visit ended at `at` by the exit read as `by`: nobody inside, no exit left unpaired, the
+    booking departed."""
+    visit = Visit.objects.get()
+    assert visit.exited_at == at and visit.exit_read.plate == by
+    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
+    booking.refresh_from_db()
+    assert booking.status == "departed"
+
+
 def test_stale_entry_opens_a_visit_with_its_booking_but_never_the_barrier(lanes):
     carpark, device = lanes
     booking = make_booking(carpark, "ST4LE1")
@@ -87,12 +98,7 @@ def test_a_late_entry_pairs_with_an_exit_whose_main_plate_was_misread(lanes, lat
         decide(device, "IN", "M15EXT", now() - timedelta(hours=2), local_action="open", retransmit=True)
     else:
         assert decide(device, "IN", "M15EXT", now() - timedelta(seconds=3))["reason"] == "booking"
-    visit = Visit.objects.get()
-    assert visit.exited_at == exit_at and visit.exit_read.plate == "W15EXT"
-    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
-    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
-    booking.refresh_from_db()
-    assert booking.status == "departed"
+    assert_the_one_visit_ended(carpark, booking, at=exit_at, by="W15EXT")
 
 
 def test_a_late_exit_ends_the_visit_it_belongs_to_and_frees_a_later_exit(lanes):
@@ -352,9 +358,4 @@ def test_stale_reads_matched_by_a_candidate_pair_up(lanes):
     assert Visit.objects.get().plate == "ST4CND"
     leaving = t + timedelta(hours=1)
     decide(device, "OUT", "YY22YYY", leaving, score=0.3, candidates=candidate, local_action="open", retransmit=True)
-    visit = Visit.objects.get()
-    assert visit.exited_at == leaving and visit.exit_read.plate == "YY22YYY"
-    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
-    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
-    booking.refresh_from_db()
-    assert booking.status == "departed"
+    assert_the_one_visit_ended(carpark, booking, at=leaving, by="YY22YYY")
