@@ -845,15 +845,20 @@ def _visit_for_entry(carpark, lane, row: PlateRead, *, booking_id=None, permit_i
 
 def _unpaired_exit_after(carpark, lane, at: datetime, *, key: str, plate: str) -> PlateRead | None:
     """The vehicle's first exit read after `at` that ended no visit: read as the vehicle (look-alike key), or read
-    as another plate with the vehicle's among its usable candidates (exact), as an exit pairs with a candidate."""
+    as another plate with the vehicle's among its usable candidates (exact), as an exit pairs with a candidate.
+
+    Such an exit may also be claimed by a decision about the plate it was read as, which holds another vehicle lock:
+    the exit's row is locked, and taken only if it is still unpaired then."""
     unpaired = PlateRead.objects.filter(carpark=carpark, unpaired_exit=True, captured_at__gt=at).order_by("captured_at")
-    found = unpaired.filter(lookalike_key=key).first()
+    found = unpaired.filter(lookalike_key=key).select_for_update().first()
     min_score = lane_policy(lane).min_score
     for misread in unpaired.exclude(lookalike_key=key).exclude(candidates=[]):
         if found is not None and misread.captured_at >= found.captured_at:
             break
         if any(p == plate and score >= min_score for p, score in plates.normal_candidates(misread.candidates)):
-            return misread
+            taken = PlateRead.objects.select_for_update().filter(pk=misread.pk, unpaired_exit=True).first()
+            if taken is not None:
+                return taken
     return found
 
 
