@@ -152,14 +152,19 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if _live.get(self.device.id) is self:
             del _live[self.device.id]
         await self._layer("group_discard", device_group(self.device.id), self.channel_name)
-        if self.greeted:
-            await self._mark_offline()
+        marked = await self._mark_offline() if self.greeted else False
+        log.info("device %s: connection %s closed (%s)%s", self.device.id, self.connection_id, code,
+                 ", offline" if marked else "")  # fmt: skip
 
-    async def _mark_offline(self) -> None:
+    async def _mark_offline(self) -> bool:
+        """Whether this connection's device is now marked offline (not when a newer connection holds it)."""
         try:
-            await run_db(services.device_disconnected, device_id=self.device.id, connection_id=self.connection_id)
+            return await run_db(
+                services.device_disconnected, device_id=self.device.id, connection_id=self.connection_id
+            )
         except DatabaseError:
             log.warning("device %s: offline state not saved (database unavailable)", self.device.id)
+            return False
 
     async def _watch_silence(self) -> None:
         """No frame for 60 s: the device is offline (the connection stays open; a frame brings it back)."""
@@ -234,6 +239,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         except DatabaseError:
             raise codec.ProtocolError("retry", "cannot record the connection now, send hello again later") from None
         self.greeted, self.silent, self.last_touch = True, False, time.monotonic()
+        log.info("device %s: online on connection %s (firmware %s)", self.device.id, self.connection_id, hello.firmware)
         await self.send_welcome()
         await self.send_allowlist(after_welcome=True)
 

@@ -7,11 +7,11 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from apps.access.models import Alert, Visit
+from apps.access.models import Alert, Device, Visit
 from apps.core.models import AuditLog
 from tests.clients import enrol
 from tests.dashboard.conftest import ThreadedController, browser_login, make_booking
-from tests.support import ARTIFACTS, Process, Server, free_port, start_server, wait_ready
+from tests.support import ARTIFACTS, Process, Server, free_port, start_server, wait_for, wait_ready
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -117,7 +117,11 @@ def test_live_dashboard_snapshot_deltas_alerts_barrier_and_search(parkgate, seco
         lane_in = tile(page).locator(".lane", has_text="N-IN")
         expect(lane_in.locator(".command-status")).to_contain_text("failed", timeout=5000)
 
-    # the controller hung up: its lanes show offline, and the button is disabled
+    # the controller hung up: the server marks it offline at once (checked first, so that a failure says which side
+    # lagged), its lanes show offline, and the button is disabled
+    wait_for(
+        lambda: not Device.objects.get(pk=device["device_id"]).online, 5, message="the server marked the device offline"
+    )
     expect(lane_out.locator(".badge.bad")).to_have_text("offline", timeout=5000)
     expect(page.get_by_role("button", name="Open barrier at LHR-T5 N-OUT")).to_be_disabled()
 
