@@ -793,12 +793,12 @@ def _visit_create(
         permit_id=permit_id,
         **fields,
     )
-    if booking_id:
+    if booking_id and visit.exited_at is not None:  # made closed: its exit was missed, or taken from a visit
+        _booking_departed(booking_id)
+    elif booking_id:
         Booking.objects.filter(pk=booking_id, status=Booking.Status.CONFIRMED).update(
             status=Booking.Status.ARRIVED, updated_at=timezone.now()
         )
-        if visit.exited_at is not None:  # made closed (its exit was missed, or taken from a visit it supersedes)
-            _booking_departed(booking_id)
     _publish_visit(carpark, visit, reference=reference)
     return visit
 
