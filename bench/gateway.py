@@ -12,8 +12,10 @@ five of them: a denied read and its alert) and 1,000 open visits, then VACUUM AN
 grew over time; enrols --controllers devices (each an entry and an exit lane of one car park),
 starts `manage.py serve` (no worker: jobs are not measured) and a daphne process serving bench/echo_asgi.py, then:
   - steady: 100 reads/s spread over the controllers for --seconds, after 1 s of the same not measured (warm-up,
-    for both): round trip p50/p99, against the echo's; echo and decisions take five turns each, so that the
-    machine's drift during the run weighs on both alike;
+    for each): round trip p50/p99, against the echo's; echo, floors and decisions take five turns each, so that
+    the machine's drift during the run weighs on all alike. The floors (bench/echo_asgi.py) are the echo after a
+    durable transaction of two round trips (lock; insert and COMMIT) and of one, with no decision work: what
+    round trips and commits alone cost on this machine, beside what the decisions cost (not targets: a yardstick);
   - saturation: every controller keeps 32 reads in flight (the protocol's maximum) for --seconds: decisions/s,
     against the echo consumer's messages/s with the same frames and window (two turns each, 1 s warm-up each);
   - --growth: adds bookings up to 1,000,000 and measures the steady p50 again.
@@ -49,6 +51,7 @@ WINDOW = 32
 SLICES = 5  # turns of echo and decisions in the steady measurement
 TURN_WARMUP_S = 0.3
 TARGETS = {"p50_ratio_max": 3.0, "p99_ms_max": 20.0, "decisions_per_s_min": 1000, "saturation_ratio_min": 0.20}
+FLOORS = (2, 1)  # round trips of bench/echo_asgi.py's floor consumers
 SPREAD_DAYS = 10  # arrivals from this many days ago to this many ahead
 LOOKALIKE = str.maketrans({"0": "O", "1": "I", "8": "B", "5": "S", "2": "Z", "6": "G"})
 
@@ -403,18 +406,27 @@ def pct(values: list[float], q: float) -> float:
 async def measure(gateway_url, echo_url, tokens, workload, seconds, controllers) -> dict:
     results = {}
     echo_conns = [await connect(echo_url, None, hello=False) for _ in range(controllers)]
+    floor_conns = {
+        trips: [await connect(f"{echo_url}floor/{trips}/", None, hello=False) for _ in range(controllers)]
+        for trips in FLOORS
+    }
     dev_conns = [await connect(gateway_url, tokens[i], hello=True) for i in range(controllers)]
-    # Echo and decisions take turns (SLICES each), so that the machine's drift over the run (this VM's speed varies
-    # by a third within an hour) weighs on both alike. Each turn starts with TURN_WARMUP_S not measured: the side
-    # that sat idle during the other's turn (processes asleep, caches cold) is back at 100 reads/s.
+    # Echo, floors and decisions take turns (SLICES each), so that the machine's drift over the run (this VM's speed
+    # varies by a third within an hour) weighs on all alike. Each turn starts with TURN_WARMUP_S not measured: the
+    # side that sat idle during the others' turns (processes asleep, caches cold) is back at 100 reads/s.
     log("steady 100 reads/s: warm-up ...")
     await steady(echo_conns, Workload([], []), 1, warmup_s=0)
+    for conns in floor_conns.values():
+        await steady(conns, Workload([], []), 1, warmup_s=0)
     await steady(dev_conns, workload, 1, warmup_s=0)
-    echo_rtts, rtts = [], []
+    echo_rtts, rtts, floor_rtts = [], [], {trips: [] for trips in FLOORS}
     for turn in range(SLICES):
-        log(f"steady 100 reads/s: echo, decisions ({turn + 1}/{SLICES}) ...")
+        log(f"steady 100 reads/s: echo, floors, decisions ({turn + 1}/{SLICES}) ...")
         echo_rtts += await steady(echo_conns, Workload([], []), seconds / SLICES, warmup_s=TURN_WARMUP_S)
+        for trips, conns in floor_conns.items():
+            floor_rtts[trips] += await steady(conns, Workload([], []), seconds / SLICES, warmup_s=TURN_WARMUP_S)
         rtts += await steady(dev_conns, workload, seconds / SLICES, warmup_s=TURN_WARMUP_S)
+    results["floors"] = {trips: round(statistics.median(values), 2) for trips, values in floor_rtts.items()}
     results["steady"] = {
         "decision_p50_ms": round(statistics.median(rtts), 2),
         "decision_p99_ms": round(pct(rtts, 0.99), 2),
@@ -438,7 +450,7 @@ async def measure(gateway_url, echo_url, tokens, workload, seconds, controllers)
         "echo_messages_per_s": round(echo_rate, 1),
         "reasons": reasons,
     }
-    for ws in echo_conns + dev_conns:
+    for ws in echo_conns + dev_conns + [ws for conns in floor_conns.values() for ws in conns]:
         await ws.close()
     return results
 
@@ -532,6 +544,12 @@ def main() -> None:
         f"(target <= {TARGETS['p50_ratio_max']}), p99 target <= {TARGETS['p99_ms_max']} ms; decision p90 "
         f"{steady_r['decision_p90_ms']} ms, max {steady_r['decision_max_ms']} ms"
     )
+    floors = results["floors"]
+    print(
+        f"floors at 100 reads/s (the echo after a durable transaction on the loop's connections, no decision work): "
+        f"two round trips (lock; insert + COMMIT) p50 {floors[2]} ms, ratio {floors[2] / steady_r['echo_p50_ms']:.2f}; "
+        f"one round trip p50 {floors[1]} ms, ratio {floors[1] / steady_r['echo_p50_ms']:.2f}"
+    )
     print(
         f"saturation: {sat['decisions_per_s']} decisions/s vs echo {sat['echo_messages_per_s']} messages/s, ratio "
         f"{sat_ratio:.2f} (targets >= {TARGETS['decisions_per_s_min']}/s and >= {TARGETS['saturation_ratio_min']})"
@@ -550,6 +568,8 @@ def main() -> None:
         "bookings": args.bookings,
         **{f"steady_{k}": v for k, v in steady_r.items()},
         "p50_ratio": round(p50_ratio, 2),
+        **{f"floor{trips}_p50_ms": p50 for trips, p50 in floors.items()},
+        **{f"floor{trips}_p50_ratio": round(p50 / steady_r["echo_p50_ms"], 2) for trips, p50 in floors.items()},
         "decisions_per_s": sat["decisions_per_s"],
         "echo_messages_per_s": sat["echo_messages_per_s"],
         "saturation_ratio": round(sat_ratio, 3),
