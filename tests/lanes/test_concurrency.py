@@ -4,6 +4,7 @@ and revocation is re-checked on heartbeats even when the channel layer's nudge n
 import asyncio
 import json
 import threading
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -120,3 +121,44 @@ def test_an_entry_matched_by_a_candidate_waits_for_that_vehicles_lock(world):
     deciding.join(timeout=10)
     assert waited, "the candidate's entry did not wait for the vehicle's lock"
     assert decided["frame"]["match"] == "candidate" and Visit.objects.get().plate == "CA11DTE"
+
+
+@pytest.mark.parametrize("read_as", ["misread plate", "candidate"])
+def test_an_unpaired_exit_claimed_meanwhile_is_not_paired_twice(world, read_as):
+    """An exit filed unpaired under a misread plate (the vehicle's among its candidates) can be claimed by two late
+    entries that hold different vehicle locks: one read as the misread plate, one as the candidate. While another
+    decision holds the exit, a late entry waits for its row; once that one has taken it, the entry finds it taken
+    and its visit stays open."""
+    carpark = world["one"]
+    make_booking(carpark, "M15EXT")
+    device = make_device("TST1", ["IN", "OUT"])["device_id"]
+    exit_at = now() - timedelta(minutes=1)
+    services.plate_read_decide(
+        device_id=device, read_id="x-1", lane_code="OUT", plate="W15EXT", score=0.95, captured_at=exit_at,
+        candidates=[{"plate": "M15 EXT", "score": 0.9}],
+    )  # fmt: skip
+    unpaired = PlateRead.objects.get(unpaired_exit=True)
+    decided = {}
+
+    def late_entry():
+        try:
+            decided["frame"] = services.plate_read_decide(
+                device_id=device, read_id="e-1", lane_code="IN", score=0.95, captured_at=exit_at - timedelta(hours=2),
+                plate="W15EXT" if read_as == "misread plate" else "M15EXT", local_action="open", retransmit=True,
+            )  # fmt: skip
+        finally:
+            connections.close_all()
+
+    with psycopg.connect(database_url_for(settings.DATABASES["default"])) as other:  # another decision takes it
+        other.execute("UPDATE access_plateread SET unpaired_exit = false WHERE id = %s", [unpaired.id])
+        deciding = threading.Thread(target=late_entry)
+        deciding.start()
+        deciding.join(timeout=1.0)
+        waited = deciding.is_alive()
+        other.commit()
+    deciding.join(timeout=10)
+    assert waited, "the late entry did not wait for the exit's row"
+    assert decided["frame"]["reason"] == "stale"
+    visit = Visit.objects.get()
+    assert (visit.exited_at, visit.exit_read) == (None, None)
+    assert not PlateRead.objects.filter(unpaired_exit=True).exists()
