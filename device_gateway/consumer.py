@@ -4,7 +4,8 @@ Design notes (why it is not a plain AsyncWebsocketConsumer):
 - Decisions run on a dedicated executor (`device_gateway.executor`), not on Channels' one shared database thread,
   and several reads of one controller are decided concurrently (it may have up to 32 in flight).
 - The channel layer (Redis) only carries nudges: revocation, replacement, new settings, allow-lists, manual
-  commands. When Redis is down its receive is retried in the background and the connection stays up.
+  commands. When Redis is down its receive is retried in the background and the connection stays up. Closing the
+  connection never cancels the layer's receive, which would lose other channels' messages (device_gateway/layer.py).
 - Channels' per-message `close_old_connections` hop to the shared thread is skipped: every database call here
   runs in an executor thread that cleans up its own connection.
 """
@@ -27,6 +28,7 @@ from apps.access import fastpath, selectors, services
 from apps.core.events import device_group
 from device_gateway import codec
 from device_gateway.executor import run_db, run_decision
+from device_gateway.layer import Receiver
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +76,20 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         sources = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
+            self.layer_receiver = Receiver(self.channel_layer, self.channel_name)
             sources.append(self._channel_receive)
-        with contextlib.suppress(StopConsumer):
-            await await_many_dispatch(sources, self.dispatch)
+        try:
+            with contextlib.suppress(StopConsumer):
+                await await_many_dispatch(sources, self.dispatch)
+        finally:
+            if self.channel_layer is not None:
+                await self.layer_receiver.stop()  # never cancelled: see device_gateway/layer.py
 
     async def _channel_receive(self) -> dict:
         delay = 0.5
         while True:
             try:
-                return await self.channel_layer.receive(self.channel_name)
+                return await self.layer_receiver.receive()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down: keep the lane working, listen again later

@@ -1,0 +1,62 @@
+"""A lane connection's channel-layer receive, against the real Redis layer (device_gateway/layer.py)."""
+
+import asyncio
+import random
+
+from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+
+from device_gateway.layer import Receiver
+
+ROUNDS = 100
+
+
+async def test_closing_connections_lose_no_message_of_the_process():
+    """Each round, a connection's receive holds the process's turn at Redis (the long-lived receiver, a dashboard
+    fan-out, has just had its message) when a message for that receiver arrives, and the connection closes at that
+    moment: Channels cancels its receive. Every message still reaches the long-lived receiver. With the layer's
+    receive cancelled directly, about one round in five loses its message."""
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisChannelLayer), "needs REDIS_URL: the loss is channels-redis's"
+    rng = random.Random(7)
+    keeper = await layer.new_channel()
+    received: list[int] = []
+
+    async def keep() -> None:
+        while True:
+            received.append((await layer.receive(keeper))["n"])
+
+    keeping = asyncio.create_task(keep())
+    try:
+        for n in range(ROUNDS):
+            receiver = Receiver(layer, await layer.new_channel())
+            connection = asyncio.create_task(receiver.receive())
+            await asyncio.sleep(0.005)
+            await layer.send(keeper, {"type": "test", "n": -1})  # the keeper's turn ends: the connection's begins
+            await asyncio.sleep(0.005)
+            sending = asyncio.create_task(layer.send(keeper, {"type": "test", "n": n}))
+            await asyncio.sleep(rng.uniform(0, 0.002))
+            connection.cancel()  # the socket closed
+            await receiver.stop()
+            await sending
+        deadline = asyncio.get_running_loop().time() + 5
+        while len([n for n in received if n >= 0]) < ROUNDS and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        keeping.cancel()
+    assert sorted(n for n in received if n >= 0) == list(range(ROUNDS))
+
+
+async def test_a_cancelled_call_leaves_the_receive_running_for_the_next_one():
+    layer = get_channel_layer()
+    receiver = Receiver(layer, await layer.new_channel())
+    first = asyncio.create_task(receiver.receive())
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await layer.send(receiver.channel, {"type": "test", "n": 1})
+    assert await asyncio.wait_for(receiver.receive(), 5) == {"type": "test", "n": 1}
+    waiting = asyncio.create_task(receiver.receive())
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    await receiver.stop()
+    assert receiver.pending is None
