@@ -3,10 +3,14 @@
 import asyncio
 import random
 
-from channels.layers import get_channel_layer
+import pytest
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 
+from device_gateway import consumer
 from device_gateway.layer import Receiver
+from tests.lanes.conftest import make_device
 
 ROUNDS = 100
 
@@ -60,3 +64,40 @@ async def test_a_cancelled_call_leaves_the_receive_running_for_the_next_one():
     waiting.cancel()
     await receiver.stop()
     assert receiver.pending is None
+
+
+class WatchedLayer(InMemoryChannelLayer):
+    """Counts the receives that were cancelled, and keeps what the others returned."""
+
+    cancelled = 0
+
+    def __init__(self):
+        super().__init__()
+        self.returned = []
+
+    async def receive(self, channel):
+        try:
+            message = await super().receive(channel)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        self.returned.append(message["type"])
+        return message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lane_connection_closing_cancels_no_receive_of_the_layer(world, monkeypatch):
+    layer = WatchedLayer()
+    monkeypatch.setattr(consumer, "get_channel_layer", lambda alias: layer)
+    device = await asyncio.to_thread(make_device, "TST1", ["IN"])
+    socket = WebsocketCommunicator(
+        consumer.DeviceConsumer.as_asgi(), "/ws/device/",
+        headers=[(b"authorization", f"Bearer {device['token']}".encode())],
+    )  # fmt: skip
+    connected, _ = await socket.connect()
+    assert connected
+    await asyncio.sleep(0.1)  # its own connection's nudge received: the connection is listening for the next
+    await socket.disconnect()
+    await asyncio.sleep(0.1)  # the receive left running gets its stop message
+    assert layer.cancelled == 0
+    assert layer.returned == ["device.replace", "receiver.stop"]  # its own connection's nudge, then the stop
