@@ -51,6 +51,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     held: list[str] | None = None  # deltas that arrived before the snapshot went out
     last_occupancy: dict[int, int]  # direct mode: the last count per car park an event carried
     recheck_task: asyncio.Task | None = None
+    snapshotting: asyncio.Lock
     subscribed = False
     watching_staff = False
 
@@ -68,6 +69,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.watch_staff()
         await self.accept()
         self.held = []
+        self.snapshotting = asyncio.Lock()
         self.last_occupancy = {}
         tiles = await run_sync(selectors.carpark_tiles, carpark_ids=self.carpark_ids)
         self.codes = {t["id"]: t["code"] for t in tiles}
@@ -146,12 +148,15 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     carpark_events = carpark_event  # several events sent together (apps/core/events.py), oldest first
 
     async def send_snapshot(self) -> None:
-        if self.held is None:
-            self.held = []
-        await self.send(text_data=await snapshots(snapshot_frame).get(self.carpark_ids))
-        held, self.held = self.held, None
-        for text in held:
-            await self.send(text_data=text)
+        """A snapshot, then the deltas that arrived while it loaded. One at a time (connect, the page's resync and the
+        fan-out's may meet): a second one sent ahead of the deltas the first held would rewind the page."""
+        async with self.snapshotting:
+            if self.held is None:
+                self.held = []
+            await self.send(text_data=await snapshots(snapshot_frame).get(self.carpark_ids))
+            held, self.held = self.held, None
+            for text in held:
+                await self.send(text_data=text)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

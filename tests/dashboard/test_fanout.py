@@ -183,3 +183,38 @@ async def test_a_flush_waiting_for_its_recount_is_not_overtaken_by_the_next():
         [{"device": "d1", "online": False}],
     ]
     assert socket.frames[0]["occupancy"] == 7
+
+
+async def test_snapshots_asked_together_go_out_one_after_the_other_each_followed_by_what_it_held(monkeypatch):
+    """Connect, the page's resync and the fan-out's may ask for a snapshot at once. The second is asked for only
+    once the first and the deltas it held are out: sent after them, and computed after them."""
+    from consumers import dashboard
+
+    socket = dashboard.DashboardConsumer()
+    socket.carpark_ids, socket.held, socket.snapshotting = [1], None, asyncio.Lock()
+    sent, asked, ready = [], [], [asyncio.Event(), asyncio.Event()]
+
+    async def send(text_data):
+        sent.append(json.loads(text_data)["n"])
+
+    class Snapshots:
+        async def get(self, carpark_ids):
+            n = len(asked)
+            asked.append(list(sent))  # what the socket had sent when this snapshot was asked for
+            await ready[n].wait()
+            return json.dumps({"n": f"snapshot {n}"})
+
+    socket.send = send
+    monkeypatch.setattr(dashboard, "snapshots", lambda compute: Snapshots())
+    first = asyncio.create_task(socket.send_snapshot())
+    second = asyncio.create_task(socket.send_snapshot())
+    await asyncio.sleep(0.01)
+    await socket.deliver(json.dumps({"n": "delta a"}))  # while the first loads: held
+    ready[0].set()
+    await asyncio.sleep(0.01)
+    await socket.deliver(json.dumps({"n": "delta b"}))  # while the second loads: held
+    ready[1].set()
+    await asyncio.gather(first, second)
+    await socket.deliver(json.dumps({"n": "delta c"}))
+    assert sent == ["snapshot 0", "delta a", "snapshot 1", "delta b", "delta c"]
+    assert asked == [[], ["snapshot 0", "delta a"]]
