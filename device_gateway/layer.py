@@ -26,15 +26,22 @@ class Receiver:
         self.pending: asyncio.Future | None = None
 
     async def receive(self) -> dict:
-        """The channel's next message; cancelling this call leaves the layer's receive running."""
+        """The channel's next message. Cancelling this call leaves the layer's receive running, and what it gets
+        is the next call's."""
         if self.pending is None:
             self.pending = asyncio.ensure_future(self.layer.receive(self.channel))
         pending = self.pending
         try:
-            return await asyncio.shield(pending)
-        finally:
-            if pending.done():
+            message = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if pending.cancelled():  # the receive itself (the loop is closing)
                 self.pending = None
+            raise
+        except BaseException:  # the layer's error (Redis down): the next call receives afresh
+            self.pending = None
+            raise
+        self.pending = None
+        return message
 
     async def stop(self) -> None:
         """End the layer's receive left running, if any (the connection has closed)."""

@@ -66,6 +66,20 @@ async def test_a_cancelled_call_leaves_the_receive_running_for_the_next_one():
     assert receiver.pending is None
 
 
+async def test_a_message_received_as_the_call_is_cancelled_is_the_next_calls():
+    layer = InMemoryChannelLayer()
+    receiver = Receiver(layer, await layer.new_channel())
+    call = asyncio.create_task(receiver.receive())
+    await asyncio.sleep(0.01)
+    await layer.send(receiver.channel, {"type": "test", "n": 1})
+    while not receiver.pending.done():  # received, and the call not resumed yet
+        await asyncio.sleep(0)
+    call.cancel()
+    await asyncio.gather(call, return_exceptions=True)
+    assert call.cancelled()
+    assert await asyncio.wait_for(receiver.receive(), 1) == {"type": "test", "n": 1}
+
+
 class WatchedLayer(InMemoryChannelLayer):
     """Counts the receives that were cancelled, and keeps what the others returned."""
 
