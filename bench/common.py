@@ -11,6 +11,33 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class Steal:
+    """The share of this machine's CPU time that its hypervisor gave to other guests (/proc/stat `steal`) from its
+    start to `share()`. A phase measured under much of it measured a busy host as much as the project: the figures
+    come out with it so that a reader can tell. None where the kernel does not say (not Linux)."""
+
+    def __init__(self) -> None:
+        self.start = _cpu_times()
+
+    def share(self) -> float | None:
+        end = _cpu_times()
+        if self.start is None or end is None:
+            return None
+        steal, total = (b - a for a, b in zip(self.start, end, strict=True))
+        return round(steal / total, 3) if total else 0.0
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(steal, total) ticks of all CPUs so far: user nice system idle iowait irq softirq steal (guest time is already
+    counted in user)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7], sum(fields)) if len(fields) == 8 else None
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
