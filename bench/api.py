@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, log, manage, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, log, manage, percent, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import start_server  # noqa: E402  (after the path is set)
 
 TARGETS = {"quotes": 0.40, "creations": 0.20}
@@ -177,6 +177,7 @@ def main() -> None:
         server = start_server(env, name="bench-api")
         log(f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s per kind in {args.rounds} rounds")
         phases = {name: Phase(name) for name in ("baseline", "quotes", "creations")}
+        steal = Steal()
         for round_no in range(args.rounds):  # interleaved, so that the machine's other load hits all alike
             for name, phase in phases.items():
                 part = asyncio.run(run_phase(server.http, tokens, name, args.seconds / args.rounds, args.warmup))
@@ -190,6 +191,7 @@ def main() -> None:
             )
             for failure in phase.failures[:3]:
                 log(f"    e.g. {failure}")
+        stolen = steal.share()
     finally:
         if server is not None:
             server.stop()
@@ -214,6 +216,8 @@ def main() -> None:
                 f"failures {len(phase.failures)} -> {'met' if met else 'NOT met'}"
             )
     result["all_targets_met"] = ok
+    result["steal"] = stolen
+    print(f"host steal (CPU time the hypervisor gave to other guests): {percent(stolen)}")
     try:
         load = os.getloadavg()
         result["loadavg_1m"] = round(load[0], 2)

@@ -27,6 +27,10 @@ class Steal:
         return round(steal / total, 3) if total else 0.0
 
 
+def percent(share: float | None) -> str:
+    return "unknown" if share is None else f"{share:.1%}"
+
+
 def _cpu_times() -> tuple[int, int] | None:
     """(steal, total) ticks of all CPUs so far: user nice system idle iowait irq softirq steal (guest time is already
     counted in user)."""

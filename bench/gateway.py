@@ -45,7 +45,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Steal, bench_database_url, log, manage, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, log, manage, percent, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
 
 CARPARK = "BNCH"
@@ -475,10 +475,6 @@ async def steady_p50(gateway_url, tokens, workload, seconds, controllers) -> dic
     }
 
 
-def _percent(share: float | None) -> str:
-    return "unknown" if share is None else f"{share:.1%}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--controllers", type=int, default=16)
@@ -579,11 +575,11 @@ def main() -> None:
         g = results["growth_1m"]
         print(
             f"1,000,000 bookings: p50 {g['decision_p50_ms']} ms (growth {g['p50_growth']:.1%}, target < 20%); "
-            f"host steal {_percent(g['steal'])}"
+            f"host steal {percent(g['steal'])}"
         )
     print(
         f"host steal (CPU time the hypervisor gave to other guests; a few % at most leaves the figures undisturbed): "
-        f"steady {_percent(steady_r['steal'])}, saturation {_percent(sat['steal'])}"
+        f"steady {percent(steady_r['steal'])}, saturation {percent(sat['steal'])}"
     )
     summary = {
         "bench": "gateway",

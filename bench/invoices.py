@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, log, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, log, recreate_database  # noqa: E402  (after the path is set)
 
 TARGET_SECONDS = 60
 MONTH = date(2026, 10, 1)
@@ -175,7 +175,7 @@ def main() -> None:
 
         if args.tracemalloc:
             tracemalloc.start()
-        started = time.perf_counter()
+        started, steal = time.perf_counter(), Steal()
         invoices = services.agent_invoices_generate(
             agent_id=agent_id, month=MONTH, issued_on=date(2026, 11, 2), batch_size=args.batch, progress=progress
         )
@@ -201,6 +201,7 @@ def main() -> None:
             "rss_before_mib": round(rss_before),
             "rss_peak_mib": round(rss_peak),
             "balanced": balanced,
+            "steal": steal.share(),
             "target_seconds": TARGET_SECONDS,
             "ok": seconds < TARGET_SECONDS and balanced and invoice.line_count == args.bookings,
         }
