@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Steal, bench_database_url, log, manage, percent, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, log, manage, print_steal, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import start_server  # noqa: E402  (after the path is set)
 
 TARGETS = {"quotes": 0.40, "creations": 0.20}
@@ -217,7 +217,7 @@ def main() -> None:
             )
     result["all_targets_met"] = ok
     result["steal"] = stolen
-    print(f"host steal (CPU time the hypervisor gave to other guests): {percent(stolen)}")
+    print_steal(measured=stolen)
     try:
         load = os.getloadavg()
         result["loadavg_1m"] = round(load[0], 2)

@@ -31,6 +31,12 @@ def percent(share: float | None) -> str:
     return "unknown" if share is None else f"{share:.1%}"
 
 
+def print_steal(**phases: float | None) -> None:
+    """The figures' line of the host steal each phase ran under (`Steal.share()`)."""
+    shares = ", ".join(f"{phase} {percent(share)}" for phase, share in phases.items())
+    print(f"host steal (CPU time the hypervisor gave to other guests; over a few % disturbs the figures): {shares}")
+
+
 def _cpu_times() -> tuple[int, int] | None:
     """(steal, total) ticks of all CPUs so far: user nice system idle iowait irq softirq steal (guest time is already
     counted in user)."""

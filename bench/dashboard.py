@@ -50,7 +50,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("PARKGATE_HTTPS", "0")
 
-from bench.common import Steal, bench_database_url, percent, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, print_steal, recreate_database  # noqa: E402  (after the path is set)
 
 CARPARK = "LHR-T5"
 PASSWORD = "bench-password-1"  # noqa: S105  (a throw-away user in the benchmark's own database)
@@ -536,7 +536,7 @@ def main() -> None:
 
         connections.close_all()
         recreate_database(admin_url, db_name, drop_only=True)
-    print(f"host steal (CPU time the hypervisor gave to other guests): {percent(results['steal'])}")
+    print_steal(measured=results["steal"])
     print(json.dumps(results, default=str))
 
 

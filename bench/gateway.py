@@ -45,7 +45,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Steal, bench_database_url, log, manage, percent, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, log, manage, percent, print_steal, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
 
 CARPARK = "BNCH"
@@ -577,10 +577,7 @@ def main() -> None:
             f"1,000,000 bookings: p50 {g['decision_p50_ms']} ms (growth {g['p50_growth']:.1%}, target < 20%); "
             f"host steal {percent(g['steal'])}"
         )
-    print(
-        f"host steal (CPU time the hypervisor gave to other guests; a few % at most leaves the figures undisturbed): "
-        f"steady {percent(steady_r['steal'])}, saturation {percent(sat['steal'])}"
-    )
+    print_steal(steady=steady_r["steal"], saturation=sat["steal"])
     summary = {
         "bench": "gateway",
         "controllers": args.controllers,

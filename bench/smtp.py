@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Steal, bench_database_url, log, manage, percent, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import Steal, bench_database_url, log, manage, print_steal, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import Process, free_port, start_server  # noqa: E402  (after the path is set)
 
 MAILBOX = "skypark@bookings.parkgate.test"
@@ -419,7 +419,7 @@ def report(r: dict) -> None:
         and s["to_booking_p50_ms"] < TARGETS["to_booking_p50_ms_max"]
         and s["not_booked"] == 0
     )
-    print(f"host steal (CPU time the hypervisor gave to other guests): {percent(r['steal'])}")
+    print_steal(measured=r["steal"])
     print(json.dumps(r | {"ratio": round(ratio, 3), "targets": TARGETS, "targets_met": ok}))
 
 
