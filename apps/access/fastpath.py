@@ -5,7 +5,7 @@ async psycopg connection of the loop's own (apps.core.aiodb), with no thread han
      (selectors.CONTEXT_SQL), computed with the lane's policies as last seen;
   2. the decision's writes in one statement (services.Decided.statement); COMMIT. The decision is returned (and
      sent) only once the COMMIT's reply is in, so a decision the controller gets is never lost.
-Each round trip is one message of prepared statements (apps.core.aiodb.run).
+Each round trip is one pipeline of prepared statements (apps.core.aiodb.run).
 
 Reads that arrive while every connection is busy wait, and the next free connection decides them together: one
 transaction, the same two round trips, each read's statements one after the other in them (group commit). A lone

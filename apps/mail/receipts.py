@@ -1,5 +1,5 @@
 """The SMTP group commit's insert, on the server's event loop: a batch of messages stored by one round trip on an
-async psycopg connection (one message: BEGIN, a prepared INSERT ... RETURNING per message, COMMIT; aiodb.run), then
+async psycopg connection (one pipeline: BEGIN, a prepared INSERT ... RETURNING per message, COMMIT; aiodb.run), then
 its jobs sent.
 
 Why this one statement bypasses Django's ORM and transactions (apps.core.aiodb says it in general): the SMTP 250 waits
