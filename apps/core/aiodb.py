@@ -192,17 +192,16 @@ async def run(conn: psycopg.AsyncConnection, *items: str | tuple[Statement, Sequ
     """
     pg = conn.pgconn
     prepared = _prepared.get(conn)
-    wanted: list[bool] = []
-    if prepared is None:
-        # A new connection, or one whose last run failed part-way (which statements it prepared is unknown).
-        prepared = _prepared[conn] = set()
-        wanted.append(False)
+    wanted: list[bool] = []  # per result: whether its rows are returned
     tx = Transformer(conn)
     new: set[bytes] = set()
     pg.enter_pipeline_mode()
     try:
-        if wanted:
+        if prepared is None:
+            # A new connection, or one whose last run failed part-way (which statements it prepared is unknown).
+            prepared = _prepared[conn] = set()
             pg.send_query_params(b"DEALLOCATE ALL", None)
+            wanted.append(False)
         for item in items:
             if isinstance(item, str):
                 pg.send_query_params(item.encode(), None)
