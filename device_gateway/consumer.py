@@ -216,7 +216,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                     "unknown_lane", f"lane {read.lane!r} is not one of this device's", read.read_id
                 )
             await self.in_flight.acquire()
-            task = asyncio.create_task(self.on_plate_read(read))
+            # Started eagerly: the read runs up to its first wait for the database (its statements are sent) before
+            # this connection's next frame is read, rather than on the loop's next turn.
+            task = asyncio.eager_task_factory(asyncio.get_running_loop(), self.on_plate_read(read))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif kind == "heartbeat":

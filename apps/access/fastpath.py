@@ -131,9 +131,10 @@ async def _decide_batch(batch: list[_Pending]) -> None:
                     conn, *(aiodb.statement(sql)(params) for sql, params in (p.decided.statement() for p in writing)),
                     "COMMIT",
                 )  # fmt: skip
-                for pending, rows in zip(writing, written, strict=True):
-                    for kind, data in pending.decided.written(rows[0]):
-                        events.publish_committed_to_carpark(carpark_id=pending.lane.carpark_id, kind=kind, data=data)
+                # The events are built and queued once the frames are out: on the loop's next turn, after the
+                # reader of a lone read (this task) has sent its frame. They are notices to dashboards; the
+                # controller's answer waits for nothing but the commit.
+                asyncio.get_running_loop().call_soon(_publish, list(zip(writing, written, strict=True)))
     except (psycopg.IntegrityError, psycopg.errors.DeadlockDetected):
         # Nothing was written: a read decided meanwhile on another connection (the full service answers the
         # duplicate), or locks taken in another order by a decision thread. Each read goes to the full service.
@@ -149,6 +150,12 @@ async def _decide_batch(batch: list[_Pending]) -> None:
     for pending in batch:
         if not pending.answer.done():  # its reader may have gone (connection closed)
             pending.answer.set_result(pending.result)
+
+
+def _publish(written: list[tuple[_Pending, list]]) -> None:
+    for pending, rows in written:
+        for kind, data in pending.decided.written(rows[0]):
+            events.publish_committed_to_carpark(carpark_id=pending.lane.carpark_id, kind=kind, data=data)
 
 
 async def _locked_with_facts(conn, batch: list[_Pending]) -> None:
