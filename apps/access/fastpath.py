@@ -118,6 +118,7 @@ class _Pending:
 
 async def _decide_batch(batch: list[_Pending]) -> None:
     """Decide `batch` in one transaction; every read's answer is set once the transaction has ended."""
+    committed: list[tuple[_Pending, list]] = []  # each written read with its statement's rows
     try:
         async with _pools.get().connection() as conn:
             await _locked_with_facts(conn, batch)
@@ -131,10 +132,7 @@ async def _decide_batch(batch: list[_Pending]) -> None:
                     conn, *(aiodb.statement(sql)(params) for sql, params in (p.decided.statement() for p in writing)),
                     "COMMIT",
                 )  # fmt: skip
-                # The events are built and queued once the frames are out: on the loop's next turn, after the
-                # reader of a lone read (this task) has sent its frame. They are notices to dashboards; the
-                # controller's answer waits for nothing but the commit.
-                asyncio.get_running_loop().call_soon(_publish, list(zip(writing, written, strict=True)))
+                committed = list(zip(writing, written, strict=True))
     except (psycopg.IntegrityError, psycopg.errors.DeadlockDetected):
         # Nothing was written: a read decided meanwhile on another connection (the full service answers the
         # duplicate), or locks taken in another order by a decision thread. Each read goes to the full service.
@@ -150,6 +148,11 @@ async def _decide_batch(batch: list[_Pending]) -> None:
     for pending in batch:
         if not pending.answer.done():  # its reader may have gone (connection closed)
             pending.answer.set_result(pending.result)
+    if committed:
+        # The events are built and queued once the frames are out: the answers' readers are woken first (a lone
+        # read's reader is this task, which sends its frame before the loop turns). They are notices to
+        # dashboards; the controller's answer waits for nothing but the commit.
+        asyncio.get_running_loop().call_soon(_publish, committed)
 
 
 def _publish(written: list[tuple[_Pending, list]]) -> None:
