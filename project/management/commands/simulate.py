@@ -3,7 +3,8 @@
 Lane controllers are enrolled (the enrol_device service, as `manage.py enrol_device` does, then the one-time code is
 exchanged over HTTP like real hardware does) and connect to /ws/device/: they say hello, send heartbeats with their
 barrier states, answer barrier commands, and send entries for real bookings that are due, exits for cars on site
-and now and then an unknown plate. Agents' booking emails go to the SMTP server in the `labels` format, so new
+and now and then an unknown plate. Agents' booking emails go to the SMTP server in the `labels` format: a first
+batch at the start (--bookings), so that a new demo world has cars due at once, then --emails a minute, so new
 bookings keep arriving. Open /dashboard/ meanwhile to watch it live. It doubles as a load generator (--rate).
 
 Runs with the same DATABASE_URL as the server (it reads which bookings are due and which cars are on site).
@@ -230,13 +231,16 @@ class Command(BaseCommand):
         parser.add_argument("--lanes", type=int, default=3, help="lane controllers, each an entry + exit lane pair")
         parser.add_argument("--rate", type=float, default=1.0, help="plate reads per second, all lanes together")
         parser.add_argument("--emails", type=float, default=6.0, help="agents' booking emails per minute")
+        parser.add_argument(
+            "--bookings", type=int, default=10, help="booking emails sent at the start, so that cars are due at once"
+        )
         parser.add_argument("--duration", type=float, default=0, help="seconds to run (0: until Ctrl-C)")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server's HTTP address")
         parser.add_argument("--smtp", default="127.0.0.1:2525", help="the server's SMTP HOST:PORT")
 
-    def handle(self, *args, lanes, rate, emails, duration, url, smtp, **options):
-        if lanes < 1 or rate <= 0 or emails < 0 or duration < 0:
-            raise CommandError("--lanes must be >= 1, --rate > 0, --emails and --duration >= 0")
+    def handle(self, *args, lanes, rate, emails, bookings, duration, url, smtp, **options):
+        if lanes < 1 or rate <= 0 or emails < 0 or bookings < 0 or duration < 0:
+            raise CommandError("--lanes must be >= 1, --rate > 0, --emails, --bookings and --duration >= 0")
         self.url, self.smtp = url.rstrip("/"), host_port(smtp, "--smtp")
         pairs = lane_pairs()
         if not pairs:
@@ -248,11 +252,11 @@ class Command(BaseCommand):
         self.stats = Stats()
         controllers = [self.enrol(pairs[i % len(pairs)], i + 1) for i in range(lanes)]
         self.stdout.write(
-            f"{len(controllers)} lane controllers, {rate:g} reads/s, {emails:g} emails/min. "
+            f"{len(controllers)} lane controllers, {rate:g} reads/s, {bookings} booking emails now and {emails:g}/min. "
             f"Watch {self.url}/dashboard/ (Ctrl-C stops)."
         )
         try:
-            asyncio.run(self.main(controllers, rate, emails, duration))
+            asyncio.run(self.main(controllers, rate, emails, bookings, duration))
         finally:
             for controller in controllers:
                 access.device_revoke(device_id=controller.device_id)
@@ -273,7 +277,9 @@ class Command(BaseCommand):
         controller.device_id = str(device.id)
         return controller
 
-    async def main(self, controllers: list[Controller], rate: float, emails: float, duration: float) -> None:
+    async def main(
+        self, controllers: list[Controller], rate: float, emails: float, bookings: int, duration: float
+    ) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -282,8 +288,8 @@ class Command(BaseCommand):
             loop.call_later(duration, stop.set)
         tasks = [asyncio.create_task(c.run(stop)) for c in controllers]
         tasks.append(asyncio.create_task(self.traffic(controllers, rate, stop)))
-        if emails:
-            tasks.append(asyncio.create_task(self.mail(controllers, emails, stop)))
+        if emails or bookings:
+            tasks.append(asyncio.create_task(self.mail(controllers, emails, bookings, stop)))
         tasks.append(asyncio.create_task(self.report(stop)))
         await stop.wait()
         for task in tasks:
@@ -314,20 +320,26 @@ class Command(BaseCommand):
         elif due or on_site or random.random() < UNKNOWN_SHARE:  # an idle car park sees few strangers
             await controller.read(pair.entry, random_plate())
 
-    async def mail(self, controllers: list[Controller], per_minute: float, stop: asyncio.Event) -> None:
+    async def mail(self, controllers: list[Controller], per_minute: float, first: int, stop: asyncio.Event) -> None:
+        """`first` emails at once (one SMTP session), then one every 60 / `per_minute` seconds until stopped."""
         carparks = sorted({c.pair.carpark for c in controllers})
+        batch = first or 1
         while not stop.is_set():
-            message = labels_email(random.choice(carparks))
+            messages = [labels_email(random.choice(carparks)) for _ in range(batch)]
             try:
-                await asyncio.to_thread(self.send_mail, message)
-                self.stats.emails += 1
+                await asyncio.to_thread(self.send_mail, messages)
             except (OSError, smtplib.SMTPException) as exc:
                 self.stderr.write(f"email not sent: {exc}")
+            if not per_minute:
+                return
             await asyncio.sleep(60 / per_minute)
+            batch = 1
 
-    def send_mail(self, message: EmailMessage) -> None:
+    def send_mail(self, messages: list[EmailMessage]) -> None:
         with smtplib.SMTP(*self.smtp, timeout=10) as smtp:
-            smtp.send_message(message)
+            for message in messages:
+                smtp.send_message(message)
+                self.stats.emails += 1
 
     async def report(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
