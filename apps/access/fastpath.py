@@ -41,7 +41,7 @@ from apps.core import aiodb, events
 
 POOL_NAME = "decisions"
 # Reads decided in one transaction at most. A bigger batch holds its locks longer; at saturation on 2 cores, 32 with
-# 4 connections gave 1,090-1,410 decisions/s against 920-1,190 with 16 and 8 (bench/gateway.py, docs/architecture.md).
+# 4 connections decided about a fifth more than 16 with 8 (figures: docs/architecture.md, item 6 of a plate read).
 BATCH_MOST = 32
 
 
