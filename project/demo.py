@@ -1,4 +1,4 @@
-"""The demo world of operations.md section 4, created idempotently (safe to run again)."""
+"""The demo world of docs/operations.md section 4, created idempotently (safe to run again)."""
 
 from decimal import Decimal
 

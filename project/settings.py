@@ -1,7 +1,7 @@
 """Parkgate settings: one module, configured from the environment (12-factor).
 
 With no DATABASE_URL / REDIS_URL, Parkgate runs on an embedded default (SQLite under var/, an in-memory channel
-layer, jobs in-process) so that a first run needs nothing installed. operations.md section 2 is the contract.
+layer, jobs in-process) so that a first run needs nothing installed. docs/operations.md section 2 is the contract.
 """
 
 from pathlib import Path

@@ -87,7 +87,7 @@ def parkgate(server_env) -> Server:
 
 @pytest.fixture
 def demo_world(transactional_db):
-    """The operations.md demo world, committed, so that processes outside the test see it."""
+    """The docs/operations.md demo world, committed, so that processes outside the test see it."""
     from project.demo import seed_demo
 
     seed_demo()

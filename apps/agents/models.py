@@ -19,7 +19,7 @@ class Agent(models.Model):
     carparks = models.ManyToManyField(
         "carparks.CarPark", related_name="agents", blank=True, help_text="Contracted car parks"
     )
-    # Who may send mail for this agent (email-ingress.md 1); empty = anyone.
+    # Who may send mail for this agent (docs/email-ingress.md 1); empty = anyone.
     allowed_networks = models.TextField(blank=True, help_text="CIDR blocks, one per line")
     allowed_senders = models.TextField(blank=True, help_text="Envelope senders: addresses or @domains, one per line")
     smtp_username = models.CharField(max_length=64, blank=True)

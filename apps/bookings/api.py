@@ -1,4 +1,4 @@
-"""The agents' REST API, /api/v1/ (operations.md 5; the OpenAPI document at /api/v1/openapi.json is the contract).
+"""The agents' REST API, /api/v1/ (docs/operations.md 5; the OpenAPI document at /api/v1/openapi.json is the contract).
 
 An edge: it authenticates the token, rate-limits it, parses times in the car park's zone, calls one booking service
 or selector in one call on an API worker thread (token checked there too) and answers. Every error is JSON

@@ -47,5 +47,5 @@ def send_confirmation(*, booking_id: int) -> None:
 
 @periodic("bookings.expire_idempotency_keys", minute={7})
 def expire_idempotency_keys() -> None:
-    """Idempotency keys are kept 24 h (operations.md 5); older ones are deleted hourly."""
+    """Idempotency keys are kept 24 h (docs/operations.md 5); older ones are deleted hourly."""
     ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - IDEMPOTENCY_TTL).delete()

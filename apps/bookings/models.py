@@ -110,7 +110,7 @@ class CapacityDay(models.Model):
 
 
 class ApiIdempotencyKey(models.Model):
-    """The first response to an agent's POST with an `Idempotency-Key`, replayed for 24 h (operations.md 5)."""
+    """The first response to an agent's POST with an `Idempotency-Key`, replayed for 24 h (docs/operations.md 5)."""
 
     agent = models.ForeignKey("agents.Agent", related_name="+", on_delete=models.CASCADE)
     key = models.CharField(max_length=255)

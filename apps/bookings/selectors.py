@@ -89,7 +89,7 @@ def quote(*, carpark: CarPark, arrival: datetime, departure: datetime, brand: Br
 
 
 def booking_as_dict(booking: Booking) -> dict:
-    """A booking as the API shows it (operations.md 5); times in UTC with `Z`."""
+    """A booking as the API shows it (docs/operations.md 5); times in UTC with `Z`."""
     customer = booking.customer
     return {
         "reference": booking.reference,

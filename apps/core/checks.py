@@ -5,7 +5,7 @@ from django.db import DatabaseError
 
 @register(Tags.security, deploy=True)
 def demo_user_absent(app_configs, **kwargs):
-    """operations.md 2: `check --deploy` fails while the demo staff user exists."""
+    """docs/operations.md 2: `check --deploy` fails while the demo staff user exists."""
     from django.contrib.auth import get_user_model
 
     try:

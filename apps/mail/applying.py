@@ -1,4 +1,4 @@
-"""What a booking action from email does (email-ingress.md 2), on top of the booking services.
+"""What a booking action from email does (docs/email-ingress.md 2), on top of the booking services.
 
 Per agent reference an AgentBookingState row remembers the Date of the last message applied and whether the
 booking was cancelled by email. It is locked (select_for_update) while an action applies, so two messages for one

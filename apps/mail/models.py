@@ -1,4 +1,4 @@
-"""Booking emails from agents' legacy systems (email-ingress.md), stored durably before the SMTP 250."""
+"""Booking emails from agents' legacy systems (docs/email-ingress.md), stored durably before the SMTP 250."""
 
 from django.db import models
 

@@ -1,4 +1,4 @@
-"""Who may send mail for an agent (email-ingress.md 1): source networks, envelope senders, SMTP AUTH.
+"""Who may send mail for an agent (docs/email-ingress.md 1): source networks, envelope senders, SMTP AUTH.
 
 Each restriction an agent has must be met (an agent with none accepts anyone, like the demo agents).
 Pure functions over the agent's policy, so the SMTP edge decides without touching the database twice.

@@ -1,5 +1,5 @@
 """Permissions change under open dashboards: tell them, so they re-check and close if the right is gone
-(operations.md 6: logging out or losing a role closes the staff member's sockets)."""
+(docs/operations.md 6: logging out or losing a role closes the staff member's sockets)."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out

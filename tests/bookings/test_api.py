@@ -1,4 +1,4 @@
-"""The agents' REST API (operations.md 5) through Django's test client: auth, scoping, errors, idempotency,
+"""The agents' REST API (docs/operations.md 5) through Django's test client: auth, scoping, errors, idempotency,
 pagination, local times and the per-token rate limit. The API's services run on other threads and connections,
 so these tests commit (transaction=True)."""
 

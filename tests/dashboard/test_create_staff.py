@@ -1,4 +1,4 @@
-"""`manage.py create_staff` as operators run it (operations.md 3)."""
+"""`manage.py create_staff` as operators run it (docs/operations.md 3)."""
 
 import subprocess
 import sys

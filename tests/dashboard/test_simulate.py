@@ -1,4 +1,4 @@
-"""`manage.py simulate` drives a running server over the real protocols (operations.md 3)."""
+"""`manage.py simulate` drives a running server over the real protocols (docs/operations.md 3)."""
 
 import re
 import subprocess

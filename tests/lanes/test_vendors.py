@@ -15,7 +15,7 @@ from tests.lanes.conftest import iso, make_booking, make_device, now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SAMPLES = Path("/work/shared/samples/vendor")
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "vendor"
 
 
 def fresh(text: str, pattern: str, replacement: str) -> str:

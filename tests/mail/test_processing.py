@@ -1,4 +1,4 @@
-"""What a stored message does to bookings (email-ingress.md 2), through the real booking services on PostgreSQL."""
+"""What a stored message does to bookings (docs/email-ingress.md 2), through the real booking services on PostgreSQL."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""`csv` format (email-ingress.md 3.2): many bookings as rows of a CSV attachment (`text/csv`, or any type named
+"""`csv` format (docs/email-ingress.md 3.2): many bookings as rows of a CSV attachment (`text/csv`, or any type named
 `*.csv`). Each row is its own action: a bad row is reported (its `error`) and the others still apply."""
 
 import csv

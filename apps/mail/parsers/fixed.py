@@ -1,4 +1,4 @@
-"""`fixed` format (email-ingress.md 3.3): 80-column records in the body, as the oldest systems send them.
+"""`fixed` format (docs/email-ingress.md 3.3): 80-column records in the body, as the oldest systems send them.
 
 Record detection follows the spec exactly: after padding to 80 columns, column 1 is N, A or C; columns 2-13 hold a
 left-aligned reference (letters, digits, `-`, `/`); and either columns 22-45 are all digits (a full record, required

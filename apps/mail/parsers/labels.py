@@ -1,4 +1,4 @@
-"""`labels` format (email-ingress.md 3.1): one booking as "Label: value" lines, in text or HTML (lines or a
+"""`labels` format (docs/email-ingress.md 3.1): one booking as "Label: value" lines, in text or HTML (lines or a
 two-column table). Each readable body is tried in turn (plain first), so a mangled plain alternative produced by
 a mail client does not hide a good HTML one."""
 
