@@ -19,6 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import DEFAULT_CHANNEL_LAYER
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.concurrency import run_sync
 from apps.core.events import carpark_group, carpark_messages, staff_group
 from apps.staff import selectors
@@ -54,6 +55,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     snapshotting: asyncio.Lock
     subscribed = False
     watching_staff = False
+    counted = False  # in the open-connections gauge
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -68,6 +70,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         await self.watch_staff()
         await self.accept()
+        self.counted = True
+        metrics.websocket_connections.labels("dashboard").inc()
         self.held = []
         self.snapshotting = asyncio.Lock()
         self.last_occupancy = {}
@@ -78,6 +82,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.recheck_task = asyncio.get_running_loop().create_task(self.recheck_periodically())
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            metrics.websocket_connections.labels("dashboard").dec()
+            self.counted = False
         if self.recheck_task is not None:
             self.recheck_task.cancel()
         if self.subscribed:

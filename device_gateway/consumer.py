@@ -25,6 +25,7 @@ from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 
 from apps.access import fastpath, selectors, services
+from apps.core import metrics
 from apps.core.events import device_group
 from device_gateway import codec
 from device_gateway.executor import run_db, run_decision
@@ -144,6 +145,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         # Connections to other server processes with the same token close themselves on this message.
         await self._layer("group_send", group, {"type": "device.replace", "connection_id": self.connection_id})
         await self.accept()
+        self.counted = True
+        metrics.websocket_connections.labels("device").inc()
         self.watchdog = asyncio.create_task(self._watch_silence())
 
     async def replaced(self) -> None:
@@ -152,6 +155,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_REPLACED)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            metrics.websocket_connections.labels("device").dec()
+            self.counted = False
         if self.device is None or not hasattr(self, "connection_id"):
             return
         self.closing = True
@@ -278,6 +284,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 await self.send_frame(frame)
 
     async def on_plate_read(self, read: codec.PlateRead) -> None:
+        started = time.perf_counter()
         arguments = {
             "device_id": self.device.id,
             "read_id": read.read_id,
@@ -302,6 +309,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         finally:
             self.in_flight.release()
+        metrics.decision_observed(decision, seconds=time.perf_counter() - started)
         await self.send_frame(decision)
 
     async def on_heartbeat(self, barriers: dict[str, str]) -> None:

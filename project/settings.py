@@ -4,6 +4,7 @@ With no DATABASE_URL / REDIS_URL, Parkgate runs on an embedded default (SQLite u
 layer, jobs in-process) so that a first run needs nothing installed. docs/operations.md section 2 is the contract.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -150,6 +151,12 @@ if not SERVE_WEBSOCKETS or set(SERVE_WEBSOCKETS) - {"device", "dashboard"}:
 
     raise ImproperlyConfigured(f"SERVE_WEBSOCKETS takes device and/or dashboard, not {SERVE_WEBSOCKETS}")
 DEMO_STAFF_USERNAME = "demo"
+# GET /metrics (Prometheus text format) answers only `Authorization: Bearer METRICS_TOKEN`; unset, it is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# prometheus-client's multi-process mode: every process of a host writes its samples here and a scrape of any one
+# adds them up. It must be set before prometheus_client is imported, and child processes inherit it.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 # --- Outgoing mail ---------------------------------------------------------------------------------------------
 # EMAIL_URL (smtp://user:password@host:587/?tls=True, consolemail://, ...) -> Django 6.1's MAILERS.

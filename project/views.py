@@ -1,10 +1,18 @@
-"""Process health for load balancers and orchestrators."""
+"""Process health for load balancers and orchestrators, and the Prometheus scrape."""
+
+import hmac
+import logging
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from apps.core import jobs, metrics
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request):
@@ -42,3 +50,21 @@ async def readyz(request):
         checks["channel_layer"] = get_channel_layer() is not None
     ok = all(checks.values())
     return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+async def metrics_view(request):
+    """Prometheus scrape: every process's instruments on this host. Bearer METRICS_TOKEN; 404 while it is unset."""
+    token = settings.METRICS_TOKEN
+    if not token or request.method != "GET":
+        raise Http404
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        response = HttpResponse("unauthorised\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    try:
+        depth = await jobs.queue_depth()
+    except Exception:  # a scrape still answers while Redis is away; the depth is left out then
+        log.warning("metrics: the job queue's depth could not be read", exc_info=True)
+        depth = None
+    return HttpResponse(metrics.render(queue_depth=depth), content_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ otherwise on a thread.
 import asyncio
 import logging
 
+from apps.core import metrics
 from apps.mail import receipts
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ class ReceiptBatcher:
 
     async def store(self, item: dict) -> int:
         """Store one message (receipts.inbound_emails_receive_async's item); returns its id once committed."""
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future, received = loop.create_future(), loop.time()
         self.pending.append((item, future))
         if not self.writing:
             self.writing = True
@@ -37,7 +39,9 @@ class ReceiptBatcher:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         # shield: a client that disconnects must not cancel the write others share; its message is kept either way
-        return await asyncio.shield(future)
+        stored_id = await asyncio.shield(future)
+        metrics.email_receipt_seconds.observe(loop.time() - received)
+        return stored_id
 
     async def _write(self) -> None:
         try:

@@ -12,6 +12,7 @@ import ssl
 from aiosmtpd.smtp import SMTP
 from django.conf import settings
 
+from apps.core import metrics
 from smtp_ingress.handler import BookingMailHandler, capture_credentials
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class ParkgateSMTP(SMTP):
     def connection_made(self, transport) -> None:
         first = self.transport is None  # STARTTLS calls this again for the same session
         super().connection_made(transport)
+        if first:
+            metrics.smtp_sessions_total.inc()
         if first and self.sessions.active < self.sessions.limit:
             self.sessions.active += 1
             self.counted = True
@@ -60,6 +63,8 @@ class ParkgateSMTP(SMTP):
         # aiosmtpd's own size refusals (MAIL FROM SIZE=, and DATA past the limit) lack the enhanced code.
         if isinstance(status, str) and status.startswith("552 Error:"):
             status = f"{TOO_BIG} (at most {self.data_size_limit} bytes)"
+        code = status[:3]
+        metrics.smtp_replies_total.labels(code.decode() if isinstance(code, bytes) else code).inc()
         await super().push(status)
 
 

@@ -30,6 +30,9 @@ def pytest_sessionstart(session):
         pytest.exit("Parkgate's tests need real services (run scripts/test): " + "; ".join(problems), returncode=1)
 
 
+METRICS_TOKEN = "tests-metrics-token"
+
+
 def _flush_retrying_deadlocks(original):
     """After a transactional test, pytest-django TRUNCATEs every table. A live `serve` may still be committing the
     test's last effects (a lane controller's disconnect, say); PostgreSQL then picks the TRUNCATE as a deadlock
@@ -73,6 +76,7 @@ def server_env(django_db_setup) -> dict[str, str]:
         DB_POOL_MIN="1",
         DB_POOL_MAX="8",
         LOG_LEVEL="INFO",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     return env
 

@@ -5,8 +5,12 @@ missing service makes the tests fail, never skip (see conftest.py).
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("PARKGATE_HTTPS", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver,.parkgate.test")
+# The run's own directory for prometheus-client's multi-process files (its servers inherit it): no samples of an
+# earlier run are added to this one's.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="parkgate-metrics-"))

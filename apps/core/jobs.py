@@ -27,7 +27,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
-from apps.core import runtime
+from apps.core import metrics, runtime
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +229,23 @@ _arq_batches = _ArqBatches()
 def run_job(name: str, kwargs: dict[str, Any]) -> Any:
     """Run one job in this thread with fresh database connections."""
     close_old_connections()
+    started, outcome = time.perf_counter(), "failed"
     try:
-        return _jobs[name](**kwargs)
+        result = _jobs[name](**kwargs)
+        outcome = "done"
+        return result
     finally:
+        metrics.job_seconds.labels(name).observe(time.perf_counter() - started)
+        metrics.jobs_total.labels(name, outcome).inc()
         close_old_connections()
+
+
+async def queue_depth() -> int:
+    """Jobs waiting to run: arq's queue in Redis (shared by every process), else this process's own queue."""
+    if settings.PARKGATE_JOBS_BACKEND == "arq":
+        async with _arq() as pool:
+            return await pool.zcard(settings.ARQ_QUEUE_NAME)
+    return _inprocess_queue.qsize() if _inprocess_queue is not None else 0
 
 
 async def run_job_async(name: str, kwargs: dict[str, Any]) -> Any:

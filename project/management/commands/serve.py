@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from twisted.internet import defer, reactor
 
-from apps.core import jobs, runtime
+from apps.core import jobs, metrics, runtime
 
 log = logging.getLogger("parkgate.serve")
 
@@ -76,7 +76,11 @@ class Command(BaseCommand):
             application_close_timeout=5,
             websocket_max_message_size=1024 * 1024,  # device-protocol.md 2: frames over 1 MiB close with 1009
         )
-        self.server.run()
+        metrics.process_files_tidy()  # live gauges of processes killed before they could say so
+        try:
+            self.server.run()
+        finally:
+            metrics.process_exited()
         log.info("stopped")
 
     # --- started once the reactor (and so the asyncio loop) runs -------------------------------------------------
