@@ -135,8 +135,8 @@ API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  #
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
 # (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
 # DECISIONS_ON_LOOP=false sends every one to the decision threads. Few connections with big batches decide the most:
-# each more backend competes for the same CPUs and splits the batches (4 beat 8 by a fifth on 2 cores; a machine with
-# more cores may want more).
+# each more backend competes for the same CPUs and splits the batches (a machine with more cores may want more;
+# docs/performance.md).
 DECISIONS_ON_LOOP = env.bool("DECISIONS_ON_LOOP", default=True)
 DECISION_CONNECTIONS = env.int("DECISION_CONNECTIONS", default=4)
 # Staff dashboards: events are coalesced per process and flushed to each socket at most every DASHBOARD_FLUSH_S;

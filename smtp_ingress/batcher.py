@@ -4,9 +4,8 @@ Each message still gets its 250 only after the commit that holds it. With few me
 written at once, alone (a batch of one); messages that arrive while a write is in flight wait for it to finish and
 go together in the next, so a burst costs a few commits instead of one per message.
 
-One writer: a second one in flight halved the batches (mostly 1-3 messages under bench/smtp.py's 16 clients,
-against 3-6 with one), and each batch's round trip and job send cost the server more CPU than the message in it:
-0.74 ms of server CPU per message with two writers, 0.63 with one (1,280 -> 1,500 msg/s), on this machine.
+One writer: a second one in flight halves the batches, and each batch's round trip and job send cost the server more
+CPU than the messages in it (docs/performance.md).
 
 With PostgreSQL and Redis a batch is stored on this loop (apps.mail.receipts: one round trip, no thread hand-off),
 otherwise on a thread.

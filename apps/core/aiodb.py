@@ -14,10 +14,8 @@ Only for PostgreSQL; on SQLite (the embedded default) `on_postgresql()` is false
 
 How statements are sent (`run`): as ONE libpq pipeline per round trip (psycopg's PGconn: a Parse per statement
 the first time a connection sees it, then Bind/Execute per statement with its parameters as text values, one Sync,
-one flush), so the server gets the whole round trip at once and the loop spends no time quoting literals. Measured
-(bench/gateway.py, 2026-12-06) against the one simple-query message of `EXECUTE name('literal', ...)` it replaced:
-steady decision p50 0.26-0.34 ms lower (2.3 instead of 2.6 ms), 8-22% more decisions/s at saturation. psycopg's own
-pipeline mode (`conn.pipeline()`) flushes after each statement, and took twice as long as one message.
+one flush), so the server gets the whole round trip at once and the loop spends no time quoting literals; psycopg's
+own pipeline mode (`conn.pipeline()`) flushes after each statement (docs/performance.md has the comparison).
 """
 
 import asyncio

@@ -3,8 +3,8 @@ async psycopg connection (one pipeline: BEGIN, a prepared INSERT ... RETURNING p
 its jobs sent.
 
 Why this one statement bypasses Django's ORM and transactions (apps.core.aiodb says it in general): the SMTP 250 waits
-for this commit, and the thread hand-offs cost more than the insert: ~0.9 ms to the writer thread, ~2 ms back to the
-loop, and the insert itself, competing with the loop for the GIL, ~8.5 ms instead of ~1 ms idle (bench/smtp.py).
+for this commit, and the thread hand-offs (and the thread's GIL contention with the loop) cost more than the insert
+(docs/performance.md).
 The 250 still follows a real, synchronous COMMIT (its reply is awaited). What stays as it was:
   - the statement and each row's fields are services' (INSERT_RECEIVED, _fields, insert_received_params), shared
     with the sync path, so a row stored here is the row the ORM would store (tests/mail/test_receive.py);

@@ -121,9 +121,8 @@ def inbound_emails_receive_each(*, rows: list[dict]) -> list[int]:
 
 
 # The SMTP 250 waits for this insert, so it is hand-written (apps.core.sql): one statement prepared once per
-# connection, its rows sent in one pipeline with server-side (binary) parameters. Django's bulk_create took one more
-# round trip and twice the CPU (it compiles the statement for every batch and quotes each 3 KB body into the SQL text
-# as hex) on the thread that competes with the event loop for the GIL (bench/smtp.py). Every column without a
+# connection, its rows sent in one pipeline with server-side (binary) parameters: Django's bulk_create compiles the
+# statement for every batch and quotes each body into the SQL text (docs/performance.md). Every column without a
 # database default is listed; status, result and error get the model's defaults (tests/mail/test_receive.py
 # compares a row stored here with one the ORM creates). The SMTP server runs the same statement on its own loop
 # (apps.mail.receipts); this sync path serves everything else.
