@@ -1,7 +1,7 @@
 """Where the gateway's database work runs: never on Channels' single shared thread.
 
-The common plate reads are decided on the loop itself (apps.access.fastpath); the others, and every read on SQLite,
-come here. Decisions get a dedicated pool of threads (DECISION_THREADS, default half the database pool, at most 8), so
+The common plate reads are decided on the loop itself (apps.access.fastpath); the others come here. Decisions get a
+dedicated pool of threads (DECISION_THREADS, default half the database pool, at most 8), so
 that plate reads neither queue behind each other on one connection nor behind dashboards' or HTTP views' ORM
 calls; other device work (connect, heartbeats, results) uses the default pool through
 apps.core.concurrency.run_sync. Each decision thread holds one pooled connection for as long as it lives.

@@ -1,7 +1,8 @@
 """Parkgate settings: one module, configured from the environment (12-factor).
 
-With no DATABASE_URL / REDIS_URL, Parkgate runs on an embedded default (SQLite under var/, an in-memory channel
-layer, jobs in-process) so that a first run needs nothing installed. docs/operations.md section 2 is the contract.
+With no DATABASE_URL / REDIS_URL, Parkgate runs on an embedded default (its own PostgreSQL cluster under var/, an
+in-memory channel layer, jobs in-process) so that a first run needs nothing but Python. docs/operations.md section 2
+is the contract.
 """
 
 import os
@@ -79,31 +80,34 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------------------------
 # PostgreSQL through psycopg 3 with its connection pool. Under ASGI every sync_to_async call closes "old"
 # connections, so persistent connections must stay off (CONN_MAX_AGE=0): the pool makes reconnecting cheap.
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'parkgate.sqlite3'}")}
+# With no DATABASE_URL, the embedded default: a PostgreSQL cluster of the project's own (project/embedded.py).
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if not DATABASE_URL:
+    from project.embedded import database_url
+
+    DATABASE_URL = database_url(Path(env.str("EMBEDDED_POSTGRES_DIR", default=str(VAR_DIR / "postgres"))))
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("Parkgate runs on PostgreSQL only: DATABASE_URL must be postgres://...")
 _db = DATABASES["default"]
+if "host" in _db.get("OPTIONS", {}):  # a Unix socket's directory given as ?host=/path (the embedded cluster's URL)
+    _db["HOST"] = _db["OPTIONS"].pop("host")
 _db["CONN_MAX_AGE"] = 0
 _db["ATOMIC_REQUESTS"] = False  # async views: a request is not one transaction; services own theirs.
-if _db["ENGINE"] == "django.db.backends.postgresql":
-    _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DB_POOL_MIN", default=2),
-        "max_size": env.int("DB_POOL_MAX", default=20),
-        "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
-    }
-    _db["OPTIONS"].setdefault("connect_timeout", 3)
-    # Only the hot paths' hand-written statements are prepared (apps.core.sql); their plans do not depend on the
-    # values, so plan them once per connection instead of again on every run (PostgreSQL's default would keep
-    # re-planning the decision's many-branch look-up). Django's own queries are never prepared: unaffected.
-    _db["OPTIONS"]["options"] = " ".join(
-        filter(None, [_db["OPTIONS"].get("options"), "-c plan_cache_mode=force_generic_plan"])
-    )
-elif _db["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded default: WAL and immediate transactions so that the in-process worker and the server
-    # can write at the same time without "database is locked".
-    _db.setdefault("OPTIONS", {}).update(
-        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
-    )
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # a file, so a test's `serve` subprocess can share it
-    VAR_DIR.mkdir(exist_ok=True)
+_db.setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env.int("DB_POOL_MIN", default=2),
+    "max_size": env.int("DB_POOL_MAX", default=20),
+    "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
+}
+_db["OPTIONS"].setdefault("connect_timeout", 3)
+# Only the hot paths' hand-written statements are prepared (apps.core.sql); their plans do not depend on the
+# values, so plan them once per connection instead of again on every run (PostgreSQL's default would keep
+# re-planning the decision's many-branch look-up). Django's own queries are never prepared: unaffected.
+_db["OPTIONS"]["options"] = " ".join(
+    filter(None, [_db["OPTIONS"].get("options"), "-c plan_cache_mode=force_generic_plan"])
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, job queue, shared cache -------------------------------------------------------------
@@ -220,5 +224,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd's per-command chatter
+        "embedded_postgres": {"level": "WARNING"},  # every pg_ctl it runs
     },
 }

@@ -17,8 +17,10 @@ from tests.support import Server, database_url_for, start_server
 
 def pytest_sessionstart(session):
     problems = []
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        problems.append("DATABASE_URL must point at PostgreSQL")
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) and not os.environ.get(
+        "EMBEDDED_POSTGRES_DIR"
+    ):
+        problems.append("DATABASE_URL must point at PostgreSQL (or EMBEDDED_POSTGRES_DIR name the embedded cluster's)")
     if not os.environ.get("REDIS_URL"):
         problems.append("REDIS_URL must point at Redis")
     else:

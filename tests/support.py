@@ -24,10 +24,10 @@ def free_port() -> int:
 
 def database_url_for(db: dict) -> str:
     """A DATABASE_URL for the database Django is connected to in this test run (the test database)."""
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    user, host = db.get("USER") or "postgres", db.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):  # a Unix socket's directory (the embedded cluster)
+        return f"postgres://{user}@/{db['NAME']}?host={host}"
+    return f"postgres://{user}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 @dataclass

@@ -46,7 +46,7 @@ BATCH_MOST = 32
 
 
 def on_the_loop() -> bool:
-    return settings.DECISIONS_ON_LOOP and aiodb.on_postgresql()
+    return settings.DECISIONS_ON_LOOP
 
 
 async def plate_read_decide(

@@ -4,12 +4,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.access import rules
-from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
+from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, Visit
 from apps.access.tokens import hash_secret
 from apps.bookings.models import Booking, Vehicle
 from apps.core.plates import lookalike_key, normal_candidates
@@ -75,73 +73,6 @@ def carpark_occupancy(*, carpark_id: int) -> int:
 # --- The facts of one decision (the hot path: few, indexed queries) ---------------------------------------------
 
 
-def decision_facts(*, carpark_id: int, read: rules.Read, policy: rules.Policy, entry: bool) -> rules.Facts:
-    """The rows of this car park that can decide `read`: matched on normal-form plates and look-alike keys."""
-    plates = read.usable_plates(policy)
-    if not plates:
-        return rules.Facts()  # low_confidence: nothing else is looked at
-    main_key = read.key if read.main_usable(policy) else None
-    by_plate = Q(plate__in=plates) | Q(lookalike_key=main_key) if main_key else Q(plate__in=plates)
-    visits = _open_visits(carpark_id, by_plate)
-    if not entry:
-        return rules.Facts(open_visits=visits)
-    keys = {lookalike_key(p) for p in plates}
-    blocked = tuple(
-        rules.Plated(id=row["id"], plate=row["plate"], key=row["lookalike_key"])
-        for row in BlockedPlate.objects.filter(
-            Q(plate__in=plates) | Q(lookalike_key__in=keys), carpark_id=carpark_id
-        ).values("id", "plate", "lookalike_key")
-    )
-    permits = tuple(
-        rules.PermitFact(id=row["id"], plate=row["plate"], key=row["lookalike_key"])
-        for row in Permit.objects.filter(
-            by_plate, carpark_id=carpark_id, valid_from__lte=read.captured_at, valid_until__gte=read.captured_at
-        ).values("id", "plate", "lookalike_key")
-    )
-    vehicles = Q(registration__in=plates) | Q(lookalike_key=main_key) if main_key else Q(registration__in=plates)
-    bookings = tuple(
-        rules.BookingFact(
-            id=row["booking_id"],
-            plate=row["registration"],
-            key=row["lookalike_key"],
-            reference=row["booking__reference"],
-            status=row["booking__status"],
-            arrival=row["booking__arrival"],
-            departure=row["booking__departure"],
-        )
-        for row in Vehicle.objects.filter(vehicles, booking__carpark_id=carpark_id).values(
-            "booking_id",
-            "registration",
-            "lookalike_key",
-            "booking__reference",
-            "booking__status",
-            "booking__arrival",
-            "booking__departure",
-        )
-    )
-    return rules.Facts(blocked=blocked, open_visits=visits, permits=permits, bookings=bookings)
-
-
-def _open_visits(carpark_id: int, by_plate: Q) -> tuple[rules.VisitFact, ...]:
-    rows = Visit.objects.filter(by_plate, carpark_id=carpark_id, exited_at__isnull=True).values(
-        "id", "plate", "lookalike_key", "entered_at", "booking_id", "booking__reference", "booking__departure",
-        "permit_id",
-    )  # fmt: skip
-    return tuple(
-        rules.VisitFact(
-            id=row["id"],
-            plate=row["plate"],
-            key=row["lookalike_key"],
-            entered_at=row["entered_at"],
-            booking_id=row["booking_id"],
-            booking_reference=row["booking__reference"],
-            booking_departure=row["booking__departure"],
-            permit_id=row["permit_id"],
-        )
-        for row in rows
-    )
-
-
 @dataclass(frozen=True)
 class DecisionContext:
     """Everything a decision reads, loaded after the plate's lock is held (one statement on PostgreSQL)."""
@@ -157,41 +88,7 @@ def decision_context(
     *, device_id: str, read_id: str, lane_id: int, carpark_id: int, read: rules.Read, policy: rules.Policy,
     entry: bool, now: datetime,
 ) -> DecisionContext:  # fmt: skip
-    if connection.vendor == "postgresql":
-        return _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, entry, now)
-    return _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, now)
-
-
-def _context_orm(device_id, read_id, lane_id, carpark_id, read, policy, entry, now) -> DecisionContext:
-    """The portable version (SQLite, the embedded default): one query per kind of fact."""
-    duplicate = PlateRead.objects.filter(device_id=device_id, read_id=read_id).values_list("decision", flat=True)
-    window = timedelta(seconds=policy.repeat_window_s)
-    repeat = (
-        PlateRead.objects.filter(
-            lane_id=lane_id, plate=read.plate, action="open", captured_at__gte=read.captured_at - window,
-            captured_at__lte=read.captured_at,
-        )
-        .order_by("-captured_at")
-        .values("booking_id", "booking__reference", "permit_id", "match")
-        .first()
-    )  # fmt: skip
-    if repeat is not None:
-        repeat["reference"] = repeat.pop("booking__reference")
-    unpaired = PlateRead.objects.filter(carpark_id=carpark_id, unpaired_exit=True, captured_at__gt=read.captured_at)
-    around = (
-        unpaired.filter(lookalike_key=read.key).exists()
-        or (entry and _misread_exit_of(unpaired, read.usable_plates(policy)))
-        or Visit.objects.filter(carpark_id=carpark_id, lookalike_key=read.key)
-        .filter(Q(entered_at__gt=read.captured_at) | Q(exited_at__gt=read.captured_at))
-        .exists()
-    )
-    return DecisionContext(
-        duplicate=duplicate.first(),
-        repeat=repeat if read.plate else None,
-        facts=decision_facts(carpark_id=carpark_id, read=read, policy=policy, entry=entry),
-        alerted_recently=Alert.objects.filter(lane_id=lane_id, plate=read.plate, created_at__gte=now - window).exists(),
-        visits_around=around,
-    )
+    return _context_postgresql(device_id, read_id, lane_id, carpark_id, read, policy, entry, now)
 
 
 def _misread_exit_of(unpaired, plates: set[str]) -> bool:

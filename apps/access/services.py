@@ -33,7 +33,7 @@ from apps.access.signals import visit_overstayed
 from apps.access.tokens import hash_secret, new_secret
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
-from apps.core import aiodb, events, plates
+from apps.core import events, plates
 from apps.core.services import audit_log_record
 from apps.core.sql import prepared_cursor
 
@@ -330,13 +330,11 @@ def plate_read_decide(
 
 def _lane_locked(device_id: str, lane_code: str, lane_id: int | None, key: str) -> Lane:
     """The lane with its car park's current policies, taking the vehicle's lock in the same round trip."""
-    if lane_id and connection.vendor == "postgresql":
+    if lane_id:
         return _lane_locked_prepared(lane_id, key)
-    lanes = Lane.objects.select_related("carpark")
-    if connection.vendor == "postgresql":
-        # Serialise decisions about one vehicle (by look-alike key) across threads and processes.
-        lock = RawSQL("pg_advisory_xact_lock(carparks_lane.carpark_id::integer, hashtext(%s))::text", [key])
-        lanes = lanes.annotate(_locked=lock)
+    # Serialise decisions about one vehicle (by look-alike key) across threads and processes.
+    lock = RawSQL("pg_advisory_xact_lock(carparks_lane.carpark_id::integer, hashtext(%s))::text", [key])
+    lanes = Lane.objects.select_related("carpark").annotate(_locked=lock)
     lane = lanes.filter(pk=lane_id).first() if lane_id else lanes.filter(devices__id=device_id, code=lane_code).first()
     if lane is None:
         raise UnknownLane(lane_code)
@@ -524,7 +522,7 @@ class Decided:
 
     def in_one_statement(self) -> bool:
         outcome = self.outcome
-        if not aiodb.on_postgresql() or self.stale or outcome.superseded_visit or outcome.hold_visit:
+        if self.stale or outcome.superseded_visit or outcome.hold_visit:
             return False
         if outcome.open_visit and (not self.simple or outcome.vehicle_plate):
             return False  # paired by captured_at, or under a candidate's plate (its key's visits were not read)
@@ -864,9 +862,8 @@ def _unpaired_exit_after(carpark, lane, at: datetime, *, key: str, plate: str) -
 
 def _vehicle_lock(carpark_id: int, key: str) -> None:
     """Serialise decisions about one vehicle (look-alike key) in a car park, as lane_statement's lock does."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", [carpark_id, key])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", [carpark_id, key])
 
 
 def _visit_for_exit(carpark, lane, row: PlateRead, depth: int = 0) -> Visit | None:

@@ -72,20 +72,16 @@ def period_assert_open(day: date) -> None:
     posting into the same month are serialised and a posting can never commit into a month closed meanwhile.
     """
     month = month_start(day)
-    if connection.vendor == "postgresql":
-        table = AccountingPeriod._meta.db_table
-        held = f"SELECT closed_at FROM {table} WHERE month = %s FOR SHARE"  # noqa: S608
-        with connection.cursor() as cursor:
+    table = AccountingPeriod._meta.db_table
+    held = f"SELECT closed_at FROM {table} WHERE month = %s FOR SHARE"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(held, [month])
+        row = cursor.fetchone()
+        if row is None:  # the month's first posting (the row exists from then on: one statement per posting)
+            cursor.execute(f"INSERT INTO {table} (month) VALUES (%s) ON CONFLICT (month) DO NOTHING", [month])  # noqa: S608
             cursor.execute(held, [month])
             row = cursor.fetchone()
-            if row is None:  # the month's first posting (the row exists from then on: one statement per posting)
-                cursor.execute(f"INSERT INTO {table} (month) VALUES (%s) ON CONFLICT (month) DO NOTHING", [month])  # noqa: S608
-                cursor.execute(held, [month])
-                row = cursor.fetchone()
-        closed = row is not None and row[0] is not None
-    else:
-        closed = AccountingPeriod.objects.filter(month=month, closed_at__isnull=False).exists()
-    if closed:
+    if row is not None and row[0] is not None:
         raise PeriodClosed(month)
 
 

@@ -20,7 +20,7 @@ CENT = Decimal("0.01")
 
 
 def _money(value) -> Decimal:
-    """A sum from the database as whole cents (SQLite's conditional sums come back with float noise)."""
+    """A sum from the database as whole cents."""
     return Decimal(str(value or 0)).quantize(CENT)
 
 

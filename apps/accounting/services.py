@@ -394,8 +394,8 @@ def _snapshot_rows(queryset, *, chunk_size: int):
 
 
 def _day(value) -> str:
-    """YYYY-MM-DD of a datetime (or of the ISO string SQLite's raw cursor gives)."""
-    return value.strftime("%Y-%m-%d") if hasattr(value, "strftime") else str(value)[:10]
+    """YYYY-MM-DD of a datetime."""
+    return value.strftime("%Y-%m-%d")
 
 
 class _DocumentBuilder:

@@ -5,10 +5,10 @@ price counts, apps.bookings.pricing). The counts live in CapacityDay rows, one p
 demand. Like pretix's quota locking, every writer locks all the rows it will touch in ONE statement, in ONE order
 (car park, date), inside the booking's transaction: two bookings that share days queue on the first shared row
 (no deadlock, since all lock in the same order), and a check made under the lock stays true until commit.
-Bookings on disjoint days never wait for each other. On PostgreSQL that statement is an INSERT ... SELECT ...
+Bookings on disjoint days never wait for each other. That statement is an INSERT ... SELECT ...
 ORDER BY ... ON CONFLICT DO UPDATE, which creates the missing rows and locks the existing ones as it goes:
 `take_new` (a new booking: held + 1 and the check in one round trip) and `_lock_rows` (amend and cancel: the old
-and new days together, then changed). On the embedded SQLite default, writers are serial anyway.
+and new days together, then changed).
 
 Everything here must run inside the caller's transaction (the booking services own it).
 """
@@ -71,8 +71,6 @@ def take_new(*, stay: Stay, allow_overbooking: bool = False) -> list[date]:
     caller's transaction (savepoint) rolls the increments back.
     """
     connection = transaction.get_connection()
-    if connection.vendor != "postgresql":  # the embedded SQLite default: its transactions are serial anyway
-        return move_holds(old=None, new=stay, allow_overbooking=allow_overbooking)
     if not connection.in_atomic_block:
         raise RuntimeError("capacity holds must be changed inside the booking's transaction")
     table = CapacityDay._meta.db_table
@@ -97,13 +95,6 @@ def spaces_left(*, carpark_id: int, capacity: int, dates: list[date]) -> int:
     return max(0, capacity - busiest)
 
 
-def _ensure_rows(keys: set[DayKey]) -> None:
-    if keys:
-        CapacityDay.objects.bulk_create(
-            [CapacityDay(carpark_id=cp, date=d) for cp, d in sorted(keys)], ignore_conflicts=True
-        )
-
-
 def _by_carpark(keys: set[DayKey]) -> Q:
     dates: dict[int, list[date]] = defaultdict(list)
     for cp, d in keys:
@@ -121,10 +112,6 @@ def _lock_rows(keys: set[DayKey]) -> dict[DayKey, int]:
     inserted early wait behind a lock taken late, the order broken."""
     connection = transaction.get_connection()
     ordered = sorted(keys)
-    if connection.vendor != "postgresql":  # the embedded SQLite default: one writer at a time anyway
-        _ensure_rows(keys)
-        rows = CapacityDay.objects.select_for_update().filter(_by_carpark(keys)).order_by("carpark_id", "date")
-        return {(row.carpark_id, row.date): row.held for row in rows}
     table = CapacityDay._meta.db_table
     sql = (
         f"INSERT INTO {table} (carpark_id, date, held) "  # noqa: S608  (the model's own table name; values bound)

@@ -10,7 +10,6 @@ of Django:
   - errors are Django's (`django.db.DatabaseError` and subclasses, mapped from psycopg's as Django maps them);
   - statements and rows come from the apps' services and selectors, shared with their sync paths;
   - events leave through apps.core.events, after the commit.
-Only for PostgreSQL; on SQLite (the embedded default) `on_postgresql()` is false and the sync paths run.
 
 How statements are sent (`run`): as ONE libpq pipeline per round trip (psycopg's PGconn: a Parse per statement
 the first time a connection sees it, then Bind/Execute per statement with its parameters as text values, one Sync,
@@ -35,11 +34,6 @@ from psycopg.pq import ExecStatus
 from psycopg_pool import AsyncConnectionPool
 
 FATAL_ERROR, PIPELINE_SYNC = ExecStatus.FATAL_ERROR, ExecStatus.PIPELINE_SYNC
-
-
-@functools.cache
-def on_postgresql() -> bool:
-    return connections["default"].vendor == "postgresql"
 
 
 def django_error(exc: psycopg.Error) -> django_db.Error:

@@ -13,8 +13,8 @@ The 250 still follows a real, synchronous COMMIT (its reply is awaited). What st
   - errors are Django's, so the SMTP handler answers 451 on either path;
   - the `mail.process` jobs are sent after the commit, in the background (apps.core.jobs.enqueue_many_committed);
     the outbox sweep processes what they miss.
-Only for PostgreSQL with Redis (the production set-up). SQLite (the embedded default) and the in-process job
-backend keep the sync path (services.inbound_emails_receive on a thread).
+Only with Redis (the production set-up): the in-process job backend keeps the sync path
+(services.inbound_emails_receive on a thread).
 """
 
 import logging
@@ -33,8 +33,8 @@ APPLICATION_NAME = f"parkgate-{POOL_NAME}"  # pg_stat_activity's name for these 
 
 
 def on_the_loop() -> bool:
-    """Whether receipts are stored on the event loop (PostgreSQL and Redis) or by the sync path on a thread."""
-    return aiodb.on_postgresql() and settings.PARKGATE_JOBS_BACKEND == "arq"
+    """Whether receipts are stored on the event loop (with Redis) or by the sync path on a thread."""
+    return settings.PARKGATE_JOBS_BACKEND == "arq"
 
 
 async def inbound_emails_receive_async(*, items: list[dict]) -> list[int]:

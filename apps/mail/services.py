@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -156,8 +156,6 @@ def insert_received_params(rows: list[dict]) -> list[tuple]:
 
 
 def _insert_received(rows: list[dict]) -> list[int]:
-    if connection.vendor != "postgresql":  # the embedded default (SQLite): no prepared statements, little traffic
-        return [email.id for email in InboundEmail.objects.bulk_create([InboundEmail(**f) for f in rows])]
     params = insert_received_params(rows)
     ids = []
     with prepared_cursor() as cursor:

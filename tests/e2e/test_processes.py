@@ -2,11 +2,12 @@
 
 import signal
 import smtplib
-import sqlite3
 import subprocess
 import sys
 
 import httpx
+import psutil
+import psycopg
 import pytest
 
 from tests.clients import send_mail
@@ -48,18 +49,29 @@ def _refuses_connections(port: int) -> bool:
     return False
 
 
-def test_embedded_default_runs_with_nothing_installed(server_env, tmp_path):
-    """No DATABASE_URL-for-PostgreSQL, no REDIS_URL: SQLite, in-memory channel layer, jobs inside `serve`."""
-    db = tmp_path / "embedded.sqlite3"
-    env = {k: v for k, v in server_env.items() if k != "REDIS_URL"} | {"DATABASE_URL": f"sqlite:///{db}", "DEBUG": "1"}
+def test_embedded_default_runs_on_its_own_postgresql_with_nothing_installed(server_env, tmp_path):
+    """No DATABASE_URL, no REDIS_URL: a PostgreSQL cluster of Parkgate's own, in-memory channel layer, jobs inside
+    `serve`. Commands join the running cluster (never a second one on its directory); when `serve` exits, the
+    cluster it started stops with it."""
+    data_dir = tmp_path / "pg"
+    env = {k: v for k, v in server_env.items() if k not in ("REDIS_URL", "DATABASE_URL")} | {
+        "EMBEDDED_POSTGRES_DIR": str(data_dir),
+        "DEBUG": "1",
+    }
     assert manage(env, "migrate", "--no-input").returncode == 0
+    assert not _postmaster_running(data_dir)  # the command that started it stopped it on its way out
     seeded = manage(env, "seed_demo")
     assert seeded.returncode == 0 and "Demo world ready" in seeded.stdout
     server = start_server(env, name="serve-embedded")
     try:
+        postmaster = _postmaster_running(data_dir)
+        assert postmaster
         ready = httpx.get(f"{server.http}/readyz").json()
         assert ready["checks"] == {"database": True, "channel_layer": True}
         assert "in-process worker" in server.serve.log()
+        enrolled = manage(env, "enrol_device", "--carpark", "LHR-T5", "--lane", "N-IN")
+        assert enrolled.returncode == 0, enrolled.stderr
+        assert _postmaster_running(data_dir) == postmaster  # joined the running cluster, and left it running
         body = (
             "Booking Status: New\nBooking Reference: EMB-1\nCar Park: LHR-T5\nCustomer Name: Ann Lee\n"
             "Drop Off Date: 01/12/2026\nDrop Off Time: 08:00\nReturn Date: 05/12/2026\nReturn Time: 18:00\n"
@@ -68,12 +80,29 @@ def test_embedded_default_runs_with_nothing_installed(server_env, tmp_path):
         assert send_mail(server, to="skypark@bookings.parkgate.test", body=body) == {}
 
         def booked():
-            with sqlite3.connect(db) as conn:
+            with psycopg.connect(f"postgresql://postgres@/parkgate?host={data_dir}") as conn:
                 return conn.execute("SELECT reference FROM bookings_booking WHERE agent_ref = 'EMB-1'").fetchone()
 
         assert wait_for(booked, message="booking made by the in-process job")
     finally:
         assert server.stop() == [0]
+    assert not _alive(postmaster) and not _postmaster_running(data_dir)
+
+
+def _postmaster_running(data_dir) -> int | None:
+    """The pid of the cluster's postmaster while one runs on `data_dir`."""
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text().split()[0])
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # a stopped daemon may wait to be reaped
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_check_deploy_passes_in_production_settings_but_not_while_the_demo_user_exists(server_env, demo_world):

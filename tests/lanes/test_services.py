@@ -17,13 +17,6 @@ from tests.lanes.conftest import make_booking, make_device, now
 _ids = iter(range(1, 1_000_000))
 
 
-@pytest.fixture(autouse=True, params=["one-statement", "orm"])
-def context_loader(request, monkeypatch):
-    """Each test runs with PostgreSQL's one-statement context loader and with the portable ORM one (SQLite's)."""
-    if request.param == "orm":
-        monkeypatch.setattr(services.selectors, "_context_postgresql", services.selectors._context_orm)
-
-
 @pytest.fixture
 def lanes(world_db):
     device = make_device("TST1", ["IN", "IN2", "OUT"])
