@@ -98,12 +98,10 @@ def enqueue_many(name: str, kwargs_list: list[dict[str, Any]]) -> None:
 
 def enqueue_many_committed(name: str, kwargs_list: list[dict[str, Any]]) -> None:
     """`enqueue_many` for rows already committed outside Django's transactions (apps.mail.receipts: the SMTP
-    receipts' insert on the server's loop): sent now, in the background, never waited for. With Redis only
-    (`PARKGATE_JOBS_BACKEND == "arq"`); the caller's outbox sweep covers a send that fails."""
+    receipts' insert on the server's loop): sent now, never waited for; the caller's outbox sweep covers a send
+    that fails."""
     if name not in _jobs:
         raise KeyError(f"unknown job {name!r}")
-    if settings.PARKGATE_JOBS_BACKEND != "arq":
-        raise RuntimeError("enqueue_many_committed needs the arq backend (REDIS_URL)")
     if kwargs_list:
         _dispatch_many(name, kwargs_list)
 

@@ -98,40 +98,62 @@ def inbound_email_receive(*, agent_id: int, raw: bytes, mail_from: str, rcpt_tos
 
 def inbound_emails_receive(*, items: list[dict]) -> list[int]:
     """Store several messages (each a dict of inbound_email_receive's arguments) in one transaction, one commit,
-    and enqueue a job for each after it. Returns their ids, in order.
+    and enqueue a job for each original after it. Returns their ids, in order.
 
-    Committed before returning. If one of them repeats an earlier message (or another in the batch), the unique
-    constraint fails the batch (rare, so no savepoint per message) and each is stored on its own, the repeats
-    as duplicates.
+    The SMTP server stores its messages on its own loop with the same statement (apps.mail.receipts); this is the
+    same receipt for callers on a thread (commands, tests).
     """
-    rows = [_fields(**item) for item in items]
-    try:
-        with transaction.atomic():
-            ids = _insert_received(rows)
-            enqueue_many("mail.process", [{"message_id": email_id} for email_id in ids])
-    except IntegrityError:
-        return inbound_emails_receive_each(rows=rows)
-    return ids
+    rows = received_rows(items)
+    with transaction.atomic():
+        with prepared_cursor() as cursor:
+            cursor.executemany(INSERT_RECEIVED, insert_received_params(rows), returning=True)
+            stored = []
+            while True:
+                stored.append(cursor.fetchone())
+                if not cursor.nextset():
+                    break
+        enqueue_many("mail.process", [{"message_id": email_id} for email_id, duplicate in stored if not duplicate])
+    return [email_id for email_id, _ in stored]
 
 
-def inbound_emails_receive_each(*, rows: list[dict]) -> list[int]:
-    """The group commit's fallback when a batch hit the unique constraint: each message (`_fields`) in its own
-    transaction, the originals with their job, the repeats as duplicates linked to their original."""
-    return [_receive_one(fields) for fields in rows]
+def received_rows(items: list[dict]) -> list[dict]:
+    return [_fields(**item) for item in items]
 
 
 # The SMTP 250 waits for this insert, so it is hand-written (apps.core.sql): one statement prepared once per
 # connection, its rows sent in one pipeline with server-side (binary) parameters: Django's bulk_create compiles the
 # statement for every batch and quotes each body into the SQL text (docs/performance.md). Every column without a
 # database default is listed; status, result and error get the model's defaults (tests/mail/test_receive.py
-# compares a row stored here with one the ORM creates). The SMTP server runs the same statement on its own loop
-# (apps.mail.receipts); this sync path serves everything else.
+# compares a row stored here with one the ORM creates).
+# A repeat of an earlier message (the same agent, Message-ID and body hash: the partial unique index
+# inboundemail_one_original) is stored by the same statement as a `duplicate` linked to its original, so a batch
+# never fails for one repeat. Returns (id, whether it is a duplicate).
 INSERT_RECEIVED = """
-    INSERT INTO mail_inboundemail
-        (received_at, agent_id, raw, size, mail_from, rcpt_tos, peer, message_id, body_hash, subject,
-         status, result, error)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'received', '[]', '')
-    RETURNING id
+    WITH message (received_at, agent_id, raw, size, mail_from, rcpt_tos, peer, message_id, body_hash, subject) AS (
+        VALUES (%s::timestamptz, %s::bigint, %s::bytea, %s::integer, %s::varchar, %s::jsonb, %s::varchar,
+                %s::varchar, %s::varchar, %s::varchar)
+    ), original AS (
+        INSERT INTO mail_inboundemail
+            (received_at, agent_id, raw, size, mail_from, rcpt_tos, peer, message_id, body_hash, subject,
+             status, result, error)
+        SELECT *, 'received', '[]', '' FROM message
+        ON CONFLICT (agent_id, message_id, body_hash) WHERE duplicate_of_id IS NULL AND status <> 'duplicate'
+        DO NOTHING
+        RETURNING id
+    ), repeat AS (
+        INSERT INTO mail_inboundemail
+            (received_at, agent_id, raw, size, mail_from, rcpt_tos, peer, message_id, body_hash, subject,
+             status, result, error, duplicate_of_id)
+        SELECT m.*, 'duplicate', '[]', '', (
+            SELECT e.id FROM mail_inboundemail e
+            WHERE e.agent_id = m.agent_id AND e.message_id = m.message_id AND e.body_hash = m.body_hash
+              AND e.duplicate_of_id IS NULL AND e.status <> 'duplicate'
+            ORDER BY e.id LIMIT 1
+        )
+        FROM message m WHERE NOT EXISTS (SELECT FROM original)
+        RETURNING id
+    )
+    SELECT id, false FROM original UNION ALL SELECT id, true FROM repeat
 """
 
 
@@ -153,40 +175,6 @@ def insert_received_params(rows: list[dict]) -> list[tuple]:
         )
         for f in rows
     ]
-
-
-def _insert_received(rows: list[dict]) -> list[int]:
-    params = insert_received_params(rows)
-    ids = []
-    with prepared_cursor() as cursor:
-        cursor.executemany(INSERT_RECEIVED, params, returning=True)  # prepared: prepared_cursor's threshold 0
-        while True:
-            ids.append(cursor.fetchone()[0])
-            if not cursor.nextset():
-                break
-    return ids
-
-
-def _receive_one(fields: dict) -> int:
-    """One message in its own transaction, through the ORM: the original, or (the unique constraint says it
-    repeats one) a duplicate linked to it."""
-    try:
-        with transaction.atomic():
-            email = InboundEmail.objects.create(**fields)
-            enqueue("mail.process", message_id=email.id)
-    except IntegrityError:
-        with transaction.atomic():
-            original = (
-                InboundEmail.objects.filter(
-                    agent_id=fields["agent_id"], message_id=fields["message_id"], body_hash=fields["body_hash"]
-                )
-                .filter(duplicate_of=None)
-                .exclude(status=Status.DUPLICATE)
-                .order_by("id")
-                .first()
-            )
-            email = InboundEmail.objects.create(**fields, status=Status.DUPLICATE, duplicate_of=original)
-    return email.id
 
 
 def inbound_email_process(*, message_id: int) -> str | None:

@@ -1,5 +1,5 @@
 """The SMTP receipts' insert on the event loop (apps.mail.receipts): committed before it returns, exact bytes, one job
-per message after the commit, repeats stored as duplicates by the sync path, Django's errors (so 451) when
+per message after the commit, repeats stored as duplicates by the same statement, Django's errors (so 451) when
 PostgreSQL cannot be reached, and a reconnect when PostgreSQL drops the pooled connections (as a restart does)."""
 
 import asyncio
@@ -55,7 +55,6 @@ def on_a_server_loop(coro_factory):
 
 
 def test_a_batch_is_committed_on_the_loop_exactly_and_queues_one_job_per_message(skypark):
-    assert receipts.on_the_loop()  # PostgreSQL and Redis: this path, not the thread
     items = [item(skypark, f"RCP-{i}") for i in range(4)]
 
     async def store():
@@ -71,12 +70,12 @@ def test_a_batch_is_committed_on_the_loop_exactly_and_queues_one_job_per_message
     assert asyncio.run(queued_process_jobs()) == sorted(ids)
 
 
-def test_repeats_fall_back_to_the_sync_path_as_duplicates_and_the_connection_stays_usable(skypark):
+def test_repeats_are_stored_as_duplicates_by_the_same_statement_and_the_connection_stays_usable(skypark):
     first, other, third = item(skypark, "RCP-A"), item(skypark, "RCP-B"), item(skypark, "RCP-C")
     repeat = dict(first, peer="10.9.9.9")
 
     async def store():
-        # One connection, so the batches after the failed one run on the connection that saw the violation.
+        # One connection: the batches after a repeat run on the connection that stored it.
         pool = aiodb.LoopPool(name="test-receipts", min_size=1, max_size=1)
         writer = receipts.ReceiptWriter(pool)
         try:
