@@ -5,12 +5,11 @@ import functools
 import hashlib
 import json
 import secrets
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
@@ -1116,10 +1115,9 @@ def allowlist_refresh(*, carpark_id: int) -> Allowlist:
     return Allowlist(version=state.version, entries=entries, blocklist=blocklist)
 
 
-# Content per (car park, version) in this process: the connections of one car park share one computation (the
-# query reads every confirmed booking in the 24-hour window). A new version, or an hour, computes it afresh.
-_allowlists: dict[tuple[int, int], tuple[float, Allowlist]] = {}
-_allowlists_lock = threading.Lock()
+# Content per (car park, version), in Django's cache (Redis: shared by every process): the connections of one car
+# park share one computation (the query reads every confirmed booking in the 24-hour window). A new version, or an
+# hour, computes it afresh.
 ALLOWLIST_CACHE_S = 3600
 
 
@@ -1131,22 +1129,14 @@ def allowlist_current(*, carpark_id: int) -> Allowlist:
     version = AllowlistState.objects.filter(carpark_id=carpark_id).values_list("version", flat=True).first()
     if version is None:
         allowlist = allowlist_refresh(carpark_id=carpark_id)
-        version = allowlist.version
-    else:
-        allowlist = None
-    now = time.monotonic()
-    with _allowlists_lock:
-        cached = _allowlists.get((carpark_id, version))
-        if allowlist is None and cached is not None and now - cached[0] < ALLOWLIST_CACHE_S:
-            return cached[1]
-    if allowlist is None:
+        cache.set(f"allowlist:{carpark_id}:{allowlist.version}", allowlist, ALLOWLIST_CACHE_S)
+        return allowlist
+
+    def compute() -> Allowlist:
         entries, blocklist = selectors.allowlist_content(carpark_id=carpark_id)
-        allowlist = Allowlist(version=version, entries=entries, blocklist=blocklist)
-    with _allowlists_lock:
-        for key in [k for k in _allowlists if k[0] == carpark_id]:
-            del _allowlists[key]
-        _allowlists[(carpark_id, version)] = (now, allowlist)
-    return allowlist
+        return Allowlist(version=version, entries=entries, blocklist=blocklist)
+
+    return cache.get_or_set(f"allowlist:{carpark_id}:{version}", compute, ALLOWLIST_CACHE_S)
 
 
 def carpark_settings_changed(*, carpark_id: int) -> None:

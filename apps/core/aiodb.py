@@ -37,24 +37,12 @@ FATAL_ERROR, PIPELINE_SYNC = ExecStatus.FATAL_ERROR, ExecStatus.PIPELINE_SYNC
 
 
 def django_error(exc: psycopg.Error) -> django_db.Error:
-    """The Django exception for a psycopg one, as Django's DatabaseErrorWrapper maps them (same order)."""
-    for django_type in (
-        django_db.DataError,
-        django_db.OperationalError,
-        django_db.IntegrityError,
-        django_db.InternalError,
-        django_db.ProgrammingError,
-        django_db.NotSupportedError,
-        django_db.DatabaseError,
-        django_db.InterfaceError,
-    ):
-        if isinstance(exc, getattr(psycopg, django_type.__name__)):
-            break
-    else:
-        django_type = django_db.Error
-    error = django_type(*exc.args)
-    error.__cause__ = exc
-    return error
+    """The Django exception for a psycopg one, mapped by Django's own DatabaseErrorWrapper."""
+    try:
+        with connections["default"].wrap_database_errors:
+            raise exc
+    except django_db.Error as mapped:
+        return mapped
 
 
 def connect_kwargs(application_name: str) -> dict:
