@@ -1,0 +1,25 @@
+"""The demo world of docs/operations.md section 4 as a newcomer meets it: the `demo` user opens the admin."""
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_demo_user_opens_the_admin(demo_world):
+    client = Client()
+    assert client.login(username="demo", password="demo")
+    assert client.get("/admin/").status_code == 200
+    for page in ("/admin/carparks/brand/", "/admin/carparks/carpark/", "/admin/auth/user/"):
+        assert client.get(page).status_code == 200, page
+
+
+def test_seeding_again_keeps_the_demo_user_a_superuser(demo_world):
+    from django.contrib.auth.models import User
+
+    from project.demo import seed_demo
+
+    User.objects.filter(username="demo").update(is_superuser=False, is_staff=False)  # an older demo world
+    seed_demo()
+    user = User.objects.get(username="demo")
+    assert user.is_superuser and user.is_staff
