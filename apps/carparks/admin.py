@@ -10,7 +10,7 @@ class BrandDomainInline(admin.TabularInline):
 
 @admin.register(Brand)
 class BrandAdmin(admin.ModelAdmin):
-    list_display = ("code", "name")
+    list_display = ("code", "name", "base_url")
     inlines = [BrandDomainInline]
 
 
