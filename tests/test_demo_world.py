@@ -23,3 +23,22 @@ def test_seeding_again_keeps_the_demo_user_a_superuser(demo_world):
     seed_demo()
     user = User.objects.get(username="demo")
     assert user.is_superuser and user.is_staff
+
+
+def test_the_demo_world_links_emails_to_the_demo_servers_address(demo_world, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from apps.carparks.models import Brand, BrandDomain
+
+    call_command("seed_demo", "--base-url", "http://parkgate.lan:8123/")
+    assert dict(Brand.objects.values_list("code", "base_url")) == {
+        "parkgate-demo": "http://parkgate.lan:8123",
+        "skyline": "http://skyline.parkgate.test:8123",  # the same server under Skyline's own host name
+    }
+    assert BrandDomain.objects.get(host="parkgate.lan").brand.code == "parkgate-demo"  # so its links find the brand
+    monkeypatch.setenv("DEMO_BASE_URL", "https://demo.parkgate.test")
+    call_command("seed_demo")
+    assert Brand.objects.get(code="parkgate-demo").base_url == "https://demo.parkgate.test"
+    with pytest.raises(CommandError) as refused:
+        call_command("seed_demo", "--base-url", "localhost:8000")
+    assert refused.value.returncode == 2
