@@ -1,6 +1,7 @@
 """The demo world of docs/operations.md section 4, created idempotently (safe to run again)."""
 
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -28,6 +29,60 @@ TARIFFS = {
     "LHR-T5": ("15.00", "25.00", [(4, "10.00")], {"skyline": "13.50"}),
     "MAN-T2": ("9.00", "18.00", [(8, "6.00")], {}),
 }
+# What a customer checks before booking (docs/operations.md 4). Phone numbers are Ofcom's drama ranges.
+BRAND_PAGES = {
+    "parkgate-demo": {
+        "support_email": "help@demo.parkgate.test",
+        "support_phone": "020 7946 0123",
+    },
+    "skyline": {
+        "support_email": "help@skyline.parkgate.test",
+        "support_phone": "0161 496 0123",
+    },
+}
+POLICIES = {
+    "terms": (
+        "{brand} sells parking at the car parks shown on this site. A booking is for the car park, the dates and "
+        "the vehicles it names; its price is the one shown when you book, paid on arrival.\n\n"
+        "The barrier opens for a booked registration from two hours before the arrival time. Please leave by the "
+        "departure time: a later departure may be charged at the car park's daily rate.\n\n"
+        "Vehicles are parked at the owner's risk. Please follow the staff's and the signs' directions on site."
+    ),
+    "cancellation_policy": (
+        "You can cancel or change your booking free of charge on this site (Manage booking) at any time before "
+        "your arrival. Nothing is charged before you arrive, so nothing needs refunding.\n\n"
+        "Once you have arrived, the booking can no longer be cancelled online: please ask the car park's staff."
+    ),
+    "privacy_notice": (
+        "{brand} keeps your name, email address, phone number, vehicle registrations and flight numbers to run "
+        "your booking, and the car park's cameras read number plates to open the barriers.\n\n"
+        "Plate reads of vehicles without a booking are deleted after 90 days. We do not sell your data or use it "
+        "for advertising.\n\n"
+        "To see or delete what we hold about you, write to {email}."
+    ),
+}
+CARPARK_INFO = {
+    "LHR-T5": {
+        "address": "Heathrow Terminal 5\nWallis Road\nLongford\nHounslow\nTW6 2GA",
+        "opening_hours": "Open 24 hours, every day",
+        "directions": (
+            "From the M25, leave at junction 14 and follow the signs for Terminal 5, then for Parking.\n"
+            "Drive up to a barrier: the camera reads your number plate and the barrier opens. "
+            "A shuttle bus leaves for the terminal every 10 minutes."
+        ),
+        "phone": "020 7946 0555",
+    },
+    "MAN-T2": {
+        "address": "Manchester Airport\nTerminal 2\nManchester\nM90 1QX",
+        "opening_hours": "Open 24 hours, every day",
+        "directions": (
+            "From the M56, leave at junction 5 and follow the signs for Terminal 2, then for Parking.\n"
+            "Drive up to a barrier: the camera reads your number plate and the barrier opens. "
+            "The terminal is a five-minute walk along the covered path."
+        ),
+        "phone": "0161 496 0555",
+    },
+}
 AGENTS = [
     ("skypark", "SkyPark Agents", "labels", "0.15"),
     ("holidayx", "HolidayX", "csv", "0.12"),
@@ -35,14 +90,35 @@ AGENTS = [
 ]
 
 
+DEFAULT_BASE_URL = "http://localhost:8000"
+
+
+def brand_base_urls(base_url: str) -> dict[str, str]:
+    """The demo server's address is Parkgate Demo's; Skyline is the same server under its own host name."""
+    parts = urlsplit(base_url.rstrip("/"))
+    port = f":{parts.port}" if parts.port else ""
+    return {"parkgate-demo": parts.geturl(), "skyline": f"{parts.scheme}://skyline.parkgate.test{port}"}
+
+
 @transaction.atomic
-def seed_demo() -> None:
+def seed_demo(base_url: str = DEFAULT_BASE_URL) -> None:
+    """`base_url`: where the demo server answers (links in emails start there); its host becomes a demo domain."""
     brands = {}
+    base_urls = brand_base_urls(base_url)
     for code, name, colour, hosts in BRANDS:
+        pages = BRAND_PAGES[code]
         brands[code], _ = Brand.objects.update_or_create(
-            code=code, defaults={"name": name, "primary_colour": colour, "logo_text": name.split()[0]}
+            code=code,
+            defaults={
+                "name": name,
+                "primary_colour": colour,
+                "logo_text": name.split()[0],
+                "base_url": base_urls[code],
+                **pages,
+                **{field: text.format(brand=name, email=pages["support_email"]) for field, text in POLICIES.items()},
+            },
         )
-        for host in hosts:
+        for host in {*hosts, urlsplit(base_urls[code]).hostname}:
             BrandDomain.objects.update_or_create(host=host, defaults={"brand": brands[code]})
     carparks = []
     for code, name, capacity, lanes, sold_by in CARPARKS:
@@ -60,6 +136,7 @@ def seed_demo() -> None:
                 "grace_min": 60,
                 "overstay_policy": "open_and_flag",
                 "anti_passback": "hard",
+                **CARPARK_INFO[code],
             },
         )
         carpark.brands.set([brands[b] for b in sold_by])
@@ -82,7 +159,10 @@ def seed_demo() -> None:
         )
         agent.carparks.set(carparks)
         AgentMailbox.objects.update_or_create(address=f"{code}@bookings.parkgate.test", defaults={"agent": agent})
-    user, created = get_user_model().objects.get_or_create(username="demo", defaults={"is_staff": True})
+    # A superuser, so a newcomer can open the admin too; `check --deploy` refuses to go live while it exists.
+    user, created = get_user_model().objects.update_or_create(
+        username="demo", defaults={"is_staff": True, "is_superuser": True}
+    )
     if created or not user.check_password("demo"):
         user.set_password("demo")
         user.save()

@@ -6,9 +6,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.bookings.models import ApiIdempotencyKey, Booking
+from apps.carparks.models import Brand, CarPark
 from apps.core.jobs import job, periodic
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -21,7 +23,7 @@ def send_confirmation(*, booking_id: int) -> None:
         booking = (
             Booking.objects.select_for_update(of=("self",))
             .select_related("carpark", "customer", "brand")
-            .prefetch_related("vehicles", "brand__domains")
+            .prefetch_related("vehicles")
             .filter(pk=booking_id, confirmation_sent_at__isnull=True)
             .first()
         )
@@ -32,7 +34,7 @@ def send_confirmation(*, booking_id: int) -> None:
             "booking": booking,
             "arrival": timezone.localtime(booking.arrival, tz),
             "departure": timezone.localtime(booking.departure, tz),
-            "host": next((d.host for d in booking.brand.domains.all()), "") if booking.brand else "",
+            "links": _site_links(booking.brand, booking.carpark) if booking.brand else {},
         }
         brand_name = booking.brand.name if booking.brand else "Parkgate"
         send_mail(
@@ -43,6 +45,15 @@ def send_confirmation(*, booking_id: int) -> None:
         )
         booking.confirmation_sent_at = timezone.now()
         booking.save(update_fields=["confirmation_sent_at"])
+
+
+def _site_links(brand: Brand, carpark: CarPark) -> dict:
+    """The brand's pages an email links to, absolute on its base URL (the job has no request to take a host from)."""
+    return {
+        "manage": brand.link(reverse("site-manage")),
+        "carpark": brand.link(reverse("site-carpark", args=[carpark.code])),
+        "policies": [(p.title, brand.link(reverse(f"site-{p.slug}"))) for p in brand.policies()],
+    }
 
 
 @periodic("bookings.expire_idempotency_keys", minute={7})

@@ -294,3 +294,23 @@ async def booking_cancel(request, reference: str):
         notice = "This booking has already started and can no longer be cancelled online."
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
     return _page(request, site, "site/booking.html", _booking_context(booking, notice=notice))
+
+
+# --- where to find us, policies ------------------------------------------------------------------------------
+
+
+async def carpark(request, code: str):
+    site = await _site(request)
+    found = site.carpark(code)
+    if found is None:
+        raise Http404("We do not sell that car park")
+    return _page(request, site, "site/carpark.html", {"carpark": found})
+
+
+async def policy(request, slug: str):
+    """The brand's terms, cancellation policy or privacy notice; one it has not written is not there."""
+    site = await _site(request)
+    found = next((p for p in site.brand.policies() if p.slug == slug), None)
+    if found is None:
+        raise Http404("No such page")
+    return _page(request, site, "site/policy.html", {"policy": found})

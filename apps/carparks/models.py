@@ -1,12 +1,26 @@
 from decimal import Decimal
+from typing import NamedTuple
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
+class Policy(NamedTuple):
+    slug: str  # its page: /<slug>/ on the brand's site
+    title: str
+    text: str
+
+
 class Brand(models.Model):
-    """A customer-facing brand: its own domains, name, colours and logo."""
+    """A customer-facing brand: its own domains, name, colours and logo, contact details and policies."""
+
+    POLICIES = (
+        ("terms", "terms", "Terms and conditions"),
+        ("cancellation", "cancellation_policy", "Cancellation policy"),
+        ("privacy", "privacy_notice", "Privacy notice"),
+    )  # slug, field, title
 
     code = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
@@ -14,9 +28,27 @@ class Brand(models.Model):
     accent_colour = models.CharField(max_length=7, default="#f59e0b")
     logo_text = models.CharField(max_length=40, blank=True, help_text="Short wordmark shown as the logo")
     support_email = models.EmailField(blank=True)
+    support_phone = models.CharField(max_length=32, blank=True)
+    # Emails are built in jobs, with no request to take a host from: their links start here.
+    base_url = models.URLField(
+        help_text="The site's public address, e.g. https://skyline.parkgate.test: links in emails start with it. "
+        "Its host must be one of the brand's domains."
+    )
+    # Plain text, shown as paragraphs; a policy left empty is neither linked nor served.
+    terms = models.TextField("terms and conditions", blank=True)
+    cancellation_policy = models.TextField(blank=True)
+    privacy_notice = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def policies(self) -> list[Policy]:
+        """The policies the brand has written, in the order its pages list them."""
+        return [Policy(slug, title, getattr(self, f)) for slug, f, title in self.POLICIES if getattr(self, f)]
+
+    def link(self, path: str) -> str:
+        """An absolute link to a path of the brand's site, for emails."""
+        return self.base_url.rstrip("/") + path
 
 
 class BrandDomain(models.Model):
@@ -46,6 +78,11 @@ class CarPark(models.Model):
     timezone = models.CharField(max_length=64, default="Europe/London")
     currency = models.CharField(max_length=3, default="GBP")
     brands = models.ManyToManyField(Brand, related_name="carparks", blank=True, help_text="Brands that sell it")
+    # What a customer needs to find it and get in: shown on the brands' sites and in confirmation emails.
+    address = models.TextField(blank=True, help_text="Postal address, one part a line; the map link searches it")
+    opening_hours = models.CharField(max_length=200, blank=True, help_text="e.g. Open 24 hours, every day")
+    directions = models.TextField(blank=True, help_text="How to get there and where to go on arrival")
+    phone = models.CharField(max_length=32, blank=True, help_text="The car park's own number, for the day")
 
     # Lane controller policies (device-protocol.md): per car park, editable by supervisors.
     min_score = models.DecimalField(
@@ -70,6 +107,15 @@ class CarPark(models.Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def address_line(self) -> str:
+        return ", ".join(part.strip() for part in self.address.splitlines() if part.strip())
+
+    @property
+    def map_url(self) -> str:
+        """A plain link to a map search of the address (no map embedded: no third-party script on our pages)."""
+        return "https://www.openstreetmap.org/search?" + urlencode({"query": self.address_line}) if self.address else ""
 
     def device_settings(self) -> dict:
         """The settings a lane controller receives in `welcome`."""

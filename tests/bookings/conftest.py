@@ -30,9 +30,11 @@ class World:
 
 
 def make_world() -> World:
-    brand = Brand.objects.create(code="tb", name="Test Brand", primary_colour="#0f766e", logo_text="TB")
+    brand = Brand.objects.create(
+        code="tb", name="Test Brand", primary_colour="#0f766e", logo_text="TB", base_url="https://tb.parkgate.test"
+    )
     BrandDomain.objects.create(brand=brand, host="tb.parkgate.test")
-    other = Brand.objects.create(code="ob", name="Other Brand", logo_text="OB")
+    other = Brand.objects.create(code="ob", name="Other Brand", logo_text="OB", base_url="https://ob.parkgate.test")
     BrandDomain.objects.create(brand=other, host="ob.parkgate.test")
     carpark = CarPark.objects.create(code="TST-1", name="Test Park", capacity=50)
     tiny = CarPark.objects.create(code="TINY", name="Tiny Park", capacity=2)

@@ -1,17 +1,34 @@
-from django.core.management.base import BaseCommand
+import os
 
-from project.demo import seed_demo
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import URLValidator
+
+from project.demo import DEFAULT_BASE_URL, brand_base_urls, seed_demo
 
 
 class Command(BaseCommand):
     help = "Create (idempotently) the demo world: brands, car parks LHR-T5 and MAN-T2, agents, staff user demo."
 
-    def handle(self, *args, **options):
-        seed_demo()
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--base-url",
+            default=os.environ.get("DEMO_BASE_URL", DEFAULT_BASE_URL),
+            help="Where the demo server answers, for the links in emails (default: $DEMO_BASE_URL, else "
+            f"{DEFAULT_BASE_URL}); Skyline Parking gets the same scheme and port on skyline.parkgate.test",
+        )
+
+    def handle(self, *args, base_url: str, **options):
+        try:
+            URLValidator(schemes=["http", "https"])(base_url)
+        except ValidationError:
+            raise CommandError(f"--base-url must be an http(s) URL, not {base_url!r}", returncode=2) from None
+        seed_demo(base_url=base_url)
+        site, skyline = brand_base_urls(base_url).values()
         self.stdout.write(
             "Demo world ready.\n"
-            "  Staff dashboard: http://localhost:8000/dashboard/  (user demo, password demo)\n"
-            "  Customer site:   http://localhost:8000/  (Parkgate Demo); skyline.parkgate.test is Skyline Parking\n"
+            f"  Staff dashboard: {site}/dashboard/  (user demo, password demo; also the admin at {site}/admin/)\n"
+            f"  Customer site:   {site}/  (Parkgate Demo); {skyline}/ is Skyline Parking\n"
             "  Agent mailboxes: skypark@ / holidayx@ / legacy80@bookings.parkgate.test on SMTP port 2525\n"
             "  A lane controller (in a second terminal; DEBUG=1 as the demo runs with it):\n"
             "    DEBUG=1 .venv/bin/python manage.py enrol_device --carpark LHR-T5 --lane N-IN --lane N-OUT"
