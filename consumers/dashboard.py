@@ -1,7 +1,7 @@
 """Staff dashboard WebSocket: a snapshot on connect, then coalesced live deltas for the car parks the user may watch.
 
-Authorisation is the page's: the session's user (AuthMiddlewareStack; the Origin is checked by
-AllowedHostsOriginValidator in project/routing.py) and their operator/supervisor assignments. It is checked again
+Authorisation is the page's: the session's user (AuthMiddlewareStack; the Origin must be one of
+STAFF_ORIGINS, project/routing.py) and their operator/supervisor assignments. It is checked again
 whenever the user logs out or their roles change (a `staff.<user id>` event) and every RECHECK_S as a safety net;
 a socket that lost its right is told `revoked` and closed with 4403, and the page reloads (to the login form).
 
