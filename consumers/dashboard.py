@@ -1,13 +1,13 @@
 """Staff dashboard WebSocket: a snapshot on connect, then coalesced live deltas for the car parks the user may watch.
 
-Authorisation is the page's: the session's user (AuthMiddlewareStack; the Origin is checked by
-AllowedHostsOriginValidator in project/routing.py) and their operator/supervisor assignments. It is checked again
+Authorisation is the page's: the session's user (AuthMiddlewareStack; the Origin must be one of
+STAFF_ORIGINS, project/routing.py) and their operator/supervisor assignments. It is checked again
 whenever the user logs out or their roles change (a `staff.<user id>` event) and every RECHECK_S as a safety net;
 a socket that lost its right is told `revoked` and closed with 4403, and the page reloads (to the login form).
 
 Frames to the browser: `snapshot` {"carparks": [...]} and `delta` (see consumers/fanout.py). From the browser:
-`{"type": "resync"}` asks for a new snapshot. Database reads run in pooled threads (run_sync), never on Channels'
-shared ORM thread where the lane controllers' decisions run.
+`{"type": "resync"}` asks for a new snapshot (at most one per RESYNC_EVERY_S per socket). Database reads run in
+pooled threads (run_sync), never on Channels' shared ORM thread where the lane controllers' decisions run.
 """
 
 import asyncio
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403  # logged out or lost the role: the page reloads instead of retrying
 RECHECK_S = 120
 MAX_HELD = 50  # deltas held back while the snapshot loads
+RESYNC_EVERY_S = 2.0  # a socket's own resync asks get at most one snapshot this often (each costs its queries)
 
 
 # An alias that is not configured: get_channel_layer() gives None, so a socket does not listen on the channel layer
@@ -52,6 +53,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     held: list[str] | None = None  # deltas that arrived before the snapshot went out
     last_occupancy: dict[int, int]  # direct mode: the last count per car park an event carried
     recheck_task: asyncio.Task | None = None
+    resync_task: asyncio.Task | None = None  # a resync ask held until RESYNC_EVERY_S after the last snapshot
+    last_snapshot_at = float("-inf")  # loop time the last snapshot went out
     snapshotting: asyncio.Lock
     subscribed = False
     watching_staff = False
@@ -85,8 +88,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.counted:
             metrics.websocket_connections.labels("dashboard").dec()
             self.counted = False
-        if self.recheck_task is not None:
-            self.recheck_task.cancel()
+        for task in (self.recheck_task, self.resync_task):
+            if task is not None:
+                task.cancel()
         if self.subscribed:
             await self.unsubscribe()
         if self.user_id is not None and self.watching_staff:
@@ -161,6 +165,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             if self.held is None:
                 self.held = []
             await self.send(text_data=await snapshots(snapshot_frame).get(self.carpark_ids))
+            self.last_snapshot_at = asyncio.get_running_loop().time()
             held, self.held = self.held, None
             for text in held:
                 await self.send(text_data=text)
@@ -171,7 +176,27 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         except ValueError:
             return
         if isinstance(frame, dict) and frame.get("type") == "resync":
+            await self.resync_asked()
+
+    async def resync_asked(self) -> None:
+        """The page asks for a snapshot: at once if the last went out RESYNC_EVERY_S ago, else when that time is up,
+        one for every ask in between. A flood of frames costs a snapshot per interval, and no ask goes unanswered."""
+        if self.resync_task is not None:
+            return  # the held one answers this ask too
+        wait = self.last_snapshot_at + RESYNC_EVERY_S - asyncio.get_running_loop().time()
+        if wait <= 0:
             await self.send_snapshot()
+        else:
+            self.resync_task = asyncio.get_running_loop().create_task(self.resync_later(wait))
+
+    async def resync_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        try:
+            await self.send_snapshot()
+        except Exception as exc:  # database unavailable: the page asks again (or reconnects)
+            log.warning("dashboard: a held resync failed (%s)", exc)
+        finally:
+            self.resync_task = None
 
     # --- permissions on the open socket ---------------------------------------------------------------------------
 

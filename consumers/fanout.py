@@ -56,7 +56,7 @@ class Delta:
         self.occupancy: int | None = None  # the latest count an event carried (a fallback for the recount)
         self.occupancy_changed = False  # an `occupancy` event came, with a count or `null` ("changed, recount")
         self.reads: deque[dict] = deque(maxlen=MAX_READS)
-        self.by_kind: dict[str, dict] = {"alert": {}, "device": {}, "command": {}, "visit": {}}
+        self.by_kind: dict[str, dict] = {"alert": {}, "device": {}, "command": {}, "visit": {}, "booking": {}}
 
     def add(self, kind: str, data: dict) -> None:
         if kind == "occupancy":
@@ -93,11 +93,12 @@ class Delta:
             "devices": list(self.by_kind["device"].values()),
             "commands": list(self.by_kind["command"].values()),
             "visits": list(self.by_kind["visit"].values()),
+            "bookings": list(self.by_kind["booking"].values()),
         }
 
 
 def _key(kind: str, data: dict) -> str:
-    field = {"device": "device", "command": "command_id"}.get(kind, "id")
+    field = {"device": "device", "command": "command_id", "booking": "reference"}.get(kind, "id")
     return str(data.get(field))
 
 

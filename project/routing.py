@@ -1,4 +1,5 @@
-"""WebSocket routing. Lane controllers authenticate by token (no Origin, no session); staff by session + Origin.
+"""WebSocket routing. Lane controllers authenticate by token (no Origin, no session); staff by session + Origin
+(one of STAFF_ORIGINS, not any allowed host: brand domains are allowed hosts).
 
 A process serves the WebSocket routes in SERVE_WEBSOCKETS (`serve --websockets`) and refuses the others with 403:
 lane controllers can be kept on processes of their own, away from dashboards (docs/architecture.md, Deployment).
@@ -7,7 +8,7 @@ lane controllers can be kept on processes of their own, away from dashboards (do
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.urls import re_path
 
@@ -27,7 +28,7 @@ def build_application(django_asgi_app):
     if "device" in settings.SERVE_WEBSOCKETS:
         routes += device_patterns
     if "dashboard" in settings.SERVE_WEBSOCKETS:
-        staff = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(staff_patterns)))
+        staff = OriginValidator(AuthMiddlewareStack(URLRouter(staff_patterns)), settings.STAFF_ORIGINS)
         routes.append(re_path(r"^ws/dashboard/", staff))
     return ProtocolTypeRouter(
         {

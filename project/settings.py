@@ -147,6 +147,10 @@ DECISION_CONNECTIONS = env.int("DECISION_CONNECTIONS", default=4)
 # DASHBOARD_FANOUT=direct sends every event to every socket instead (the benchmark's baseline, not for production).
 DASHBOARD_FLUSH_S = env.float("DASHBOARD_FLUSH_S", default=0.25)
 DASHBOARD_FANOUT = env.str("DASHBOARD_FANOUT", default="coalesced")
+# Origins (host patterns as in ALLOWED_HOSTS, or scheme://host:port) whose pages may open the staff dashboard's socket.
+# Not ALLOWED_HOSTS: those include every brand domain, and a customers' page there must not reach staff sockets with
+# a staff member's cookies. The default is where staff use a local or demo server; production names its staff host.
+STAFF_ORIGINS = env.list("STAFF_ORIGINS", default=["localhost", "127.0.0.1", "[::1]"])
 # WebSocket routes a `serve` process accepts (others: 403): `device` (/ws/device/), `dashboard` (/ws/dashboard/).
 # Separate processes for each keep dashboards' fan-out off the lanes' CPU (docs/architecture.md, Deployment).
 SERVE_WEBSOCKETS = env.list("SERVE_WEBSOCKETS", default=["device", "dashboard"])

@@ -30,6 +30,7 @@ from apps.access.models import (
 )
 from apps.access.signals import visit_overstayed
 from apps.access.tokens import hash_secret, new_secret
+from apps.bookings import services as booking_services
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
 from apps.core import events, plates
@@ -39,6 +40,7 @@ from apps.core.sql import prepared_cursor
 ENROLMENT_CODE_TTL = timedelta(hours=24)
 COMMAND_TTL = timedelta(seconds=10)
 OFFLINE_AFTER = timedelta(seconds=60)
+NO_SHOW_EVENTS_WITHIN = timedelta(days=2)  # a local day, in any time zone, is inside this
 
 # device_heartbeat's answers: the connection carries on, or why it must close
 ACTIVE, REVOKED, REPLACED = "active", "revoked", "replaced"
@@ -1202,9 +1204,13 @@ def bookings_mark_no_show(*, now: datetime | None = None) -> int:
     """Confirmed bookings whose departure has passed without an arrival become `no_show`."""
     now = now or timezone.now()
     with transaction.atomic():
-        return Booking.objects.filter(status=Booking.Status.CONFIRMED, departure__lt=now).update(
-            status=Booking.Status.NO_SHOW, updated_at=now
-        )
+        due = Booking.objects.select_for_update(of=("self",)).filter(status=Booking.Status.CONFIRMED, departure__lt=now)
+        rows = list(due.values_list("id", "departure"))
+        Booking.objects.filter(pk__in=[pk for pk, _ in rows]).update(status=Booking.Status.NO_SHOW, updated_at=now)
+        # Dashboards list today's departures only: older ones (a backlog after downtime) need no event.
+        recent = [pk for pk, departure in rows if departure >= now - NO_SHOW_EVENTS_WITHIN]
+        booking_services.booking_changes_publish(booking_ids=recent)
+    return len(rows)
 
 
 def reads_purge(*, now: datetime | None = None, batch: int = 5000) -> int:

@@ -112,6 +112,24 @@ def booking_as_dict(booking: Booking) -> dict:
     }
 
 
+def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
+    """Bookings as the `booking` event shows them to staff dashboards (docs/contracts-internal.md), with the car
+    park's id to send it to (`carpark_id`, not part of the event)."""
+    return [
+        {
+            "carpark_id": b.carpark_id,
+            "reference": b.reference,
+            "carpark": b.carpark.code,
+            "customer": b.customer.name,
+            "plates": [v.registration for v in b.vehicles.all()],
+            "arrival": utc_iso(b.arrival),
+            "departure": utc_iso(b.departure),
+            "status": b.status,
+        }
+        for b in _with_details(Booking.objects.filter(pk__in=booking_ids))
+    ]
+
+
 def _with_details(qs):
     return qs.select_related("carpark", "customer").prefetch_related("vehicles")
 

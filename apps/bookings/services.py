@@ -21,9 +21,9 @@ from apps.bookings.capacity import Stay
 from apps.bookings.localtime import localize
 from apps.bookings.models import ApiIdempotencyKey, Booking, Customer, Vehicle
 from apps.bookings.pricing import stay_dates
-from apps.bookings.selectors import tariff_price
+from apps.bookings.selectors import booking_events_data, tariff_price
 from apps.carparks.models import Brand, CarPark
-from apps.core import plates
+from apps.core import events, plates
 from apps.core.jobs import enqueue
 
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out on the phone
@@ -306,6 +306,7 @@ def _insert_booking(fields: dict, customer: dict, vehicles: list[_VehicleIn], st
         _replace_vehicles(booking, vehicles, new=True)
         signals.booking_created.send(sender=Booking, booking=booking)
         _after_commit_notifications(booking)
+        booking_changes_publish(booking_ids=[booking.pk])
     return booking
 
 
@@ -338,6 +339,7 @@ def booking_amend(*, booking: Booking, allow_overbooking: bool = False, **change
         if current.status != Booking.Status.CONFIRMED:
             raise BookingClosed(f"booking {current.reference} has already arrived")
         previous_price, previous_commission = current.price, current.commission
+        moved_from = current.carpark_id
         carpark = changes.get("carpark") or current.carpark
         arrival = changes.get("arrival") or current.arrival
         departure = changes.get("departure") or current.departure
@@ -371,6 +373,7 @@ def booking_amend(*, booking: Booking, allow_overbooking: bool = False, **change
         signals.booking_amended.send(
             sender=Booking, booking=current, previous_price=previous_price, previous_commission=previous_commission
         )
+        booking_changes_publish(booking_ids=[current.pk], also_to_carpark_id=moved_from)
     return current
 
 
@@ -401,7 +404,17 @@ def booking_cancel(*, booking: Booking) -> Booking:
         current.status = Booking.Status.CANCELLED
         current.save(update_fields=["status", "updated_at"])
         signals.booking_cancelled.send(sender=Booking, booking=current, previous_status=previous_status)
+        booking_changes_publish(booking_ids=[current.pk])
     return current
+
+
+def booking_changes_publish(*, booking_ids: list[int], also_to_carpark_id: int | None = None) -> None:
+    """Tell the staff dashboards (after commit) what these bookings are now: their arrivals and departures today
+    follow new, moved, cancelled and no-show bookings. `also_to_carpark_id`: a car park the booking moved away from
+    (the event names the new one, so its dashboards drop it)."""
+    for data in booking_events_data(booking_ids=booking_ids):
+        for carpark_id in {data.pop("carpark_id"), also_to_carpark_id} - {None}:
+            events.publish_to_carpark(carpark_id=carpark_id, kind="booking", data=data)
 
 
 def booking_mark_confirmation_sent(*, booking_id: int) -> bool:

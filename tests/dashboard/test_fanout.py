@@ -18,12 +18,16 @@ def test_a_burst_folds_into_one_delta_with_the_latest_state():
     delta.add("command", {"command_id": "c-1", "status": "pending", "issued_by": None})  # routine: left out
     delta.add("command", {"command_id": "c-2", "status": "timed_out", "issued_by": None})
     delta.add("command", {"command_id": "c-3", "status": "done", "issued_by": "olivia"})
+    delta.add("booking", {"reference": "PG-1", "status": "confirmed"})
+    delta.add("booking", {"reference": "PG-2", "status": "confirmed"})
+    delta.add("booking", {"reference": "PG-1", "status": "no_show"})
     frame = delta.frame(1, "LHR-T5")
     assert frame["occupancy"] == 50
     assert [r["id"] for r in frame["reads"]] == list(range(51 - MAX_READS, 51))
     assert frame["alerts"] == [{"id": 7, "acknowledged_by": "olivia"}]
     assert frame["devices"] == [{"device": "d1", "online": False}]
     assert [c["command_id"] for c in frame["commands"]] == ["c-2", "c-3"]
+    assert [(b["reference"], b["status"]) for b in frame["bookings"]] == [("PG-2", "confirmed"), ("PG-1", "no_show")]
 
 
 class Socket:

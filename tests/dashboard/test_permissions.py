@@ -157,3 +157,21 @@ async def test_losing_the_role_closes_the_socket(parkgate, staff):
     ws = await dashboard_socket(parkgate, client)  # a new socket sees what is left
     assert [c["code"] for c in (await next_frame(ws))["carparks"]] == ["MAN-T2"]
     await ws.close()
+
+
+async def test_socket_accepts_staff_origins_only_not_a_brand_domain(parkgate, staff):
+    """Every brand domain is an allowed host (customers' sites), but a page on one must not open staff sockets with
+    the staff member's cookies: the dashboard socket takes STAFF_ORIGINS only (the default: the loopback hosts)."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(staff)("mo", "operator", "MAN-T2")
+    client = await sync_to_async(login)(parkgate, "mo")
+    port = parkgate.http_port
+    for brand in (f"http://skyline.parkgate.test:{port}", f"http://demo.parkgate.test:{port}"):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await dashboard_socket(parkgate, client, origin=brand)
+        assert refused.value.response.status_code == 403, brand
+    for staff_origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+        ws = await dashboard_socket(parkgate, client, origin=staff_origin)
+        assert (await next_frame(ws))["type"] == "snapshot"
+        await ws.close()

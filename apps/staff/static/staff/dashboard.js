@@ -5,6 +5,7 @@
   "use strict";
 
   const MAX_READS = 20;
+  const LIST_LIMIT = 100; // arrivals / departures listed per car park, as apps/staff/selectors.py sends them
   const state = {}; // car park code -> snapshot data, kept current by deltas
   const commandLanes = {}; // command_id -> lane id (manual opens started here)
   const commandResults = {}; // command_id -> command event seen before the POST answered
@@ -145,15 +146,18 @@
 
   function renderPeople(cp, kind, data, doneWord) {
     const tile = tileOf(cp.code);
-    tile.querySelector(`.${kind}-count`).textContent = `${data.done} of ${data.total} ${doneWord}`;
+    const noShows = data.items.filter((b) => b.status === "no_show").length;
+    tile.querySelector(`.${kind}-count`).textContent =
+      `${data.done} of ${data.total} ${doneWord}` + (noShows ? ` · ${noShows} no-show` : "");
     const list = tile.querySelector(`.${kind}`);
     if (!data.items.length) { list.replaceChildren(el("li", { class: "muted", text: "None today" })); return; }
-    list.replaceChildren(...data.items.map((b) => el("li", { class: b.done ? "done" : "", "data-booking": b.reference },
-      el("span", { class: "mark", "aria-hidden": "true", text: b.done ? "✓" : "·" }),
+    list.replaceChildren(...data.items.map((b) => el("li", {
+      class: b.done ? "done" : b.status === "no_show" ? "no-show" : "", "data-booking": b.reference },
+      el("span", { class: "mark", "aria-hidden": "true", text: b.done ? "✓" : b.status === "no_show" ? "✗" : "·" }),
       el("span", { class: "time", text: timeAt(b.at, cp.timezone) }),
       el("span", { class: "plate", text: b.plates.join(", ") }),
       el("span", { class: "who", text: `${b.customer} · ${b.reference}` }),
-      el("span", { class: "visually-hidden", text: b.done ? doneWord : "expected" }),
+      el("span", { class: "visually-hidden", text: b.done ? doneWord : b.status === "no_show" ? "no-show" : "expected" }),
     )));
   }
 
@@ -193,6 +197,7 @@
           if (old) lane.commandText = old.commandText;
         }
       }
+      cp.visited = {}; // booking reference -> "in" / "out": visits seen, for bookings whose event comes after them
       state[cp.code] = cp;
       if (tileOf(cp.code)) renderAll(cp);
     }
@@ -234,17 +239,45 @@
       for (const command of msg.commands) showCommand(cp, command);
       renderLanes(cp);
     }
+    if (msg.bookings && msg.bookings.length) applyBookings(cp, msg.bookings);
     if (msg.visits.length) applyVisits(cp, msg.visits);
+  }
+
+  // Bookings as they are now (new, amended, moved, cancelled, no-show): each is in today's arrivals (departures)
+  // when it is here, not cancelled, and arrives (departs) between this car park's midnights.
+  function applyBookings(cp, bookings) {
+    for (const b of bookings) {
+      placeBooking(cp, cp.arrivals, b, "arrival", ["arrived", "departed"], ["in", "out"]);
+      placeBooking(cp, cp.departures, b, "departure", ["departed"], ["out"]);
+    }
+    renderPeople(cp, "arrivals", cp.arrivals, "came");
+    renderPeople(cp, "departures", cp.departures, "gone");
+  }
+
+  function placeBooking(cp, list, b, field, doneStatuses, doneVisits) {
+    const index = list.items.findIndex((i) => i.reference === b.reference);
+    const old = index >= 0 ? list.items.splice(index, 1)[0] : null;
+    if (old) list.total -= 1;
+    const at = Date.parse(b[field]);
+    if (b.carpark === cp.code && b.status !== "cancelled" && at >= Date.parse(cp.day_start) && at < Date.parse(cp.day_end)) {
+      const done = doneStatuses.includes(b.status) || doneVisits.includes(cp.visited[b.reference]) || Boolean(old && old.done);
+      const item = { reference: b.reference, customer: b.customer, plates: b.plates, at: b[field], status: b.status, done };
+      const later = list.items.findIndex((i) => Date.parse(i.at) > at);
+      list.items.splice(later < 0 ? list.items.length : later, 0, item);
+      list.items = list.items.slice(0, LIST_LIMIT);
+      list.total += 1;
+    }
+    list.done = list.items.filter((i) => i.done).length;
   }
 
   function applyVisits(cp, visits) {
     for (const visit of visits) {
       if (!visit.booking) continue;
-      for (const b of cp.arrivals.items) if (b.reference === visit.booking && !b.done) { b.done = true; cp.arrivals.done += 1; }
-      if (visit.exited_at) {
-        for (const b of cp.departures.items) if (b.reference === visit.booking && !b.done) { b.done = true; cp.departures.done += 1; }
-      }
+      cp.visited[visit.booking] = visit.exited_at ? "out" : cp.visited[visit.booking] || "in";
+      for (const b of cp.arrivals.items) if (b.reference === visit.booking) b.done = true;
+      if (visit.exited_at) for (const b of cp.departures.items) if (b.reference === visit.booking) b.done = true;
     }
+    for (const list of [cp.arrivals, cp.departures]) list.done = list.items.filter((i) => i.done).length;
     const exited = new Set(visits.filter((v) => v.exited_at).map((v) => v.id));
     cp.overstays = cp.overstays.filter((o) => !exited.has(o.visit));
     renderPeople(cp, "arrivals", cp.arrivals, "came");
