@@ -36,7 +36,9 @@ DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <
 create_api_token`). Times in responses are UTC (`Z`); times in requests carry an offset or `Z`, and without one
 are read as the car park's local time (422 `nonexistent_local_time` / `ambiguous_local_time` across a clock change).
 A stay is priced and holds a space per calendar day at the car park: every local date from arrival to departure
-counts (leaving at exactly midnight starts no new day). Errors are `{"error": CODE, "detail": ...}`.
+counts (leaving at exactly midnight starts no new day); times lie between 2000-01-01 and about three years ahead.
+Errors are `{"error": CODE, "detail": ...}`; one about a field has `detail: [{"loc": [..., FIELD], "msg": ...}]`.
+A commission or price beyond your terms (rate plus tolerance; distance from the tariff) is a 422 naming it.
 `POST /bookings` honours an `Idempotency-Key` header for 24 h (the same body gets the first answer again).
 Requests are rate limited per token (429 with `Retry-After`)."""
 
