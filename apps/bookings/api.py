@@ -180,9 +180,9 @@ def _not_found(request, exc):
     return _error_response(request, 404, "not_found", str(exc) or "not found")
 
 
-def _domain_error(exc: Exception, where: str = "body") -> ApiError:
-    """A booking service's refusal as the API answers it; one about a field names it as a schema error does
-    (`detail: [{"loc": [where, field], "msg": ...}]`)."""
+def _domain_error(exc: Exception, where: tuple[str, ...] = ("body", "body")) -> ApiError:
+    """A booking service's refusal as the API answers it; one about a field names it with the `loc` a schema error
+    on that field has (`["body", "body", field]` for a request body, `["query", field]`)."""
     if isinstance(exc, services.NotContracted):
         return ApiError(403, exc.code, str(exc))
     if isinstance(exc, services.NoCapacity):
@@ -192,7 +192,7 @@ def _domain_error(exc: Exception, where: str = "body") -> ApiError:
     if isinstance(exc, LocalTimeError):
         return ApiError(422, exc.code, str(exc))
     if getattr(exc, "field", None):
-        return ApiError(422, exc.code, [{"loc": [where, exc.field], "msg": str(exc)}])
+        return ApiError(422, exc.code, [{"loc": [*where, exc.field], "msg": str(exc)}])
     return ApiError(422, getattr(exc, "code", "invalid"), str(exc))
 
 
@@ -363,7 +363,7 @@ def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure:
     try:
         services.stay_times_check(arrival=start, departure=end)
     except services.BookingInvalid as exc:
-        raise _domain_error(exc, "query") from None
+        raise _domain_error(exc, ("query",)) from None
     q = selectors.quote(carpark=carpark, arrival=start, departure=end)
     return {
         "available": q.available,

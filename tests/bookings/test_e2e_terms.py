@@ -37,6 +37,7 @@ def named(response: httpx.Response) -> list:
 def test_an_agent_cannot_award_itself_any_commission(api):
     response = api.post("/bookings", json=BOOKING | {"price": "0.00", "commission": "99999999.99"})
     assert response.status_code == 422 and named(response) == ["commission"]
+    assert response.json()["detail"][0]["loc"] == ["body", "body", "commission"]  # as a schema error's loc
     assert not Booking.objects.exists()
 
 
