@@ -13,6 +13,7 @@ from apps.accounting.models import Invoice
 from apps.agents.models import Agent
 from apps.bookings.models import Booking
 from apps.mail.models import InboundEmail
+from tests.mail.conftest import deliver
 from tests.mail.messages import labels_text, message
 from tests.support import wait_for
 
@@ -68,3 +69,19 @@ def test_a_date_outside_the_window_fails_the_action_with_the_reason(parkgate, de
     [entry] = email.result
     assert entry["result"] == "failed" and entry["error"].startswith("arrival must be"), entry
     assert not Booking.objects.filter(agent_ref="FAR-1").exists()
+
+
+def test_under_the_refuse_policy_a_price_far_from_the_tariff_is_recorded_at_the_tariffs(demo_world):
+    skypark = Agent.objects.get(code="skypark")
+    Agent.objects.filter(pk=skypark.pk).update(price_policy="refuse", price_tolerance=Decimal("0.2"))
+    skypark.refresh_from_db()
+    email = deliver(skypark, message(labels_text(ref="CHEAP-1", price="£1.00")))
+    assert email.result[0]["result"] == "created" and email.result[0]["needs_review"] is True
+    booking = Booking.objects.get(agent_ref="CHEAP-1")
+    assert booking.price == Decimal("95.00")  # LHR-T5's tariff for the 8 days
+    assert booking.needs_review and booking.review_note.startswith("price 1.00 is more than 20% from")
+
+    email = deliver(skypark, message(labels_text(ref="CHEAP-1", status="Amended", price="£2.00")))
+    assert email.result[0]["result"] == "amended"
+    booking.refresh_from_db()
+    assert booking.price == Decimal("95.00") and booking.review_note.count("\n") == 1  # the amend's reason added
