@@ -11,7 +11,7 @@ class MailboxInline(admin.TabularInline):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "email_format", "commission_rate", "active")
+    list_display = ("code", "name", "email_format", "commission_rate", "commission_tolerance", "price_policy", "active")
     list_filter = ("active", "email_format")
     filter_horizontal = ("carparks",)
     exclude = ("smtp_password_hash",)

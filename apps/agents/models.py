@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -11,11 +12,39 @@ class Agent(models.Model):
         CSV = "csv", "CSV attachment"
         FIXED = "fixed", "Fixed 80-column records"
 
+    class PricePolicy(models.TextChoices):
+        ACCEPT = "accept", "Accept"
+        FLAG = "flag", "Accept and flag for review"
+        REFUSE = "refuse", "Refuse (email: record at the tariff's price, flagged)"
+
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)
     active = models.BooleanField(default=True)
     email_format = models.CharField(max_length=8, choices=Format.choices, default=Format.LABELS)
     commission_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0"), help_text="0.15 = 15%")
+    # The agent's terms for the price and commission it states (apps.bookings.terms): beyond them the API refuses
+    # the booking and an email is recorded with the tariff's price / contracted commission and flagged for review.
+    commission_tolerance = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.05"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="How far a stated commission may exceed the contracted rate, in shares of the price: "
+        "0.05 = 5 points (never more than the price)",
+    )
+    price_policy = models.CharField(
+        max_length=8,
+        choices=PricePolicy.choices,
+        default=PricePolicy.FLAG,
+        help_text="What happens to a stated price further from the tariff than the price tolerance",
+    )
+    price_tolerance = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.5"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="How far a stated price may be from the tariff's, as a share of it: 0.5 = 50% either way",
+    )
     carparks = models.ManyToManyField(
         "carparks.CarPark", related_name="agents", blank=True, help_text="Contracted car parks"
     )

@@ -21,8 +21,10 @@ class BookingAdmin(admin.ModelAdmin):
         "departure",
         "price",
         "overbooked",
+        "needs_review",
     )
-    list_filter = ("status", "source", "carpark", "agent", "overbooked")
+    # needs_review: an agent's price or commission beyond its terms (apps.bookings.terms); review_note says why
+    list_filter = ("status", "source", "carpark", "agent", "overbooked", "needs_review")
     search_fields = ("reference", "agent_ref", "customer__name", "vehicles__registration")
     list_select_related = ("carpark", "agent")
     raw_id_fields = ("customer",)

@@ -12,17 +12,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import close_old_connections
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Header, NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
+from pydantic import StringConstraints
 
 from apps.agents.services import TokenOwner, api_token_authenticate
 from apps.bookings import selectors, services
@@ -34,7 +36,9 @@ DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <
 create_api_token`). Times in responses are UTC (`Z`); times in requests carry an offset or `Z`, and without one
 are read as the car park's local time (422 `nonexistent_local_time` / `ambiguous_local_time` across a clock change).
 A stay is priced and holds a space per calendar day at the car park: every local date from arrival to departure
-counts (leaving at exactly midnight starts no new day). Errors are `{"error": CODE, "detail": ...}`.
+counts (leaving at exactly midnight starts no new day); times lie between 2000-01-01 and about three years ahead.
+Errors are `{"error": CODE, "detail": ...}`; one about a field has `detail: [{"loc": [..., FIELD], "msg": ...}]`.
+A commission or price beyond your terms (rate plus tolerance; distance from the tariff) is a 422 naming it.
 `POST /bookings` honours an `Idempotency-Key` header for 24 h (the same body gets the first answer again).
 Requests are rate limited per token (429 with `Retry-After`)."""
 
@@ -165,13 +169,20 @@ def _http_error(request, exc: HttpError):
     return _error_response(request, exc.status_code, ERROR_CODES.get(exc.status_code, "error"), str(exc))
 
 
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _error_response(request, 413, "too_large", f"the request body is over {limit} bytes")
+
+
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return _error_response(request, 404, "not_found", str(exc) or "not found")
 
 
-def _domain_error(exc: Exception) -> ApiError:
-    """A booking service's refusal as the API answers it."""
+def _domain_error(exc: Exception, where: tuple[str, ...] = ("body", "body")) -> ApiError:
+    """A booking service's refusal as the API answers it; one about a field names it with the `loc` a schema error
+    on that field has (`["body", "body", field]` for a request body, `["query", field]`)."""
     if isinstance(exc, services.NotContracted):
         return ApiError(403, exc.code, str(exc))
     if isinstance(exc, services.NoCapacity):
@@ -180,6 +191,8 @@ def _domain_error(exc: Exception) -> ApiError:
         return ApiError(409, exc.code, str(exc))
     if isinstance(exc, LocalTimeError):
         return ApiError(422, exc.code, str(exc))
+    if getattr(exc, "field", None):
+        return ApiError(422, exc.code, [{"loc": [*where, exc.field], "msg": str(exc)}])
     return ApiError(422, getattr(exc, "code", "invalid"), str(exc))
 
 
@@ -235,7 +248,9 @@ Price = Decimal | None
 
 
 class BookingIn(Schema):
-    agent_ref: str = Field(min_length=1, max_length=64, description="Your own reference, unique among yours")
+    agent_ref: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
+        min_length=1, max_length=64, description="Your own reference, unique among yours (surrounding spaces dropped)"
+    )
     carpark: str = Field(min_length=1, max_length=8)
     arrival: str = Field(max_length=64, description=DATETIME_DOC)
     departure: str = Field(max_length=64, description=DATETIME_DOC)
@@ -307,7 +322,7 @@ class CarParkOut(Schema):
     currency: str
 
 
-ERRORS = {code: Error for code in (400, 401, 403, 404, 409, 422, 429)}
+ERRORS = {code: Error for code in (400, 401, 403, 404, 409, 413, 422, 429)}
 
 
 # --- the work, in a worker thread ----------------------------------------------------------------------------
@@ -345,10 +360,10 @@ def _out(booking: Booking) -> dict:
 def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure: str) -> dict:
     carpark = _contracted_carpark(owner, carpark_code)
     start, end = _instant(arrival, carpark, "arrival"), _instant(departure, carpark, "departure")
-    if end <= start:
-        raise ApiError(422, "invalid", "departure must be after arrival")
-    if end - start > services.MAX_STAY:
-        raise ApiError(422, "invalid", f"a stay can be at most {services.MAX_STAY.days} days")
+    try:
+        services.stay_times_check(arrival=start, departure=end)
+    except services.BookingInvalid as exc:
+        raise _domain_error(exc, ("query",)) from None
     q = selectors.quote(carpark=carpark, arrival=start, departure=end)
     return {
         "available": q.available,

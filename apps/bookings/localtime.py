@@ -19,8 +19,12 @@ class LocalTimeError(ValueError):
 def localize(naive: datetime, tz: ZoneInfo) -> datetime:
     """A naive wall-clock time at `tz` -> an aware UTC datetime; LocalTimeError if it does not exist or is ambiguous."""
     first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    try:
+        utc = first.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999: no such instant in UTC
+        raise LocalTimeError("invalid_datetime", f"{naive.isoformat()} is out of range") from None
     if first.utcoffset() != second.utcoffset():
-        round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+        round_trip = utc.astimezone(tz).replace(tzinfo=None)
         if round_trip != naive:
             raise LocalTimeError(
                 "nonexistent_local_time", f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks go forward)"
@@ -29,7 +33,7 @@ def localize(naive: datetime, tz: ZoneInfo) -> datetime:
             "ambiguous_local_time",
             f"{naive:%Y-%m-%d %H:%M} happens twice in {tz.key} (the clocks go back): give a UTC offset",
         )
-    return first.astimezone(UTC)
+    return utc
 
 
 def parse_instant(value: str, tz: ZoneInfo) -> datetime:
@@ -40,7 +44,10 @@ def parse_instant(value: str, tz: ZoneInfo) -> datetime:
         raise LocalTimeError("invalid_datetime", f"{value!r} is not an ISO 8601 date and time") from None
     if parsed.tzinfo is None:
         return localize(parsed, tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise LocalTimeError("invalid_datetime", f"{value!r} is out of range") from None
 
 
 def utc_iso(value: datetime) -> str:

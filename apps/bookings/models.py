@@ -43,6 +43,10 @@ class Booking(models.Model):
     currency = models.CharField(max_length=3)
     commission = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     overbooked = models.BooleanField(default=False, help_text="Recorded although the car park was full")
+    needs_review = models.BooleanField(
+        default=False, help_text="Price or commission beyond the agent's terms (see the note); staff clear it"
+    )
+    review_note = models.TextField(blank=True, help_text="Why the booking was flagged, newest last")
     flight_outbound = models.CharField(max_length=16, blank=True)
     flight_return = models.CharField(max_length=16, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")

@@ -7,7 +7,7 @@ contract for the signatures and exceptions.
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.agents.models import Agent
-from apps.bookings import capacity, signals
+from apps.bookings import capacity, signals, terms
 from apps.bookings.capacity import Stay
 from apps.bookings.localtime import localize
 from apps.bookings.models import ApiIdempotencyKey, Booking, Customer, Vehicle
@@ -28,6 +28,10 @@ from apps.core.jobs import enqueue
 
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out on the phone
 MAX_STAY = timedelta(days=92)
+# The bookable window: no stay before 2000, none ending more than about three years ahead. Beyond it a time is a
+# client's mistake (or an attack: year 9999 overflows date arithmetic), refused for the API and email alike.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+HORIZON = timedelta(days=3 * 366)
 MAX_VEHICLES = 5
 PENNY = Decimal("0.01")
 
@@ -36,6 +40,10 @@ class BookingInvalid(ValueError):
     """Bad input for a booking; the message says what, in words a customer or an agent understands."""
 
     code = "invalid"
+
+    def __init__(self, message: str = "", field: str | None = None):
+        super().__init__(message)
+        self.field = field  # the input it is about, by its API name (`arrival`, `commission`), when it is one
 
 
 class NotContracted(BookingInvalid):
@@ -159,10 +167,20 @@ def _check_times(arrival: datetime, departure: datetime) -> None:
         raise BookingInvalid("arrival and departure must be dates and times")
     if arrival.tzinfo is None or departure.tzinfo is None:
         raise BookingInvalid("arrival and departure must carry a time zone")
+    latest = timezone.now() + HORIZON
+    for name, when in (("arrival", arrival), ("departure", departure)):
+        if not EARLIEST_TIME <= when <= latest:
+            window = f"{EARLIEST_TIME:%Y-%m-%d} and {latest:%Y-%m-%d}"
+            raise BookingInvalid(f"{name} must be between {window} (UTC)", field=name)
     if departure <= arrival:
-        raise BookingInvalid("departure must be after arrival")
+        raise BookingInvalid("departure must be after arrival", field="departure")
     if departure - arrival > MAX_STAY:
-        raise BookingInvalid(f"a stay can be at most {MAX_STAY.days} days")
+        raise BookingInvalid(f"a stay can be at most {MAX_STAY.days} days", field="departure")
+
+
+def stay_times_check(*, arrival: datetime, departure: datetime) -> None:
+    """The rules a stay's times obey (window, order, length), for quotes that make no booking; BookingInvalid."""
+    _check_times(arrival, departure)
 
 
 def _check_seller(carpark: CarPark, agent: Agent | None, brand: Brand | None) -> None:
@@ -186,12 +204,34 @@ def _price_or_tariff(price, carpark: CarPark, brand: Brand | None, arrival: date
     return quoted
 
 
-def _commission(commission, agent: Agent | None, price: Decimal) -> Decimal | None:
-    """The agent's own figure when given, else its contracted rate of the price."""
+def _commission(commission, agent: Agent | None, price: Decimal, *, correct=False, notes=None) -> Decimal | None:
+    """The agent's own figure when given (held to its terms), else its contracted rate of the price."""
     amount = _clean_money(commission, "commission")
-    if amount is None and agent is not None:
-        amount = (price * agent.commission_rate).quantize(PENNY, rounding=ROUND_HALF_UP)
+    if agent is not None and amount is None:
+        return terms.contracted_commission(agent, price)
+    if agent is not None:
+        return _within_terms(
+            terms.agree_commission, notes, agent=agent, price=price, commission=amount, correct=correct
+        )
     return amount
+
+
+def _agent_price(agent: Agent | None, price: Decimal, notes: list, *, correct: bool, **stay) -> Decimal:
+    """A price the agent stated for the stay, held to its terms (a price with no agent is taken as given)."""
+    if agent is None:
+        return price
+    return _within_terms(terms.agree_price, notes, agent=agent, price=price, correct=correct, **stay)
+
+
+def _within_terms(agree, notes: list | None, **figures):
+    """apps.bookings.terms' verdict on a figure an agent stated: refused naming the field, or noted for review."""
+    try:
+        value, note = agree(**figures)
+    except terms.OutOfTerms as exc:
+        raise BookingInvalid(str(exc), field=exc.field) from None
+    if note and notes is not None:
+        notes.append(note)
+    return value
 
 
 def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking: bool) -> bool:
@@ -250,8 +290,12 @@ def booking_create(
     flight_outbound: str = "",
     flight_return: str = "",
     allow_overbooking: bool = False,
+    correct_out_of_terms: bool = False,
 ) -> Booking:
-    """Make a booking, holding a space on each of its days. See docs/contracts-internal.md."""
+    """Make a booking, holding a space on each of its days. See docs/contracts-internal.md.
+
+    An agent's price and commission beyond its terms (apps.bookings.terms) are refused (BookingInvalid naming the
+    field), or with `correct_out_of_terms` (email) recorded as the tariff's / contracted ones and flagged."""
     _check_times(arrival, departure)
     name = _text(customer_name, "customer name", 200, required=True)
     email, phone = _clean_email(customer_email), _text(customer_phone, "phone", 40)
@@ -263,6 +307,10 @@ def booking_create(
         raise BookingInvalid(f"unknown source {source!r}")
     _check_seller(carpark, agent, brand)
     amount = _price_or_tariff(price, carpark, brand, arrival, departure)
+    notes: list[str] = []
+    if price is not None:
+        stay = {"carpark": carpark, "brand": brand, "arrival": arrival, "departure": departure}
+        amount = _agent_price(agent, amount, notes, correct=correct_out_of_terms, **stay)
     fields = {
         "carpark": carpark,
         "brand": brand,
@@ -273,7 +321,9 @@ def booking_create(
         "source": source,
         "price": amount,
         "currency": carpark.currency,
-        "commission": _commission(commission, agent, amount),
+        "commission": _commission(commission, agent, amount, correct=correct_out_of_terms, notes=notes),
+        "needs_review": bool(notes),
+        "review_note": "\n".join(notes),
         "flight_outbound": _text(flight_outbound, "outbound flight", 16).upper(),
         "flight_return": _text(flight_return, "return flight", 16).upper(),
     }
@@ -325,9 +375,12 @@ _AMENDABLE = {
 }
 
 
-def booking_amend(*, booking: Booking, allow_overbooking: bool = False, **changes) -> Booking:
+def booking_amend(
+    *, booking: Booking, allow_overbooking: bool = False, correct_out_of_terms: bool = False, **changes
+) -> Booking:
     """Change a confirmed booking. New days are capacity-checked; new dates or car park re-price it unless a
-    `price` is given; a new price re-computes an agent's commission unless `commission` is given."""
+    `price` is given; a new price re-computes an agent's commission unless `commission` is given. A given price
+    or commission is held to the agent's terms as in booking_create."""
     unknown = set(changes) - _AMENDABLE
     if unknown:
         raise BookingInvalid(f"cannot change {', '.join(sorted(unknown))}")
@@ -347,12 +400,17 @@ def booking_amend(*, booking: Booking, allow_overbooking: bool = False, **change
         moved = (carpark.pk, arrival, departure) != (current.carpark_id, current.arrival, current.departure)
         if carpark.pk != current.carpark_id:
             _check_seller(carpark, current.agent, current.brand)
+        notes: list[str] = []
         if changes.get("price") is not None:
-            current.price = _clean_money(changes["price"], "price")
+            stay = {"carpark": carpark, "brand": current.brand, "arrival": arrival, "departure": departure}
+            stated = _clean_money(changes["price"], "price")
+            current.price = _agent_price(current.agent, stated, notes, correct=correct_out_of_terms, **stay)
         elif moved:
             current.price = _price_or_tariff(None, carpark, current.brand, arrival, departure)
         if "commission" in changes:
-            current.commission = _commission(changes["commission"], current.agent, current.price)
+            current.commission = _commission(
+                changes["commission"], current.agent, current.price, correct=correct_out_of_terms, notes=notes
+            )
         elif current.price != previous_price and current.agent is not None:
             current.commission = _commission(None, current.agent, current.price)
         if moved:
@@ -361,6 +419,7 @@ def booking_amend(*, booking: Booking, allow_overbooking: bool = False, **change
             kept = old.keys() & new.keys()
             overbooked_now = _take_holds(carpark, old, new, allow_overbooking)
             current.overbooked = overbooked_now or (current.overbooked and bool(kept))
+        terms.flag_for_review(current, notes)
         current.carpark, current.arrival, current.departure = carpark, arrival, departure
         current.currency = carpark.currency
         for flight in ("flight_outbound", "flight_return"):

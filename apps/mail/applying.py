@@ -7,7 +7,9 @@ booking never interleave, and it is what makes ordering and remembered cancels w
 - a message older than the last one applied changes nothing (`superseded`);
 - a cancel is final: a later new/amend for a cancelled reference is `superseded`;
 - new for an existing reference amends it; amend for an unknown reference creates it;
-- a full car park does not refuse an email booking: it is recorded and flagged overbooked.
+- a full car park does not refuse an email booking: it is recorded and flagged overbooked;
+- nor does a price or commission beyond the agent's terms: it is recorded with the tariff's price / contracted
+  commission and flagged for review (apps.bookings.terms). Times outside the bookable window fail the action.
 
 Called inside the transaction of services.inbound_email_process, each action in its own savepoint.
 """
@@ -92,6 +94,8 @@ def _apply_one(email, agent, sent_at, action: BookingAction, state: AgentBooking
     if outcome.booking is not None:
         entry["booking"] = outcome.booking.reference
         entry["overbooked"] = outcome.booking.overbooked
+        if outcome.booking.needs_review:
+            entry["needs_review"] = True
     if outcome.note:
         entry["note"] = outcome.note
     return entry
@@ -123,6 +127,7 @@ def _decide_and_apply(agent, sent_at, action: BookingAction, state: AgentBooking
                 agent=agent,
                 agent_ref=action.agent_ref,
                 allow_overbooking=True,
+                correct_out_of_terms=True,
             )
         except DuplicateAgentRef:  # made meanwhile by the API: amend it instead
             booking = Booking.objects.get(agent=agent, agent_ref=action.agent_ref)
@@ -133,7 +138,8 @@ def _decide_and_apply(agent, sent_at, action: BookingAction, state: AgentBooking
     if details.get("commission") is None:
         details.pop("commission", None)
     try:
-        return Applied("amended", booking_amend(booking=booking, allow_overbooking=True, **details))
+        amended = booking_amend(booking=booking, allow_overbooking=True, correct_out_of_terms=True, **details)
+        return Applied("amended", amended)
     except NoCapacity as exc:  # not raised with allow_overbooking; kept explicit for clarity
         raise RowFailed(str(exc)) from None
 
