@@ -2,7 +2,6 @@
 
 import base64
 import binascii
-import json
 import math
 import time
 from dataclasses import replace
@@ -13,7 +12,7 @@ from ninja import NinjaAPI, Schema, Status
 
 from apps.access import selectors, services
 from device_gateway import vendors
-from device_gateway.codec import ProtocolError
+from device_gateway.codec import ProtocolError, loads
 from device_gateway.executor import run_db, run_decision
 
 api = NinjaAPI(urls_namespace="device-api", title="Parkgate lane controller API", version="1", docs_url=None)
@@ -70,9 +69,9 @@ def _enrol_body(raw: bytes) -> EnrolIn:
     """The body as device-protocol.md 1.2 has it. Not JSON, or not an object: `bad_message` (the protocol's word for a
     frame that is not one); a missing, empty or non-string code: `invalid_code`, as for an unknown one."""
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadEnrolment("bad_message", f"the body is not JSON: {exc}") from None
+        body = loads(raw, "the body")
+    except ProtocolError as exc:
+        raise BadEnrolment(exc.code, exc.detail) from None
     if not isinstance(body, dict):
         raise BadEnrolment("bad_message", 'the body is a JSON object: {"code": "...", "serial": "...", "model": "..."}')
     code = body.get("code")
