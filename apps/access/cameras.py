@@ -9,7 +9,7 @@ which wins for its channels. A device with one lane needs no mapping.
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Count
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.access import selectors, services
 from apps.access.models import Alert, Device, UnmappedRead
+from apps.carparks.models import CarPark
 from apps.core import events, plates
 from apps.core.jobs import enqueue
 from apps.core.services import audit_log_record
@@ -59,7 +60,8 @@ def unmapped_read_keep(
     """Keep a read of an unmapped camera (a resent one is kept once). The first read of a camera that is not already
     waiting under an open alert raises an `unmapped_camera` alert, so staff hear of it once, not per car."""
     with transaction.atomic():
-        device = Device.objects.select_related("carpark").get(pk=device_id)
+        # locked: two first reads of a camera at once raise one alert
+        device = Device.objects.select_for_update(no_key=True).select_related("carpark").get(pk=device_id)
         kept, created = UnmappedRead.objects.get_or_create(
             device=device,
             read_id=read_id,
@@ -79,7 +81,7 @@ def unmapped_read_keep(
         waiting = UnmappedRead.objects.filter(
             device=device, camera=kept.camera, decided_at__isnull=True, alert__acknowledged_at__isnull=True
         ).exclude(alert=None)
-        kept.alert = waiting.values_list("alert", flat=True).first()
+        kept.alert_id = waiting.values_list("alert", flat=True).first()
         if kept.alert_id is None:
             kept.alert = Alert.objects.create(
                 carpark=device.carpark, plate=plates.normalise(plate)[:32], reason=UNMAPPED_CAMERA
@@ -150,6 +152,17 @@ def unmapped_reads_decide(*, device_id: str, camera: str) -> int:
         UnmappedRead.objects.filter(pk=kept.pk).update(decided_at=timezone.now())
         done += 1
     return done
+
+
+def unmapped_reads_purge(*, now: datetime | None = None) -> int:
+    """Kept reads older than their car park's read retention (device-protocol.md 6), decided or not: a decided one
+    lives on as its PlateRead. Returns how many were deleted."""
+    now = now or timezone.now()
+    deleted = 0
+    for carpark_id, days in CarPark.objects.values_list("id", "read_retention_days"):
+        old = UnmappedRead.objects.filter(device__carpark_id=carpark_id, received_at__lt=now - timedelta(days=days))
+        deleted += old.delete()[0]
+    return deleted
 
 
 # --- Selectors ---------------------------------------------------------------------------------------------------

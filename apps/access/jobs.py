@@ -44,6 +44,7 @@ def bookings_mark_no_show() -> None:
 def reads_purge() -> None:
     """Reads of vehicles with no booking or permit, older than the car park's retention (spec 6)."""
     services.reads_purge()
+    cameras.unmapped_reads_purge()
 
 
 @job("access.unmapped_reads_decide")

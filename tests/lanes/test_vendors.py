@@ -1,15 +1,18 @@
 """Vendor adapters (device-protocol.md 7): the real sample payloads posted over HTTP to a running server."""
 
 import base64
+import functools
 import json
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from apps.access import cameras
 from apps.access.models import Alert, BarrierCommand, Device, PlateRead, UnmappedRead, Visit
 from apps.staff.services import staff_member_set
 from device_gateway import vendors
@@ -206,3 +209,16 @@ def test_an_unmapped_push_is_kept_and_alerted_then_decided_once_a_supervisor_map
     assert (camera["lane"], camera["kept"]) == ("IN", 0)
     resent = httpx.post(url, content=body, headers=auth)  # now it has a decision: the stored one
     assert resent.status_code == 200 and resent.json()["decisions"][0]["duplicate"] is True
+
+
+def test_a_cameras_kept_reads_raise_one_alert_and_are_purged_after_the_read_retention(world):
+    device = make_device("TST1", ["IN", "OUT"])
+    keep = functools.partial(cameras.unmapped_read_keep, device_id=device["device_id"], camera="c9", score=0.9)
+    old, new = (
+        keep(read_id="r-old", plate="AB12CDE", captured_at=now()),
+        keep(read_id="r-new", plate="XY", captured_at=now()),
+    )
+    assert old.alert_id == new.alert_id and Alert.objects.count() == 1  # one alert per camera waiting, not per car
+    UnmappedRead.objects.filter(pk=old.pk).update(received_at=now() - timedelta(days=91))  # retention: 90 days
+    assert cameras.unmapped_reads_purge() == 1
+    assert list(UnmappedRead.objects.values_list("read_id", flat=True)) == ["r-new"]
