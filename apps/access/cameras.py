@@ -137,8 +137,8 @@ def unmapped_reads_decide(*, device_id: str, camera: str) -> int:
     identity = selectors.device_identity_by_id(device_id=device_id)
     if identity is None:  # revoked meanwhile: its reads stay kept
         return 0
-    lane = lane_for_camera(identity.vendor, identity.lanes, camera)
-    if lane is None:  # unmapped again meanwhile
+    lane = lane_for_camera(identity.vendor, identity.lanes, camera, "channels")  # as cameras_of_carpark shows it
+    if lane is None:  # not mapped (yet, or any more)
         return 0
     done = 0
     for kept in UnmappedRead.objects.filter(device_id=device_id, camera=camera, decided_at__isnull=True).order_by(
