@@ -2,18 +2,16 @@
 
 import base64
 import binascii
-import json
 import math
 import time
-from dataclasses import replace
 
 from django.core.cache import cache
 from django.db import DatabaseError
 from ninja import NinjaAPI, Schema, Status
 
-from apps.access import selectors, services
+from apps.access import cameras, selectors, services
 from device_gateway import vendors
-from device_gateway.codec import ProtocolError
+from device_gateway.codec import ProtocolError, loads
 from device_gateway.executor import run_db, run_decision
 
 api = NinjaAPI(urls_namespace="device-api", title="Parkgate lane controller API", version="1", docs_url=None)
@@ -70,9 +68,9 @@ def _enrol_body(raw: bytes) -> EnrolIn:
     """The body as device-protocol.md 1.2 has it. Not JSON, or not an object: `bad_message` (the protocol's word for a
     frame that is not one); a missing, empty or non-string code: `invalid_code`, as for an unknown one."""
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadEnrolment("bad_message", f"the body is not JSON: {exc}") from None
+        body = loads(raw, "the body")
+    except ProtocolError as exc:
+        raise BadEnrolment(exc.code, exc.detail) from None
     if not isinstance(body, dict):
         raise BadEnrolment("bad_message", 'the body is a JSON object: {"code": "...", "serial": "...", "model": "..."}')
     code = body.get("code")
@@ -145,16 +143,9 @@ def device_token(request) -> str:
     return ""
 
 
-def _lane_for(device: selectors.DeviceIdentity, key: str, source: str) -> str | None:
-    """The lane a camera id / channel maps to in Device.settings[key]; a one-lane device needs no mapping."""
-    mapping = device.vendor.get(key) if isinstance(device.vendor.get(key), dict) else {}
-    lane = mapping.get(str(source))
-    if lane is None and len(device.lanes) == 1:
-        lane = next(iter(device.lanes))
-    return lane if lane in device.lanes else None
-
-
 async def _decide_vendor_reads(request, parse, mapping_key: str):
+    """One decision per read of a mapped camera (200). A read of an unmapped camera is kept for staff and listed
+    under `kept` (202: accepted, nothing decided; a 2xx, so the camera does not post again what is already kept)."""
     try:
         device = await run_db(selectors.device_for_token, token=device_token(request))
     except DatabaseError:
@@ -167,15 +158,19 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
         reads = parse(request)
     except ProtocolError as exc:
         return api.create_response(request, {"error": exc.code, "detail": exc.detail}, status=400)
-    answers = []
+    answers, kept = [], []
     for vendor_read in reads:
-        lane = _lane_for(device, mapping_key, vendor_read.source)
-        read = replace(vendor_read.read, lane=lane or str(vendor_read.source))
-        if lane is None:
-            detail = f"camera {vendor_read.source!r} is not mapped to a lane of this device"
-            answers.append(ProtocolError("unknown_lane", detail, read.read_id).frame())
-            continue
+        read, source = vendor_read.read, str(vendor_read.source)
+        lane = cameras.lane_for_camera(device.vendor, device.lanes, source, mapping_key)
         try:
+            if lane is None:
+                await run_db(
+                    cameras.unmapped_read_keep, device_id=device.id, camera=source, read_id=read.read_id,
+                    plate=read.plate, score=read.score, captured_at=read.captured_at, candidates=list(read.candidates),
+                    region=read.region, vehicle=read.vehicle, retransmit=read.retransmit,
+                )  # fmt: skip
+                kept.append({"read_id": read.read_id, "camera": source})
+                continue
             answers.append(
                 await run_decision(
                     services.plate_read_decide,
@@ -195,6 +190,9 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
             )
         except DatabaseError:
             answers.append(ProtocolError("retry", "cannot decide now, post again later", read.read_id).frame())
+    if kept:
+        detail = "camera not mapped to a lane of this device: kept for staff to assign, nothing decided"
+        return api.create_response(request, {"decisions": answers, "kept": kept, "detail": detail}, status=202)
     return api.create_response(request, {"decisions": answers}, status=200)
 
 
@@ -225,5 +223,6 @@ async def platerecognizer(request):
 
 @api.post("/hikvision", auth=None)
 async def hikvision(request):
-    """Hikvision ISAPI EventNotificationAlert; `channelID` maps to a lane in Device.settings["channels"]."""
+    """Hikvision ISAPI EventNotificationAlert; `channelID` maps to a lane in Device.settings["channels"] or
+    ["cameras"]."""
     return await _decide_vendor_reads(request, _hikvision, "channels")

@@ -38,13 +38,21 @@ class PlateRead:
     local_action: str = ""
 
 
+def loads(data: str | bytes, what: str = "the frame") -> Any:
+    """JSON from a controller or camera. Nesting deeper than the interpreter's recursion limit is refused like any
+    other bad JSON (`bad_message`): it must not become a RecursionError (HTTP 500, WebSocket 1011)."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ProtocolError("bad_message", f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad_message", f"{what} is nested too deeply") from None
+
+
 def decode(text: str) -> dict[str, Any]:
     if len(text.encode()) > MAX_FRAME_BYTES:
         raise ProtocolError("too_large", f"frame over {MAX_FRAME_BYTES} bytes")
-    try:
-        frame = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError("bad_message", f"not JSON: {exc}") from None
+    frame = loads(text)
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise ProtocolError("bad_message", "a frame is a JSON object with a string 'type'")
     return frame

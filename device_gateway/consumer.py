@@ -44,7 +44,7 @@ TOUCH_EVERY_S = 20  # refresh last_seen_at at least this often while frames arri
 MAX_ERRORS_PER_MINUTE = 20
 MAX_IN_FLIGHT = 32
 LAYER_TIMEOUT_S = 2
-HEARTBEATS_CHECKED_PER_S = 5
+RECORD_EVERY_S = 1  # at most one heartbeat recorded per connection in this time: later ones fold into the next
 
 # This process's live connections by device id: a second connection replaces the first even without Redis.
 _live: dict[str, "DeviceConsumer"] = {}
@@ -133,8 +133,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.tasks: set[asyncio.Task] = set()
         self.last_frame = self.last_touch = time.monotonic()
         self.silent = False
-        self.barriers: dict[str, str] = {}
-        self.heartbeat_window = [0.0, 0]  # start of the current second, heartbeats in it
+        self.barriers: dict[str, str] = {}  # as last recorded
+        self.reported: dict[str, str] = {}  # as last reported, recorded by self.recorder (_record_life)
+        self.touch_due, self.recorder, self.stop_recording = False, None, asyncio.Event()
         self.allowlist_version = 0
         previous = _live.get(self.device.id)
         _live[self.device.id] = self
@@ -162,6 +163,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         self.closing = True
         self.watchdog.cancel()
+        self.stop_recording.set()
+        if self.recorder is not None:  # its write in flight, and the last state reported, before going offline
+            await asyncio.gather(self.recorder, return_exceptions=True)
         if _live.get(self.device.id) is self:
             del _live[self.device.id]
         await self._layer("group_discard", device_group(self.device.id), self.channel_name)
@@ -214,7 +218,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if not self.greeted:
             raise codec.ProtocolError("hello_first", "the first frame must be hello", _read_id(frame))
         if self.silent or time.monotonic() - self.last_touch > TOUCH_EVERY_S:
-            await self._touch(self.barriers)
+            self._want_touch()
         if kind == "plate_read":
             read = codec.parse_plate_read(frame)
             if read.lane not in self.device.lanes:
@@ -316,13 +320,23 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         unknown = set(barriers) - set(self.device.lanes)
         if unknown:
             raise codec.ProtocolError("unknown_lane", f"lane(s) {', '.join(sorted(unknown))} are not this device's")
-        now = time.monotonic()
-        if now - self.heartbeat_window[0] >= 1:
-            self.heartbeat_window = [now, 0]
-        self.heartbeat_window[1] += 1
-        if self.heartbeat_window[1] > HEARTBEATS_CHECKED_PER_S and barriers == self.barriers:
-            return  # a flood of identical heartbeats: the database is asked at most a few times a second
-        await self._touch(barriers)
+        self.reported = barriers
+        self._want_touch()
+
+    def _want_touch(self) -> None:
+        """Record life and the reported barriers soon, without holding up this connection's frames."""
+        self.touch_due = True
+        if self.recorder is None or self.recorder.done():
+            self.recorder = asyncio.create_task(self._record_life())
+
+    async def _record_life(self) -> None:
+        """One heartbeat recorded at once, then at most one per RECORD_EVERY_S with the latest barrier states: a
+        flood of heartbeats (changing or not) costs a few writes, not one each, and never waits for the database."""
+        while self.touch_due:
+            self.touch_due = False
+            await self._touch(self.reported)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_recording.wait(), RECORD_EVERY_S)
 
     async def _touch(self, barriers: dict[str, str]) -> None:
         """Record that the device is alive (and its barriers); re-checks revocation (device-protocol.md 2)."""

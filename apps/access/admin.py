@@ -7,7 +7,16 @@ from django.utils.html import format_html
 
 from apps.access import services
 from apps.access.forms import BlockedPlateAdminForm, DeviceAdminForm, PermitAdminForm
-from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
+from apps.access.models import (
+    Alert,
+    BarrierCommand,
+    BlockedPlate,
+    Device,
+    Permit,
+    PlateRead,
+    UnmappedRead,
+    Visit,
+)
 from apps.carparks.models import Lane
 
 # What the device and its connection report, and what only the services change (revocation: the action).
@@ -148,6 +157,23 @@ class PlateReadAdmin(admin.ModelAdmin):
     list_filter = ("carpark", "action", "reason")
     search_fields = ("plate", "read_id", "booking__reference")
     list_select_related = ("lane__carpark", "booking")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UnmappedRead)
+class UnmappedReadAdmin(admin.ModelAdmin):
+    """Reads of vendor cameras mapped to no lane: kept until the camera is mapped (dashboard, or `cameras` in the
+    device's settings), then decided (apps/access/cameras.py)."""
+
+    list_display = ("received_at", "device", "camera", "plate", "score", "captured_at", "decided_at")
+    list_filter = ("device__carpark", "decided_at")
+    search_fields = ("plate", "read_id", "camera")
+    list_select_related = ("device",)
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False

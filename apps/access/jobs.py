@@ -3,7 +3,7 @@
 Every job takes ids (or nothing) and is idempotent: arq may run one twice.
 """
 
-from apps.access import services
+from apps.access import cameras, services
 from apps.carparks.models import CarPark
 from apps.core.jobs import job, periodic
 
@@ -44,3 +44,16 @@ def bookings_mark_no_show() -> None:
 def reads_purge() -> None:
     """Reads of vehicles with no booking or permit, older than the car park's retention (spec 6)."""
     services.reads_purge()
+    cameras.unmapped_reads_purge()
+
+
+@job("access.unmapped_reads_decide")
+def unmapped_reads_decide(*, device_id: str, camera: str) -> None:
+    """A camera was mapped to a lane: decide the reads it pushed while unmapped (device-protocol.md 7)."""
+    cameras.unmapped_reads_decide(device_id=device_id, camera=camera)
+
+
+@periodic("access.unmapped_reads_sweep", minute=set(range(0, 60, 5)))
+def unmapped_reads_sweep() -> None:
+    """Kept reads of mapped cameras whose job was lost: decided (the table is the outbox, the queue a nudge)."""
+    cameras.unmapped_reads_sweep()

@@ -269,3 +269,36 @@ class AllowlistState(models.Model):
 
     def __str__(self) -> str:
         return f"allow-list v{self.version} of {self.carpark_id}"
+
+
+class UnmappedRead(models.Model):
+    """A vendor camera's read (device-protocol.md 7) whose camera id or channel maps to no lane of its device. Kept,
+    undecided (the camera was answered 202), until staff map the camera; then decided like any read that arrived
+    that late (apps/access/cameras.py). Kept afterwards, with `decided_at`, to explain what happened."""
+
+    device = models.ForeignKey(Device, related_name="unmapped_reads", on_delete=models.CASCADE, db_index=False)
+    camera = models.CharField(max_length=64, help_text="Plate Recognizer camera_id or Hikvision channelID")
+    read_id = models.CharField(max_length=64)
+    plate = models.CharField(max_length=32, help_text="As the camera read it")
+    score = models.FloatField()
+    captured_at = models.DateTimeField()
+    candidates = models.JSONField(default=list, blank=True)
+    region = models.CharField(max_length=16, blank=True)
+    vehicle = models.JSONField(null=True, blank=True)
+    retransmit = models.BooleanField(default=False)
+    received_at = models.DateTimeField(auto_now_add=True)
+    alert = models.ForeignKey(Alert, null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "read_id"], name="unmapped_read_id_unique")]
+        indexes = [  # a camera's reads still waiting for a lane
+            models.Index(
+                fields=["device", "camera", "captured_at"],
+                condition=models.Q(decided_at__isnull=True),
+                name="unmapped_read_waiting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.read_id} {self.plate} from camera {self.camera} (unmapped)"

@@ -41,6 +41,7 @@ ENROLMENT_CODE_TTL = timedelta(hours=24)
 COMMAND_TTL = timedelta(seconds=10)
 OFFLINE_AFTER = timedelta(seconds=60)
 NO_SHOW_EVENTS_WITHIN = timedelta(days=2)  # a local day, in any time zone, is inside this
+LAST_SEEN_EVERY = timedelta(seconds=15)  # an unchanged heartbeat rewrites last_seen_at only this often
 
 # device_heartbeat's answers: the connection carries on, or why it must close
 ACTIVE, REVOKED, REPLACED = "active", "revoked", "replaced"
@@ -241,13 +242,17 @@ def device_heartbeat(*, device_id: str, connection_id: str, token_hash: str, bar
     device is alive (ACTIVE), unless it has been revoked (REVOKED) or enrolled again since, which replaced its token
     (REPLACED). Nothing is recorded then: the connection must close."""
     with transaction.atomic():
-        device = Device.objects.select_for_update().filter(pk=device_id).first()
+        # FOR NO KEY UPDATE: the device's reads being decided meanwhile (their foreign key's KEY SHARE) do not wait
+        device = Device.objects.select_for_update(no_key=True).filter(pk=device_id).first()
         if device is None or device.revoked_at is not None:
             return REVOKED
         if device.token_hash != token_hash:
             return REPLACED
         changed = not device.online or device.connection_id != connection_id or device.barriers != barriers
-        device.online, device.connection_id, device.last_seen_at = True, connection_id, timezone.now()
+        now = timezone.now()
+        if not changed and device.last_seen_at and now - device.last_seen_at < LAST_SEEN_EVERY:
+            return ACTIVE  # nothing new: the row is not written again
+        device.online, device.connection_id, device.last_seen_at = True, connection_id, now
         device.barriers = barriers
         device.save(update_fields=["online", "connection_id", "last_seen_at", "barriers"])
         if changed:

@@ -11,6 +11,7 @@ from django.contrib.sessions.models import Session
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps.access import cameras as access_cameras
 from apps.access import selectors as access_selectors
 from apps.access.models import Alert, Device, PlateRead, Visit
 from apps.agents.models import Agent
@@ -23,6 +24,8 @@ from apps.staff.models import StaffAssignment
 DASHBOARD_ROLES = ("operator", "supervisor")
 #: Roles that may open a barrier by hand.
 BARRIER_ROLES = ("operator", "supervisor")
+#: Roles that may map a vendor camera to a lane.
+CAMERA_ROLES = ("supervisor",)
 
 LATEST_READS = 20
 LIST_LIMIT = 100  # arrivals / departures / overstays / alerts shown per car park (the totals are given too)
@@ -98,6 +101,7 @@ def carpark_snapshot(*, carpark: CarPark, now: datetime) -> dict:
         "day_end": iso(day_end),
         "chart": occupancy_today(carpark=carpark, day_start=day_start, now=now, occupancy_now=occupancy),
         "lanes": lanes_with_devices(carpark=carpark),
+        "cameras": access_cameras.cameras_of_carpark(carpark_id=carpark.id),
         "arrivals": expected_today(carpark=carpark, field="arrival", day_start=day_start, day_end=day_end),
         "departures": expected_today(carpark=carpark, field="departure", day_start=day_start, day_end=day_end),
         "overstays": overstays(carpark=carpark, now=now),

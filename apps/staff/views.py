@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.access import cameras
 from apps.access import services as access
 from apps.core.concurrency import run_sync
 from apps.staff import selectors
@@ -35,6 +36,9 @@ async def dashboard(request):
     user = await request.auser()
     ids = await run_sync(selectors.carpark_ids_for_user, user_id=user.pk)
     tiles = await run_sync(selectors.carpark_tiles, carpark_ids=ids)
+    mapping = set(await run_sync(selectors.carpark_ids_for_user, user_id=user.pk, roles=selectors.CAMERA_ROLES))
+    for tile in tiles:
+        tile["can_map_cameras"] = tile["id"] in mapping
     # `user` given explicitly: the template must not touch the lazy request.user (a sync query) in async code
     return render(request, "staff/dashboard.html", {"tiles": tiles, "user": user})
 
@@ -90,3 +94,24 @@ async def barrier_open(request, lane_id: int):
     except access.LaneOffline as exc:
         return _error(409, "lane_offline", str(exc) or "the lane's controller is offline")
     return JsonResponse({"command_id": command.command_id, "status": command.status, "lane_id": lane_id}, status=202)
+
+
+@require_POST
+async def camera_map(request, device_id):
+    """A supervisor maps a vendor camera of a device to one of its lanes; the camera's kept reads are then decided."""
+    user = await _user(request)
+    if user is None:
+        return _error(401, "not_authenticated")
+    carpark_id = await run_sync(cameras.device_carpark_id, device_id=str(device_id))
+    if not await _allowed(user, carpark_id, selectors.CAMERA_ROLES):
+        return _error(404, "not_found", "no such device")
+    camera, lane = request.POST.get("camera", "").strip()[:64], request.POST.get("lane", "").strip()
+    if not camera or not lane:
+        return _error(400, "bad_request", "say which camera and which lane")
+    try:
+        kept = await run_sync(
+            cameras.device_camera_map, device_id=str(device_id), camera=camera, lane_code=lane, actor=user
+        )
+    except access.UnknownLane:
+        return _error(400, "unknown_lane", f"lane {lane!r} is not one of this device's")
+    return JsonResponse({"device": str(device_id), "camera": camera, "lane": lane, "kept": kept})

@@ -61,6 +61,7 @@
   function renderAll(cp) {
     renderOccupancy(cp);
     renderLanes(cp);
+    renderCameras(cp);
     renderAlerts(cp);
     renderPeople(cp, "arrivals", cp.arrivals, "came");
     renderPeople(cp, "departures", cp.departures, "gone");
@@ -126,6 +127,42 @@
       el("span", { class: "command-status", role: "status", "aria-live": "polite", text: lane.commandText || "" }),
     );
     return item;
+  }
+
+  // Vendor cameras (HTTP push): their lane, the reads kept while unmapped; supervisors map them here.
+  function renderCameras(cp) {
+    const tile = tileOf(cp.code);
+    const cameras = cp.cameras || [];
+    tile.querySelector(".cameras-panel").hidden = !cameras.length;
+    const canMap = tile.hasAttribute("data-can-map-cameras");
+    tile.querySelector(".cameras").replaceChildren(...cameras.map((c) => {
+      const label = `Lane for camera ${c.camera} of ${c.device_name}`;
+      const select = el("select", { "aria-label": label, name: "lane" },
+        ...c.lanes.map((code) => el("option", { value: code, text: code, selected: code === c.lane })));
+      const form = canMap ? el("form", { class: "camera-map", onsubmit: (e) => mapCamera(e, c, select) },
+        select, el("button", { type: "submit", text: "Map", "aria-label": `Map camera ${c.camera}` })) : null;
+      return el("li", { class: "camera", "data-device": c.device, "data-camera": c.camera },
+        el("span", { class: "camera-id", text: c.camera }),
+        el("span", { class: "muted", text: c.device_name }),
+        el("span", { class: `badge ${c.lane ? "ok" : "bad"}`, text: c.lane ? `→ ${c.lane}` : "not mapped" }),
+        c.kept ? el("span", { class: "kept", text: `${c.kept} read${c.kept === 1 ? "" : "s"} ${c.lane ? "being decided" : "kept"}` }) : null,
+        form,
+        el("span", { class: "map-status", role: "status", "aria-live": "polite", text: c.statusText || "" }),
+      );
+    }));
+  }
+
+  async function mapCamera(event, camera, select) {
+    event.preventDefault();
+    const answer = await post(`/dashboard/devices/${camera.device}/cameras`, { camera: camera.camera, lane: select.value });
+    camera.statusText = answer.ok ? "" : `Not mapped: ${answer.json.detail || answer.json.error || answer.status}`;
+    if (answer.ok) camera.lane = select.value;
+    for (const cp of Object.values(state)) if ((cp.cameras || []).includes(camera)) renderCameras(cp);
+    resync(); // the kept reads' count and the acknowledged alert
+  }
+
+  function resync() {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"resync"}');
   }
 
   function renderAlerts(cp) {
@@ -215,8 +252,10 @@
       const known = new Set(cp.reads.map((r) => r.id));
       cp.reads = msg.reads.filter((r) => !known.has(r.id)).reverse().concat(cp.reads).slice(0, MAX_READS);
       renderReads(cp);
+      if ((cp.cameras || []).some((c) => c.lane && c.kept)) resync(); // a mapped camera's kept reads being decided
     }
     if (msg.alerts.length) {
+      if (msg.alerts.some((a) => a.reason === "unmapped_camera" && !a.acknowledged_by)) resync(); // its camera
       for (const alert of msg.alerts) {
         cp.alerts = cp.alerts.filter((a) => a.id !== alert.id);
         if (!alert.acknowledged_by) cp.alerts.unshift(alert);
@@ -419,5 +458,5 @@
   if (document.querySelector("[data-carpark]")) connect();
   else { live.textContent = "no car parks"; }
   // Resynchronise now and then (bookings made since the snapshot appear in today's lists).
-  setInterval(() => { if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"resync"}'); }, 300000);
+  setInterval(resync, 300000);
 })();
