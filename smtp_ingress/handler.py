@@ -21,6 +21,8 @@ NO_MAILBOX = "550 5.1.1 No such mailbox here"
 REFUSED = "550 5.7.1 This client may not send mail for this agent"
 ONE_AGENT = "452 4.5.3 One agent per message, please send separately"
 AUTH_TEMPFAIL = "454 4.7.0 Temporary authentication failure"
+BAD_SENDER = "501 5.1.7 Bad sender address syntax"
+BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
 
 
 def capture_credentials(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -50,7 +52,16 @@ class BookingMailHandler:
     def __init__(self):
         self.receipts = ReceiptBatcher()
 
+    async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        if has_control_character(address):
+            return BAD_SENDER
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
+        if has_control_character(address):
+            return BAD_RECIPIENT  # a syntax error, permanent: not the database's 451 for a NUL it cannot store
         try:
             policy = await sender_policy(session, address)
         except DatabaseError:
@@ -118,6 +129,11 @@ class BookingMailHandler:
             log.warning("SMTP AUTH failed for %r", username)
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, handled=False, auth_data=username)
+
+
+def has_control_character(address: str) -> bool:
+    """RFC 5321 allows no control character in a mailbox, not even quoted (qtextSMTP is %d32-126)."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in address)
 
 
 def _login(session) -> str | None:
