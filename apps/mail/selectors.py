@@ -32,3 +32,27 @@ def email_raw_source(*, message_id: int) -> str | None:
     """The stored bytes of a message as text (for staff to read; shown escaped), or None once deleted."""
     raw = InboundEmail.objects.filter(pk=message_id).values_list("raw", flat=True).first()
     return None if raw is None else bytes(raw).decode("utf-8", errors="replace")
+
+
+def agent_codes_open_to_anyone() -> list[str]:
+    """Active agents with a mailbox and no sender restriction of any kind: anyone may send (and cancel) their
+    bookings by email. An agent without a mailbox receives no mail, so it is not listed."""
+    rows = (
+        Agent.objects.filter(active=True, mailboxes__isnull=False)
+        .distinct()
+        .order_by("code")
+        .values_list("code", "allowed_networks", "allowed_senders", "smtp_username")
+    )
+    return [
+        code
+        for code, networks, senders, username in rows
+        if not SenderPolicy(
+            agent_id=0, networks=parse_lines(networks), senders=parse_lines(senders), smtp_username=username or ""
+        ).restricted
+    ]
+
+
+def agent_codes_requiring_smtp_auth() -> list[str]:
+    return list(
+        Agent.objects.filter(active=True).exclude(smtp_username="").order_by("code").values_list("code", flat=True)
+    )

@@ -2,6 +2,7 @@
 failed AUTH attempts are throttled per login and per client address across `serve` processes. From outside, with
 smtplib against two real `serve` processes sharing one PostgreSQL and one Redis."""
 
+import io
 import smtplib
 import ssl
 import subprocess
@@ -150,3 +151,19 @@ def test_failures_from_one_client_address_throttle_every_login_from_it(auth_serv
         assert [auth(smtp, f"ghost{n}", "guess") for n in range(PER_CLIENT)] == [535] * PER_CLIENT
     assert auth_once(second, "clientok", "right-password-3", "127.0.0.4") == 454
     assert auth_once(second, "clientok", "right-password-3", "127.0.0.5") == 235
+
+
+def test_check_deploy_warns_for_every_active_agent_anyone_may_send_mail_for(demo_world, monkeypatch):
+    def warned() -> set[str]:
+        out = io.StringIO()
+        call_command("check", "--deploy", "--fail-level", "CRITICAL", stdout=out, stderr=out)
+        return {line.split("'")[1] for line in out.getvalue().splitlines() if "(mail.W001)" in line}
+
+    assert warned() == {"skypark", "holidayx", "legacy80"}
+    Agent.objects.filter(code="skypark").update(allowed_networks="192.0.2.0/24")
+    Agent.objects.filter(code="holidayx").update(allowed_senders="@holidayx.example")
+    monkeypatch.setenv("PARKGATE_PASSWORD", PASSWORD)
+    call_command("set_agent_smtp_password", "--agent", "legacy80")
+    assert warned() == set()
+    Agent.objects.filter(code="skypark").update(allowed_networks="", active=False)  # inactive: receives no mail
+    assert warned() == set()
