@@ -121,7 +121,7 @@ class BookingMailHandler:
         username = login.login.decode("utf-8", errors="replace")
         client = str(server.session.peer[0]) if server.session and server.session.peer else ""
         try:
-            outcome = await run_sync(
+            attempt = await run_sync(
                 smtp_auth.smtp_auth_attempt,
                 username=username,
                 password=login.password.decode("utf-8", "replace"),
@@ -130,13 +130,13 @@ class BookingMailHandler:
         except Exception:  # the database or the cache (Redis) is down: try again later, never let anyone in
             log.exception("SMTP AUTH for %r not checked", username)
             return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
-        if outcome is smtp_auth.AuthOutcome.THROTTLED:
+        if attempt.outcome is smtp_auth.AuthOutcome.THROTTLED:
             log.warning("SMTP AUTH for %r from %s throttled", username, client)
             return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
-        if outcome is not smtp_auth.AuthOutcome.OK:
+        if attempt.outcome is not smtp_auth.AuthOutcome.OK:
             log.warning("SMTP AUTH failed for %r from %s", username, client)
             return AuthResult(success=False, handled=False)
-        return AuthResult(success=True, handled=False, auth_data=username)
+        return AuthResult(success=True, handled=False, auth_data=attempt.agent_ids)
 
 
 def has_control_character(address: str) -> bool:
@@ -144,6 +144,7 @@ def has_control_character(address: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in address)
 
 
-def _login(session) -> str | None:
+def _login(session) -> frozenset[int] | None:
+    """The agents an authenticated session may act for (AUTH's result), or None."""
     data = getattr(session, "auth_data", None)
-    return data if isinstance(data, str) and session.authenticated else None
+    return data if isinstance(data, frozenset) and session.authenticated else None

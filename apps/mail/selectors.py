@@ -20,12 +20,13 @@ def sender_policy_for_mailbox(*, address: str) -> SenderPolicy | None:
     )
 
 
-def smtp_login_valid(*, username: str, password: str) -> bool:
-    """True when an active agent has these SMTP credentials (the password is checked against its hash)."""
+def smtp_login_agent_ids(*, username: str, password: str) -> frozenset[int]:
+    """The active agents with these SMTP credentials (the password checked against each one's hash); empty when
+    none. Only these may be acted for: a user name two agents share does not make one's password the other's."""
     if not username or not password:
-        return False
-    hashes = Agent.objects.filter(smtp_username=username, active=True).exclude(smtp_password_hash="")
-    return any(check_password(password, h) for h in hashes.values_list("smtp_password_hash", flat=True))
+        return frozenset()
+    rows = Agent.objects.filter(smtp_username=username, active=True).exclude(smtp_password_hash="")
+    return frozenset(pk for pk, h in rows.values_list("pk", "smtp_password_hash") if check_password(password, h))
 
 
 def email_raw_source(*, message_id: int) -> str | None:

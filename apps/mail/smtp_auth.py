@@ -12,6 +12,7 @@ attempts made in parallel cannot all slip under the limit while their hashes are
 import contextlib
 import enum
 import hashlib
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,7 +26,13 @@ class AuthOutcome(enum.Enum):
     THROTTLED = "throttled"
 
 
-def smtp_auth_attempt(*, username: str, password: str, client: str) -> AuthOutcome:
+@dataclass(frozen=True)
+class AuthAttempt:
+    outcome: AuthOutcome
+    agent_ids: frozenset[int] = frozenset()  # when OK: the agents the client may now act for
+
+
+def smtp_auth_attempt(*, username: str, password: str, client: str) -> AuthAttempt:
     """Check an agent's SMTP login from a client address (its IP), counting a failure against both."""
     login = hashlib.sha256(username.encode("utf-8", "surrogateescape")).hexdigest()  # any bytes, fixed length
     limits = {
@@ -35,11 +42,12 @@ def smtp_auth_attempt(*, username: str, password: str, client: str) -> AuthOutco
     counts = {key: _count_one_more(key) for key in limits}
     if any(counts[key] > limit for key, limit in limits.items()):
         _uncount(limits)
-        return AuthOutcome.THROTTLED
-    if selectors.smtp_login_valid(username=username, password=password):
+        return AuthAttempt(AuthOutcome.THROTTLED)
+    agent_ids = selectors.smtp_login_agent_ids(username=username, password=password)
+    if agent_ids:
         _uncount(limits)
-        return AuthOutcome.OK
-    return AuthOutcome.INVALID
+        return AuthAttempt(AuthOutcome.OK, agent_ids)
+    return AuthAttempt(AuthOutcome.INVALID)
 
 
 def _count_one_more(key: str) -> int:

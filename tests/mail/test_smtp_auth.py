@@ -167,3 +167,20 @@ def test_check_deploy_warns_for_every_active_agent_anyone_may_send_mail_for(demo
     assert warned() == set()
     Agent.objects.filter(code="skypark").update(allowed_networks="", active=False)  # inactive: receives no mail
     assert warned() == set()
+
+
+def test_a_login_shared_by_two_agents_acts_only_for_the_agent_whose_password_it_gave(
+    auth_servers, demo_world, monkeypatch
+):
+    boxes = {}
+    for code in ("sharea", "shareb"):
+        agent = Agent.objects.create(code=code, name=code, email_format="labels", smtp_username="shared")
+        boxes[code] = AgentMailbox.objects.create(agent=agent, address=f"{code}@bookings.parkgate.test").address
+        monkeypatch.setenv("PARKGATE_PASSWORD", f"password-of-{code}")
+        call_command("set_agent_smtp_password", "--agent", code)
+    with tls_client(auth_servers[0].smtp_port, "127.0.0.6") as smtp:
+        assert auth(smtp, "shared", "password-of-shareb") == 235
+        smtp.mail("a@agent.example")
+        code, text = smtp.rcpt(boxes["sharea"])
+        assert code == 550 and text.startswith(b"5.7.1")
+        assert smtp.rcpt(boxes["shareb"])[0] == 250
