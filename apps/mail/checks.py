@@ -22,7 +22,7 @@ def agents_restricted(app_configs, **kwargs):
             "bookings.",
             hint="Restrict its source networks or envelope senders (admin), or require SMTP AUTH: "
             f"python manage.py set_agent_smtp_password --agent {code} ({HOW}).",
-            id="mail.W001",
+            id="parkgate.mail.W001",
         )
         for code in open_agents
     ]
@@ -32,7 +32,7 @@ def agents_restricted(app_configs, **kwargs):
                 f"Agents {', '.join(auth_agents)} require SMTP AUTH, which is offered only after STARTTLS, and "
                 "STARTTLS is off: their mail is refused.",
                 hint="Set SMTP_TLS_CERT and SMTP_TLS_KEY.",
-                id="mail.W002",
+                id="parkgate.mail.W002",
             )
         )
     return warnings

@@ -89,7 +89,7 @@ def test_check_deploy_passes_in_production_settings_but_not_while_the_demo_user_
     }
     refused = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert refused.returncode == 1 and "parkgate.E001" in refused.stderr
-    assert "Agent 'skypark' has no sender restriction" in refused.stderr  # mail.W001: the demo agents have none
+    assert "Agent 'skypark' has no sender restriction" in refused.stderr  # the demo agents are open
     User.objects.filter(username="demo").delete()
     Agent.objects.update(allowed_networks="192.0.2.0/24")
     passed = manage(env, "check", "--deploy", "--fail-level", "WARNING")

@@ -157,7 +157,7 @@ def test_check_deploy_warns_for_every_active_agent_anyone_may_send_mail_for(demo
     def warned() -> set[str]:
         out = io.StringIO()
         call_command("check", "--deploy", "--fail-level", "CRITICAL", stdout=out, stderr=out)
-        return {line.split("'")[1] for line in out.getvalue().splitlines() if "(mail.W001)" in line}
+        return {line.split("'")[1] for line in out.getvalue().splitlines() if "(parkgate.mail.W001)" in line}
 
     assert warned() == {"skypark", "holidayx", "legacy80"}
     Agent.objects.filter(code="skypark").update(allowed_networks="192.0.2.0/24")
