@@ -134,6 +134,11 @@ SMTP_MAX_SESSIONS = env.int("SMTP_MAX_SESSIONS", default=100)
 SMTP_TLS_CERT = env.str("SMTP_TLS_CERT", default="")
 SMTP_TLS_KEY = env.str("SMTP_TLS_KEY", default="")
 SMTP_HOSTNAME = env.str("SMTP_HOSTNAME", default="bookings.parkgate.test")
+# SMTP AUTH failures allowed per login and per client address within the window (counted in the shared cache);
+# past either, AUTH answers 454 until the window, counted from the first failure, has passed.
+SMTP_AUTH_FAILURES_PER_LOGIN = env.int("SMTP_AUTH_FAILURES_PER_LOGIN", default=5)
+SMTP_AUTH_FAILURES_PER_CLIENT = env.int("SMTP_AUTH_FAILURES_PER_CLIENT", default=20)
+SMTP_AUTH_THROTTLE_WINDOW_S = env.int("SMTP_AUTH_THROTTLE_WINDOW_S", default=900)
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own

@@ -11,7 +11,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.db import DatabaseError
 
 from apps.core.concurrency import run_sync
-from apps.mail import selectors, senders
+from apps.mail import selectors, senders, smtp_auth
 from smtp_ingress.batcher import ReceiptBatcher
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,9 @@ TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
 NO_MAILBOX = "550 5.1.1 No such mailbox here"
 REFUSED = "550 5.7.1 This client may not send mail for this agent"
 ONE_AGENT = "452 4.5.3 One agent per message, please send separately"
-AUTH_TEMPFAIL = "454 4.7.0 Temporary authentication failure"
+AUTH_TEMPFAIL = "454 4.7.0 Temporary authentication failure, try again later"
+BAD_SENDER = "501 5.1.7 Bad sender address syntax"
+BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
 
 
 def capture_credentials(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -50,7 +52,16 @@ class BookingMailHandler:
     def __init__(self):
         self.receipts = ReceiptBatcher()
 
+    async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        if has_control_character(address):
+            return BAD_SENDER
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
+        if has_control_character(address):
+            return BAD_RECIPIENT  # a syntax error, permanent: not the database's 451 for a NUL it cannot store
         try:
             policy = await sender_policy(session, address)
         except DatabaseError:
@@ -98,28 +109,42 @@ class BookingMailHandler:
     # --- SMTP AUTH (offered only after STARTTLS: aiosmtpd's auth_require_tls) -------------------------------------
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._verified(await SMTP.auth_PLAIN(server, server, args))
+        return await self._verified(server, await SMTP.auth_PLAIN(server, server, args))
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._verified(await SMTP.auth_LOGIN(server, server, args))
+        return await self._verified(server, await SMTP.auth_LOGIN(server, server, args))
 
-    async def _verified(self, result: AuthResult) -> AuthResult:
+    async def _verified(self, server: SMTP, result: AuthResult) -> AuthResult:
         if not result.success:
             return result
         login = result.auth_data
         username = login.login.decode("utf-8", errors="replace")
+        client = str(server.session.peer[0]) if server.session and server.session.peer else ""
         try:
-            valid = await run_sync(
-                selectors.smtp_login_valid, username=username, password=login.password.decode("utf-8", "replace")
+            attempt = await run_sync(
+                smtp_auth.smtp_auth_attempt,
+                username=username,
+                password=login.password.decode("utf-8", "replace"),
+                client=client,
             )
-        except DatabaseError:
+        except Exception:  # the database or the cache (Redis) is down: try again later, never let anyone in
+            log.exception("SMTP AUTH for %r not checked", username)
             return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
-        if not valid:
-            log.warning("SMTP AUTH failed for %r", username)
+        if attempt.outcome is smtp_auth.AuthOutcome.THROTTLED:
+            log.warning("SMTP AUTH for %r from %s throttled", username, client)
+            return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
+        if attempt.outcome is not smtp_auth.AuthOutcome.OK:
+            log.warning("SMTP AUTH failed for %r from %s", username, client)
             return AuthResult(success=False, handled=False)
-        return AuthResult(success=True, handled=False, auth_data=username)
+        return AuthResult(success=True, handled=False, auth_data=attempt.agent_ids)
 
 
-def _login(session) -> str | None:
+def has_control_character(address: str) -> bool:
+    """RFC 5321 allows no control character in a mailbox, not even quoted (qtextSMTP is %d32-126)."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in address)
+
+
+def _login(session) -> frozenset[int] | None:
+    """The agents an authenticated session may act for (AUTH's result), or None."""
     data = getattr(session, "auth_data", None)
-    return data if isinstance(data, str) and session.authenticated else None
+    return data if isinstance(data, frozenset) and session.authenticated else None

@@ -85,6 +85,7 @@ def build_protocol_factory(handler: BookingMailHandler, sessions: SessionCount |
             handler,
             sessions=sessions,
             hostname=settings.SMTP_HOSTNAME,
+            ident="ESMTP",  # the banner names the host, never the software or its version (aiosmtpd's default)
             data_size_limit=settings.SMTP_MAX_MESSAGE_BYTES,
             enable_SMTPUTF8=True,
             tls_context=context,

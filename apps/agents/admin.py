@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.auth.password_validation import validate_password
 
 from apps.agents import services
 from apps.agents.models import Agent, AgentMailbox, ApiToken
@@ -9,13 +11,41 @@ class MailboxInline(admin.TabularInline):
     extra = 0
 
 
+class AgentForm(forms.ModelForm):
+    smtp_password = forms.CharField(
+        label="New SMTP password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Requires SMTP AUTH for this agent's booking mail (as its SMTP username, its code when blank). "
+        "Stored hashed; leave blank to keep the current one. Same as manage.py set_agent_smtp_password.",
+    )
+
+    def clean_smtp_password(self) -> str:
+        password = self.cleaned_data["smtp_password"]
+        if password:
+            validate_password(password)
+        return password
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    form = AgentForm
     list_display = ("code", "name", "email_format", "commission_rate", "commission_tolerance", "price_policy", "active")
     list_filter = ("active", "email_format")
     filter_horizontal = ("carparks",)
     exclude = ("smtp_password_hash",)
+    readonly_fields = ("smtp_password_is_set",)
     inlines = [MailboxInline]
+
+    @admin.display(boolean=True, description="SMTP password set")
+    def smtp_password_is_set(self, agent: Agent) -> bool:
+        return bool(agent.smtp_password_hash)
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("smtp_password"):
+            services.agent_smtp_password_set(agent_code=obj.code, password=form.cleaned_data["smtp_password"])
 
 
 @admin.register(ApiToken)

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -89,3 +91,22 @@ def api_token_revoke(*, token_id: int) -> None:
     for digest, (_, owner) in list(_recent.items()):
         if owner.token_id == token_id:
             _recent.pop(digest, None)
+
+
+def agent_smtp_password_set(*, agent_code: str, password: str) -> str:
+    """Require SMTP AUTH for the agent's booking mail, with this password (kept only as a Django password hash).
+    The login is the agent's SMTP user name, its code when it has none. Returns the login.
+
+    Raises UnknownAgent, or ValidationError for a password the password validators refuse."""
+    if not Agent.objects.filter(code=agent_code.strip()).exists():
+        raise UnknownAgent(f"unknown agent {agent_code!r}")
+    validate_password(password)
+    password_hash = make_password(password)  # slow on purpose: outside the transaction
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().filter(code=agent_code.strip()).first()
+        if agent is None:
+            raise UnknownAgent(f"unknown agent {agent_code!r}")
+        agent.smtp_username = agent.smtp_username or agent.code
+        agent.smtp_password_hash = password_hash
+        agent.save(update_fields=["smtp_username", "smtp_password_hash"])
+    return agent.smtp_username

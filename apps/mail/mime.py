@@ -8,8 +8,9 @@ import codecs
 import contextlib
 import re
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
+from email import policy
 from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
@@ -17,8 +18,44 @@ from html.parser import HTMLParser
 _WINDOWS_1252_ALIASES = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "cp819"}
 
 
+# A booking message has a handful of parts. Past these limits it is an attack or a broken system, and parsing it
+# whole would cost the worker seconds of CPU per message, and our recursive walks their stack.
+MAX_PARTS = 200
+MAX_DEPTH = 20
+
+
+class MessageTooComplex(ValueError):
+    """More MIME parts or deeper nesting than a booking message has; str(exc) says which, for staff."""
+
+
 def parse_bytes(raw: bytes) -> EmailMessage:
-    return message_from_bytes(raw, policy=policy.default)
+    """The parsed message. Raises MessageTooComplex as soon as the parser makes part MAX_PARTS + 1, before the
+    rest is parsed, or when parts nest deeper than MAX_DEPTH."""
+    made = 0
+
+    def part_factory(*args, **kwargs) -> EmailMessage:
+        nonlocal made
+        made += 1
+        if made > MAX_PARTS + 1:  # +1: the parser makes one probe instance when it starts
+            raise MessageTooComplex(f"more than {MAX_PARTS} MIME parts")
+        return EmailMessage(*args, **kwargs)
+
+    msg = BytesParser(part_factory, policy=policy.default).parsebytes(raw)
+    if _depth(msg) > MAX_DEPTH:
+        raise MessageTooComplex(f"MIME parts nested more than {MAX_DEPTH} deep")
+    return msg
+
+
+def _depth(msg: Message) -> int:
+    """How deep parts nest (a single-part message: 1), without recursion."""
+    deepest, stack = 0, [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((sub, depth + 1) for sub in payload if isinstance(sub, Message))
+    return deepest
 
 
 def booking_message(msg: Message, depth: int = 0) -> Message:

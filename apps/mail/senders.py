@@ -13,7 +13,7 @@ class SenderPolicy:
     agent_id: int
     networks: tuple[str, ...] = ()  # CIDR blocks
     senders: tuple[str, ...] = ()  # "user@example.com" or "@example.com" / "example.com"
-    smtp_username: str = ""  # when set, the client must have authenticated as this user
+    smtp_username: str = ""  # when set, the client must have authenticated with this agent's SMTP password
 
     @property
     def restricted(self) -> bool:
@@ -58,11 +58,14 @@ def sender_allowed(policy: SenderPolicy, mail_from: str) -> bool:
     return False
 
 
-def auth_allowed(policy: SenderPolicy, authenticated_as: str | None) -> bool:
-    return not policy.smtp_username or authenticated_as == policy.smtp_username
+def auth_allowed(policy: SenderPolicy, authenticated_as: frozenset[int] | None) -> bool:
+    """`authenticated_as`: the agents whose SMTP password the client gave (AUTH), None before AUTH."""
+    return not policy.smtp_username or policy.agent_id in (authenticated_as or ())
 
 
-def refusal(policy: SenderPolicy, *, peer_ip: str, mail_from: str, authenticated_as: str | None) -> str | None:
+def refusal(
+    policy: SenderPolicy, *, peer_ip: str, mail_from: str, authenticated_as: frozenset[int] | None
+) -> str | None:
     """None when the client may send for the agent, else a short reason (logged, never told to the client)."""
     if not network_allowed(policy, peer_ip):
         return f"client {peer_ip} outside the agent's networks"

@@ -9,7 +9,7 @@ process killed between commit and enqueue). Processing is idempotent: the messag
 import hashlib
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 
@@ -31,6 +31,10 @@ SWEEP_AFTER = timedelta(seconds=10)  # a message `received` for longer than this
 SWEEP_BATCH = 200
 SWEEP_BUDGET_S = 5.0
 REPROCESSABLE = {Status.FAILED, Status.PROCESSED, Status.RECEIVED}
+# A Date header more than this after the time of receipt is a broken clock or a forgery, not an order: one in year
+# 9999 would put every later message for its bookings behind it for good. Such a message counts as having no Date
+# (ordered by its time of receipt). An old Date needs no bound: that message only loses to newer ones (the rule).
+DATE_AFTER_RECEIPT = timedelta(days=1)
 
 
 def header_block(raw: bytes) -> bytes:
@@ -197,6 +201,13 @@ def inbound_email_process(*, message_id: int) -> str | None:
     return email.status
 
 
+def plausible_sent_at(sent_at, received_at):
+    """The Date header in UTC, or None when there is none or it lies too far after the time of receipt."""
+    if sent_at is None or sent_at > received_at + DATE_AFTER_RECEIPT:
+        return None
+    return sent_at.astimezone(UTC)
+
+
 def _process_locked(email: InboundEmail) -> None:
     """Set status, result, error and sent_at. A message that breaks the parser fails alone (never blocks others)."""
     if email.raw is None:
@@ -205,12 +216,12 @@ def _process_locked(email: InboundEmail) -> None:
     try:
         with transaction.atomic():
             parsed = parse_message(fmt=email.agent.email_format, raw=bytes(email.raw))
-            email.sent_at = parsed.sent_at
+            email.sent_at = plausible_sent_at(parsed.sent_at, email.received_at)
             if not parsed.actions:
                 email.status, email.result, email.error = Status.IGNORED, [], "no bookings in this message"
                 return
             email.result = apply_actions(
-                email=email, sent_at=parsed.sent_at or email.received_at, actions=parsed.actions
+                email=email, sent_at=email.sent_at or email.received_at, actions=parsed.actions
             )
     except ParseFailure as exc:
         email.status, email.error, email.result = Status.FAILED, str(exc), []
@@ -275,9 +286,8 @@ def _rerun_failed_rows(email: InboundEmail) -> None:
     except ParseFailure:
         return
     rerun = [a for a in parsed.actions if a.row in failed_rows]
-    fresh = {
-        r["row"]: r for r in apply_actions(email=email, sent_at=parsed.sent_at or email.received_at, actions=rerun)
-    }
+    sent_at = plausible_sent_at(parsed.sent_at, email.received_at) or email.received_at
+    fresh = {r["row"]: r for r in apply_actions(email=email, sent_at=sent_at, actions=rerun)}
     email.result = [fresh.get(r["row"], r) for r in email.result]
     email.report_sent_at = None
 

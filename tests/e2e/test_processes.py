@@ -108,6 +108,8 @@ def _alive(pid: int) -> bool:
 def test_check_deploy_passes_in_production_settings_but_not_while_the_demo_user_exists(server_env, demo_world):
     from django.contrib.auth.models import User
 
+    from apps.agents.models import Agent
+
     env = server_env | {
         "DEBUG": "0",
         "SECRET_KEY": "x7#Kq2!vR9@mZ4$wL8^nB3&cT6*hJ1(pF5)gD0_sY-eU+aI=oQ",
@@ -116,7 +118,9 @@ def test_check_deploy_passes_in_production_settings_but_not_while_the_demo_user_
     }
     refused = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert refused.returncode == 1 and "parkgate.E001" in refused.stderr
+    assert "Agent 'skypark' has no sender restriction" in refused.stderr  # the demo agents are open
     User.objects.filter(username="demo").delete()
+    Agent.objects.update(allowed_networks="192.0.2.0/24")
     passed = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert passed.returncode == 0, passed.stderr
 

@@ -2,7 +2,9 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 
+from apps.agents.models import Agent
 from apps.carparks.models import CarPark
 from apps.mail.models import InboundEmail
 from tests.mail.conftest import deliver
@@ -39,3 +41,29 @@ def test_reprocess_action_applies_a_failed_message_after_fixing_data(staff_clien
     )
     assert response.status_code == 200 and f"#{email.id}: processed" in response.text
     assert InboundEmail.objects.get(pk=email.id).status == "processed"
+
+
+def agent_form(code: str, **fields) -> dict:
+    data = {
+        "code": code, "name": code, "active": "on", "email_format": "labels", "commission_rate": "0",
+        "allowed_networks": "", "allowed_senders": "", "smtp_username": "", "error_report_address": "",
+        "mailboxes-TOTAL_FORMS": "0", "mailboxes-INITIAL_FORMS": "0",
+        "mailboxes-MIN_NUM_FORMS": "0", "mailboxes-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    return data | fields
+
+
+def test_admin_sets_an_agents_smtp_password_stored_hashed_and_never_shown(staff_client, world):
+    added = staff_client.post("/admin/agents/agent/add/", agent_form("adminset", smtp_password="admin-set-secret"))
+    assert added.status_code == 302, added.content
+    agent = Agent.objects.get(code="adminset")
+    assert agent.smtp_username == "adminset" and check_password("admin-set-secret", agent.smtp_password_hash)
+    page = staff_client.get(f"/admin/agents/agent/{agent.id}/change/")
+    assert page.status_code == 200 and agent.smtp_password_hash not in page.text and "admin-set-secret" not in page.text
+    kept = staff_client.post(
+        f"/admin/agents/agent/{agent.id}/change/", agent_form("adminset", smtp_username="adminset")
+    )
+    assert kept.status_code == 302 and Agent.objects.get(pk=agent.pk).smtp_password_hash == agent.smtp_password_hash
+    short = staff_client.post(f"/admin/agents/agent/{agent.id}/change/", agent_form("adminset", smtp_password="short"))
+    assert short.status_code == 200 and "too short" in short.text
+    assert Agent.objects.get(pk=agent.pk).smtp_password_hash == agent.smtp_password_hash

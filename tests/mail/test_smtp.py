@@ -1,6 +1,7 @@
 """The SMTP server's behaviour, from outside the process with smtplib against real `serve` processes
 (the shared `parkgate` one, and private ones for TLS, limits and a database that goes away)."""
 
+import re
 import smtplib
 import ssl
 import time
@@ -260,3 +261,33 @@ def test_long_lines_from_old_systems_are_accepted(parkgate, demo_world):
     with smtplib.SMTP("127.0.0.1", parkgate.smtp_port, timeout=10) as smtp:
         assert smtp.sendmail("a@agent.example", [SKYPARK], raw) == {}
     wait_for(lambda: Booking.objects.filter(agent_ref="LONG-1").exists(), message="booking from a one-line HTML body")
+
+
+# --- input that must not confuse -------------------------------------------------------------------------------
+
+
+def test_a_nul_or_control_character_in_an_address_is_501_and_the_session_goes_on(parkgate, demo_world):
+    with smtplib.SMTP("127.0.0.1", parkgate.smtp_port, timeout=10) as smtp:
+        smtp.ehlo()
+        for bad in ("a\x00b@agent.example", "a@agent.example\x00", "a\x1bb@agent.example"):
+            code, text = smtp.docmd("MAIL", f"FROM:<{bad}>")
+            assert code == 501 and text.startswith(b"5.1.7"), (bad, code, text)
+        assert smtp.mail("a@agent.example")[0] == 250
+        for bad in ("sky\x00park@bookings.parkgate.test", SKYPARK + "\x00", "sky\x7fpark@bookings.parkgate.test"):
+            code, text = smtp.docmd("RCPT", f"TO:<{bad}>")
+            assert code == 501 and text.startswith(b"5.1.3"), (bad, code, text)
+        assert smtp.rcpt(SKYPARK)[0] == 250
+        code, reply = smtp.data(raw_labels("NUL-1"))
+        assert code == 250, reply
+
+
+def test_banner_and_ehlo_name_the_host_and_no_software(parkgate):
+    with smtplib.SMTP(timeout=10) as smtp:
+        greeting, banner = smtp.connect("127.0.0.1", parkgate.smtp_port)  # banner: the text after "220 "
+        code, ehlo = smtp.ehlo()
+        help_text = smtp.docmd("HELP")[1]
+    assert greeting == 220 and banner.split()[0] == b"bookings.parkgate.test", banner
+    assert code == 250 and ehlo.splitlines()[0] == b"bookings.parkgate.test", ehlo
+    for reply in (banner, ehlo, help_text):
+        assert b"python" not in reply.lower() and b"aiosmtpd" not in reply.lower(), reply
+        assert not re.search(rb"\d+\.\d+", reply), reply  # no version number

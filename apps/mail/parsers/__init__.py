@@ -29,5 +29,8 @@ def parse_message(*, fmt: str, raw: bytes) -> ParsedMessage:
     parser = PARSERS.get(fmt)
     if parser is None:
         raise ParseFailure(f"no parser for format {fmt!r}")
-    msg = mime.booking_message(mime.parse_bytes(raw))
+    try:
+        msg = mime.booking_message(mime.parse_bytes(raw))
+    except mime.MessageTooComplex as exc:
+        raise ParseFailure(f"message not read: {exc}") from None
     return ParsedMessage(sent_at=mime.sent_at(msg), actions=parser(msg))
