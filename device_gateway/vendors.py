@@ -6,14 +6,13 @@
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from defusedxml import ElementTree
 
-from device_gateway.codec import PlateRead, ProtocolError, parse_time
+from device_gateway.codec import PlateRead, ProtocolError, loads, parse_time
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,7 @@ def platerecognizer_reads(body: Any) -> list[VendorRead]:
     """A Stream webhook: one read per result. The read_id comes from `hook.id` (the camera, in Stream), the
     event's timestamp and the result's index: `hook.id` alone repeats for every event of a camera."""
     if isinstance(body, str | bytes):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            raise ProtocolError("bad_message", "the webhook body is not JSON") from None
+        body = loads(body)
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise ProtocolError("bad_message", "a Plate Recognizer webhook has 'hook' and 'data'")
     hook, data = body.get("hook") or {}, body["data"]
