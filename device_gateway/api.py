@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import contextlib
 import json
 import math
 import time
@@ -9,9 +10,10 @@ from dataclasses import replace
 
 from django.core.cache import cache
 from django.db import DatabaseError
+from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
 
-from apps.access import selectors, services
+from apps.access import clock, selectors, services
 from device_gateway import vendors
 from device_gateway.codec import ProtocolError
 from device_gateway.executor import run_db, run_decision
@@ -175,6 +177,8 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
             detail = f"camera {vendor_read.source!r} is not mapped to a lane of this device"
             answers.append(ProtocolError("unknown_lane", detail, read.read_id).frame())
             continue
+        if vendor_read.timed and not read.retransmit:
+            await _clock_measured(device.id, read.captured_at)
         try:
             answers.append(
                 await run_decision(
@@ -196,6 +200,14 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
         except DatabaseError:
             answers.append(ProtocolError("retry", "cannot decide now, post again later", read.read_id).frame())
     return api.create_response(request, {"decisions": answers}, status=200)
+
+
+async def _clock_measured(device_id: str, device_time) -> None:
+    """A push's capture time against the server's clock: the device's clock offset, shown to staff."""
+    offset = clock.offset_s(device_time=device_time, now=timezone.now())
+    if clock.worth_recording(device_id, offset):
+        with contextlib.suppress(DatabaseError):  # only a measurement: the read is decided (or `retry`) all the same
+            await run_db(clock.device_clock_record, device_id=device_id, offset_s=offset)
 
 
 def _platerecognizer(request) -> list[vendors.VendorRead]:

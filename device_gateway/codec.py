@@ -200,6 +200,11 @@ def parse_heartbeat(frame: dict[str, Any]) -> dict[str, str]:
     return barriers
 
 
+def parse_sent_at(frame: dict[str, Any]) -> datetime | None:
+    """A heartbeat's optional `sent_at`: the controller's clock when it sent the frame (its offset is measured)."""
+    return None if frame.get("sent_at") is None else parse_time(frame["sent_at"], "sent_at")
+
+
 @dataclass(frozen=True)
 class CommandResult:
     command_id: str

@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 
-from apps.access import fastpath, selectors, services
+from apps.access import clock, fastpath, selectors, services
 from apps.core.events import device_group
 from device_gateway import codec
 from device_gateway.executor import run_db, run_decision
@@ -222,7 +222,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif kind == "heartbeat":
+            sent_at = codec.parse_sent_at(frame)
             await self.on_heartbeat(codec.parse_heartbeat(frame))
+            if sent_at is not None:
+                await self.on_clock(sent_at)
         elif kind == "command_result":
             await self.on_command_result(codec.parse_command_result(frame))
         else:
@@ -315,6 +318,13 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if self.heartbeat_window[1] > HEARTBEATS_CHECKED_PER_S and barriers == self.barriers:
             return  # a flood of identical heartbeats: the database is asked at most a few times a second
         await self._touch(barriers)
+
+    async def on_clock(self, sent_at: datetime) -> None:
+        """The controller's clock against the server's, from a heartbeat's `sent_at` (shown to staff)."""
+        offset = clock.offset_s(device_time=sent_at, now=datetime.now(UTC))
+        if clock.worth_recording(self.device.id, offset):
+            with contextlib.suppress(DatabaseError):  # only a measurement: the next heartbeat measures again
+                await run_db(clock.device_clock_record, device_id=self.device.id, offset_s=offset)
 
     async def _touch(self, barriers: dict[str, str]) -> None:
         """Record that the device is alive (and its barriers); re-checks revocation (device-protocol.md 2)."""

@@ -29,6 +29,15 @@ class Device(models.Model):
     connection_id = models.CharField(
         max_length=32, blank=True, help_text="The live connection that set `online`: an older one's close is ignored"
     )
+    clock_offset_s = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The device's clock minus the server's, as last measured (apps/access/clock.py)",
+    )
+    clock_measured_at = models.DateTimeField(null=True, blank=True)
+    clock_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Staff were alerted that its clock is off; cleared once it is right again"
+    )
 
     def __str__(self) -> str:
         return self.name or str(self.id)
@@ -113,6 +122,12 @@ class PlateRead(models.Model):
     decision = models.JSONField(help_text="The decision frame sent, replayed for a duplicate read_id")
     unpaired_exit = models.BooleanField(
         default=False, help_text="An exit applied to visits that closed none (yet): a late entry may pair with it"
+    )
+    clock_offset_s = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Set when the device's clock was wrong: its captured_at minus the server's receipt time, at which "
+        "the read was decided (captured_at)",
     )
 
     class Meta:
@@ -237,6 +252,7 @@ class Alert(models.Model):
     )
     plate = models.CharField(max_length=32, blank=True)
     reason = models.CharField(max_length=32)
+    detail = models.CharField(max_length=200, blank=True)
     read = models.ForeignKey(PlateRead, null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_by = models.ForeignKey(

@@ -393,6 +393,7 @@ def device_event_data(device: Device) -> dict:
         "online": device.online,
         "lanes": list(device.lanes.order_by("code").values_list("code", flat=True)),
         "barriers": device.barriers or {},
+        "clock_offset_s": device.clock_offset_s,
     }
 
 
@@ -403,6 +404,7 @@ def alert_event_data(alert: Alert) -> dict:
         "lane": alert.lane.code if alert.lane_id else None,
         "plate": alert.plate,
         "reason": alert.reason,
+        "detail": alert.detail,
         "created_at": _iso(alert.created_at),
         "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by_id else None,
     }
