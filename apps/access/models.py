@@ -1,9 +1,13 @@
 """Lane controllers and what they see: devices, reads, decisions, barrier commands, visits, permits, block list."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+
+CAPTURED_FROM = datetime(2000, 1, 1, tzinfo=UTC)  # device_gateway.codec.EARLIEST_TIME
+CAPTURED_AHEAD_MOST = timedelta(minutes=10)  # device_gateway.codec.MOST_AHEAD
 
 
 class Device(models.Model):
@@ -131,7 +135,16 @@ class PlateRead(models.Model):
     )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device")]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device"),
+            # The window device_gateway.codec.parse_time allows (from 2000, at most 10 minutes ahead), kept by the
+            # database too: one year-10000 row used to break every page listing reads.
+            models.CheckConstraint(
+                condition=models.Q(captured_at__gte=CAPTURED_FROM)
+                & models.Q(captured_at__lte=models.F("received_at") + CAPTURED_AHEAD_MOST),
+                name="read_captured_at_sane",
+            ),
+        ]
         indexes = [
             models.Index(fields=["lane", "plate", "captured_at"]),
             models.Index(fields=["carpark", "received_at"]),

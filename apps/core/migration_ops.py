@@ -63,3 +63,14 @@ class RemoveIndexConcurrently(_ConcurrentlyOnPostgreSQL, postgres_operations.Rem
     """RemoveIndex as AddIndexConcurrently adds one: `DROP INDEX CONCURRENTLY` on PostgreSQL."""
 
     plain = migrations.RemoveIndex
+
+
+class AddCheckConstraintNotValid(postgres_operations.AddConstraintNotValid):
+    """AddConstraint of a check that rows already stored may break: on PostgreSQL `NOT VALID` (new and updated rows
+    are checked, old ones are not, so the migration cannot fail on them); elsewhere (SQLite) a plain AddConstraint."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            migrations.AddConstraint.database_forwards(self, app_label, schema_editor, from_state, to_state)
