@@ -12,6 +12,7 @@ from apps.access import rules
 from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 from apps.access.tokens import hash_secret
 from apps.bookings.models import Booking, Vehicle
+from apps.core import dbtime
 from apps.core.plates import lookalike_key, normal_candidates
 from apps.core.sql import prepared_cursor
 
@@ -337,7 +338,7 @@ def decision_context_of_rows(result: list[tuple], *, read: rules.Read, policy: r
 
 
 def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return dbtime.from_json(value) if value else None
 
 
 # --- Offline allow-list ----------------------------------------------------------------------------------------

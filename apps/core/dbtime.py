@@ -30,6 +30,18 @@ class _Clamped:
             raise
 
 
+def from_json(text: str) -> datetime:
+    """A timestamptz as PostgreSQL writes it in JSON (ISO 8601, "... BC", +-infinity), clamped like a loaded one."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        if text.startswith("-") or text.endswith("BC"):
+            return EARLIEST
+        if text == "infinity" or text[:5].isdigit():  # after year 9999
+            return LATEST
+        raise
+
+
 def _clamp_times(sender, connection, **kwargs) -> None:
     if connection.vendor != "postgresql":
         return

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
 
+from apps.access import services
 from apps.access.models import PlateRead
 from apps.staff.services import staff_member_set
 from tests.dashboard.conftest import PASSWORD, dashboard_socket, login, next_frame
@@ -85,3 +86,21 @@ def test_the_database_refuses_a_new_read_outside_the_window(world):
     for n, when in enumerate((now() + timedelta(minutes=11), now().replace(year=1999))):
         with pytest.raises(IntegrityError):
             PlateRead.objects.create(read_id=f"bad-{n}", captured_at=when, **fields)
+
+
+def test_a_visit_stored_with_an_impossible_time_does_not_stop_its_vehicle_being_decided(world):
+    """The decision's facts (one jsonb statement on both routes) hold the visit's times as text: a time Python cannot
+    hold must not make every later read of that vehicle fail (answered `retry`, forever)."""
+    carpark = world["one"]
+    device = make_device("TST1", ["IN", "OUT"])
+    with psycopg.connect(database_url_for(settings.DATABASES["default"])) as conn:
+        conn.execute(
+            "INSERT INTO access_visit (carpark_id, plate, lookalike_key, entered_at, closed_reason)"
+            " VALUES (%s, 'ODD2', '0002', '9999-12-31T23:00:00-05:00', '')",
+            [carpark.id],
+        )
+    decision = services.plate_read_decide(
+        device_id=device["device_id"], read_id="odd-exit", lane_code="OUT", plate="ODD2", score=0.95,
+        captured_at=now(),
+    )  # fmt: skip
+    assert decision["type"] == "decision" and decision["action"] == "open"
