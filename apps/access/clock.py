@@ -1,8 +1,8 @@
 """Devices' clocks (device-protocol.md 3, rule 2): a read older than `stale_after_s` is applied as if the barrier had
 opened only when it comes from a controller's offline buffer (`retransmit` or `local_action`). Any other stale read
-says the device's clock is wrong (or the payload is replayed): it is decided at the server's receipt time, and staff
-are alerted once per device. Each device's offset is measured from heartbeats (`sent_at`), vendor pushes and such reads,
-and shown on the dashboard.
+(or one as far ahead) says the device's clock is wrong (or the payload is replayed): it is decided at the server's
+receipt time, on the thread path (apps.access.fastpath hands it back), and staff are alerted once per device.
+Each device's offset is measured from heartbeats (`sent_at`), vendor pushes and such reads, and shown on the dashboard.
 """
 
 import dataclasses
@@ -31,9 +31,10 @@ def on_server_clock(
     read: rules.Read, *, policy: rules.Policy, now: datetime, retransmit: bool, local_action: str
 ) -> tuple[rules.Read, float | None]:
     """The read to decide, and the device's clock offset when it is decided at `now` instead of its captured_at
-    (a stale read that is not from an offline buffer); else the read unchanged and None."""
+    (a read not from an offline buffer that is stale, or as far ahead of the server's clock); else the read
+    unchanged and None."""
     buffered = retransmit or bool(local_action)
-    if buffered or read.captured_at >= now - timedelta(seconds=policy.stale_after_s):
+    if buffered or abs(read.captured_at - now) <= timedelta(seconds=policy.stale_after_s):
         return read, None
     return dataclasses.replace(read, captured_at=now), offset_s(device_time=read.captured_at, now=now)
 

@@ -97,3 +97,25 @@ def test_a_camera_pushing_with_a_slow_clock_is_decided_at_receipt_and_alerted_on
     [alert] = Alert.objects.filter(reason="clock")
     assert re.fullmatch(r"camera clock is 4\d s off \(behind\): dev-IN", alert.detail)
     assert -42 <= Device.objects.get(pk=device["device_id"]).clock_offset_s <= -39
+
+
+def test_a_controller_with_a_fast_clock_has_its_reads_decided_at_receipt(parkgate, world):
+    """Ahead by more than stale_after_s (but inside the 10 minutes a time may be ahead): the same as behind."""
+    booking = make_booking(
+        world["one"], "FA5T1", arrival=now() + timedelta(minutes=3), departure=now() + timedelta(hours=3)
+    )
+    device = make_device("TST1", ["IN"])
+
+    async def drive():
+        async with LaneController(parkgate, device["token"]) as lane:
+            await lane.hello()
+            return await lane.read("IN", "FA5T1", captured_at=iso(now() + timedelta(minutes=5)))
+
+    started = now()
+    decision = asyncio.run(drive())
+    assert (decision["action"], decision["reason"], decision["booking"]) == ("open", "booking", booking.reference)
+    visit = Visit.objects.get(plate="FA5T1")
+    assert started <= visit.entered_at <= now()
+    assert 298 <= PlateRead.objects.get(plate="FA5T1").clock_offset_s <= 301
+    [alert] = Alert.objects.filter(reason="clock")
+    assert re.fullmatch(r"camera clock is 3\d\d s off \(ahead\): dev-IN", alert.detail)
