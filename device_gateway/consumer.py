@@ -306,6 +306,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         finally:
             self.in_flight.release()
         await self.send_frame(decision)
+        if not (read.retransmit or read.local_action):  # a live read's capture time, after its answer
+            await self.on_clock(read.captured_at)
 
     async def on_heartbeat(self, barriers: dict[str, str]) -> None:
         unknown = set(barriers) - set(self.device.lanes)
@@ -320,7 +322,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         await self._touch(barriers)
 
     async def on_clock(self, sent_at: datetime) -> None:
-        """The controller's clock against the server's, from a heartbeat's `sent_at` (shown to staff)."""
+        """The controller's clock against the server's, from a heartbeat's `sent_at` or a live read's `captured_at`
+        (shown to staff; stored only when it changed, apps.access.clock.worth_recording)."""
         offset = clock.offset_s(device_time=sent_at, now=datetime.now(UTC))
         if clock.worth_recording(self.device.id, offset):
             with contextlib.suppress(DatabaseError):  # only a measurement: the next heartbeat measures again

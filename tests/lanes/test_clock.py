@@ -14,8 +14,9 @@ from apps.access.models import Alert, Device, PlateRead, Visit
 from apps.staff.services import staff_member_set
 from tests.clients import LaneController
 from tests.dashboard.conftest import PASSWORD, login
-from tests.lanes.conftest import iso, make_booking, make_device, now
+from tests.lanes.conftest import in_thread, iso, make_booking, make_device, now
 from tests.lanes.test_vendors import fresh, hikvision_sample
+from tests.support import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +73,8 @@ def test_heartbeats_measure_the_clock_offset_shown_on_the_dashboard(parkgate, wo
             await lane.send(
                 {"type": "heartbeat", "barriers": {"IN": "closed"}, "sent_at": iso(now() + timedelta(seconds=46))}
             )
-            return await lane.read("IN", "AB12CDE")  # frames are handled in order: the heartbeats are recorded
+            await lane.send({"type": "nonsense"})  # frames are handled in order: once answered, the heartbeats are
+            return await lane.recv()
 
     asyncio.run(drive())
     assert 44 <= Device.objects.get(pk=device["device_id"]).clock_offset_s <= 47
@@ -119,3 +121,25 @@ def test_a_controller_with_a_fast_clock_has_its_reads_decided_at_receipt(parkgat
     assert 298 <= PlateRead.objects.get(plate="FA5T1").clock_offset_s <= 301
     [alert] = Alert.objects.filter(reason="clock")
     assert re.fullmatch(r"camera clock is 3\d\d s off \(ahead\): dev-IN", alert.detail)
+
+
+def test_live_reads_measure_the_clock_and_a_clock_put_right_then_wrong_again_alerts_again(parkgate, world):
+    device = make_device("TST1", ["IN"])
+
+    def offset():
+        return Device.objects.get(pk=device["device_id"]).clock_offset_s
+
+    async def drive():
+        async with LaneController(parkgate, device["token"]) as lane:
+            await lane.hello()
+            await lane.read("IN", "WR0NG1", captured_at=iso(now() - timedelta(seconds=40)))
+            await lane.read("IN", "R1GHT1")  # a live read, no sent_at: its capture time measures the clock
+            await in_thread(wait_for, lambda: abs(offset()) < 1, message="the clock measured right again")
+            await lane.read("IN", "WR0NG2", captured_at=iso(now() - timedelta(seconds=50)))
+
+    asyncio.run(drive())
+    details = sorted(Alert.objects.filter(reason="clock").values_list("detail", flat=True))
+    assert [re.fullmatch(r"camera clock is (\d\d) s off \(behind\): dev-IN", d).group(1)[0] for d in details] == [
+        "4",
+        "5",
+    ]

@@ -128,7 +128,7 @@
     return item;
   }
 
-  // The controller's clock minus the server's (heartbeats, pushes): a wrong clock misdates its reads.
+  // The controller's clock minus the server's (heartbeats, pushes); red from 5 s, which already misdates reads.
   function clockBadge(lane) {
     const offset = lane.clock_offset_s;
     if (!lane.device || offset === null || offset === undefined) return el("span", { class: "clock" });
