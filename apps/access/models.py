@@ -265,7 +265,7 @@ class Alert(models.Model):
     )
     plate = models.CharField(max_length=32, blank=True)
     reason = models.CharField(max_length=32)
-    detail = models.CharField(max_length=200, blank=True)
+    detail = models.CharField(max_length=200, blank=True, default="", db_default="")  # raw inserts (bench) too
     read = models.ForeignKey(PlateRead, null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_by = models.ForeignKey(
