@@ -2,14 +2,17 @@
 
 import base64
 import binascii
+import contextlib
 import math
 import time
 
 from django.core.cache import cache
 from django.db import DatabaseError
+from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
 
-from apps.access import cameras, selectors, services
+from apps.access import cameras, clock, selectors, services
+from apps.core import metrics
 from device_gateway import vendors
 from device_gateway.codec import ProtocolError, loads
 from device_gateway.executor import run_db, run_decision
@@ -162,6 +165,8 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
     for vendor_read in reads:
         read, source = vendor_read.read, str(vendor_read.source)
         lane = cameras.lane_for_camera(device.vendor, device.lanes, source, mapping_key)
+        if vendor_read.timed and not read.retransmit:
+            await _clock_measured(device.id, read.captured_at)
         try:
             if lane is None:
                 await run_db(
@@ -171,29 +176,39 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
                 )  # fmt: skip
                 kept.append({"read_id": read.read_id, "camera": source})
                 continue
-            answers.append(
-                await run_decision(
-                    services.plate_read_decide,
-                    device_id=device.id,
-                    read_id=read.read_id,
-                    lane_code=lane,
-                    lane_id=device.lane_ids[lane],
-                    plate=read.plate,
-                    score=read.score,
-                    captured_at=read.captured_at,
-                    candidates=list(read.candidates),
-                    region=read.region,
-                    vehicle=read.vehicle,
-                    retransmit=read.retransmit,
-                    with_command=False,
-                )
+            started = time.perf_counter()
+            decision = await run_decision(
+                services.plate_read_decide,
+                device_id=device.id,
+                read_id=read.read_id,
+                lane_code=lane,
+                lane_id=device.lane_ids[lane],
+                plate=read.plate,
+                score=read.score,
+                captured_at=read.captured_at,
+                candidates=list(read.candidates),
+                region=read.region,
+                vehicle=read.vehicle,
+                retransmit=read.retransmit,
+                with_command=False,
             )
         except DatabaseError:
             answers.append(ProtocolError("retry", "cannot decide now, post again later", read.read_id).frame())
+            continue
+        metrics.decision_observed(decision, seconds=time.perf_counter() - started)
+        answers.append(decision)
     if kept:
         detail = "camera not mapped to a lane of this device: kept for staff to assign, nothing decided"
         return api.create_response(request, {"decisions": answers, "kept": kept, "detail": detail}, status=202)
     return api.create_response(request, {"decisions": answers}, status=200)
+
+
+async def _clock_measured(device_id: str, device_time) -> None:
+    """A push's capture time against the server's clock: the device's clock offset, shown to staff."""
+    offset = clock.offset_s(device_time=device_time, now=timezone.now())
+    if clock.worth_recording(device_id, offset):
+        with contextlib.suppress(DatabaseError):  # only a measurement: the read is decided (or `retry`) all the same
+            await run_db(clock.device_clock_record, device_id=device_id, offset_s=offset)
 
 
 def _platerecognizer(request) -> list[vendors.VendorRead]:

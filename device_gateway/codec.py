@@ -5,11 +5,15 @@ Plain Python: no Django, no I/O. The consumer turns a ProtocolError into an `err
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
+# The window of times a device may send (device-protocol.md 2): a camera's clock may run a little fast, but nothing
+# it saw is from before 2000 or from far ahead. Outside it the time is a bad message, never a read to store.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MOST_AHEAD = timedelta(minutes=10)
 
 
 class ProtocolError(Exception):
@@ -38,17 +42,6 @@ class PlateRead:
     local_action: str = ""
 
 
-def loads(data: str | bytes, what: str = "the frame") -> Any:
-    """JSON from a controller or camera. Nesting deeper than the interpreter's recursion limit is refused like any
-    other bad JSON (`bad_message`): it must not become a RecursionError (HTTP 500, WebSocket 1011)."""
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise ProtocolError("bad_message", f"{what} is not JSON: {exc}") from None
-    except RecursionError:
-        raise ProtocolError("bad_message", f"{what} is nested too deeply") from None
-
-
 def decode(text: str) -> dict[str, Any]:
     if len(text.encode()) > MAX_FRAME_BYTES:
         raise ProtocolError("too_large", f"frame over {MAX_FRAME_BYTES} bytes")
@@ -56,6 +49,45 @@ def decode(text: str) -> dict[str, Any]:
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise ProtocolError("bad_message", "a frame is a JSON object with a string 'type'")
     return frame
+
+
+def loads(text: str | bytes, what: str = "the frame") -> Any:
+    """JSON from a device (a frame, a vendor's body). Refused as `bad_message`, never an exception that would be
+    answered `retry`, HTTP 500 or WebSocket 1011: text that is not JSON; nesting deeper than the interpreter's
+    recursion limit; any string (keys too) holding a NUL or a lone surrogate, which no database column can store,
+    so such a read could only ever fail (and be resent)."""
+    try:
+        value = json.loads(text)
+        # Both can only come from a JSON escape (\u0000, \ud800) in valid UTF-8 text, so most texts skip the walk.
+        storable = "\\u" not in (text if isinstance(text, str) else text.decode(errors="replace")) or _storable(value)
+    except ValueError as exc:
+        raise ProtocolError("bad_message", f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad_message", f"{what} is nested too deeply") from None
+    if not storable:
+        read_id = value.get("read_id") if isinstance(value, dict) else None
+        raise ProtocolError(
+            "bad_message", "strings may not hold NUL or lone surrogates", read_id if _storable(read_id) else None
+        )
+    return value
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value and (value.isascii() or _utf8(value))
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -71,6 +103,10 @@ def parse_time(value: Any, field: str, read_id: str | None = None) -> datetime:
         raise ProtocolError("bad_message", f"'{field}' is not ISO 8601: {value!r}", read_id) from None
     if parsed.tzinfo is None:
         raise ProtocolError("bad_message", f"'{field}' needs an offset (e.g. Z)", read_id)
+    if not EARLIEST_TIME <= parsed <= datetime.now(UTC) + MOST_AHEAD:
+        raise ProtocolError(
+            "bad_message", f"'{field}' is before 2000 or more than 10 minutes ahead of the server: {value!r}", read_id
+        )
     return parsed
 
 
@@ -167,6 +203,11 @@ def parse_heartbeat(frame: dict[str, Any]) -> dict[str, str]:
     ):
         raise ProtocolError("bad_message", "'barriers' maps lane codes to open, closed or fault")
     return barriers
+
+
+def parse_sent_at(frame: dict[str, Any]) -> datetime | None:
+    """A heartbeat's optional `sent_at`: the controller's clock when it sent the frame (its offset is measured)."""
+    return None if frame.get("sent_at") is None else parse_time(frame["sent_at"], "sent_at")
 
 
 @dataclass(frozen=True)

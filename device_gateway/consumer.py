@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 
-from apps.access import fastpath, selectors, services
+from apps.access import clock, fastpath, selectors, services
 from apps.core import metrics
 from apps.core.events import device_group
 from device_gateway import codec
@@ -232,7 +232,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif kind == "heartbeat":
+            sent_at = codec.parse_sent_at(frame)
             await self.on_heartbeat(codec.parse_heartbeat(frame))
+            if sent_at is not None:
+                await self.on_clock(sent_at)
         elif kind == "command_result":
             await self.on_command_result(codec.parse_command_result(frame))
         else:
@@ -315,6 +318,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             self.in_flight.release()
         metrics.decision_observed(decision, seconds=time.perf_counter() - started)
         await self.send_frame(decision)
+        if not (read.retransmit or read.local_action):  # a live read's capture time, after its answer
+            await self.on_clock(read.captured_at)
 
     async def on_heartbeat(self, barriers: dict[str, str]) -> None:
         unknown = set(barriers) - set(self.device.lanes)
@@ -337,6 +342,14 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self._touch(self.reported)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_recording.wait(), RECORD_EVERY_S)
+
+    async def on_clock(self, sent_at: datetime) -> None:
+        """The controller's clock against the server's, from a heartbeat's `sent_at` or a live read's `captured_at`
+        (shown to staff; stored only when it changed, apps.access.clock.worth_recording)."""
+        offset = clock.offset_s(device_time=sent_at, now=datetime.now(UTC))
+        if clock.worth_recording(self.device.id, offset):
+            with contextlib.suppress(DatabaseError):  # only a measurement: the next heartbeat measures again
+                await run_db(clock.device_clock_record, device_id=self.device.id, offset_s=offset)
 
     async def _touch(self, barriers: dict[str, str]) -> None:
         """Record that the device is alive (and its barriers); re-checks revocation (device-protocol.md 2)."""

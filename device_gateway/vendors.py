@@ -21,6 +21,7 @@ class VendorRead:
 
     source: str
     read: PlateRead
+    timed: bool = True  # the payload gave the capture time (else it is the time of receipt)
 
 
 def _read_id(*parts: str) -> str:
@@ -55,6 +56,7 @@ def platerecognizer_reads(body: Any) -> list[VendorRead]:
         reads.append(
             VendorRead(
                 source=camera,
+                timed=bool(timestamp),
                 read=PlateRead(
                     read_id=read_id,
                     lane="",
@@ -149,7 +151,7 @@ def hikvision_reads(xml: bytes | str) -> list[VendorRead]:
         vehicle=vehicle or None,
         retransmit=_text(fields.get("isDataRetransmission")).lower() == "true",
     )
-    return [VendorRead(source=_text(fields.get("channelID")), read=read)]
+    return [VendorRead(source=_text(fields.get("channelID")), read=read, timed=bool(when))]
 
 
 def _local(tag: str) -> str:

@@ -41,7 +41,7 @@ class DeviceAdmin(admin.ModelAdmin):
     services.device_revoke (which closes the live connection); their status fields are read-only."""
 
     form = DeviceAdminForm
-    list_display = ("id", "name", "carpark", "online", "last_seen_at", "enrolled_at", "revoked_at")
+    list_display = ("id", "name", "carpark", "online", "last_seen_at", "clock_offset_s", "enrolled_at", "revoked_at")
     list_filter = ("carpark", "online")
     list_select_related = ("carpark",)
     filter_horizontal = ("lanes",)

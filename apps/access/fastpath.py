@@ -16,7 +16,8 @@ The decision itself is the thread path's (services.plate_read_decided, rules): o
 differs. The facts are read in the same round trip as the lock, with the policies of the lane's previous read; when
 the lane's row says they have changed (or on this process's first read of the lane) they are read again, under the
 same lock, with the current ones. What this path does not write, it hands back (None), for the full service on a
-decision thread (services.plate_read_decide) once its batch has ended: stale reads, visits superseded or held,
+decision thread (services.plate_read_decide) once its batch has ended: stale reads (and reads of a device whose clock is
+wrong: apps.access.clock), visits superseded or held,
 overstays, out of order reads, an unknown lane; and every read of a batch that failed as a whole (a read_id raced by
 another connection, a deadlock with a decision thread). Events leave through apps.core.events after the commit, as
 from the thread path.
@@ -35,7 +36,7 @@ import psycopg
 from django.conf import settings
 from django.utils import timezone
 
-from apps.access import rules, selectors, services
+from apps.access import clock, rules, selectors, services
 from apps.carparks.models import Lane
 from apps.core import aiodb, events
 
@@ -110,6 +111,13 @@ class _Pending:
         if self.context.duplicate is not None:
             self.result = self.context.duplicate | {"duplicate": True}
             return
+        details = self.details
+        _read, clock_offset = clock.on_server_clock(
+            self.read, policy=services.lane_policy(self.lane), now=self.now, retransmit=details["retransmit"],
+            local_action=details["local_action"],
+        )  # fmt: skip
+        if clock_offset is not None:
+            return  # the device's clock is wrong: the full service decides it at receipt and alerts staff
         decided = services.plate_read_decided(
             lane=self.lane, context=self.context, device_id=self.device_id, read_id=self.read_id, plate=self.plate,
             read=self.read, now=self.now, with_command=True, **self.details,

@@ -1,9 +1,13 @@
 """Lane controllers and what they see: devices, reads, decisions, barrier commands, visits, permits, block list."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+
+CAPTURED_FROM = datetime(2000, 1, 1, tzinfo=UTC)  # device_gateway.codec.EARLIEST_TIME
+CAPTURED_AHEAD_MOST = timedelta(minutes=10)  # device_gateway.codec.MOST_AHEAD
 
 
 class Device(models.Model):
@@ -28,6 +32,15 @@ class Device(models.Model):
     barriers = models.JSONField(default=dict, blank=True, help_text="Last reported barrier state per lane")
     connection_id = models.CharField(
         max_length=32, blank=True, help_text="The live connection that set `online`: an older one's close is ignored"
+    )
+    clock_offset_s = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The device's clock minus the server's, as last measured (apps/access/clock.py)",
+    )
+    clock_measured_at = models.DateTimeField(null=True, blank=True)
+    clock_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Staff were alerted that its clock is off; cleared once it is right again"
     )
 
     def __str__(self) -> str:
@@ -114,9 +127,24 @@ class PlateRead(models.Model):
     unpaired_exit = models.BooleanField(
         default=False, help_text="An exit applied to visits that closed none (yet): a late entry may pair with it"
     )
+    clock_offset_s = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Set when the device's clock was wrong: its captured_at minus the server's receipt time, at which "
+        "the read was decided (captured_at)",
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device")]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device"),
+            # The window device_gateway.codec.parse_time allows (from 2000, at most 10 minutes ahead), kept by the
+            # database too: one year-10000 row used to break every page listing reads.
+            models.CheckConstraint(
+                condition=models.Q(captured_at__gte=CAPTURED_FROM)
+                & models.Q(captured_at__lte=models.F("received_at") + CAPTURED_AHEAD_MOST),
+                name="read_captured_at_sane",
+            ),
+        ]
         indexes = [
             models.Index(fields=["lane", "plate", "captured_at"]),
             models.Index(fields=["carpark", "received_at"]),
@@ -237,6 +265,7 @@ class Alert(models.Model):
     )
     plate = models.CharField(max_length=32, blank=True)
     reason = models.CharField(max_length=32)
+    detail = models.CharField(max_length=200, blank=True, default="", db_default="")  # raw inserts (bench) too
     read = models.ForeignKey(PlateRead, null=True, blank=True, related_name="alerts", on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_by = models.ForeignKey(

@@ -10,6 +10,7 @@ from apps.access import rules
 from apps.access.models import Alert, BarrierCommand, BlockedPlate, Device, Permit, Visit
 from apps.access.tokens import hash_secret
 from apps.bookings.models import Booking, Vehicle
+from apps.core import dbtime
 from apps.core.plates import lookalike_key, normal_candidates
 from apps.core.sql import prepared_cursor
 
@@ -234,7 +235,7 @@ def decision_context_of_rows(result: list[tuple], *, read: rules.Read, policy: r
 
 
 def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return dbtime.from_json(value) if value else None
 
 
 # --- Offline allow-list ----------------------------------------------------------------------------------------
@@ -290,6 +291,7 @@ def device_event_data(device: Device) -> dict:
         "online": device.online,
         "lanes": list(device.lanes.order_by("code").values_list("code", flat=True)),
         "barriers": device.barriers or {},
+        "clock_offset_s": device.clock_offset_s,
     }
 
 
@@ -300,6 +302,7 @@ def alert_event_data(alert: Alert) -> dict:
         "lane": alert.lane.code if alert.lane_id else None,
         "plate": alert.plate,
         "reason": alert.reason,
+        "detail": alert.detail,
         "created_at": _iso(alert.created_at),
         "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by_id else None,
     }

@@ -16,7 +16,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from apps.access import rules, selectors
+from apps.access import clock, rules, selectors
 from apps.access.models import (
     Alert,
     AllowlistState,
@@ -408,6 +408,9 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
     read = plate_read_of(plate=plate, score=score, captured_at=captured_at, candidates=candidates)
     with transaction.atomic():
         lane = _lane_locked(device_id, lane_code, lane_id, read.key)
+        read, clock_offset = clock.on_server_clock(
+            read, policy=lane_policy(lane), now=now, retransmit=retransmit, local_action=local_action
+        )
         context = selectors.decision_context(
             device_id=device_id, read_id=read_id, lane_id=lane.id, carpark_id=lane.carpark_id, read=read,
             policy=lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY, now=now,
@@ -419,6 +422,11 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
             candidates=candidates, region=region, vehicle=vehicle, retransmit=retransmit, local_action=local_action,
             with_command=with_command,
         )  # fmt: skip
+        if clock_offset is not None:  # the device's clock is wrong: decided at receipt, staff told
+            decided.read_row["clock_offset_s"] = clock_offset
+            clock.device_clock_record(
+                device_id=device_id, offset_s=clock_offset, stale_after_s=lane_policy(lane).stale_after_s
+            )
         if decided.in_one_statement():
             sql, params = decided.statement()
             with prepared_cursor() as cursor:  # a few shapes, each prepared once per connection

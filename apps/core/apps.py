@@ -8,6 +8,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from apps.core import checks  # noqa: F401  (registers the deploy checks)
+        from apps.core import checks, dbtime  # noqa: F401  (checks registers the deploy checks)
+
+        dbtime.install()
 
         autodiscover_modules("jobs")  # every app's jobs.py registers its jobs (apps.core.jobs)

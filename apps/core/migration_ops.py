@@ -39,3 +39,8 @@ class AddIndexConcurrently(postgres_operations.AddIndexConcurrently):
 
 class RemoveIndexConcurrently(postgres_operations.RemoveIndexConcurrently):
     """RemoveIndex as AddIndexConcurrently adds one: `DROP INDEX CONCURRENTLY`."""
+
+
+class AddCheckConstraintNotValid(postgres_operations.AddConstraintNotValid):
+    """AddConstraint of a check that rows already stored may break: `NOT VALID`, so new and updated rows are checked
+    and old ones are not (the migration cannot fail on them)."""

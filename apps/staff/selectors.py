@@ -158,6 +158,7 @@ def lanes_with_devices(*, carpark: CarPark) -> list[dict]:
                 "online": bool(device and device.online),
                 "barrier": (device.barriers or {}).get(lane.code, "unknown") if device else "unknown",
                 "last_seen_at": iso(device.last_seen_at) if device and device.last_seen_at else None,
+                "clock_offset_s": device.clock_offset_s if device else None,
             }
         )
     return lanes

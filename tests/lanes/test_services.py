@@ -285,7 +285,7 @@ def test_no_show_retention_and_manual_visit_close(lanes):
 
     decide(device, "IN", "CUR1")  # a booked vehicle: kept
     decide(device, "IN", "STRANGER")  # nobody's: deleted after the retention period
-    PlateRead.objects.update(received_at=now() - timedelta(days=91))
+    PlateRead.objects.update(received_at=now() - timedelta(days=91), captured_at=now() - timedelta(days=91))
     assert services.reads_purge() == 1
     assert list(PlateRead.objects.values_list("plate", flat=True)) == ["CUR1"]
 

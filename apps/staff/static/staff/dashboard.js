@@ -120,6 +120,7 @@
       el("span", { class: "muted", text: lane.direction }),
       el("span", { class: `badge ${online ? "ok" : "bad"}`, text: lane.device ? (online ? "online" : "offline") : "no controller" }),
       el("span", { class: `badge barrier-${lane.barrier}`, text: `barrier ${lane.barrier}` }),
+      clockBadge(lane),
       el("button", {
         type: "button", class: "open-btn", text: "Open barrier", disabled: !online,
         "aria-label": `Open barrier at ${cp.code} ${lane.code}`, onclick: () => askOpen(cp, lane),
@@ -165,6 +166,14 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"resync"}');
   }
 
+  // The controller's clock minus the server's (heartbeats, pushes); red from 5 s, which already misdates reads.
+  function clockBadge(lane) {
+    const offset = lane.clock_offset_s;
+    if (!lane.device || offset === null || offset === undefined) return el("span", { class: "clock" });
+    const text = Math.abs(offset) < 1 ? "clock ok" : `clock ${offset > 0 ? "+" : "−"}${Math.abs(offset).toFixed(0)} s`;
+    return el("span", { class: `badge clock ${Math.abs(offset) >= 5 ? "bad" : "ok"}`, text });
+  }
+
   function renderAlerts(cp) {
     const tile = tileOf(cp.code);
     tile.querySelector(".alerts-count").textContent = cp.alerts.length;
@@ -174,6 +183,7 @@
     list.replaceChildren(...cp.alerts.map((alert) => el("li", { class: "alert", "data-alert-id": alert.id },
       el("span", { class: "reason", text: alert.reason.replaceAll("_", " ") }),
       el("span", { class: "plate", text: alert.plate || "—" }),
+      alert.detail ? el("span", { class: "detail", text: alert.detail }) : null,
       el("span", { class: "muted", text: `${alert.lane || ""} ${timeAt(alert.created_at, cp.timezone)}` }),
       el("button", { type: "button", class: "ack-btn", text: "Acknowledge",
         "aria-label": `Acknowledge ${alert.reason.replaceAll("_", " ")} alert for ${alert.plate || "unknown plate"}`,
@@ -269,6 +279,7 @@
             lane.device = device.device;
             lane.online = device.online;
             if (device.barriers && device.barriers[lane.code]) lane.barrier = device.barriers[lane.code];
+            if ("clock_offset_s" in device) lane.clock_offset_s = device.clock_offset_s;
           }
         }
       }

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0006_read_unpaired_exit'),
+        ('access', '0008_read_captured_at_sane'),
     ]
 
     operations = [
