@@ -4,6 +4,7 @@ alerts and the offline allow-list (device-protocol.md). Every function owns its 
 import functools
 import hashlib
 import json
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from apps.core import events, plates
 from apps.core.services import audit_log_record
 from apps.core.sql import prepared_cursor
 
+log = logging.getLogger(__name__)
 ENROLMENT_CODE_TTL = timedelta(hours=24)
 COMMAND_TTL = timedelta(seconds=10)
 OFFLINE_AFTER = timedelta(seconds=60)
@@ -1144,14 +1146,25 @@ def allowlist_current(*, carpark_id: int) -> Allowlist:
     version = AllowlistState.objects.filter(carpark_id=carpark_id).values_list("version", flat=True).first()
     if version is None:
         allowlist = allowlist_refresh(carpark_id=carpark_id)
-        cache.set(f"allowlist:{carpark_id}:{allowlist.version}", allowlist, ALLOWLIST_CACHE_S)
+        version = allowlist.version
+        _cached(lambda: cache.set(f"allowlist:{carpark_id}:{version}", allowlist, ALLOWLIST_CACHE_S))
         return allowlist
 
     def compute() -> Allowlist:
         entries, blocklist = selectors.allowlist_content(carpark_id=carpark_id)
         return Allowlist(version=version, entries=entries, blocklist=blocklist)
 
-    return cache.get_or_set(f"allowlist:{carpark_id}:{version}", compute, ALLOWLIST_CACHE_S)
+    cached = _cached(lambda: cache.get_or_set(f"allowlist:{carpark_id}:{version}", compute, ALLOWLIST_CACHE_S))
+    return cached if cached is not None else compute()
+
+
+def _cached(operation):
+    """The cache is only a saving: with Redis away, connections still get their allow-list, computed afresh."""
+    try:
+        return operation()
+    except Exception:  # the cache backend's own errors (redis-py's, for Redis), whatever they are
+        log.warning("allow-list cache unavailable; computing it afresh", exc_info=True)
+        return None
 
 
 def carpark_settings_changed(*, carpark_id: int) -> None:
