@@ -55,7 +55,11 @@ async def _site(request) -> Site:
 
 
 def _page(request, site: Site, template: str, context: dict, status: int = 200):
-    return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
+    """Rendered in the timezone of the page's car park (`carpark` in the context): the date filter and the forms
+    show aware datetimes in the current timezone, which is otherwise settings.TIME_ZONE (UTC)."""
+    carpark = context.get("carpark")
+    with timezone.override(carpark.tz if carpark else None):
+        return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
 
 
 def _local(value, tz: ZoneInfo) -> str:
@@ -94,8 +98,6 @@ def _quote_context(carpark: CarPark, offer: selectors.Quote, form: BookForm, **e
     return {
         "carpark": carpark,
         "quote": offer,
-        "arrival_local": timezone.localtime(offer.arrival, carpark.tz),
-        "departure_local": timezone.localtime(offer.departure, carpark.tz),
         "form": form,
         **extra,
     }
@@ -191,11 +193,9 @@ async def _managed_booking(request, site: Site, reference: str) -> Booking:
 
 
 def _booking_context(booking: Booking, **extra) -> dict:
-    tz = booking.carpark.tz
     return {
         "booking": booking,
-        "arrival_local": timezone.localtime(booking.arrival, tz),
-        "departure_local": timezone.localtime(booking.departure, tz),
+        "carpark": booking.carpark,
         "vehicles": list(booking.vehicles.all()),
         **extra,
     }

@@ -167,3 +167,50 @@ def test_a_brand_cannot_manage_another_brands_booking(parkgate, demo_world, chro
     assert response.status == 404
     assert page.goto(f"http://nobody.parkgate.test:{parkgate.http_port}/").status == 404
     page.close()
+
+
+def sent_email(parkgate, reference: str) -> str:
+    """The confirmation email for `reference` as the worker sent it (the console mail backend writes to its log)."""
+    log = parkgate.processes[-1].log()
+    start = log.index(f"booking {reference} confirmed")
+    return log[start : log.index("\n\n", log.index("Departure:", start))]
+
+
+def test_a_summer_stay_is_shown_in_the_car_parks_local_time(parkgate, demo_world, chromium):
+    """10 Jul 2027 08:00 to 17 Jul 18:00 in London is 07:00Z to 17:00Z: every page and the email say 08:00 BST."""
+    site = f"http://demo.parkgate.test:{parkgate.http_port}"
+    page = chromium.new_page(viewport=PHONE, locale="en-GB")
+    page.goto(f"{site}/")
+    page.select_option("#id_carpark", "LHR-T5")
+    page.fill("#id_arrival", "2027-07-10T08:00")
+    page.fill("#id_departure", "2027-07-17T18:00")
+    page.click("button[type=submit]")
+    expect(page.locator("#quote")).to_contain_text("Sat 10 Jul 2027, 08:00 BST")
+    expect(page.locator("#quote")).to_contain_text("Sat 17 Jul 2027, 18:00 BST")
+    shot(page, "summer-1-quote")
+    page.fill("#id_name", "Sam Summer")
+    page.fill("#id_email", "sam@example.com")
+    page.fill("#id_phone", "07700 900456")
+    page.fill("#id_registration", "SU27 MMR")
+    page.click("form[action='/book/'] button[type=submit]")
+    expect(page.locator("#arrival")).to_have_text("Sat 10 Jul 2027, 08:00 BST")
+    expect(page.locator("#departure")).to_have_text("Sat 17 Jul 2027, 18:00 BST")
+    reference = page.locator("#reference").inner_text()
+    shot(page, "summer-2-confirmation")
+    booking = db(lambda: Booking.objects.get(reference=reference))
+    assert (booking.arrival.isoformat(), booking.departure.isoformat()) == (
+        "2027-07-10T07:00:00+00:00",
+        "2027-07-17T17:00:00+00:00",
+    )
+
+    page.click("text=View or change this booking")
+    expect(page.locator("#arrival")).to_have_text("Sat 10 Jul 2027, 08:00 BST")
+    expect(page.locator("#departure")).to_have_text("Sat 17 Jul 2027, 18:00 BST")
+    expect(page.locator("#id_arrival")).to_have_value("2027-07-10T08:00")  # the amend form agrees
+    expect(page.locator("#id_departure")).to_have_value("2027-07-17T18:00")
+    shot(page, "summer-3-manage")
+
+    wait_for(lambda: f"booking {reference} confirmed" in parkgate.processes[-1].log(), timeout=20, message="the email")
+    email = sent_email(parkgate, reference)
+    assert "Arrival:    Sat 10 Jul 2027, 08:00 BST" in email and "Departure:  Sat 17 Jul 2027, 18:00 BST" in email
+    page.close()

@@ -164,3 +164,41 @@ def test_confirmation_email_is_sent_once(committed_world):
     assert message.to == ["jane@example.com"] and booking.reference in message.subject
     assert "Sun 10 Jan 2027, 08:00" in message.body and "https://tb.parkgate.test/manage/" in message.body
     assert Booking.objects.get(pk=booking.pk).confirmation_sent_at is not None
+
+
+# Local times at the car park (Europe/London) and how a customer must see them, summer and winter and across both
+# clock changes of 2027 (28 Mar 01:00 GMT -> 02:00 BST; 31 Oct 02:00 BST -> 01:00 GMT).
+LOCAL_STAYS = [
+    ("2027-07-10T08:00", "2027-07-17T18:00", "Sat 10 Jul 2027, 08:00 BST", "Sat 17 Jul 2027, 18:00 BST"),
+    ("2027-01-10T08:00", "2027-01-12T18:00", "Sun 10 Jan 2027, 08:00 GMT", "Tue 12 Jan 2027, 18:00 GMT"),
+    ("2027-03-27T23:30", "2027-03-28T03:00", "Sat 27 Mar 2027, 23:30 GMT", "Sun 28 Mar 2027, 03:00 BST"),
+    ("2027-10-31T00:30", "2027-10-31T03:00", "Sun 31 Oct 2027, 00:30 BST", "Sun 31 Oct 2027, 03:00 GMT"),
+]
+
+
+@pytest.mark.parametrize(("arrival", "departure", "shown_arrival", "shown_departure"), LOCAL_STAYS)
+def test_pages_show_the_car_parks_local_time(committed_world, arrival, departure, shown_arrival, shown_departure):
+    client, stay = site(), {**STAY, "arrival": arrival, "departure": departure}
+    quote = client.get("/quote/", stay)
+    assert quote.status_code == 200 and shown_arrival in quote.text and shown_departure in quote.text
+    assert f'value="{arrival}"' in quote.text  # the book form carries the time as entered
+    booked = client.post("/book/", book_form(**stay))
+    booking = Booking.objects.get(reference=booked["Location"].split("/")[-2])
+    assert (booking.arrival, booking.departure) == (local(arrival), local(departure))
+    for path in (booked["Location"], f"/manage/{booking.reference}/"):
+        page = client.get(path)
+        assert shown_arrival in page.text and shown_departure in page.text, path
+    manage = client.get(f"/manage/{booking.reference}/")
+    assert f'value="{arrival}"' in manage.text and f'value="{departure}"' in manage.text  # the amend form
+
+
+@pytest.mark.parametrize(("arrival", "departure", "shown_arrival", "shown_departure"), LOCAL_STAYS)
+def test_the_email_shows_the_car_parks_local_time(committed_world, arrival, departure, shown_arrival, shown_departure):
+    # without a brand first, so that no job is queued for a running worker to race us (as above)
+    booking = web_booking(
+        committed_world, arrival=local(arrival), departure=local(departure), brand=None, source=Booking.Source.STAFF
+    )
+    Booking.objects.filter(pk=booking.pk).update(brand=committed_world.brand)
+    jobs.send_confirmation(booking_id=booking.pk)
+    body = mail.outbox[0].body
+    assert f"Arrival:    {shown_arrival}\n" in body and f"Departure:  {shown_departure}\n" in body
