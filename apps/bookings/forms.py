@@ -1,6 +1,7 @@
 """The customer websites' forms. Times are entered as wall-clock times at the car park and validated here
 (a time skipped or repeated by a clock change gets a clear message, never a silent shift)."""
 
+import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -68,10 +69,15 @@ class StayForm(forms.Form):
         return cleaned
 
 
+def new_form_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class SearchForm(StayForm):
     carpark = forms.ChoiceField(
         label="Car park", error_messages={"invalid_choice": "Please choose one of our car parks."}
     )
+    form_token = forms.CharField(max_length=64, required=False)  # in a quote page's address: see views.quote
     field_order = ["carpark", "arrival", "departure"]
 
     def __init__(self, *args, carparks: list, tz_of: dict[str, ZoneInfo], **kwargs):
@@ -134,6 +140,12 @@ class BookForm(VehiclesMixin, StayForm):
     )
     flight_outbound = forms.CharField(label="Outbound flight (optional)", max_length=16, required=False)
     flight_return = forms.CharField(label="Return flight (optional)", max_length=16, required=False)
+    # The quote page's (new_form_token): the same form sent again gets the booking it made (services.booking_create)
+    form_token = forms.CharField(
+        widget=forms.HiddenInput,
+        max_length=64,
+        error_messages={"required": "This form is out of date. Please search again."},
+    )
     field_order = ["carpark", "arrival", "departure", "name", "email", "phone", "registration", "registration_2"]
 
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.bookings import selectors, services
-from apps.bookings.forms import LOCAL_INPUT, AmendForm, BookForm, ManageLookupForm, SearchForm
+from apps.bookings.forms import LOCAL_INPUT, AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.carparks.selectors import brand_carparks, brand_for_host
@@ -80,6 +80,11 @@ async def quote(request):
     form = SearchForm(request.GET, carparks=site.carparks, tz_of=site.tz_of)
     if not form.is_valid():
         return _page(request, site, "site/home.html", {"form": form}, status=400)
+    if not form.cleaned_data["form_token"]:
+        # The booking form's one-time token goes in the page's address: a page fetched again (back, reload) keeps it.
+        query = request.GET.copy()
+        query["form_token"] = new_form_token()
+        return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
     carpark = site.carpark(form.cleaned_data["carpark"])
     arrival, departure = form.cleaned_data["arrival_utc"], form.cleaned_data["departure_utc"]
     offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
@@ -88,6 +93,7 @@ async def quote(request):
             "carpark": carpark.code,
             "arrival": _local(arrival, carpark.tz),
             "departure": _local(departure, carpark.tz),
+            "form_token": form.cleaned_data["form_token"],
         },
         tz=carpark.tz,
     )
@@ -133,6 +139,7 @@ async def book(request):
             flight_return=data["flight_return"],
             source=Booking.Source.WEB,
             brand=site.brand,
+            form_token=data["form_token"],
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)

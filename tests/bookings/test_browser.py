@@ -4,16 +4,20 @@ booking on each brand's own domain (search -> quote -> book -> confirmation + em
 Brand domains resolve to the test server with Chromium's --host-resolver-rules, so the Host header is the brand's.
 """
 
+import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from apps.bookings.models import Booking
-from tests.bookings.conftest import LONDON
+from apps.carparks.models import CarPark
+from tests.bookings.conftest import LONDON, hidden_inputs
 from tests.support import ARTIFACTS, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -214,3 +218,95 @@ def test_a_summer_stay_is_shown_in_the_car_parks_local_time(parkgate, demo_world
     email = sent_email(parkgate, reference)
     assert "Arrival:    Sat 10 Jul 2027, 08:00 BST" in email and "Departure:  Sat 17 Jul 2027, 18:00 BST" in email
     page.close()
+
+
+def test_back_and_resubmit_and_a_double_click_make_one_booking_each(parkgate, demo_world, chromium):
+    name = f"Dee Double {uuid.uuid4().hex[:6]}"
+    page = chromium.new_page(viewport=PHONE)
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/book/") else None)
+    submit = page.locator("form[action='/book/'] button[type=submit]")
+
+    def fill_in_a_quote(days_ahead: int) -> None:
+        page.goto(
+            f"http://demo.parkgate.test:{parkgate.http_port}/quote/?carpark=LHR-T5"
+            f"&arrival={local_input(days_ahead, 8)}&departure={local_input(days_ahead + 2, 8)}"
+        )
+        page.fill("#id_name", name)
+        page.fill("#id_email", "dee@example.com")
+        page.fill("#id_phone", "0123")
+        page.fill("#id_registration", "DD12 DBL")
+
+    # booked; the confirmation reloaded (a page of its own: nothing is sent again); back to the form; sent again
+    fill_in_a_quote(50)
+    submit.click()
+    reference = page.locator("#reference").inner_text()
+    page.reload()
+    page.go_back()  # the browser fetches the form's page again and puts back what was typed, but for the registration
+    expect(page.locator("#id_name")).to_have_value(name)
+    page.fill("#id_registration", "DD12 DBL")
+    submit.click()
+    expect(page.locator("#reference")).to_have_text(reference)  # the same booking again
+    assert len(posts) == 2
+
+    # a double click on a slow connection: the first sending reaches the server, its answer is slow to come back,
+    # the customer clicks again, and the browser drops the first answer when it sends the second
+    held, first_answer = [], []
+
+    def slow_network(route):
+        if held:
+            route.continue_()
+            return
+        held.append(route)
+        # sent from outside the browser, where demo.parkgate.test does not resolve: the same request, by address
+        address = route.request.url.replace("demo.parkgate.test", "127.0.0.1")
+        headers = {**route.request.headers, "host": f"demo.parkgate.test:{parkgate.http_port}"}
+        first_answer.append(route.fetch(url=address, headers=headers, max_redirects=0))
+
+    fill_in_a_quote(60)
+    page.route("**/book/", slow_network)
+    submit.scroll_into_view_if_needed()
+    box = submit.bounding_box()
+    at = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    with page.expect_request("**/book/"):
+        page.mouse.click(*at)
+    page.mouse.click(*at)  # the mouse, as a person's: a locator would wait for the first navigation to finish
+    expect(page.locator("#confirmation h2")).to_have_text("Thank you, your parking is booked")
+    second = page.locator("#reference").inner_text()
+    shot(page, "double-submit")
+    assert len(posts) == 4 and [a.status for a in first_answer] == [302]  # the form did reach the server twice
+
+    made = db(lambda: sorted(Booking.objects.filter(customer__name=name).values_list("reference", flat=True)))
+    assert made == sorted([reference, second])
+    for ref in made:
+        wait_for(lambda r=ref: f"booking {r} confirmed" in parkgate.processes[-1].log(), timeout=20, message="email")
+    assert parkgate.processes[-1].log().count(f"Hello {name},") == 2  # one email each
+
+
+def test_two_concurrent_posts_of_one_form_make_one_booking(parkgate, demo_world):
+    """An HTTP client sends one quote page's form twice at once, for the car park's last space: both answers are the
+    one booking (the second neither books again nor finds the car park full of its twin)."""
+    db(lambda: CarPark.objects.filter(code="MAN-T2").update(capacity=1))
+    stay = {"carpark": "MAN-T2", "arrival": local_input(60, 9), "departure": local_input(61, 18)}
+    with httpx.Client(base_url=parkgate.http, headers={"Host": "skyline.parkgate.test"}, timeout=60) as client:
+        quote = client.get("/quote/", params=stay, follow_redirects=True)
+        assert quote.status_code == 200, quote.text
+        form = {
+            **hidden_inputs(quote.text),
+            "name": "Cora Current",
+            "email": "cora@example.com",
+            "phone": "0123",
+            "registration": "CC12 RRT",
+        }
+        start = threading.Barrier(2)
+
+        def send(_):
+            start.wait()
+            return client.post("/book/", data=form)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(send, range(2)))
+    assert [a.status_code for a in answers] == [302, 302], [a.text[:300] for a in answers]
+    assert answers[0].headers["location"] == answers[1].headers["location"]
+    references = db(lambda: list(Booking.objects.filter(carpark__code="MAN-T2").values_list("reference", flat=True)))
+    assert [f"/booked/{r}/" for r in references] == [answers[0].headers["location"]]

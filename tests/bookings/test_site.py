@@ -3,6 +3,7 @@ form messages, CSRF, the manage form's rate limit, and the confirmation email jo
 worker threads (other connections), so these tests commit (transaction=True)."""
 
 import re
+import secrets
 
 import pytest
 from django.core import mail
@@ -10,7 +11,7 @@ from django.test import Client
 
 from apps.bookings import jobs, services
 from apps.bookings.models import Booking
-from tests.bookings.conftest import local
+from tests.bookings.conftest import hidden_inputs, local
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,6 +29,7 @@ def book_form(**overrides) -> dict:
         "email": "jane@example.com",
         "phone": "07700 900123",
         "registration": "ab12 cde",
+        "form_token": secrets.token_urlsafe(),  # a new quote page's form each time
         **overrides,
     }
 
@@ -57,7 +59,7 @@ def test_host_picks_the_brand_and_its_car_parks(committed_world):
 
 
 def test_quote_shows_the_brands_price_and_spaces(committed_world):
-    page = site().get("/quote/", STAY)
+    page = site().get("/quote/", STAY, follow=True)
     assert page.status_code == 200
     assert 'data-price="36.00"' in page.text  # the brand's own 12.00 a day, 3 days
     assert 'data-spaces-left="50"' in page.text
@@ -114,7 +116,7 @@ def test_full_car_park_says_so(committed_world):
         assert site().post("/book/", book_form(**tiny, registration=f"AB{n}")).status_code == 302
     full = site().post("/book/", book_form(**tiny, registration="AB9"))
     assert full.status_code == 409 and "Sorry, we are full: Tiny Park is full on" in full.text
-    assert "is full on those dates" in site().get("/quote/", tiny).text
+    assert "is full on those dates" in site().get("/quote/", tiny, follow=True).text
 
 
 def test_manage_is_limited_to_the_brands_own_bookings(committed_world):
@@ -179,7 +181,7 @@ LOCAL_STAYS = [
 @pytest.mark.parametrize(("arrival", "departure", "shown_arrival", "shown_departure"), LOCAL_STAYS)
 def test_pages_show_the_car_parks_local_time(committed_world, arrival, departure, shown_arrival, shown_departure):
     client, stay = site(), {**STAY, "arrival": arrival, "departure": departure}
-    quote = client.get("/quote/", stay)
+    quote = client.get("/quote/", stay, follow=True)
     assert quote.status_code == 200 and shown_arrival in quote.text and shown_departure in quote.text
     assert f'value="{arrival}"' in quote.text  # the book form carries the time as entered
     booked = client.post("/book/", book_form(**stay))
@@ -202,3 +204,19 @@ def test_the_email_shows_the_car_parks_local_time(committed_world, arrival, depa
     jobs.send_confirmation(booking_id=booking.pk)
     body = mail.outbox[0].body
     assert f"Arrival:    {shown_arrival}\n" in body and f"Departure:  {shown_departure}\n" in body
+
+
+def test_one_booking_form_sent_again_makes_no_second_booking(committed_world):
+    """A refresh or back-and-resubmit sends the quote page's form again: the first booking, not a second."""
+    client = site()
+    search = client.get("/quote/", STAY)  # the form's token goes in the quote page's address ...
+    assert search.status_code == 302 and "form_token=" in search["Location"]
+    quote, fetched_again = client.get(search["Location"]), client.get(search["Location"])
+    assert hidden_inputs(quote.text)["form_token"] == hidden_inputs(fetched_again.text)["form_token"]  # ... to stay
+    form = {**book_form(), **hidden_inputs(quote.text)}
+    first, again = client.post("/book/", form), client.post("/book/", form)
+    assert first.status_code == again.status_code == 302 and again["Location"] == first["Location"]
+    assert Booking.objects.count() == 1
+    # another customer's details on a used form do not reach that booking
+    other = site().post("/book/", {**form, "email": "eve@example.com"})
+    assert other.status_code == 400 and "already been used" in other.text and Booking.objects.count() == 1
