@@ -2,13 +2,13 @@
 (a time skipped or repeated by a clock change gets a clear message, never a silent shift)."""
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django import forms
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
-from apps.bookings.localtime import LocalTimeError, localize
+from apps.bookings.localtime import LocalTimeError, both_times, localize
 from apps.bookings.services import MAX_STAY
 from apps.core import plates
 
@@ -34,25 +34,74 @@ def _local_field(label: str) -> forms.DateTimeField:
     )
 
 
+def _fold_field() -> forms.TypedChoiceField:
+    """Which of a time's two real times, on the night the clocks go back over it (0: the first, 1: an hour later)."""
+    return forms.TypedChoiceField(
+        choices=[(0, "the first"), (1, "an hour later")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
+
 class StayForm(forms.Form):
-    """Arrival and departure as local times at `tz`; cleaned_data gets `arrival_utc` and `departure_utc`."""
+    """Arrival and departure as local times at `tz`; cleaned_data gets `arrival_utc` and `departure_utc`.
+
+    Initial values may be aware datetimes (shown as local times). A time the clocks go back over happens twice: the
+    form offers both (`ambiguous` names the fields that need the choice, `<name>_fold` holds it); a time the clocks go
+    forward over does not exist and gets a message saying so."""
 
     arrival = _local_field("Arrival")
+    arrival_fold = _fold_field()
     departure = _local_field("Departure")
+    departure_fold = _fold_field()
 
     def __init__(self, *args, tz: ZoneInfo, **kwargs):
         super().__init__(*args, **kwargs)
         self.tz = tz
+        self.ambiguous: set[str] = set()
+        for name in ("arrival", "departure"):
+            value = self.initial.get(name)
+            if isinstance(value, datetime) and timezone.is_aware(value):
+                local = timezone.localtime(value, tz)
+                self.initial[name], self.initial[f"{name}_fold"] = local.strftime(LOCAL_INPUT), local.fold
+                self._offer_both_times(name, local.replace(tzinfo=None))
+
+    def _offer_both_times(self, name: str, naive: datetime) -> bool:
+        times = both_times(naive, self.tz)
+        if times:
+            self.ambiguous.add(name)
+            field = self.fields[f"{name}_fold"]
+            field.label = f"Which {naive:%H:%M}?"
+            field.choices = [
+                (0, f"{times[0]:%H:%M %Z}, before the clocks go back"),
+                (1, f"{times[1]:%H:%M %Z}, an hour later"),
+            ]
+        return bool(times)
 
     def _utc(self, name: str) -> datetime | None:
         value = self.cleaned_data.get(name)
         if value is None:
             return None
         naive = timezone.make_naive(value, timezone.get_current_timezone()) if timezone.is_aware(value) else value
+        naive = naive.replace(second=0, microsecond=0)
+        fold = self.cleaned_data.get(f"{name}_fold")
+        day = dateformat.format(naive, "D j M Y")
+        if self._offer_both_times(name, naive) and fold is None:
+            self.add_error(
+                name, f"{naive:%H:%M} happens twice on {day}, when the clocks go back an hour: please choose which."
+            )
+            return None
         try:
-            return localize(naive.replace(second=0, microsecond=0), self.tz)
-        except LocalTimeError as exc:
-            self.add_error(name, str(exc) + ".")
+            return localize(naive, self.tz, fold=fold)
+        except LocalTimeError:  # the clocks go forward over it (ambiguous ones are handled above)
+            an_hour_on = naive.replace(tzinfo=self.tz).astimezone(UTC).astimezone(self.tz)
+            self.add_error(
+                name,
+                f"There is no {naive:%H:%M} on {day}: the clocks go forward an hour that night. "
+                f"Please choose another time, such as {an_hour_on:%H:%M}.",
+            )
             return None
 
     def clean(self):

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.bookings import selectors, services
-from apps.bookings.forms import LOCAL_INPUT, AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
+from apps.bookings.forms import AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.carparks.selectors import brand_carparks, brand_for_host
@@ -62,10 +62,6 @@ def _page(request, site: Site, template: str, context: dict, status: int = 200):
         return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
 
 
-def _local(value, tz: ZoneInfo) -> str:
-    return timezone.localtime(value, tz).strftime(LOCAL_INPUT)
-
-
 # --- search, quote, book -------------------------------------------------------------------------------------
 
 
@@ -91,8 +87,8 @@ async def quote(request):
     book_form = BookForm(
         initial={
             "carpark": carpark.code,
-            "arrival": _local(arrival, carpark.tz),
-            "departure": _local(departure, carpark.tz),
+            "arrival": arrival,
+            "departure": departure,
             "form_token": form.cleaned_data["form_token"],
         },
         tz=carpark.tz,
@@ -248,8 +244,8 @@ def _amend_form(booking: Booking, data=None) -> AmendForm:
     tz = booking.carpark.tz
     regs = [v.registration_raw or v.registration for v in booking.vehicles.all()]
     initial = {
-        "arrival": _local(booking.arrival, tz),
-        "departure": _local(booking.departure, tz),
+        "arrival": booking.arrival,
+        "departure": booking.departure,
         "registration": regs[0] if regs else "",
         "registration_2": regs[1] if len(regs) > 1 else "",
     }

@@ -69,8 +69,8 @@ def test_quote_shows_the_brands_price_and_spaces(committed_world):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"arrival": "2027-03-28T01:30"}, "does not exist in Europe/London"),
-        ({"arrival": "2026-10-25T01:30", "departure": "2026-10-26T10:00"}, "happens twice"),
+        ({"arrival": "2027-03-28T01:30"}, "There is no 01:30 on Sun 28 Mar 2027: the clocks go forward an hour"),
+        ({"arrival": "2027-10-31T01:30", "departure": "2027-11-02T10:00"}, "01:30 happens twice on Sun 31 Oct 2027"),
         ({"arrival": "2020-01-01T10:00"}, "The arrival must be in the future."),
         ({"departure": "2027-01-09T10:00"}, "The departure must be after the arrival."),
         ({"arrival": ""}, "Please enter the arrival date and time."),
@@ -220,3 +220,33 @@ def test_one_booking_form_sent_again_makes_no_second_booking(committed_world):
     # another customer's details on a used form do not reach that booking
     other = site().post("/book/", {**form, "email": "eve@example.com"})
     assert other.status_code == 400 and "already been used" in other.text and Booking.objects.count() == 1
+
+
+def test_a_time_the_clocks_go_back_over_is_chosen_from_its_two_real_times(committed_world):
+    stay = {**STAY, "arrival": "2027-10-31T01:30", "departure": "2027-11-02T10:00"}
+    asked = site().get("/quote/", stay)
+    assert asked.status_code == 400 and "please choose which" in asked.text and "UTC offset" not in asked.text
+    assert re.findall(r'value="(\d)" id="id_arrival_fold_\d">\s*([^<]+?)\s*</label>', asked.text) == [
+        ("0", "01:30 BST, before the clocks go back"),
+        ("1", "01:30 GMT, an hour later"),
+    ]
+    client = site()
+    quote = client.get("/quote/", {**stay, "arrival_fold": "1"}, follow=True)
+    assert quote.status_code == 200 and "Sun 31 Oct 2027, 01:30 GMT" in quote.text
+    booked = client.post("/book/", {**book_form(), **hidden_inputs(quote.text)})
+    booking = Booking.objects.get(reference=booked["Location"].split("/")[-2])
+    assert booking.arrival.isoformat() == "2027-10-31T01:30:00+00:00"  # 01:30 GMT
+    assert "Sun 31 Oct 2027, 01:30 GMT" in client.get(booked["Location"]).text
+    # the amend form asks the same, the booking's own time chosen: sent as it is, the booking keeps its time
+    manage = client.get(f"/manage/{booking.reference}/").text
+    assert re.search(r'name="arrival_fold" value="1"[^>]*checked', manage)
+    amend = {
+        "arrival": "2027-10-31T01:30",
+        "arrival_fold": "1",
+        "departure": "2027-11-02T10:00",
+        "registration": "XY51",
+    }
+    assert client.post(f"/manage/{booking.reference}/amend/", amend).status_code == 200
+    booking.refresh_from_db()
+    assert booking.arrival.isoformat() == "2027-10-31T01:30:00+00:00"
+    assert list(booking.vehicles.values_list("registration", flat=True)) == ["XY51"]
