@@ -73,7 +73,7 @@ class StayForm(forms.Form):
         if times:
             self.ambiguous.add(name)
             field = self.fields[f"{name}_fold"]
-            field.label = f"Which {naive:%H:%M}?"
+            field.label = self[f"{name}_fold"].label = f"Which {naive:%H:%M}?"  # its BoundField is made while cleaning
             field.choices = [
                 (0, f"{times[0]:%H:%M %Z}, before the clocks go back"),
                 (1, f"{times[1]:%H:%M %Z}, an hour later"),

@@ -310,3 +310,43 @@ def test_two_concurrent_posts_of_one_form_make_one_booking(parkgate, demo_world)
     assert answers[0].headers["location"] == answers[1].headers["location"]
     references = db(lambda: list(Booking.objects.filter(carpark__code="MAN-T2").values_list("reference", flat=True)))
     assert [f"/booked/{r}/" for r in references] == [answers[0].headers["location"]]
+
+
+def test_the_clock_change_nights_in_the_browser(parkgate, demo_world, chromium):
+    """28 Mar 2027 has no 01:30 in London (a clear message); 31 Oct 2027 has two, and the customer picks one."""
+    site = f"http://demo.parkgate.test:{parkgate.http_port}"
+    page = chromium.new_page(viewport=PHONE, locale="en-GB")
+    page.goto(f"{site}/")
+    page.select_option("#id_carpark", "LHR-T5")
+    page.fill("#id_arrival", "2027-03-28T01:30")
+    page.fill("#id_departure", "2027-03-29T10:00")
+    page.click("button[type=submit]")
+    expect(page.locator(".errorlist")).to_have_text(
+        "There is no 01:30 on Sun 28 Mar 2027: the clocks go forward an hour that night. "
+        "Please choose another time, such as 02:30."
+    )
+    shot(page, "spring-forward")
+
+    page.fill("#id_arrival", "2027-10-31T01:30")
+    page.fill("#id_departure", "2027-11-01T10:00")
+    page.click("button[type=submit]")
+    expect(page.locator(".errorlist")).to_contain_text("01:30 happens twice on Sun 31 Oct 2027")
+    expect(page.get_by_text("Which 01:30?")).to_be_visible()
+    shot(page, "fall-back-1-choose")
+    page.get_by_label("01:30 GMT, an hour later").check()
+    page.click("button[type=submit]")
+    expect(page.locator("#quote")).to_contain_text("Sun 31 Oct 2027, 01:30 GMT")
+    page.fill("#id_name", "Otto Autumn")
+    page.fill("#id_email", "otto@example.com")
+    page.fill("#id_phone", "0123")
+    page.fill("#id_registration", "OT27 MMN")
+    page.click("form[action='/book/'] button[type=submit]")
+    expect(page.locator("#arrival")).to_have_text("Sun 31 Oct 2027, 01:30 GMT")
+    reference = page.locator("#reference").inner_text()
+    assert db(lambda: Booking.objects.get(reference=reference).arrival.isoformat()) == "2027-10-31T01:30:00+00:00"
+    page.click("text=View or change this booking")
+    expect(page.get_by_label("01:30 GMT, an hour later")).to_be_checked()  # the amend form keeps the choice
+    shot(page, "fall-back-2-manage")
+    wait_for(lambda: f"booking {reference} confirmed" in parkgate.processes[-1].log(), timeout=20, message="the email")
+    assert "Arrival:    Sun 31 Oct 2027, 01:30 GMT" in sent_email(parkgate, reference)
+    page.close()
