@@ -32,7 +32,7 @@ def send_confirmation(*, booking_id: int) -> None:
             "host": next((d.host for d in booking.brand.domains.all()), "") if booking.brand else "",
         }
         brand_name = booking.brand.name if booking.brand else "Parkgate"
-        with timezone.override(booking.carpark.tz):  # the date filter shows the car park's local time
+        with timezone.override(booking.carpark.tz):  # times in the car park's local time (carpark_time filter)
             message = render_to_string("email/confirmation.txt", context)
         send_mail(
             subject=f"{brand_name}: booking {booking.reference} confirmed",

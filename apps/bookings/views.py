@@ -55,8 +55,8 @@ async def _site(request) -> Site:
 
 
 def _page(request, site: Site, template: str, context: dict, status: int = 200):
-    """Rendered in the timezone of the page's car park (`carpark` in the context): the date filter and the forms
-    show aware datetimes in the current timezone, which is otherwise settings.TIME_ZONE (UTC)."""
+    """Rendered in the timezone of the page's car park (`carpark` in the context): template filters show aware
+    datetimes in the current timezone, which is otherwise settings.TIME_ZONE (UTC)."""
     carpark = context.get("carpark")
     with timezone.override(carpark.tz if carpark else None):
         return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
