@@ -1,5 +1,7 @@
 """The customer websites in headless Chromium (Playwright, Debian's chromium) on a phone-sized screen: a full
 booking on each brand's own domain (search -> quote -> book -> confirmation + email), then manage: amend, cancel.
+Times in the car park's local time (a summer stay, the clock-change nights), and one booking per booking form however
+often it is sent (back and resubmit, a double click; and, over plain HTTP, two posts at the same moment).
 
 Brand domains resolve to the test server with Chromium's --host-resolver-rules, so the Host header is the brand's.
 """
