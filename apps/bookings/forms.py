@@ -1,13 +1,14 @@
 """The customer websites' forms. Times are entered as wall-clock times at the car park and validated here
 (a time skipped or repeated by a clock change gets a clear message, never a silent shift)."""
 
-from datetime import datetime, timedelta
+import secrets
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django import forms
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
-from apps.bookings.localtime import LocalTimeError, localize
+from apps.bookings.localtime import LocalTimeError, both_times, localize
 from apps.bookings.services import MAX_STAY
 from apps.core import plates
 
@@ -33,25 +34,74 @@ def _local_field(label: str) -> forms.DateTimeField:
     )
 
 
+def _fold_field() -> forms.TypedChoiceField:
+    """Which of a time's two real times, on the night the clocks go back over it (0: the first, 1: an hour later)."""
+    return forms.TypedChoiceField(
+        choices=[(0, "the first"), (1, "an hour later")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
+
 class StayForm(forms.Form):
-    """Arrival and departure as local times at `tz`; cleaned_data gets `arrival_utc` and `departure_utc`."""
+    """Arrival and departure as local times at `tz`; cleaned_data gets `arrival_utc` and `departure_utc`.
+
+    Initial values may be aware datetimes (shown as local times). A time the clocks go back over happens twice: the
+    form offers both (`ambiguous` names the fields that need the choice, `<name>_fold` holds it); a time the clocks go
+    forward over does not exist and gets a message saying so."""
 
     arrival = _local_field("Arrival")
+    arrival_fold = _fold_field()
     departure = _local_field("Departure")
+    departure_fold = _fold_field()
 
     def __init__(self, *args, tz: ZoneInfo, **kwargs):
         super().__init__(*args, **kwargs)
         self.tz = tz
+        self.ambiguous: set[str] = set()
+        for name in ("arrival", "departure"):
+            value = self.initial.get(name)
+            if isinstance(value, datetime) and timezone.is_aware(value):
+                local = timezone.localtime(value, tz)
+                self.initial[name], self.initial[f"{name}_fold"] = local.strftime(LOCAL_INPUT), local.fold
+                self._offer_both_times(name, local.replace(tzinfo=None))
+
+    def _offer_both_times(self, name: str, naive: datetime) -> bool:
+        times = both_times(naive, self.tz)
+        if times:
+            self.ambiguous.add(name)
+            field = self.fields[f"{name}_fold"]
+            field.label = self[f"{name}_fold"].label = f"Which {naive:%H:%M}?"  # its BoundField is made while cleaning
+            field.choices = [
+                (0, f"{times[0]:%H:%M %Z}, before the clocks go back"),
+                (1, f"{times[1]:%H:%M %Z}, an hour later"),
+            ]
+        return bool(times)
 
     def _utc(self, name: str) -> datetime | None:
         value = self.cleaned_data.get(name)
         if value is None:
             return None
         naive = timezone.make_naive(value, timezone.get_current_timezone()) if timezone.is_aware(value) else value
+        naive = naive.replace(second=0, microsecond=0)
+        fold = self.cleaned_data.get(f"{name}_fold")
+        day = dateformat.format(naive, "D j M Y")
+        if self._offer_both_times(name, naive) and fold is None:
+            self.add_error(
+                name, f"{naive:%H:%M} happens twice on {day}, when the clocks go back an hour: please choose which."
+            )
+            return None
         try:
-            return localize(naive.replace(second=0, microsecond=0), self.tz)
-        except LocalTimeError as exc:
-            self.add_error(name, str(exc) + ".")
+            return localize(naive, self.tz, fold=fold)
+        except LocalTimeError:  # the clocks go forward over it (ambiguous ones are handled above)
+            an_hour_on = naive.replace(tzinfo=self.tz).astimezone(UTC).astimezone(self.tz)
+            self.add_error(
+                name,
+                f"There is no {naive:%H:%M} on {day}: the clocks go forward an hour that night. "
+                f"Please choose another time, such as {an_hour_on:%H:%M}.",
+            )
             return None
 
     def clean(self):
@@ -68,10 +118,15 @@ class StayForm(forms.Form):
         return cleaned
 
 
+def new_form_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class SearchForm(StayForm):
     carpark = forms.ChoiceField(
         label="Car park", error_messages={"invalid_choice": "Please choose one of our car parks."}
     )
+    form_token = forms.CharField(max_length=64, required=False)  # in a quote page's address: see views.quote
     field_order = ["carpark", "arrival", "departure"]
 
     def __init__(self, *args, carparks: list, tz_of: dict[str, ZoneInfo], **kwargs):
@@ -134,6 +189,12 @@ class BookForm(VehiclesMixin, StayForm):
     )
     flight_outbound = forms.CharField(label="Outbound flight (optional)", max_length=16, required=False)
     flight_return = forms.CharField(label="Return flight (optional)", max_length=16, required=False)
+    # The quote page's (new_form_token): the same form sent again gets the booking it made (services.booking_create)
+    form_token = forms.CharField(
+        widget=forms.HiddenInput,
+        max_length=64,
+        error_messages={"required": "This form is out of date. Please search again."},
+    )
     field_order = ["carpark", "arrival", "departure", "name", "email", "phone", "registration", "registration_2"]
 
 

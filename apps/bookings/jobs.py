@@ -29,17 +29,16 @@ def send_confirmation(*, booking_id: int) -> None:
         )
         if booking is None or not booking.customer.email:
             return
-        tz = booking.carpark.tz
         context = {
             "booking": booking,
-            "arrival": timezone.localtime(booking.arrival, tz),
-            "departure": timezone.localtime(booking.departure, tz),
             "links": _site_links(booking.brand, booking.carpark) if booking.brand else {},
         }
         brand_name = booking.brand.name if booking.brand else "Parkgate"
+        with timezone.override(booking.carpark.tz):  # times in the car park's local time (carpark_time filter)
+            message = render_to_string("email/confirmation.txt", context)
         send_mail(
             subject=f"{brand_name}: booking {booking.reference} confirmed",
-            message=render_to_string("email/confirmation.txt", context),
+            message=message,
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[booking.customer.email],
         )

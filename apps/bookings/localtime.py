@@ -16,8 +16,17 @@ class LocalTimeError(ValueError):
         self.code = code
 
 
-def localize(naive: datetime, tz: ZoneInfo) -> datetime:
-    """A naive wall-clock time at `tz` -> an aware UTC datetime; LocalTimeError if it does not exist or is ambiguous."""
+def both_times(naive: datetime, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """The two aware times (earlier, later) a wall-clock time at `tz` names as the clocks go back over it, or None."""
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset() or first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        return None
+    return first, second
+
+
+def localize(naive: datetime, tz: ZoneInfo, fold: int | None = None) -> datetime:
+    """A naive wall-clock time at `tz` -> an aware UTC datetime; LocalTimeError if it does not exist, or if it is
+    ambiguous and `fold` (0: the earlier of its two times, 1: the later) does not say which."""
     first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
     try:
         utc = first.astimezone(UTC)
@@ -29,6 +38,8 @@ def localize(naive: datetime, tz: ZoneInfo) -> datetime:
             raise LocalTimeError(
                 "nonexistent_local_time", f"{naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks go forward)"
             )
+        if fold in (0, 1):
+            return (second if fold else first).astimezone(UTC)
         raise LocalTimeError(
             "ambiguous_local_time",
             f"{naive:%Y-%m-%d %H:%M} happens twice in {tz.key} (the clocks go back): give a UTC offset",

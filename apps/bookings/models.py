@@ -128,3 +128,21 @@ class ApiIdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}: {self.key}"
+
+
+class BookingFormToken(models.Model):
+    """A website booking form's one-time token (apps.bookings.forms.BookForm) and the booking it made.
+
+    Claimed first, in the booking's own transaction: the same form sent again (a double click, a refresh, back and
+    resubmit), even at the same moment, gets that booking instead of a second one. A failed attempt leaves no row.
+    """
+
+    token = models.CharField(max_length=64)
+    booking = models.OneToOneField(Booking, null=True, related_name="+", on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token"], name="booking_form_token_unique")]  # no LIKE index
+
+    def __str__(self) -> str:
+        return self.token

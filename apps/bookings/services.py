@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -19,7 +20,7 @@ from apps.agents.models import Agent
 from apps.bookings import capacity, signals, terms
 from apps.bookings.capacity import Stay
 from apps.bookings.localtime import localize
-from apps.bookings.models import ApiIdempotencyKey, Booking, Customer, Vehicle
+from apps.bookings.models import ApiIdempotencyKey, Booking, BookingFormToken, Customer, Vehicle
 from apps.bookings.pricing import stay_dates
 from apps.bookings.selectors import booking_events_data, tariff_price
 from apps.carparks.models import Brand, CarPark
@@ -291,11 +292,14 @@ def booking_create(
     flight_return: str = "",
     allow_overbooking: bool = False,
     correct_out_of_terms: bool = False,
+    form_token: str | None = None,
 ) -> Booking:
     """Make a booking, holding a space on each of its days. See docs/contracts-internal.md.
 
     An agent's price and commission beyond its terms (apps.bookings.terms) are refused (BookingInvalid naming the
-    field), or with `correct_out_of_terms` (email) recorded as the tariff's / contracted ones and flagged."""
+    field), or with `correct_out_of_terms` (email) recorded as the tariff's / contracted ones and flagged.
+    `form_token`: a website form's one-time token; sent again, it gets the booking it made (BookingFormToken).
+    """
     _check_times(arrival, departure)
     name = _text(customer_name, "customer name", 200, required=True)
     email, phone = _clean_email(customer_email), _text(customer_phone, "phone", 40)
@@ -329,9 +333,17 @@ def booking_create(
     }
     stay = _stay(carpark, arrival, departure)
     customer = {"name": name, "email": email, "phone": phone}
+    if form_token:
+        insert = partial(_insert_with_new_reference, fields, customer, cleaned_vehicles, stay, allow_overbooking)
+        return _once_per_form_token(form_token, email, insert)
+    return _insert_with_new_reference(fields, customer, cleaned_vehicles, stay, allow_overbooking)
+
+
+def _insert_with_new_reference(fields: dict, customer: dict, vehicles: list[_VehicleIn], stay: Stay, overbook: bool):
+    agent, agent_ref = fields["agent"], fields["agent_ref"]
     for _ in range(8):  # a new random reference on the (rare) collision
         try:
-            return _insert_booking(fields, customer, cleaned_vehicles, stay, allow_overbooking)
+            return _insert_booking(fields, customer, vehicles, stay, overbook)
         except IntegrityError as exc:
             constraint = _violated_constraint(exc)
             if constraint == "booking_agent_ref_unique" or (
@@ -341,6 +353,25 @@ def booking_create(
             if constraint not in (None, "bookings_booking_reference_key"):
                 raise
     raise RuntimeError("could not draw a free booking reference")
+
+
+def _once_per_form_token(token: str, email: str, insert) -> Booking:
+    """The booking made under a website form's token: made now by `insert()`, or the one an earlier sending made.
+
+    The token's row goes in first, so a sending at the same moment waits on its unique index (not on a capacity day,
+    where it could find the car park full of its own booking) and then gets that booking. Only the email the form
+    was first sent with gets it: the token alone does not reveal someone else's booking.
+    """
+    with transaction.atomic():
+        claim, new = BookingFormToken.objects.get_or_create(token=token)
+        if new:
+            claim.booking = insert()
+            claim.save(update_fields=["booking"])
+            return claim.booking
+    booking = Booking.objects.select_related("customer").get(pk=claim.booking_id)
+    if booking.customer.email.casefold() != email.casefold():
+        raise BookingInvalid("This booking form has already been used. Please search again to make another booking.")
+    return booking
 
 
 def _insert_booking(fields: dict, customer: dict, vehicles: list[_VehicleIn], stay: Stay, allow_overbooking: bool):

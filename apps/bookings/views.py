@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.bookings import selectors, services
-from apps.bookings.forms import LOCAL_INPUT, AmendForm, BookForm, ManageLookupForm, SearchForm
+from apps.bookings.forms import AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.carparks.selectors import brand_carparks, brand_for_host
@@ -55,11 +55,11 @@ async def _site(request) -> Site:
 
 
 def _page(request, site: Site, template: str, context: dict, status: int = 200):
-    return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
-
-
-def _local(value, tz: ZoneInfo) -> str:
-    return timezone.localtime(value, tz).strftime(LOCAL_INPUT)
+    """Rendered in the timezone of the page's car park (`carpark` in the context): template filters show aware
+    datetimes in the current timezone, which is otherwise settings.TIME_ZONE (UTC)."""
+    carpark = context.get("carpark")
+    with timezone.override(carpark.tz if carpark else None):
+        return render(request, template, {"brand": site.brand, "carparks": site.carparks, **context}, status=status)
 
 
 # --- search, quote, book -------------------------------------------------------------------------------------
@@ -76,14 +76,20 @@ async def quote(request):
     form = SearchForm(request.GET, carparks=site.carparks, tz_of=site.tz_of)
     if not form.is_valid():
         return _page(request, site, "site/home.html", {"form": form}, status=400)
+    if not form.cleaned_data["form_token"]:
+        # The booking form's one-time token goes in the page's address: a page fetched again (back, reload) keeps it.
+        query = request.GET.copy()
+        query["form_token"] = new_form_token()
+        return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
     carpark = site.carpark(form.cleaned_data["carpark"])
     arrival, departure = form.cleaned_data["arrival_utc"], form.cleaned_data["departure_utc"]
     offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
     book_form = BookForm(
         initial={
             "carpark": carpark.code,
-            "arrival": _local(arrival, carpark.tz),
-            "departure": _local(departure, carpark.tz),
+            "arrival": arrival,
+            "departure": departure,
+            "form_token": form.cleaned_data["form_token"],
         },
         tz=carpark.tz,
     )
@@ -94,8 +100,6 @@ def _quote_context(carpark: CarPark, offer: selectors.Quote, form: BookForm, **e
     return {
         "carpark": carpark,
         "quote": offer,
-        "arrival_local": timezone.localtime(offer.arrival, carpark.tz),
-        "departure_local": timezone.localtime(offer.departure, carpark.tz),
         "form": form,
         **extra,
     }
@@ -131,6 +135,7 @@ async def book(request):
             flight_return=data["flight_return"],
             source=Booking.Source.WEB,
             brand=site.brand,
+            form_token=data["form_token"],
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
@@ -191,11 +196,9 @@ async def _managed_booking(request, site: Site, reference: str) -> Booking:
 
 
 def _booking_context(booking: Booking, **extra) -> dict:
-    tz = booking.carpark.tz
     return {
         "booking": booking,
-        "arrival_local": timezone.localtime(booking.arrival, tz),
-        "departure_local": timezone.localtime(booking.departure, tz),
+        "carpark": booking.carpark,
         "vehicles": list(booking.vehicles.all()),
         **extra,
     }
@@ -241,8 +244,8 @@ def _amend_form(booking: Booking, data=None) -> AmendForm:
     tz = booking.carpark.tz
     regs = [v.registration_raw or v.registration for v in booking.vehicles.all()]
     initial = {
-        "arrival": _local(booking.arrival, tz),
-        "departure": _local(booking.departure, tz),
+        "arrival": booking.arrival,
+        "departure": booking.departure,
         "registration": regs[0] if regs else "",
         "registration_2": regs[1] if len(regs) > 1 else "",
     }

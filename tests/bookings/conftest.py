@@ -1,5 +1,7 @@
 """A small world for booking tests: one brand, two car parks (one tiny), tariffs, an agent with an API token."""
 
+import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +19,12 @@ LONDON = ZoneInfo("Europe/London")
 def local(text: str) -> datetime:
     """A wall-clock time in London as an aware UTC datetime."""
     return localize(datetime.fromisoformat(text), LONDON)
+
+
+def hidden_inputs(page: str) -> dict[str, str]:
+    """A page's hidden form fields by name, as a browser would send them back."""
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    return {name: html.unescape(value) for name, value in found}
 
 
 @dataclass

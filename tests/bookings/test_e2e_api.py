@@ -21,7 +21,7 @@ from apps.bookings import services
 from apps.bookings.models import Booking, CapacityDay
 from apps.bookings.pricing import stay_dates
 from apps.carparks.models import CarPark, Tariff
-from tests.bookings.conftest import LONDON, local
+from tests.bookings.conftest import LONDON, hidden_inputs, local
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,12 +67,11 @@ def _web_racer(server, n: int, start: threading.Barrier) -> tuple[str, int, str]
     host = {"Host": "tb.parkgate.test"}
     stay = {"carpark": "RACE", "arrival": "2027-02-02T09:00", "departure": "2027-02-03T18:00"}
     with httpx.Client(base_url=server.http, timeout=60, headers=host) as client:
-        quote = client.get("/quote/", params=stay)
+        quote = client.get("/quote/", params=stay, follow_redirects=True)
         assert quote.status_code == 200, quote.text
         csrf = quote.cookies["csrftoken"]
         form = {
-            **stay,
-            "csrfmiddlewaretoken": csrf,
+            **hidden_inputs(quote.text),
             "name": f"Web Racer {n}",
             "email": f"web{n}@example.com",
             "phone": "07700900000",

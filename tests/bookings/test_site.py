@@ -3,6 +3,7 @@ form messages, CSRF, the manage form's rate limit, and the confirmation email jo
 worker threads (other connections), so these tests commit (transaction=True)."""
 
 import re
+import secrets
 
 import pytest
 from django.core import mail
@@ -10,7 +11,7 @@ from django.test import Client
 
 from apps.bookings import jobs, services
 from apps.bookings.models import Booking
-from tests.bookings.conftest import local
+from tests.bookings.conftest import hidden_inputs, local
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,6 +29,7 @@ def book_form(**overrides) -> dict:
         "email": "jane@example.com",
         "phone": "07700 900123",
         "registration": "ab12 cde",
+        "form_token": secrets.token_urlsafe(),  # a new quote page's form each time
         **overrides,
     }
 
@@ -57,7 +59,7 @@ def test_host_picks_the_brand_and_its_car_parks(committed_world):
 
 
 def test_quote_shows_the_brands_price_and_spaces(committed_world):
-    page = site().get("/quote/", STAY)
+    page = site().get("/quote/", STAY, follow=True)
     assert page.status_code == 200
     assert 'data-price="36.00"' in page.text  # the brand's own 12.00 a day, 3 days
     assert 'data-spaces-left="50"' in page.text
@@ -67,8 +69,8 @@ def test_quote_shows_the_brands_price_and_spaces(committed_world):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"arrival": "2027-03-28T01:30"}, "does not exist in Europe/London"),
-        ({"arrival": "2026-10-25T01:30", "departure": "2026-10-26T10:00"}, "happens twice"),
+        ({"arrival": "2027-03-28T01:30"}, "There is no 01:30 on Sun 28 Mar 2027: the clocks go forward an hour"),
+        ({"arrival": "2027-10-31T01:30", "departure": "2027-11-02T10:00"}, "01:30 happens twice on Sun 31 Oct 2027"),
         ({"arrival": "2020-01-01T10:00"}, "The arrival must be in the future."),
         ({"departure": "2027-01-09T10:00"}, "The departure must be after the arrival."),
         ({"arrival": ""}, "Please enter the arrival date and time."),
@@ -114,7 +116,7 @@ def test_full_car_park_says_so(committed_world):
         assert site().post("/book/", book_form(**tiny, registration=f"AB{n}")).status_code == 302
     full = site().post("/book/", book_form(**tiny, registration="AB9"))
     assert full.status_code == 409 and "Sorry, we are full: Tiny Park is full on" in full.text
-    assert "is full on those dates" in site().get("/quote/", tiny).text
+    assert "is full on those dates" in site().get("/quote/", tiny, follow=True).text
 
 
 def test_manage_is_limited_to_the_brands_own_bookings(committed_world):
@@ -164,3 +166,87 @@ def test_confirmation_email_is_sent_once(committed_world):
     assert message.to == ["jane@example.com"] and booking.reference in message.subject
     assert "Sun 10 Jan 2027, 08:00" in message.body and "https://tb.parkgate.test/manage/" in message.body
     assert Booking.objects.get(pk=booking.pk).confirmation_sent_at is not None
+
+
+# Local times at the car park (Europe/London) and how a customer must see them, summer and winter and across both
+# clock changes of 2027 (28 Mar 01:00 GMT -> 02:00 BST; 31 Oct 02:00 BST -> 01:00 GMT).
+LOCAL_STAYS = [
+    ("2027-07-10T08:00", "2027-07-17T18:00", "Sat 10 Jul 2027, 08:00 BST", "Sat 17 Jul 2027, 18:00 BST"),
+    ("2027-01-10T08:00", "2027-01-12T18:00", "Sun 10 Jan 2027, 08:00 GMT", "Tue 12 Jan 2027, 18:00 GMT"),
+    ("2027-03-27T23:30", "2027-03-28T03:00", "Sat 27 Mar 2027, 23:30 GMT", "Sun 28 Mar 2027, 03:00 BST"),
+    ("2027-10-31T00:30", "2027-10-31T03:00", "Sun 31 Oct 2027, 00:30 BST", "Sun 31 Oct 2027, 03:00 GMT"),
+]
+
+
+@pytest.mark.parametrize(("arrival", "departure", "shown_arrival", "shown_departure"), LOCAL_STAYS)
+def test_pages_show_the_car_parks_local_time(committed_world, arrival, departure, shown_arrival, shown_departure):
+    client, stay = site(), {**STAY, "arrival": arrival, "departure": departure}
+    quote = client.get("/quote/", stay, follow=True)
+    assert quote.status_code == 200 and shown_arrival in quote.text and shown_departure in quote.text
+    assert f'value="{arrival}"' in quote.text  # the book form carries the time as entered
+    booked = client.post("/book/", book_form(**stay))
+    booking = Booking.objects.get(reference=booked["Location"].split("/")[-2])
+    assert (booking.arrival, booking.departure) == (local(arrival), local(departure))
+    for path in (booked["Location"], f"/manage/{booking.reference}/"):
+        page = client.get(path)
+        assert shown_arrival in page.text and shown_departure in page.text, path
+    manage = client.get(f"/manage/{booking.reference}/")
+    assert f'value="{arrival}"' in manage.text and f'value="{departure}"' in manage.text  # the amend form
+
+
+@pytest.mark.parametrize(("arrival", "departure", "shown_arrival", "shown_departure"), LOCAL_STAYS)
+def test_the_email_shows_the_car_parks_local_time(committed_world, arrival, departure, shown_arrival, shown_departure):
+    # without a brand first, so that no job is queued for a running worker to race us (as above)
+    booking = web_booking(
+        committed_world, arrival=local(arrival), departure=local(departure), brand=None, source=Booking.Source.STAFF
+    )
+    Booking.objects.filter(pk=booking.pk).update(brand=committed_world.brand)
+    jobs.send_confirmation(booking_id=booking.pk)
+    body = mail.outbox[0].body
+    assert f"Arrival:    {shown_arrival}\n" in body and f"Departure:  {shown_departure}\n" in body
+
+
+def test_one_booking_form_sent_again_makes_no_second_booking(committed_world):
+    """A refresh or back-and-resubmit sends the quote page's form again: the first booking, not a second."""
+    client = site()
+    search = client.get("/quote/", STAY)  # the form's token goes in the quote page's address ...
+    assert search.status_code == 302 and "form_token=" in search["Location"]
+    quote, fetched_again = client.get(search["Location"]), client.get(search["Location"])
+    assert hidden_inputs(quote.text)["form_token"] == hidden_inputs(fetched_again.text)["form_token"]  # ... to stay
+    form = {**book_form(), **hidden_inputs(quote.text)}
+    first, again = client.post("/book/", form), client.post("/book/", form)
+    assert first.status_code == again.status_code == 302 and again["Location"] == first["Location"]
+    assert Booking.objects.count() == 1
+    # another customer's details on a used form do not reach that booking
+    other = site().post("/book/", {**form, "email": "eve@example.com"})
+    assert other.status_code == 400 and "already been used" in other.text and Booking.objects.count() == 1
+
+
+def test_a_time_the_clocks_go_back_over_is_chosen_from_its_two_real_times(committed_world):
+    stay = {**STAY, "arrival": "2027-10-31T01:30", "departure": "2027-11-02T10:00"}
+    asked = site().get("/quote/", stay)
+    assert asked.status_code == 400 and "please choose which" in asked.text and "UTC offset" not in asked.text
+    assert re.findall(r'value="(\d)" id="id_arrival_fold_\d">\s*([^<]+?)\s*</label>', asked.text) == [
+        ("0", "01:30 BST, before the clocks go back"),
+        ("1", "01:30 GMT, an hour later"),
+    ]
+    client = site()
+    quote = client.get("/quote/", {**stay, "arrival_fold": "1"}, follow=True)
+    assert quote.status_code == 200 and "Sun 31 Oct 2027, 01:30 GMT" in quote.text
+    booked = client.post("/book/", {**book_form(), **hidden_inputs(quote.text)})
+    booking = Booking.objects.get(reference=booked["Location"].split("/")[-2])
+    assert booking.arrival.isoformat() == "2027-10-31T01:30:00+00:00"  # 01:30 GMT
+    assert "Sun 31 Oct 2027, 01:30 GMT" in client.get(booked["Location"]).text
+    # the amend form asks the same, the booking's own time chosen: sent as it is, the booking keeps its time
+    manage = client.get(f"/manage/{booking.reference}/").text
+    assert re.search(r'name="arrival_fold" value="1"[^>]*checked', manage)
+    amend = {
+        "arrival": "2027-10-31T01:30",
+        "arrival_fold": "1",
+        "departure": "2027-11-02T10:00",
+        "registration": "XY51",
+    }
+    assert client.post(f"/manage/{booking.reference}/amend/", amend).status_code == 200
+    booking.refresh_from_db()
+    assert booking.arrival.isoformat() == "2027-10-31T01:30:00+00:00"
+    assert list(booking.vehicles.values_list("registration", flat=True)) == ["XY51"]
