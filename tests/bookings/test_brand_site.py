@@ -3,6 +3,7 @@ when it is open, whom to ask, and the brand's terms, cancellation policy and pri
 and from the confirmation email. The demo world fills them in; staff edit them in the admin."""
 
 import re
+import secrets
 
 import pytest
 from django.core import mail
@@ -35,15 +36,14 @@ def web_booking(brand: Brand, carpark: CarPark, brand_now: bool = True) -> Booki
 def test_every_customer_page_links_the_car_parks_contact_and_policies(demo_world):
     client = Client(HTTP_HOST=SKYLINE)
     stay = {"carpark": "MAN-T2", "arrival": "2027-01-10T08:00", "departure": "2027-01-12T18:00"}
-    booked = client.post(
-        "/book/", {**stay, "name": "Jane Smith", "email": "jane@example.com", "phone": "0", "registration": "AB12CDE"}
-    )
+    details = {"name": "Jane Smith", "email": "jane@example.com", "phone": "0", "registration": "AB12CDE"}
+    booked = client.post("/book/", {**stay, **details, "form_token": secrets.token_urlsafe()})
     assert booked.status_code == 302
     reference = booked["Location"].split("/")[-2]
     pages = ["/", "/quote/?" + "&".join(f"{k}={v}" for k, v in stay.items()), "/manage/", booked["Location"]]
     pages += [f"/manage/{reference}/", "/carparks/LHR-T5/", "/carparks/MAN-T2/", *POLICIES]
     for path in pages:
-        page = client.get(path)
+        page = client.get(path, follow=True)  # a quote without a form token is sent to one with it
         assert page.status_code == 200, path
         footer = page.text[page.text.index('<footer class="site-footer"') :]
         for href, label in POLICIES.items():
