@@ -1,6 +1,7 @@
 """Staff writes: creating staff members and their roles at car parks."""
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
 from django.db import transaction
 
 from apps.carparks.models import CarPark
@@ -12,11 +13,18 @@ class UnknownCarPark(Exception):
     """One of the car park codes does not exist."""
 
 
+class DemoUserRefused(Exception):
+    """The demo staff user belongs to the demo world (seed_demo) alone; `check --deploy` refuses it."""
+
+
 def staff_member_set(*, username: str, password: str | None, carpark_codes: list[str], role: str, actor=None):
     """Create (or update) a staff member and give them `role` at each car park; returns the user.
 
-    Existing assignments at other car parks are kept; a password of None keeps the current one.
+    Existing assignments at other car parks are kept; a password of None keeps the current one. A password that
+    fails the AUTH_PASSWORD_VALIDATORS raises django's ValidationError before anything is saved.
     """
+    if username == settings.DEMO_STAFF_USERNAME:
+        raise DemoUserRefused(username)
     if role not in StaffAssignment.Role.values:
         raise ValueError(f"unknown role {role!r}")
     carparks = {c.code: c for c in CarPark.objects.filter(code__in=carpark_codes)}
@@ -26,6 +34,7 @@ def staff_member_set(*, username: str, password: str | None, carpark_codes: list
     with transaction.atomic():
         user, created = get_user_model().objects.get_or_create(username=username)
         if password is not None:
+            password_validation.validate_password(password, user)  # rolls the new user back
             user.set_password(password)
             user.save()
         for carpark in carparks.values():
