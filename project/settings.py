@@ -4,6 +4,7 @@ With no DATABASE_URL / REDIS_URL, Parkgate runs on an embedded default (SQLite u
 layer, jobs in-process) so that a first run needs nothing installed. docs/operations.md section 2 is the contract.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -205,6 +206,14 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The load balancers (CIDRs) whose X-Forwarded-For names the client (asgi.py); from any other peer the header is
+# ignored. Empty: trust none. Rate limits and login lock-outs key on this address (REMOTE_ADDR).
+try:
+    TRUSTED_PROXIES = [str(ipaddress.ip_network(n.strip())) for n in env.list("TRUSTED_PROXIES", default=[])]
+except ValueError as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES takes CIDRs such as 10.0.0.0/8: {exc}") from None
 
 LOGGING = {
     "version": 1,
