@@ -5,6 +5,7 @@ layer, jobs in-process) so that a first run needs nothing installed. docs/operat
 """
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # staff login lock-outs; its attempts and logs in the admin
     "channels",
     "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "apps.core",
@@ -56,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -180,6 +183,16 @@ AUTH_PASSWORD_VALIDATORS = [  # Django's full set: create_staff and the admin's 
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes (first backend): AXES_FAILURE_LIMIT wrong passwords lock the account, and separately the client address
+# (REMOTE_ADDR: the client's behind TRUSTED_PROXIES), for AXES_COOLOFF_TIME or until a supervisor unlocks it
+# (/dashboard/lockouts, apps.staff.services.login_lockout_clear). A successful login clears its own failures.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(hours=1)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, with address and user agent, in the admin
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # never a header: asgi.py has set it from TRUSTED_PROXIES
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LANGUAGE_CODE = "en-gb"

@@ -1,5 +1,6 @@
 """Staff writes: creating staff members and their roles at car parks."""
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.db import transaction
@@ -48,3 +49,26 @@ def staff_member_set(*, username: str, password: str | None, carpark_codes: list
                 data={"username": username, "role": role, "created": created},
             )
     return user
+
+
+def login_lockout_audit(*, username: str | None, ip_address: str | None) -> None:
+    """django-axes refused a login (it locked out, or it still locks out, the account or the address): audited."""
+    audit_log_record(
+        action="staff.login_locked_out",
+        actor_label="django-axes",
+        data={"username": (username or "")[:150], "ip_address": ip_address or ""},
+    )
+
+
+def login_lockout_clear(*, actor, username: str = "", ip_address: str = "") -> int:
+    """Unlock an account or a client address (django-axes' failures for it forgotten); returns the records removed."""
+    if bool(username) == bool(ip_address):
+        raise ValueError("unlock one account or one address")
+    with transaction.atomic():
+        removed = axes_reset(username=username) if username else axes_reset(ip=ip_address)
+        audit_log_record(
+            action="staff.login_unlocked",
+            actor=actor,
+            data={"username": username} if username else {"ip_address": ip_address},
+        )
+    return removed

@@ -8,4 +8,5 @@ urlpatterns = [
     path("search", views.search, name="dashboard-search"),
     path("alerts/<int:alert_id>/acknowledge", views.alert_acknowledge, name="dashboard-alert-ack"),
     path("lanes/<int:lane_id>/open", views.barrier_open, name="dashboard-barrier-open"),
+    path("lockouts", views.lockouts, name="dashboard-lockouts"),
 ]

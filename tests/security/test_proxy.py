@@ -7,23 +7,10 @@ import secrets
 import httpx
 import pytest
 
-from tests.support import start_server
+from tests.security.conftest import DIRECT, PROXY
+from tests.security.conftest import address as _address
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PROXY, DIRECT = "127.0.0.2", "127.0.0.1"
-
-
-@pytest.fixture(scope="module")
-def proxied(server_env):
-    server = start_server(server_env | {"TRUSTED_PROXIES": f"{PROXY}/32, 10.0.0.0/8"}, name="serve-proxied")
-    yield server
-    server.stop()
-
-
-def _address() -> str:
-    """A fresh documentation address per call: buckets live for minutes in the shared Redis."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
 def _reference() -> str:
