@@ -260,5 +260,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd's per-command chatter
+        "axes": {"level": "WARNING"},  # django-axes' per-attempt chatter; lock-outs are warnings
     },
 }
