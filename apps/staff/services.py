@@ -1,5 +1,7 @@
 """Staff writes: creating staff members and their roles at car parks."""
 
+import ipaddress
+
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
@@ -64,6 +66,8 @@ def login_lockout_clear(*, actor, username: str = "", ip_address: str = "") -> i
     """Unlock an account or a client address (django-axes' failures for it forgotten); returns the records removed."""
     if bool(username) == bool(ip_address):
         raise ValueError("unlock one account or one address")
+    if ip_address:
+        ip_address = str(ipaddress.ip_address(ip_address))  # ValueError for anything else
     with transaction.atomic():
         removed = axes_reset(username=username) if username else axes_reset(ip=ip_address)
         audit_log_record(

@@ -4,6 +4,8 @@ Every action checks the staff member's role at the object's car park; anything a
 to answers 404, exactly like something that does not exist (they learn nothing about other car parks).
 """
 
+import contextlib
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
@@ -103,7 +105,7 @@ async def lockouts(request):
     if request.method == "POST":
         username = request.POST.get("username", "")[:150]
         ip_address = request.POST.get("ip_address", "")[:45]
-        if bool(username) != bool(ip_address):
+        with contextlib.suppress(ValueError):  # neither or both given, or not an address: nothing to unlock
             await run_sync(services.login_lockout_clear, actor=user, username=username, ip_address=ip_address)
         return HttpResponseRedirect(reverse("dashboard-lockouts"))
     locked = await run_sync(selectors.login_lockouts)

@@ -54,7 +54,7 @@ def test_create_staff_refuses_a_weak_password(server_env, demo_world, password):
     assert not get_user_model().objects.filter(username="carol-parkgate").exists()
 
 
-def test_create_staff_cannot_make_the_demo_user(server_env, demo_world, monkeypatch):
+def test_create_staff_cannot_make_the_demo_user(server_env, demo_world):
     """Only seed_demo (the demo world) creates the demo user: `check --deploy` refuses it, so nothing else may."""
     get_user_model().objects.filter(username="demo").delete()
     command = [sys.executable, str(ROOT / "manage.py"), "create_staff", "--username", "demo"]

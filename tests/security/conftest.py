@@ -1,3 +1,4 @@
+import ipaddress
 import secrets
 
 import pytest
@@ -16,5 +17,6 @@ def proxied(server_env):
 
 
 def address() -> str:
-    """A fresh documentation address per call: rate-limit buckets live for minutes in the shared Redis."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    """A fresh documentation address per call (rate-limit buckets live for minutes in the shared Redis), written as
+    PostgreSQL gives it back (`::68`, not `::0068`)."""
+    return str(ipaddress.ip_address(f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"))
