@@ -20,8 +20,13 @@ def test_every_response_carries_the_policy(parkgate, demo_world):
         assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy, path
 
 
-def test_no_page_violates_the_policy(parkgate, demo_world, chromium):  # noqa: F811
-    get_user_model().objects.create_superuser("csp-admin", "csp@example.com", PASSWORD)
+@pytest.fixture
+def superuser(demo_world):
+    """Before Chromium starts: a user saved under Playwright's running loop cannot send its events."""
+    return get_user_model().objects.create_superuser("csp-admin", "csp@example.com", PASSWORD)
+
+
+def test_no_page_violates_the_policy(parkgate, superuser, chromium):  # noqa: F811
     violations: list[str] = []
 
     def visit(page, path: str, status: int = 200) -> None:
