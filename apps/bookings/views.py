@@ -205,14 +205,23 @@ def _booking_context(booking: Booking, **extra) -> dict:
 
 
 def _lookup_allowed(request, brand: Brand) -> bool:
-    """At most MANAGE_LOOKUPS reference+email attempts per client address and brand per window (shared cache)."""
+    """At most MANAGE_LOOKUPS reference+email attempts per window (shared cache) per client address and brand, and
+    per reference whoever asks (guessing one booking's email from many addresses). REMOTE_ADDR is the client's
+    behind TRUSTED_PROXIES (asgi.py)."""
     window = int(time.time() // MANAGE_WINDOW_S)
-    key = f"manage-lookup:{brand.pk}:{request.META.get('REMOTE_ADDR', '')}:{window}"
-    cache.add(key, 0, timeout=MANAGE_WINDOW_S + 5)
-    try:
-        return cache.incr(key) <= MANAGE_LOOKUPS
-    except ValueError:
-        return True
+    reference = request.POST.get("reference", "").strip().upper()[:16]
+    keys = [f"manage-lookup:{brand.pk}:{request.META.get('REMOTE_ADDR', '')}:{window}"]
+    if reference:
+        keys.append(f"manage-lookup-ref:{brand.pk}:{reference}:{window}")
+    allowed = True
+    for key in keys:  # each attempt counts in every bucket, so a refused one still spends the address's
+        cache.add(key, 0, timeout=MANAGE_WINDOW_S + 5)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr: a new window
+            count = 1
+        allowed = count <= MANAGE_LOOKUPS and allowed
+    return allowed
 
 
 async def manage(request):

@@ -7,8 +7,10 @@ Every function returns plain data (dicts/lists of JSON-ready values), never quer
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from apps.access import cameras as access_cameras
@@ -26,6 +28,8 @@ DASHBOARD_ROLES = ("operator", "supervisor")
 BARRIER_ROLES = ("operator", "supervisor")
 #: Roles that may map a vendor camera to a lane.
 CAMERA_ROLES = ("supervisor",)
+#: Roles that may unlock staff logins locked out by django-axes (an unlock grants nothing but the right to try again).
+UNLOCK_ROLES = ("supervisor",)
 
 LATEST_READS = 20
 LIST_LIMIT = 100  # arrivals / departures / overstays / alerts shown per car park (the totals are given too)
@@ -322,3 +326,21 @@ def search(*, query: str, carpark_ids: list[int], limit: int = 20) -> dict:
 
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def login_lockouts() -> dict[str, list[dict]]:
+    """The accounts and client addresses django-axes locks out now: AXES_FAILURE_LIMIT failures or more within
+    AXES_COOLOFF_TIME, counted per account and per address as it counts them (AXES_LOCKOUT_PARAMETERS)."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
+
+    def locked(field: str) -> list[dict]:
+        rows = (
+            recent.exclude(**{f"{field}__isnull": True})
+            .values(field)
+            .annotate(failures=Sum("failures_since_start"))
+            .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+            .order_by(field)
+        )
+        return [{"value": row[field], "failures": row["failures"]} for row in rows if row[field]]
+
+    return {"usernames": locked("username"), "addresses": locked("ip_address")}

@@ -9,4 +9,5 @@ urlpatterns = [
     path("alerts/<int:alert_id>/acknowledge", views.alert_acknowledge, name="dashboard-alert-ack"),
     path("lanes/<int:lane_id>/open", views.barrier_open, name="dashboard-barrier-open"),
     path("devices/<uuid:device_id>/cameras", views.camera_map, name="dashboard-camera-map"),
+    path("lockouts", views.lockouts, name="dashboard-lockouts"),
 ]

@@ -4,15 +4,19 @@ Every action checks the staff member's role at the object's car park; anything a
 to answers 404, exactly like something that does not exist (they learn nothing about other car parks).
 """
 
+import contextlib
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.access import cameras
 from apps.access import services as access
 from apps.core.concurrency import run_sync
-from apps.staff import selectors
+from apps.staff import selectors, services
 
 
 async def _user(request):
@@ -115,3 +119,20 @@ async def camera_map(request, device_id):
     except access.UnknownLane:
         return _error(400, "unknown_lane", f"lane {lane!r} is not one of this device's")
     return JsonResponse({"device": str(device_id), "camera": camera, "lane": lane, "kept": kept})
+
+
+@login_required
+async def lockouts(request):
+    """Supervisors see the staff logins django-axes locks out and unlock an account or a client address."""
+    user = await request.auser()
+    if not await run_sync(selectors.carpark_ids_for_user, user_id=user.pk, roles=selectors.UNLOCK_ROLES):
+        return HttpResponseForbidden("Only supervisors unlock logins.")
+    if request.method == "POST":
+        username = request.POST.get("username", "")[:150]
+        ip_address = request.POST.get("ip_address", "")[:45]
+        with contextlib.suppress(ValueError):  # neither or both given, or not an address: nothing to unlock
+            await run_sync(services.login_lockout_clear, actor=user, username=username, ip_address=ip_address)
+        return HttpResponseRedirect(reverse("dashboard-lockouts"))
+    locked = await run_sync(selectors.login_lockouts)
+    context = {"locked": locked, "limit": settings.AXES_FAILURE_LIMIT, "user": user}
+    return render(request, "staff/lockouts.html", context)

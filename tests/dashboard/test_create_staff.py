@@ -39,3 +39,27 @@ def test_unknown_car_park_exits_1_and_bad_command_line_2(server_env, demo_world)
     assert unknown.returncode == 1 and "NOPE" in unknown.stderr
     assert not StaffAssignment.objects.filter(user__username="bob").exists()
     assert run("--username", "bob", "--carpark", "LHR-T5", "--role", "janitor").returncode == 2
+
+
+@pytest.mark.parametrize("password", ["demo", "password123", "12345678901", "carol-parkgate"])
+def test_create_staff_refuses_a_weak_password(server_env, demo_world, password):
+    """Django's password validators (too short, common, all digits, like the username) run before anything is saved."""
+    command = [sys.executable, str(ROOT / "manage.py"), "create_staff", "--username", "carol-parkgate"]
+    command += ["--carpark", "LHR-T5", "--role", "operator"]
+    result = subprocess.run(
+        command, env=dict(server_env, PARKGATE_PASSWORD=password), cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stdout
+    assert "password" in result.stderr.lower()
+    assert not get_user_model().objects.filter(username="carol-parkgate").exists()
+
+
+def test_create_staff_cannot_make_the_demo_user(server_env, demo_world):
+    """Only seed_demo (the demo world) creates the demo user: `check --deploy` refuses it, so nothing else may."""
+    get_user_model().objects.filter(username="demo").delete()
+    command = [sys.executable, str(ROOT / "manage.py"), "create_staff", "--username", "demo"]
+    command += ["--carpark", "LHR-T5", "--role", "supervisor"]
+    env = dict(server_env, PARKGATE_PASSWORD="a-long-unusual-passphrase")
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and "demo" in result.stderr
+    assert not get_user_model().objects.filter(username="demo").exists()

@@ -1,6 +1,7 @@
 import getpass
 import os
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.staff import services
@@ -24,6 +25,10 @@ class Command(BaseCommand):
             services.staff_member_set(username=username, password=password, carpark_codes=carpark, role=role)
         except services.UnknownCarPark as exc:
             raise CommandError(f"unknown car park: {exc}") from None
+        except services.DemoUserRefused:
+            raise CommandError(f"'{username}' is the demo world's user: only seed_demo creates it") from None
+        except ValidationError as exc:
+            raise CommandError("password refused: " + " ".join(exc.messages)) from None
         self.stdout.write(f"{username} is {role} at {', '.join(carpark)}.")
 
     def ask_password(self) -> str:
