@@ -184,15 +184,20 @@ def sent_email(parkgate, reference: str) -> str:
     return log[start : log.index("\n\n", log.index("Departure:", start))]
 
 
+def search_on_the_home_page(parkgate, chromium, arrival: str, departure: str):
+    """A phone on the demo brand's home page, LHR-T5's stay searched; the page, on what the search answered."""
+    page = chromium.new_page(viewport=PHONE, locale="en-GB")
+    page.goto(f"http://demo.parkgate.test:{parkgate.http_port}/")
+    page.select_option("#id_carpark", "LHR-T5")
+    page.fill("#id_arrival", arrival)
+    page.fill("#id_departure", departure)
+    page.click("button[type=submit]")
+    return page
+
+
 def test_a_summer_stay_is_shown_in_the_car_parks_local_time(parkgate, demo_world, chromium):
     """10 Jul 2027 08:00 to 17 Jul 18:00 in London is 07:00Z to 17:00Z: every page and the email say 08:00 BST."""
-    site = f"http://demo.parkgate.test:{parkgate.http_port}"
-    page = chromium.new_page(viewport=PHONE, locale="en-GB")
-    page.goto(f"{site}/")
-    page.select_option("#id_carpark", "LHR-T5")
-    page.fill("#id_arrival", "2027-07-10T08:00")
-    page.fill("#id_departure", "2027-07-17T18:00")
-    page.click("button[type=submit]")
+    page = search_on_the_home_page(parkgate, chromium, "2027-07-10T08:00", "2027-07-17T18:00")
     expect(page.locator("#quote")).to_contain_text("Sat 10 Jul 2027, 08:00 BST")
     expect(page.locator("#quote")).to_contain_text("Sat 17 Jul 2027, 18:00 BST")
     shot(page, "summer-1-quote")
@@ -318,13 +323,7 @@ def test_two_concurrent_posts_of_one_form_make_one_booking(parkgate, demo_world)
 
 def test_the_clock_change_nights_in_the_browser(parkgate, demo_world, chromium):
     """28 Mar 2027 has no 01:30 in London (a clear message); 31 Oct 2027 has two, and the customer picks one."""
-    site = f"http://demo.parkgate.test:{parkgate.http_port}"
-    page = chromium.new_page(viewport=PHONE, locale="en-GB")
-    page.goto(f"{site}/")
-    page.select_option("#id_carpark", "LHR-T5")
-    page.fill("#id_arrival", "2027-03-28T01:30")
-    page.fill("#id_departure", "2027-03-29T10:00")
-    page.click("button[type=submit]")
+    page = search_on_the_home_page(parkgate, chromium, "2027-03-28T01:30", "2027-03-29T10:00")
     expect(page.locator(".errorlist")).to_have_text(
         "There is no 01:30 on Sun 28 Mar 2027: the clocks go forward an hour that night. "
         "Please choose another time, such as 02:30."

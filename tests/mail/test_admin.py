@@ -46,6 +46,7 @@ def test_reprocess_action_applies_a_failed_message_after_fixing_data(staff_clien
 def agent_form(code: str, **fields) -> dict:
     data = {
         "code": code, "name": code, "active": "on", "email_format": "labels", "commission_rate": "0",
+        "commission_tolerance": "0.05", "price_policy": "flag", "price_tolerance": "0.5",
         "allowed_networks": "", "allowed_senders": "", "smtp_username": "", "error_report_address": "",
         "mailboxes-TOTAL_FORMS": "0", "mailboxes-INITIAL_FORMS": "0",
         "mailboxes-MIN_NUM_FORMS": "0", "mailboxes-MAX_NUM_FORMS": "1000",
