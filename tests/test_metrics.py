@@ -74,4 +74,4 @@ def test_decisions_smtp_replies_and_connections_are_counted(parkgate, world):
     assert grew("parkgate_smtp_replies_total", {"code": "354"})
     assert grew("parkgate_email_receipt_seconds_count", {})
     assert during[("parkgate_websocket_connections", (("kind", "device"),))] >= 1
-    assert ("parkgate_job_queue_depth", ()) in after
+    assert [key for key in after if key[0] == "parkgate_job_queue_depth"] == [("parkgate_job_queue_depth", ())]

@@ -12,6 +12,7 @@ import os
 import re
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 # Decisions are a few milliseconds; a slow one (a lock wait, a cold cache) up to a second.
 _DECISION_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -53,9 +54,19 @@ def render(*, queue_depth: int | None = None) -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     if queue_depth is not None:
-        # A gauge of this scrape's own registry, not a multi-process one: the queue is one Redis key.
-        Gauge("parkgate_job_queue_depth", "Jobs waiting in the queue.", registry=registry).set(queue_depth)
+        registry.register(_QueueDepth(queue_depth))
     return generate_latest(registry)
+
+
+class _QueueDepth:
+    """Read at scrape time, not a multi-process gauge (whose files would keep every scraping process's last value):
+    the queue is one Redis key, the same for every process."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+
+    def collect(self):
+        yield GaugeMetricFamily("parkgate_job_queue_depth", "Jobs waiting in the queue.", value=self.depth)
 
 
 def process_exited(pid: int | None = None) -> None:
