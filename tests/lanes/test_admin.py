@@ -18,6 +18,7 @@ from apps.access import receivers, services
 from apps.access.models import BlockedPlate, Device, EnrolmentCode, Permit
 from apps.access.tokens import hash_secret
 from apps.carparks.models import Lane
+from apps.core import events
 from apps.core.models import AuditLog
 from apps.core.plates import lookalike_key
 from tests.clients import LaneController
@@ -260,7 +261,7 @@ def test_changing_a_devices_lanes_sends_a_new_welcome_to_its_connection(parkgate
 def test_saving_a_device_publishes_a_welcome_nudge_only_when_something_changed(staff_client, world_db, monkeypatch):
     device = Device.objects.get(pk=make_device("TST1", ["IN"])["device_id"])
     sent = []
-    monkeypatch.setattr(services.events, "publish_to_device", lambda **event: sent.append(event))
+    monkeypatch.setattr(events, "publish_to_device", lambda **event: sent.append(event))
     change = f"{DEVICES}{device.pk}/change/"
     assert staff_client.post(change, device_form(device)).status_code == 302
     assert sent == [] and not AuditLog.objects.filter(action="device.update").exists()

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 
-from apps.access import services
+from apps.access import selectors, services
 from apps.access.models import Alert, AllowlistState, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import Lane
@@ -40,7 +40,7 @@ def assert_the_one_visit_ended(carpark, booking, *, at, by: str) -> None:
     booking departed."""
     visit = Visit.objects.get()
     assert visit.exited_at == at and visit.exit_read.plate == by
-    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert selectors.carpark_occupancy(carpark_id=carpark.id) == 0
     assert not PlateRead.objects.filter(unpaired_exit=True).exists()
     booking.refresh_from_db()
     assert booking.status == "departed"
@@ -73,7 +73,7 @@ def test_late_entry_before_a_recorded_no_visit_exit_makes_a_closed_visit(lanes):
     decide(device, "IN", "LA7E1", now() - timedelta(hours=2), retransmit=True)
     visit = Visit.objects.get()
     assert visit.exited_at == exit_at and visit.exit_read.read_id == PlateRead.objects.get(lane__code="OUT").read_id
-    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert selectors.carpark_occupancy(carpark_id=carpark.id) == 0
     assert not PlateRead.objects.filter(unpaired_exit=True).exists()
 
 
@@ -321,7 +321,7 @@ def test_an_entry_matched_by_a_candidate_opens_the_visit_under_the_matched_plate
     # the exit reads the plate well: it ends that visit, and the car park is empty again
     leaving = decide(device, "OUT", "CA11DTE")
     assert (leaving["reason"], leaving["match"], leaving["booking"]) == ("departure", "exact", booking.reference)
-    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert selectors.carpark_occupancy(carpark_id=carpark.id) == 0
     booking.refresh_from_db()
     assert booking.status == "departed"
 
@@ -337,7 +337,7 @@ def test_a_permit_matched_by_a_candidate_opens_the_visit_under_the_permits_plate
     assert (entry["reason"], entry["match"]) == ("permit", "candidate")
     assert Visit.objects.get().plate == "PE77RMT"
     assert decide(device, "OUT", "PE77RMT")["reason"] == "permit"
-    assert services.selectors.carpark_occupancy(carpark_id=carpark.id) == 0
+    assert selectors.carpark_occupancy(carpark_id=carpark.id) == 0
 
 
 def test_stale_reads_matched_by_a_candidate_pair_up(lanes):

@@ -1,0 +1,108 @@
+"""Access control's writes (lane controllers, plate-read decisions, visits, barrier commands, alerts and the offline
+allow-list; device-protocol.md), one module per concern. Every function owns its transaction.
+
+Callers import `apps.access.services` and use the names it re-exports; the modules below import each other in one
+direction only: common <- devices, allowlist, visits, decided <- decision; visits <- commands.
+"""
+
+from apps.access.services.allowlist import (
+    Allowlist,
+    allowlist_current,
+    allowlist_refresh,
+    blocked_plate_save,
+    carpark_settings_changed,
+    device_settings_changed,
+    permit_save,
+)
+from apps.access.services.commands import (
+    alert_acknowledge,
+    barrier_open_manual,
+    command_result_record,
+    commands_time_out,
+)
+from apps.access.services.common import (
+    ENROLMENT_CODE_TTL,
+    DeviceRevoked,
+    InvalidEnrolmentCode,
+    LaneOffline,
+    UnknownCommand,
+    UnknownLane,
+    lane_policy,
+)
+from apps.access.services.decided import (
+    Decided,
+)
+from apps.access.services.decision import (
+    lane_last_seen,
+    lane_of_row,
+    lane_statement,
+    plate_read_decide,
+    plate_read_decided,
+    plate_read_of,
+)
+from apps.access.services.devices import (
+    ACTIVE,
+    REPLACED,
+    REVOKED,
+    Enrolled,
+    EnrolmentCodeIssued,
+    device_connected,
+    device_create,
+    device_disconnected,
+    device_enrol,
+    device_enrolment_code_issue,
+    device_heartbeat,
+    device_revoke,
+    device_update,
+    devices_sweep_offline,
+)
+from apps.access.services.visits import (
+    bookings_mark_no_show,
+    reads_purge,
+    visit_close_manual,
+)
+
+__all__ = [
+    "ACTIVE",
+    "ENROLMENT_CODE_TTL",
+    "REPLACED",
+    "REVOKED",
+    "Allowlist",
+    "Decided",
+    "DeviceRevoked",
+    "Enrolled",
+    "EnrolmentCodeIssued",
+    "InvalidEnrolmentCode",
+    "LaneOffline",
+    "UnknownCommand",
+    "UnknownLane",
+    "alert_acknowledge",
+    "allowlist_current",
+    "allowlist_refresh",
+    "barrier_open_manual",
+    "blocked_plate_save",
+    "bookings_mark_no_show",
+    "carpark_settings_changed",
+    "command_result_record",
+    "commands_time_out",
+    "device_connected",
+    "device_create",
+    "device_disconnected",
+    "device_enrol",
+    "device_enrolment_code_issue",
+    "device_heartbeat",
+    "device_revoke",
+    "device_settings_changed",
+    "device_update",
+    "devices_sweep_offline",
+    "lane_last_seen",
+    "lane_of_row",
+    "lane_policy",
+    "lane_statement",
+    "permit_save",
+    "plate_read_decide",
+    "plate_read_decided",
+    "plate_read_of",
+    "reads_purge",
+    "visit_close_manual",
+]
