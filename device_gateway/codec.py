@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apps.access.vocabulary import LOCAL_ACTIONS
+
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 # The window of times a device may send (device-protocol.md 2): a camera's clock may run a little fast, but nothing
@@ -147,7 +149,7 @@ def parse_plate_read(frame: dict[str, Any]) -> PlateRead:
     if not _score(frame.get("score")):
         raise ProtocolError("bad_message", "'score' must be a number from 0 to 1", read_id)
     local_action = _optional(frame, "local_action", str, read_id) or ""
-    if local_action not in ("", "open", "deny"):
+    if local_action not in LOCAL_ACTIONS:
         raise ProtocolError("bad_message", "'local_action' must be 'open' or 'deny'", read_id)
     return PlateRead(
         read_id=read_id,

@@ -8,9 +8,10 @@ free of I/O makes them table-testable and keeps the hot path's queries few and v
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from apps.access.vocabulary import Action, Match, Reason
 from apps.core.plates import lookalike_key
 
-EXACT, LOOKALIKE, CANDIDATE = "exact", "lookalike", "candidate"
+EXACT, LOOKALIKE, CANDIDATE = Match.EXACT, Match.LOOKALIKE, Match.CANDIDATE
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,9 @@ class Facts:
 
 @dataclass
 class Outcome:
-    action: str  # open | deny | none
-    reason: str
-    match: str | None = None
+    action: Action
+    reason: Reason
+    match: Match | None = None
     booking: BookingFact | VisitFact | None = None  # what gives the decision's booking reference
     booking_id: int | None = None
     permit_id: int | None = None
@@ -143,19 +144,19 @@ def is_eligible(booking: BookingFact, at: datetime, policy: Policy) -> bool:
     return booking.status == "confirmed" and booking.arrival - early <= at <= booking.departure
 
 
-def ineligible_reason(booking: BookingFact, at: datetime, policy: Policy) -> str:
+def ineligible_reason(booking: BookingFact, at: datetime, policy: Policy) -> Reason:
     """Entry rule 5 for the matching booking nearest in arrival: why it cannot open the barrier."""
     if at < booking.arrival - timedelta(minutes=policy.early_arrival_min):
-        return "too_early"
+        return Reason.TOO_EARLY
     if booking.status == "cancelled":
-        return "cancelled"
+        return Reason.CANCELLED
     if booking.status == "departed":
-        return "already_used"
+        return Reason.ALREADY_USED
     if at > booking.departure:
-        return "expired"
+        return Reason.EXPIRED
     # Within its window but neither confirmed, cancelled nor departed: `arrived` (its visit was closed by hand)
     # or `no_show`. The spec lists no code for it; it has been used, so:
-    return "already_used"
+    return Reason.ALREADY_USED
 
 
 def entry_match(read: Read, policy: Policy, facts: Facts) -> Outcome | None:
@@ -165,7 +166,7 @@ def entry_match(read: Read, policy: Policy, facts: Facts) -> Outcome | None:
     if permits and len({p.plate for p in permits}) == 1:
         permit = permits[0]
         return Outcome(
-            "open", "permit", match=level, permit_id=permit.id, vehicle_plate=_if_candidate(level, permit),
+            Action.OPEN, Reason.PERMIT, match=level, permit_id=permit.id, vehicle_plate=_if_candidate(level, permit),
             open_visit=True,
         )  # fmt: skip
     eligible = tuple(b for b in facts.bookings if is_eligible(b, at, policy))
@@ -174,15 +175,15 @@ def entry_match(read: Read, policy: Policy, facts: Facts) -> Outcome | None:
     if len(bookings) == 1:
         booking = bookings[0]
         return Outcome(
-            "open", "booking", match=level, booking=booking, booking_id=booking.id,
+            Action.OPEN, Reason.BOOKING, match=level, booking=booking, booking_id=booking.id,
             vehicle_plate=_if_candidate(level, booking), open_visit=True,
         )  # fmt: skip
     if len(bookings) > 1:
-        return Outcome("deny", "ambiguous", match=level, alert=True)
+        return Outcome(Action.DENY, Reason.AMBIGUOUS, match=level, alert=True)
     matching = _all_levels(read, policy, facts.bookings)
     if matching:
         nearest = min(matching, key=lambda b: abs((b.arrival - at).total_seconds()))
-        return Outcome("deny", ineligible_reason(nearest, at, policy), booking=nearest, alert=True)
+        return Outcome(Action.DENY, ineligible_reason(nearest, at, policy), booking=nearest, alert=True)
     return None
 
 
@@ -202,18 +203,18 @@ def decide_entry(read: Read, policy: Policy, facts: Facts) -> Outcome:
     """Entry lane rules 1-6, in order."""
     plates = read.usable_plates(policy)
     if not plates:
-        return Outcome("deny", "low_confidence", alert=True)
+        return Outcome(Action.DENY, Reason.LOW_CONFIDENCE, alert=True)
     keys = {lookalike_key(p) for p in plates}
     if any(b.plate in plates or b.key in keys for b in facts.blocked):
-        return Outcome("deny", "blocked", alert=True)
+        return Outcome(Action.DENY, Reason.BLOCKED, alert=True)
     superseded = None
     if read.main_usable(policy):
         inside = [v for v in facts.open_visits if v.plate == read.plate or v.key == read.key]
         if inside:
             if policy.anti_passback != "soft":
-                return Outcome("deny", "already_inside", alert=True)
+                return Outcome(Action.DENY, Reason.ALREADY_INSIDE, alert=True)
             superseded = max(inside, key=lambda v: v.entered_at)
-    outcome = entry_match(read, policy, facts) or Outcome("deny", "unknown_vehicle", alert=True)
+    outcome = entry_match(read, policy, facts) or Outcome(Action.DENY, Reason.UNKNOWN_VEHICLE, alert=True)
     if superseded is not None:
         outcome.superseded_visit = superseded
         outcome.alert = True  # soft anti-passback: staff are told the old visit was closed
@@ -224,24 +225,36 @@ def decide_entry(read: Read, policy: Policy, facts: Facts) -> Outcome:
 def decide_exit(read: Read, policy: Policy, facts: Facts) -> Outcome:
     """Exit lane rules 1-3, in order."""
     if not read.usable_plates(policy):
-        return Outcome("deny", "low_confidence", alert=True)
+        return Outcome(Action.DENY, Reason.LOW_CONFIDENCE, alert=True)
     level, visits = best_level(read, policy, facts.open_visits)
     if len(visits) > 1:
-        return Outcome("open", "ambiguous", match=level, alert=True)
+        return Outcome(Action.OPEN, Reason.AMBIGUOUS, match=level, alert=True)
     if not visits:
-        return Outcome("open", "no_visit", alert=True)
+        return Outcome(Action.OPEN, Reason.NO_VISIT, alert=True)
     visit = visits[0]
     minutes = overstay_minutes(visit, read.captured_at, policy)
     if minutes is not None:
         if policy.overstay_policy == "hold":
             return Outcome(
-                "deny", "overstay", match=level, booking=visit, hold_visit=visit, overstay_minutes=minutes, alert=True
+                Action.DENY,
+                Reason.OVERSTAY,
+                match=level,
+                booking=visit,
+                hold_visit=visit,
+                overstay_minutes=minutes,
+                alert=True,
             )
         return Outcome(
-            "open", "overstay", match=level, booking=visit, close_visit=visit, overstay_minutes=minutes, alert=True
+            Action.OPEN,
+            Reason.OVERSTAY,
+            match=level,
+            booking=visit,
+            close_visit=visit,
+            overstay_minutes=minutes,
+            alert=True,
         )
-    reason = "permit" if visit.permit_id else "departure"
-    return Outcome("open", reason, match=level, booking=visit, close_visit=visit)
+    reason = Reason.PERMIT if visit.permit_id else Reason.DEPARTURE
+    return Outcome(Action.OPEN, reason, match=level, booking=visit, close_visit=visit)
 
 
 def overstay_minutes(visit: VisitFact, at: datetime, policy: Policy) -> int | None:

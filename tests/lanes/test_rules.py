@@ -6,7 +6,10 @@ import pytest
 
 from apps.access import rules
 from apps.access.rules import BookingFact, Facts, PermitFact, Plated, Policy, Read, VisitFact
+from apps.access.vocabulary import LOCAL_ACTIONS, Action, Match, Reason
 from apps.core.plates import lookalike_key
+from device_gateway import codec
+from tests.support import ROOT
 
 T = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -222,6 +225,7 @@ ENTRY_CASES = [
 def test_entry_rules(name, the_read, facts, policy, expected):
     outcome = rules.decide_entry(the_read, policy, facts)
     assert (outcome.action, outcome.reason, outcome.match, outcome.booking_reference) == expected
+    assert_the_protocols_words(outcome)
     assert outcome.open_visit == (outcome.action == "open")
     assert outcome.alert == (outcome.action == "deny" or outcome.superseded_visit is not None)
 
@@ -288,6 +292,28 @@ EXIT_CASES = [
 def test_exit_rules(name, the_read, facts, policy, expected):
     outcome = rules.decide_exit(the_read, policy, facts)
     assert (outcome.action, outcome.reason, outcome.match, outcome.booking_reference) == expected
+    assert_the_protocols_words(outcome)
+
+
+def assert_the_protocols_words(outcome: rules.Outcome) -> None:
+    """The rules speak the vocabulary the codec and the frames share, not strings of their own."""
+    assert isinstance(outcome.action, Action) and isinstance(outcome.reason, Reason)
+    assert outcome.match is None or isinstance(outcome.match, Match)
+
+
+def test_the_vocabulary_is_the_published_protocols():
+    """Every action, reason and match level is one the published protocol names (device-protocol.md 3), and the
+    codec accepts exactly the vocabulary's local actions."""
+    protocol = (ROOT / "docs" / "device-protocol.md").read_text()
+    for word in [*Action, *Reason, *Match]:
+        assert f"`{word}`" in protocol, word
+    frame = {"type": "plate_read", "read_id": "r1", "lane": "IN", "plate": "AB12CDE", "score": 0.9,
+             "captured_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    assert [codec.parse_plate_read(frame | {"local_action": a}).local_action for a in LOCAL_ACTIONS] == list(
+        LOCAL_ACTIONS
+    )
+    with pytest.raises(codec.ProtocolError):
+        codec.parse_plate_read(frame | {"local_action": "none"})
 
 
 def test_exit_effects():

@@ -18,6 +18,7 @@ from apps.access.models import (
     Visit,
 )
 from apps.access.services.common import _occupancy_changed_data, _read_event_data, iso
+from apps.access.vocabulary import Action, Match, Reason
 from apps.bookings.models import Booking
 from apps.carparks.models import Lane
 
@@ -205,16 +206,17 @@ def _repeat_outcome(prior: dict) -> rules.Outcome:
     booking = None
     if prior["booking_id"]:
         booking = rules.BookingFact(id=prior["booking_id"], plate="", key="", reference=prior["reference"])
-    return rules.Outcome("open", "repeat", match=prior["match"] or None, booking=booking, permit_id=prior["permit_id"])
+    match = Match(prior["match"]) if prior["match"] else None
+    return rules.Outcome(Action.OPEN, Reason.REPEAT, match=match, booking=booking, permit_id=prior["permit_id"])
 
 
 def _stale_outcome(read, policy, facts: rules.Facts, entry: bool, local_action: str) -> rules.Outcome:
     """Rule 2: an old read is applied to visits as if the barrier had opened for it (unless the controller denied)."""
-    outcome = rules.Outcome("none", "stale")
-    if local_action == "deny" or not entry:
+    outcome = rules.Outcome(Action.NONE, Reason.STALE)
+    if local_action == Action.DENY or not entry:
         return outcome
     linked = rules.entry_match(read, policy, facts)
-    if linked is not None and linked.action == "open":
+    if linked is not None and linked.action == Action.OPEN:
         outcome.match, outcome.booking, outcome.booking_id = linked.match, linked.booking, linked.booking_id
         outcome.permit_id, outcome.vehicle_plate = linked.permit_id, linked.vehicle_plate
     return outcome

@@ -24,6 +24,7 @@ from apps.access.services.common import (
 )
 from apps.access.services.decided import Decided, _booking_id, _repeat_outcome, _stale_outcome, decision_frame
 from apps.access.services.visits import _apply_visits
+from apps.access.vocabulary import Action, Reason
 from apps.carparks.models import CarPark, Lane
 from apps.core import events, plates
 from apps.core.sql import prepared_cursor
@@ -213,7 +214,7 @@ def plate_read_decided(*, lane: Lane, context: selectors.DecisionContext, device
             rules.decide_entry(read, policy, context.facts) if entry else rules.decide_exit(read, policy, context.facts)
         )
     command = None
-    if outcome.action == "open" and with_command:
+    if outcome.action == Action.OPEN and with_command:
         command = {
             "command_id": new_command_id(),
             "device_id": device_id,
@@ -240,7 +241,7 @@ def plate_read_decided(*, lane: Lane, context: selectors.DecisionContext, device
         "booking_id": _booking_id(outcome),
         "permit_id": outcome.permit_id,
         "decision": frame,
-        "unpaired_exit": not stale and not entry and outcome.reason == "no_visit",
+        "unpaired_exit": not stale and not entry and outcome.reason == Reason.NO_VISIT,
     }
     alert = outcome.alert and not stale and not context.alerted_recently
     return Decided(

@@ -14,6 +14,7 @@ from apps.access.models import (
 )
 from apps.access.services.common import NO_SHOW_EVENTS_WITHIN, _publish_occupancy, _publish_visit, iso, lane_policy
 from apps.access.signals import visit_overstayed
+from apps.access.vocabulary import Action
 from apps.bookings import services as booking_services
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
@@ -33,7 +34,7 @@ def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stal
     opens a visit; otherwise the entry is paired by captured_at (`_visit_for_entry`).
     """
     if stale:
-        if local_action == "deny":
+        if local_action == Action.DENY:
             return None
         if entry:
             _visit_for_entry(
