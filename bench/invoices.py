@@ -155,7 +155,8 @@ def main() -> None:
     setup_django(url)
     from django.db import connection
 
-    from apps.accounting import selectors, services
+    from apps.accounting import selectors
+    from apps.accounting.invoices import agent_invoices_generate
     from apps.agents.models import Agent
 
     try:
@@ -176,7 +177,7 @@ def main() -> None:
         if args.tracemalloc:
             tracemalloc.start()
         started, steal = time.perf_counter(), Steal()
-        invoices = services.agent_invoices_generate(
+        invoices = agent_invoices_generate(
             agent_id=agent_id, month=MONTH, issued_on=date(2026, 11, 2), batch_size=args.batch, progress=progress
         )
         seconds = time.perf_counter() - started

@@ -5,7 +5,8 @@ Design notes (why it is not a plain AsyncWebsocketConsumer):
   and several reads of one controller are decided concurrently (it may have up to 32 in flight).
 - The channel layer (Redis) only carries nudges: revocation, replacement, new settings, allow-lists, manual
   commands. When Redis is down its receive is retried in the background and the connection stays up. Closing the
-  connection never cancels the layer's receive, which would lose other channels' messages (device_gateway/layer.py).
+  connection never cancels the layer's receive, which would lose other channels' messages (device_gateway/layer.py's
+  LayerConsumer, this consumer's base).
 - Channels' per-message `close_old_connections` hop to the shared thread is skipped: every database call here
   runs in an executor thread that cleans up its own connection.
 """
@@ -18,10 +19,6 @@ import uuid
 from collections import deque
 from datetime import UTC, datetime
 
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 
 from apps.access import clock, fastpath, selectors, services
@@ -29,7 +26,7 @@ from apps.core import metrics
 from apps.core.events import device_group
 from device_gateway import codec
 from device_gateway.executor import run_db, run_decision
-from device_gateway.layer import Receiver
+from device_gateway.layer import LayerConsumer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +40,6 @@ SILENCE_S = 60  # no frame for this long: offline (device-protocol.md 2)
 TOUCH_EVERY_S = 20  # refresh last_seen_at at least this often while frames arrive
 MAX_ERRORS_PER_MINUTE = 20
 MAX_IN_FLIGHT = 32
-LAYER_TIMEOUT_S = 2
 RECORD_EVERY_S = 1  # at most one heartbeat recorded per connection in this time: later ones fold into the next
 
 # This process's live connections by device id: a second connection replaces the first even without Redis.
@@ -63,53 +59,11 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class DeviceConsumer(AsyncWebsocketConsumer):
+class DeviceConsumer(LayerConsumer):
     device: selectors.DeviceIdentity | None = None
     greeted = False
     closing = False
     settings_pending = False  # a settings nudge met a database outage: the next heartbeat sends the welcome
-
-    # --- ASGI plumbing: a channel layer outage must not end the connection -----------------------------------------
-
-    async def __call__(self, scope, receive, send):
-        self.scope, self.base_send = scope, send
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.layer_receiver = Receiver(self.channel_layer, self.channel_name)
-            sources.append(self._channel_receive)
-        try:
-            with contextlib.suppress(StopConsumer):
-                await await_many_dispatch(sources, self.dispatch)
-        finally:
-            if self.channel_layer is not None:
-                await self.layer_receiver.stop()  # never cancelled: see device_gateway/layer.py
-
-    async def _channel_receive(self) -> dict:
-        delay = 0.5
-        while True:
-            try:
-                return await self.layer_receiver.receive()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis down: keep the lane working, listen again later
-                log.warning("device %s: channel layer unavailable (%s); retrying", self._device_id(), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
-
-    async def dispatch(self, message: dict) -> None:
-        handler = getattr(self, message["type"].replace(".", "_"), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
-
-    async def _layer(self, method: str, *args) -> None:
-        """A channel layer call that never fails the connection (Redis may be down)."""
-        try:
-            await asyncio.wait_for(getattr(self.channel_layer, method)(*args), LAYER_TIMEOUT_S)
-        except Exception as exc:
-            log.warning("device %s: channel layer %s failed: %s", self._device_id(), method, exc)
 
     def _device_id(self) -> str:
         return self.device.id if self.device else "?"

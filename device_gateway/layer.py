@@ -12,11 +12,18 @@ and `stop` ends it the way a receive ends without losing anything, by sending it
 """
 
 import asyncio
+import contextlib
 import logging
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 2
+LAYER_TIMEOUT_S = 2
 STOP = {"type": "receiver.stop"}
 
 
@@ -58,3 +65,52 @@ class Receiver:
 def _retrieve(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
+
+
+class LayerConsumer(AsyncWebsocketConsumer):
+    """A WebSocket consumer whose channel layer may fail without ending the connection, and whose closing never
+    cancels the layer's receive (a `Receiver`). For the lane connections, which must outlive a Redis outage."""
+
+    def _device_id(self) -> str:
+        """Who the connection is, for the logs."""
+        return "?"
+
+    async def __call__(self, scope, receive, send):
+        self.scope, self.base_send = scope, send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.layer_receiver = Receiver(self.channel_layer, self.channel_name)
+            sources.append(self._channel_receive)
+        try:
+            with contextlib.suppress(StopConsumer):
+                await await_many_dispatch(sources, self.dispatch)
+        finally:
+            if self.channel_layer is not None:
+                await self.layer_receiver.stop()  # never cancelled: see device_gateway/layer.py
+
+    async def _channel_receive(self) -> dict:
+        delay = 0.5
+        while True:
+            try:
+                return await self.layer_receiver.receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep the lane working, listen again later
+                log.warning("device %s: channel layer unavailable (%s); retrying", self._device_id(), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def dispatch(self, message: dict) -> None:
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    async def _layer(self, method: str, *args) -> None:
+        """A channel layer call that never fails the connection (Redis may be down)."""
+        try:
+            await asyncio.wait_for(getattr(self.channel_layer, method)(*args), LAYER_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("device %s: channel layer %s failed: %s", self._device_id(), method, exc)

@@ -1,6 +1,6 @@
 """Monthly agents' invoices: on the 1st of each month a periodic job fans out one job per agent.
 
-Both are idempotent: invoicing issues only what was not invoiced yet (see services.agent_invoices_generate),
+Both are idempotent: invoicing issues only what was not invoiced yet (see invoices.agent_invoices_generate),
 so arq running a job twice, or the command being run by hand as well, issues nothing twice.
 """
 
@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
-from apps.accounting import selectors, services
+from apps.accounting import invoices, selectors
 from apps.accounting.ledger import month_start
 from apps.core.jobs import enqueue, job, periodic
 
@@ -31,4 +31,4 @@ def monthly_invoices() -> None:
 
 @job("accounting.invoice_agent")
 def invoice_agent(*, agent_id: int, month: str) -> None:
-    services.agent_invoices_generate(agent_id=agent_id, month=date.fromisoformat(month))
+    invoices.agent_invoices_generate(agent_id=agent_id, month=date.fromisoformat(month))

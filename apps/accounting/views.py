@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounting import forms, permissions, selectors, services
+from apps.accounting.invoices import agent_invoices_generate, invoice_mark_paid, month_end
 from apps.accounting.ledger import month_start
 from apps.accounting.models import Account, Invoice
 from apps.core.concurrency import run_sync
@@ -100,7 +101,7 @@ def _csv_response(body: AsyncIterator[str], filename: str) -> StreamingHttpRespo
 @accountant_required
 async def home(request):
     month = _month_param(request)
-    tb = await run_sync(selectors.trial_balance, until=services.month_end(month))
+    tb = await run_sync(selectors.trial_balance, until=month_end(month))
     return _page(
         request,
         "accounting/home.html",
@@ -119,7 +120,7 @@ async def home(request):
 @accountant_required
 async def trial_balance_csv(request):
     month = _month_param(request)
-    tb = await run_sync(selectors.trial_balance, until=services.month_end(month))
+    tb = await run_sync(selectors.trial_balance, until=month_end(month))
 
     async def body():
         buffer = io.StringIO()
@@ -221,7 +222,7 @@ async def invoices(request):
         issued = []
         try:
             for aid in agent_ids:
-                issued += await run_sync(services.agent_invoices_generate, agent_id=aid, month=month)
+                issued += await run_sync(agent_invoices_generate, agent_id=aid, month=month)
         except services.PostingError as exc:
             messages.error(request, str(exc))
         else:
@@ -303,7 +304,7 @@ async def invoice_csv(request, invoice_id: int):
 async def invoice_paid(request, invoice_id: int):
     await _invoice_or_404(invoice_id)
     try:
-        invoice = await run_sync(services.invoice_mark_paid, invoice_id=invoice_id, actor=request.accountant)
+        invoice = await run_sync(invoice_mark_paid, invoice_id=invoice_id, actor=request.accountant)
         messages.success(request, f"{invoice.number} marked paid.")
     except services.PostingError as exc:
         messages.error(request, str(exc))

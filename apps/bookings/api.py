@@ -7,29 +7,37 @@ or selector in one call on an API worker thread (token checked there too) and an
 
 import base64
 import hashlib
-import math
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.db import close_old_connections
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import Field, Header, NinjaAPI, Query, Schema, Status
+from ninja import Header, NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import HttpBearer
-from pydantic import StringConstraints
 
-from apps.agents.services import TokenOwner, api_token_authenticate
-from apps.bookings import selectors, services
+from apps.agents.services import TokenOwner
+from apps.bookings import idempotency, selectors, services, validation
+from apps.bookings.api_access import (
+    AgentToken,
+    ApiError,
+    _as_agent,
+)
+from apps.bookings.errors import NotContracted
 from apps.bookings.localtime import LocalTimeError, parse_instant
 from apps.bookings.models import Booking
+from apps.bookings.schemas import (
+    DATETIME_DOC,
+    ERRORS,
+    AvailabilityOut,
+    BookingIn,
+    BookingOut,
+    BookingPage,
+    BookingPatch,
+    CarParkOut,
+    Flights,
+)
 from apps.carparks.models import CarPark
 
 DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <token>` (from `manage.py
@@ -41,90 +49,6 @@ Errors are `{"error": CODE, "detail": ...}`; one about a field has `detail: [{"l
 A commission or price beyond your terms (rate plus tolerance; distance from the tariff) is a 422 naming it.
 `POST /bookings` honours an `Idempotency-Key` header for 24 h (the same body gets the first answer again).
 Requests are rate limited per token (429 with `Retry-After`)."""
-
-# --- errors --------------------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
-
-
-# --- authentication and rate limit ---------------------------------------------------------------------------
-
-
-def _authenticate(token: str) -> TokenOwner:
-    """The token's owner, counted against its rate limit; 401 for a token that is unknown, revoked or whose
-    agent is inactive."""
-    owner = api_token_authenticate(token=token)
-    if owner is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid 'Authorization: Bearer <token>' is required",
-            {"WWW-Authenticate": 'Bearer realm="parkgate"'},
-        )
-    _count_request(owner.token_id)
-    return owner
-
-
-def _count_request(token_id: int) -> None:
-    """A fixed one-minute window per token in the shared cache (Redis across processes); 429 once over."""
-    limit, window = settings.API_RATE_LIMIT_PER_MINUTE, 60
-    now = time.time()
-    key = f"api-rate:{token_id}:{int(now // window)}"
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the window's first request (or its key just expired)
-        count = 1 if cache.add(key, 1, timeout=window + 5) else cache.incr(key)
-    if count > limit:
-        retry_after = max(1, math.ceil(window - now % window))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"more than {limit} requests a minute; retry after {retry_after} s",
-            {"Retry-After": str(retry_after)},
-        )
-
-
-class AgentToken(HttpBearer):
-    """Takes the bearer token from the header without touching the database: each view checks it in the same
-    worker-thread call that does the work (`_as_agent`), one thread hop and one connection per request."""
-
-    is_async = True
-
-    async def authenticate(self, request, token: str) -> str | None:
-        return token.strip() or None
-
-
-def _api_threads() -> int:
-    """Half the process's database connections (the pool's size), so the API can never starve the other edges."""
-    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
-    return max(4, pool.get("max_size", 8) // 2) if isinstance(pool, dict) else 4
-
-
-# API requests wait mostly on the database: their own pool of threads lets them overlap (the loop's default
-# executor has only cpu + 4 threads, shared with every other edge) without queueing behind other edges' work.
-_API_EXECUTOR = ThreadPoolExecutor(max_workers=_api_threads(), thread_name_prefix="api")
-
-
-def _in_api_thread(func):
-    close_old_connections()
-    try:
-        return func()
-    finally:
-        close_old_connections()  # CONN_MAX_AGE=0: hands the connection back to the pool
-
-
-async def _as_agent(request, work, *args):
-    """Run `work(owner, *args)` in an API worker thread after authenticating the request's token there."""
-
-    def authorised():
-        return work(_authenticate(request.auth), *args)
-
-    return await sync_to_async(_in_api_thread, thread_sensitive=False, executor=_API_EXECUTOR)(authorised)
-
 
 api = NinjaAPI(
     title="Parkgate agents' API",
@@ -183,7 +107,7 @@ def _not_found(request, exc):
 def _domain_error(exc: Exception, where: tuple[str, ...] = ("body", "body")) -> ApiError:
     """A booking service's refusal as the API answers it; one about a field names it with the `loc` a schema error
     on that field has (`["body", "body", field]` for a request body, `["query", field]`)."""
-    if isinstance(exc, services.NotContracted):
+    if isinstance(exc, NotContracted):
         return ApiError(403, exc.code, str(exc))
     if isinstance(exc, services.NoCapacity):
         return ApiError(409, exc.code, str(exc))
@@ -203,126 +127,6 @@ DOMAIN_ERRORS = (
     services.BookingClosed,
     LocalTimeError,
 )
-
-
-# --- schemas -------------------------------------------------------------------------------------------------
-
-DATETIME_DOC = "ISO 8601 with an offset or Z; without one: the car park's local time"
-
-
-class Error(Schema):
-    error: str
-    detail: Any = None
-
-
-class CustomerIn(Schema):
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field("", max_length=254)
-    phone: str = Field("", max_length=40)
-
-
-class CustomerPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=254)
-    phone: str | None = Field(None, max_length=40)
-
-
-class VehicleIn(Schema):
-    registration: str = Field(min_length=1, max_length=20, description="Any spacing/case: stored in normal form")
-    make: str = Field("", max_length=40)
-    model: str = Field("", max_length=40)
-    colour: str = Field("", max_length=30)
-
-
-class Flights(Schema):
-    outbound: str = Field("", max_length=16)
-    return_: str = Field("", max_length=16, alias="return")
-
-
-class FlightsPatch(Schema):
-    outbound: str | None = Field(None, max_length=16)
-    return_: str | None = Field(None, max_length=16, alias="return")
-
-
-Price = Decimal | None
-
-
-class BookingIn(Schema):
-    agent_ref: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
-        min_length=1, max_length=64, description="Your own reference, unique among yours (surrounding spaces dropped)"
-    )
-    carpark: str = Field(min_length=1, max_length=8)
-    arrival: str = Field(max_length=64, description=DATETIME_DOC)
-    departure: str = Field(max_length=64, description=DATETIME_DOC)
-    customer: CustomerIn
-    vehicles: list[VehicleIn] = Field(min_length=1, max_length=services.MAX_VEHICLES)
-    flights: Flights | None = None
-    price: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: the tariff's price")
-    commission: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: your rate")
-
-
-class BookingPatch(Schema):
-    carpark: str | None = Field(None, min_length=1, max_length=8)
-    arrival: str | None = Field(None, max_length=64, description=DATETIME_DOC)
-    departure: str | None = Field(None, max_length=64, description=DATETIME_DOC)
-    customer: CustomerPatch | None = None
-    vehicles: list[VehicleIn] | None = Field(None, min_length=1, max_length=services.MAX_VEHICLES)
-    flights: FlightsPatch | None = None
-    price: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: re-priced if moved")
-    commission: Price = Field(None, ge=0, max_digits=10, decimal_places=2)
-
-
-class CustomerOut(Schema):
-    name: str
-    email: str
-    phone: str
-
-
-class VehicleOut(Schema):
-    registration: str
-    make: str
-    model: str
-    colour: str
-
-
-class BookingOut(Schema):
-    reference: str
-    agent_ref: str | None
-    carpark: str
-    status: str = Field(json_schema_extra={"enum": Booking.Status.values})
-    arrival: str = Field(json_schema_extra={"format": "date-time"})
-    departure: str = Field(json_schema_extra={"format": "date-time"})
-    customer: CustomerOut
-    vehicles: list[VehicleOut]
-    flights: Flights
-    price: str = Field(pattern=r"^\d+\.\d{2}$")
-    currency: str
-    overbooked: bool
-    created_at: str = Field(json_schema_extra={"format": "date-time"})
-    updated_at: str = Field(json_schema_extra={"format": "date-time"})
-
-
-class BookingPage(Schema):
-    items: list[BookingOut]
-    next: str | None = Field(description="URL of the next page, or null")
-
-
-class AvailabilityOut(Schema):
-    available: bool
-    spaces_left: int
-    price: str | None = Field(description="The tariff's price of the stay; null when the car park has no tariff")
-    currency: str
-    days: int
-
-
-class CarParkOut(Schema):
-    code: str
-    name: str
-    timezone: str
-    currency: str
-
-
-ERRORS = {code: Error for code in (400, 401, 403, 404, 409, 413, 422, 429)}
 
 
 # --- the work, in a worker thread ----------------------------------------------------------------------------
@@ -361,7 +165,7 @@ def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure:
     carpark = _contracted_carpark(owner, carpark_code)
     start, end = _instant(arrival, carpark, "arrival"), _instant(departure, carpark, "departure")
     try:
-        services.stay_times_check(arrival=start, departure=end)
+        validation.stay_times_check(arrival=start, departure=end)
     except services.BookingInvalid as exc:
         raise _domain_error(exc, ("query",)) from None
     q = selectors.quote(carpark=carpark, arrival=start, departure=end)
@@ -411,8 +215,10 @@ def _create_idempotent(owner: TokenOwner, body: BookingIn, key: str | None, fing
     if not key:
         return attempt()
     try:
-        return services.idempotent_response(agent_id=owner.agent_id, key=key, fingerprint=fingerprint, respond=attempt)
-    except services.IdempotencyKeyReused as exc:
+        return idempotency.idempotent_response(
+            agent_id=owner.agent_id, key=key, fingerprint=fingerprint, respond=attempt
+        )
+    except idempotency.IdempotencyKeyReused as exc:
         raise ApiError(422, "idempotency_key_reused", str(exc)) from None
 
 

@@ -9,7 +9,7 @@ from django import forms
 from django.utils import dateformat, timezone
 
 from apps.bookings.localtime import LocalTimeError, both_times, localize
-from apps.bookings.services import MAX_STAY
+from apps.bookings.validation import MAX_STAY
 from apps.core import plates
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends

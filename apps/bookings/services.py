@@ -6,70 +6,43 @@ contract for the signatures and exceptions.
 """
 
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.agents.models import Agent
 from apps.bookings import capacity, signals, terms
 from apps.bookings.capacity import Stay
+from apps.bookings.errors import (
+    BookingClosed,
+    BookingInvalid,
+    DuplicateAgentRef,
+    NoCapacity,
+)
 from apps.bookings.localtime import localize
-from apps.bookings.models import ApiIdempotencyKey, Booking, BookingFormToken, Customer, Vehicle
+from apps.bookings.models import Booking, BookingFormToken, Customer, Vehicle
 from apps.bookings.pricing import stay_dates
-from apps.bookings.selectors import booking_events_data, tariff_price
+from apps.bookings.selectors import booking_events_data
+from apps.bookings.validation import (
+    VehicleInput,
+    agent_price,
+    check_seller,
+    check_times,
+    clean_email,
+    clean_money,
+    clean_vehicles,
+    commission_checked,
+    price_or_tariff,
+    text_field,
+)
 from apps.carparks.models import Brand, CarPark
 from apps.core import events, plates
 from apps.core.jobs import enqueue
 
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out on the phone
-MAX_STAY = timedelta(days=92)
-# The bookable window: no stay before 2000, none ending more than about three years ahead. Beyond it a time is a
-# client's mistake (or an attack: year 9999 overflows date arithmetic), refused for the API and email alike.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-HORIZON = timedelta(days=3 * 366)
-MAX_VEHICLES = 5
-PENNY = Decimal("0.01")
-
-
-class BookingInvalid(ValueError):
-    """Bad input for a booking; the message says what, in words a customer or an agent understands."""
-
-    code = "invalid"
-
-    def __init__(self, message: str = "", field: str | None = None):
-        super().__init__(message)
-        self.field = field  # the input it is about, by its API name (`arrival`, `commission`), when it is one
-
-
-class NotContracted(BookingInvalid):
-    code = "not_contracted"
-
-
-class NoCapacity(Exception):
-    """A day of the stay is full. `dates` are the full local dates."""
-
-    code = "no_capacity"
-
-    def __init__(self, carpark: CarPark, dates: list):
-        self.carpark, self.dates = carpark, dates
-        days = ", ".join(d.strftime("%a %d %b %Y") for d in dates)
-        super().__init__(f"{carpark.name} is full on {days}")
-
-
-class DuplicateAgentRef(Exception):
-    code = "duplicate_agent_ref"
-
-
-class BookingClosed(Exception):
-    """The booking can no longer be changed (it has arrived or left). `code` is `already_arrived`."""
-
-    code = "already_arrived"
 
 
 def new_reference() -> str:
@@ -86,153 +59,8 @@ def local_to_utc(carpark: CarPark, local: datetime) -> datetime:
     return localize(local, carpark.tz)
 
 
-# --- validation ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _VehicleIn:
-    raw: str
-    registration: str
-    make: str
-    model: str
-    colour: str
-
-
-def _text(value, name: str, max_length: int, *, required: bool = False) -> str:
-    text = "" if value is None else str(value).strip()
-    if "\x00" in text:
-        raise BookingInvalid(f"{name} contains a NUL character")
-    if required and not text:
-        raise BookingInvalid(f"{name} is required")
-    if len(text) > max_length:
-        raise BookingInvalid(f"{name} is too long (at most {max_length} characters)")
-    return text
-
-
-def _clean_vehicles(vehicles) -> list[_VehicleIn]:
-    if not isinstance(vehicles, list | tuple):
-        raise BookingInvalid("vehicles must be a list")
-    cleaned = []
-    for v in vehicles:
-        v = {"registration": v} if isinstance(v, str) else v
-        if not isinstance(v, dict):
-            raise BookingInvalid("each vehicle needs a registration")
-        raw = _text(v.get("registration"), "registration", 20)
-        normal = plates.normalise(raw)
-        if not normal:
-            if raw:
-                raise BookingInvalid(f"{raw!r} is not a vehicle registration")
-            continue
-        cleaned.append(
-            _VehicleIn(
-                raw=raw,
-                registration=normal,
-                make=_text(v.get("make"), "make", 40),
-                model=_text(v.get("model"), "model", 40),
-                colour=_text(v.get("colour"), "colour", 30),
-            )
-        )
-    if not cleaned:
-        raise BookingInvalid("at least one vehicle registration is required")
-    if len(cleaned) > MAX_VEHICLES:
-        raise BookingInvalid(f"at most {MAX_VEHICLES} vehicles per booking")
-    if len({v.registration for v in cleaned}) != len(cleaned):
-        raise BookingInvalid("the same registration is given twice")
-    return cleaned
-
-
-def _clean_email(value) -> str:
-    email = _text(value, "email", 254)
-    if email:
-        try:
-            validate_email(email)
-        except ValidationError:
-            raise BookingInvalid(f"{email!r} is not an email address") from None
-    return email
-
-
-def _clean_money(value, name: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise BookingInvalid(f"{name} must be an amount like 54.99") from None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("100000000"):
-        raise BookingInvalid(f"{name} must be an amount between 0 and 99999999.99")
-    return amount.quantize(PENNY, rounding=ROUND_HALF_UP)
-
-
-def _check_times(arrival: datetime, departure: datetime) -> None:
-    if not isinstance(arrival, datetime) or not isinstance(departure, datetime):
-        raise BookingInvalid("arrival and departure must be dates and times")
-    if arrival.tzinfo is None or departure.tzinfo is None:
-        raise BookingInvalid("arrival and departure must carry a time zone")
-    latest = timezone.now() + HORIZON
-    for name, when in (("arrival", arrival), ("departure", departure)):
-        if not EARLIEST_TIME <= when <= latest:
-            window = f"{EARLIEST_TIME:%Y-%m-%d} and {latest:%Y-%m-%d}"
-            raise BookingInvalid(f"{name} must be between {window} (UTC)", field=name)
-    if departure <= arrival:
-        raise BookingInvalid("departure must be after arrival", field="departure")
-    if departure - arrival > MAX_STAY:
-        raise BookingInvalid(f"a stay can be at most {MAX_STAY.days} days", field="departure")
-
-
-def stay_times_check(*, arrival: datetime, departure: datetime) -> None:
-    """The rules a stay's times obey (window, order, length), for quotes that make no booking; BookingInvalid."""
-    _check_times(arrival, departure)
-
-
-def _check_seller(carpark: CarPark, agent: Agent | None, brand: Brand | None) -> None:
-    if agent is not None and not agent.carparks.filter(pk=carpark.pk).exists():
-        raise NotContracted(f"agent {agent.code} is not contracted for {carpark.code}")
-    if brand is not None and not carpark.brands.filter(pk=brand.pk).exists():
-        raise BookingInvalid(f"{brand.name} does not sell {carpark.name}")
-
-
 def _stay(carpark: CarPark, arrival: datetime, departure: datetime) -> Stay:
     return Stay(carpark.pk, carpark.capacity, tuple(stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)))
-
-
-def _price_or_tariff(price, carpark: CarPark, brand: Brand | None, arrival: datetime, departure: datetime) -> Decimal:
-    amount = _clean_money(price, "price")
-    if amount is not None:
-        return amount
-    quoted = tariff_price(carpark=carpark, brand=brand, arrival=arrival, departure=departure)
-    if quoted is None:
-        raise BookingInvalid(f"{carpark.code} has no tariff: give a price")
-    return quoted
-
-
-def _commission(commission, agent: Agent | None, price: Decimal, *, correct=False, notes=None) -> Decimal | None:
-    """The agent's own figure when given (held to its terms), else its contracted rate of the price."""
-    amount = _clean_money(commission, "commission")
-    if agent is not None and amount is None:
-        return terms.contracted_commission(agent, price)
-    if agent is not None:
-        return _within_terms(
-            terms.agree_commission, notes, agent=agent, price=price, commission=amount, correct=correct
-        )
-    return amount
-
-
-def _agent_price(agent: Agent | None, price: Decimal, notes: list, *, correct: bool, **stay) -> Decimal:
-    """A price the agent stated for the stay, held to its terms (a price with no agent is taken as given)."""
-    if agent is None:
-        return price
-    return _within_terms(terms.agree_price, notes, agent=agent, price=price, correct=correct, **stay)
-
-
-def _within_terms(agree, notes: list | None, **figures):
-    """apps.bookings.terms' verdict on a figure an agent stated: refused naming the field, or noted for review."""
-    try:
-        value, note = agree(**figures)
-    except terms.OutOfTerms as exc:
-        raise BookingInvalid(str(exc), field=exc.field) from None
-    if note and notes is not None:
-        notes.append(note)
-    return value
 
 
 def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking: bool) -> bool:
@@ -243,7 +71,7 @@ def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking
         raise NoCapacity(carpark, full.dates) from None
 
 
-def _replace_vehicles(booking: Booking, vehicles: list[_VehicleIn], *, new: bool = False) -> None:
+def _replace_vehicles(booking: Booking, vehicles: list[VehicleInput], *, new: bool = False) -> None:
     if not new:
         Vehicle.objects.filter(booking=booking).delete()
     Vehicle.objects.bulk_create(
@@ -300,21 +128,21 @@ def booking_create(
     field), or with `correct_out_of_terms` (email) recorded as the tariff's / contracted ones and flagged.
     `form_token`: a website form's one-time token; sent again, it gets the booking it made (BookingFormToken).
     """
-    _check_times(arrival, departure)
-    name = _text(customer_name, "customer name", 200, required=True)
-    email, phone = _clean_email(customer_email), _text(customer_phone, "phone", 40)
-    cleaned_vehicles = _clean_vehicles(vehicles)
-    agent_ref = _text(agent_ref, "agent reference", 64) or None
+    check_times(arrival, departure)
+    name = text_field(customer_name, "customer name", 200, required=True)
+    email, phone = clean_email(customer_email), text_field(customer_phone, "phone", 40)
+    cleaned_vehicles = clean_vehicles(vehicles)
+    agent_ref = text_field(agent_ref, "agent reference", 64) or None
     if agent_ref and agent is None:
         raise BookingInvalid("an agent reference needs an agent")
     if source not in Booking.Source.values:
         raise BookingInvalid(f"unknown source {source!r}")
-    _check_seller(carpark, agent, brand)
-    amount = _price_or_tariff(price, carpark, brand, arrival, departure)
+    check_seller(carpark, agent, brand)
+    amount = price_or_tariff(price, carpark, brand, arrival, departure)
     notes: list[str] = []
     if price is not None:
         stay = {"carpark": carpark, "brand": brand, "arrival": arrival, "departure": departure}
-        amount = _agent_price(agent, amount, notes, correct=correct_out_of_terms, **stay)
+        amount = agent_price(agent, amount, notes, correct=correct_out_of_terms, **stay)
     fields = {
         "carpark": carpark,
         "brand": brand,
@@ -325,11 +153,11 @@ def booking_create(
         "source": source,
         "price": amount,
         "currency": carpark.currency,
-        "commission": _commission(commission, agent, amount, correct=correct_out_of_terms, notes=notes),
+        "commission": commission_checked(commission, agent, amount, correct=correct_out_of_terms, notes=notes),
         "needs_review": bool(notes),
         "review_note": "\n".join(notes),
-        "flight_outbound": _text(flight_outbound, "outbound flight", 16).upper(),
-        "flight_return": _text(flight_return, "return flight", 16).upper(),
+        "flight_outbound": text_field(flight_outbound, "outbound flight", 16).upper(),
+        "flight_return": text_field(flight_return, "return flight", 16).upper(),
     }
     stay = _stay(carpark, arrival, departure)
     customer = {"name": name, "email": email, "phone": phone}
@@ -339,7 +167,7 @@ def booking_create(
     return _insert_with_new_reference(fields, customer, cleaned_vehicles, stay, allow_overbooking)
 
 
-def _insert_with_new_reference(fields: dict, customer: dict, vehicles: list[_VehicleIn], stay: Stay, overbook: bool):
+def _insert_with_new_reference(fields: dict, customer: dict, vehicles: list[VehicleInput], stay: Stay, overbook: bool):
     agent, agent_ref = fields["agent"], fields["agent_ref"]
     for _ in range(8):  # a new random reference on the (rare) collision
         try:
@@ -374,7 +202,7 @@ def _once_per_form_token(token: str, email: str, insert) -> Booking:
     return booking
 
 
-def _insert_booking(fields: dict, customer: dict, vehicles: list[_VehicleIn], stay: Stay, allow_overbooking: bool):
+def _insert_booking(fields: dict, customer: dict, vehicles: list[VehicleInput], stay: Stay, allow_overbooking: bool):
     """One attempt, in one transaction (a savepoint when nested): holds, rows, signals. The unique constraints
     catch a duplicate agent reference or reference (IntegrityError), with no look-up beforehand."""
     with transaction.atomic():
@@ -427,23 +255,23 @@ def booking_amend(
         carpark = changes.get("carpark") or current.carpark
         arrival = changes.get("arrival") or current.arrival
         departure = changes.get("departure") or current.departure
-        _check_times(arrival, departure)
+        check_times(arrival, departure)
         moved = (carpark.pk, arrival, departure) != (current.carpark_id, current.arrival, current.departure)
         if carpark.pk != current.carpark_id:
-            _check_seller(carpark, current.agent, current.brand)
+            check_seller(carpark, current.agent, current.brand)
         notes: list[str] = []
         if changes.get("price") is not None:
             stay = {"carpark": carpark, "brand": current.brand, "arrival": arrival, "departure": departure}
-            stated = _clean_money(changes["price"], "price")
-            current.price = _agent_price(current.agent, stated, notes, correct=correct_out_of_terms, **stay)
+            stated = clean_money(changes["price"], "price")
+            current.price = agent_price(current.agent, stated, notes, correct=correct_out_of_terms, **stay)
         elif moved:
-            current.price = _price_or_tariff(None, carpark, current.brand, arrival, departure)
+            current.price = price_or_tariff(None, carpark, current.brand, arrival, departure)
         if "commission" in changes:
-            current.commission = _commission(
+            current.commission = commission_checked(
                 changes["commission"], current.agent, current.price, correct=correct_out_of_terms, notes=notes
             )
         elif current.price != previous_price and current.agent is not None:
-            current.commission = _commission(None, current.agent, current.price)
+            current.commission = commission_checked(None, current.agent, current.price)
         if moved:
             old = _stay(current.carpark, current.arrival, current.departure)
             new = _stay(carpark, arrival, departure)
@@ -455,10 +283,10 @@ def booking_amend(
         current.currency = carpark.currency
         for flight in ("flight_outbound", "flight_return"):
             if flight in changes:
-                setattr(current, flight, _text(changes[flight], flight.replace("_", " "), 16).upper())
+                setattr(current, flight, text_field(changes[flight], flight.replace("_", " "), 16).upper())
         _amend_customer(current.customer, changes)
         if "vehicles" in changes:
-            _replace_vehicles(current, _clean_vehicles(changes["vehicles"]))
+            _replace_vehicles(current, clean_vehicles(changes["vehicles"]))
         current.save()
         signals.booking_amended.send(
             sender=Booking, booking=current, previous_price=previous_price, previous_commission=previous_commission
@@ -470,11 +298,11 @@ def booking_amend(
 def _amend_customer(customer: Customer, changes: dict) -> None:
     updates = {}
     if "customer_name" in changes:
-        updates["name"] = _text(changes["customer_name"], "customer name", 200, required=True)
+        updates["name"] = text_field(changes["customer_name"], "customer name", 200, required=True)
     if "customer_email" in changes:
-        updates["email"] = _clean_email(changes["customer_email"])
+        updates["email"] = clean_email(changes["customer_email"])
     if "customer_phone" in changes:
-        updates["phone"] = _text(changes["customer_phone"], "phone", 40)
+        updates["phone"] = text_field(changes["customer_phone"], "phone", 40)
     if updates:
         for field, value in updates.items():
             setattr(customer, field, value)
@@ -514,37 +342,3 @@ def booking_mark_confirmation_sent(*, booking_id: int) -> bool:
             confirmation_sent_at=timezone.now()
         )
     )
-
-
-# --- API idempotency -----------------------------------------------------------------------------------------
-
-
-class IdempotencyKeyReused(Exception):
-    code = "idempotency_key_reused"
-
-
-IDEMPOTENCY_TTL = timedelta(hours=24)
-
-
-def idempotent_response(*, agent_id: int, key: str, fingerprint: str, respond) -> tuple[int, dict]:
-    """Run `respond()` -> (status, body) once per (agent, key) within 24 h and replay its answer afterwards.
-
-    The key's row is inserted first in the same transaction as the work, so a concurrent request with the same
-    key waits on the unique index and then sees the stored answer (never a second booking). Another body under
-    the same key: IdempotencyKeyReused.
-    """
-    with transaction.atomic():
-        ApiIdempotencyKey.objects.filter(
-            agent_id=agent_id, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
-        ).delete()
-        record, created = ApiIdempotencyKey.objects.get_or_create(
-            agent_id=agent_id, key=key, defaults={"fingerprint": fingerprint}
-        )
-        if not created:
-            if record.fingerprint != fingerprint:
-                raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was used with another request body")
-            return record.status_code, record.response
-        status, body = respond()
-        record.status_code, record.response = status, body
-        record.save(update_fields=["status_code", "response"])
-    return status, body

@@ -20,11 +20,9 @@ from datetime import datetime
 from django.db import DatabaseError, transaction
 
 from apps.agents.models import Agent
+from apps.bookings.errors import BookingClosed, DuplicateAgentRef, NoCapacity
 from apps.bookings.models import Booking
 from apps.bookings.services import (
-    BookingClosed,
-    DuplicateAgentRef,
-    NoCapacity,
     booking_amend,
     booking_cancel,
     booking_create,

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.accounting import chart, jobs, selectors, services
+from apps.accounting import invoices as invoicing
 from apps.accounting.models import Invoice, InvoiceLine, LedgerLine
 from tests.accounting.factories import amend_booking, cancel_booking, make_booking
 
@@ -39,7 +40,7 @@ def test_monthly_invoice_has_a_line_per_booking_and_moves_receivables_to_the_age
     a = make_booking(carpark=carpark, agent=agent, price="100.00")
     b = make_booking(carpark=carpark, agent=agent, price="54.99", commission="8.25")
     make_booking(carpark=carpark, price="70.00")  # a customer's own booking: not the agent's
-    [invoice] = services.agent_invoices_generate(agent_id=agent.pk, month=this_month())
+    [invoice] = invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())
     assert invoice.kind == "invoice" and invoice.number == f"INV-{invoice.issued_on.year}-000001"
     assert sorted(invoice.lines.values_list("reference", "price", "commission", "amount")) == [
         (a.reference, D("100.00"), D("15.00"), D("85.00")),
@@ -52,16 +53,16 @@ def test_monthly_invoice_has_a_line_per_booking_and_moves_receivables_to_the_age
     assert agent_account(chart.COMMISSION_PAYABLE, agent) == 0  # netted off on the invoice
     assert selectors.trial_balance().balanced
     # Running again (the job retried, or the command by hand) issues nothing.
-    assert services.agent_invoices_generate(agent_id=agent.pk, month=this_month()) == []
+    assert invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month()) == []
 
 
 def test_cancellation_after_invoicing_gives_a_credit_note_and_amendment_a_new_line(carpark, agent):
     a = make_booking(carpark=carpark, agent=agent, price="100.00")
     b = make_booking(carpark=carpark, agent=agent, price="40.00")
-    [first] = services.agent_invoices_generate(agent_id=agent.pk, month=this_month())
+    [first] = invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())
     cancel_booking(a)
     amend_booking(b, price="50.00")
-    docs = services.agent_invoices_generate(agent_id=agent.pk, month=this_month())
+    docs = invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())
     by_kind = {doc.kind: doc for doc in docs}
     credit, extra = by_kind["credit_note"], by_kind["invoice"]
     assert credit.number.startswith("CN-") and credit.total == D("-85.00")
@@ -80,15 +81,15 @@ def test_cancellation_after_invoicing_gives_a_credit_note_and_amendment_a_new_li
 def test_invoice_covers_only_postings_up_to_the_month_end(carpark, agent):
     make_booking(carpark=carpark, agent=agent, price="100.00")
     last_month = (this_month() - timedelta(days=1)).replace(day=1)
-    assert services.agent_invoices_generate(agent_id=agent.pk, month=last_month) == []
-    assert len(services.agent_invoices_generate(agent_id=agent.pk, month=this_month())) == 1
+    assert invoicing.agent_invoices_generate(agent_id=agent.pk, month=last_month) == []
+    assert len(invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())) == 1
 
 
 def test_invoice_paid_settles_the_agent(carpark, agent):
     make_booking(carpark=carpark, agent=agent, price="100.00")
-    [invoice] = services.agent_invoices_generate(agent_id=agent.pk, month=this_month())
-    services.invoice_mark_paid(invoice_id=invoice.pk)
-    services.invoice_mark_paid(invoice_id=invoice.pk)  # twice: paid once
+    [invoice] = invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())
+    invoicing.invoice_mark_paid(invoice_id=invoice.pk)
+    invoicing.invoice_mark_paid(invoice_id=invoice.pk)  # twice: paid once
     assert agent_account(chart.AGENT_RECEIVABLES, agent) == 0
     assert sum(line.amount for line in LedgerLine.objects.filter(account__code=chart.BANK)) == D("85.00")
     statement = selectors.agent_statement(agent_id=agent.pk, start=this_month(), end=timezone.localdate())
@@ -105,13 +106,13 @@ def test_invoice_numbers_are_gapless_per_year_across_agents(carpark, agent):
     for _ in range(3):
         make_booking(carpark=carpark, agent=agent)
         make_booking(carpark=carpark, agent=other)
-        services.agent_invoices_generate(agent_id=agent.pk, month=this_month(), issued_on=issued_on)
-        services.agent_invoices_generate(agent_id=other.pk, month=this_month(), issued_on=issued_on)
+        invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month(), issued_on=issued_on)
+        invoicing.agent_invoices_generate(agent_id=other.pk, month=this_month(), issued_on=issued_on)
     numbers = list(Invoice.objects.filter(series="INV").order_by("sequence").values_list("sequence", flat=True))
     assert numbers == list(range(1, 7))
     next_year = issued_on.replace(year=issued_on.year + 1, month=1, day=1)
     make_booking(carpark=carpark, agent=agent)
-    [invoice] = services.agent_invoices_generate(agent_id=agent.pk, month=this_month(), issued_on=next_year)
+    [invoice] = invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month(), issued_on=next_year)
     assert invoice.number == f"INV-{next_year.year}-000001"
 
 
@@ -181,7 +182,7 @@ def test_booking_moved_to_another_currency_is_reversed_and_reinvoiced(carpark, e
     from apps.bookings.models import Booking
 
     booking = make_booking(carpark=carpark, agent=agent, price="100.00")
-    [gbp] = services.agent_invoices_generate(agent_id=agent.pk, month=this_month())
+    [gbp] = invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())
     with transaction.atomic():  # moved to the Paris car park, re-priced in euros (as booking_amend would)
         Booking.objects.filter(pk=booking.pk).update(carpark=euro_carpark, currency="EUR", price=D("90.00"))
         booking.refresh_from_db()
@@ -192,7 +193,7 @@ def test_booking_moved_to_another_currency_is_reversed_and_reinvoiced(carpark, e
     assert tb.balanced
     revenue = {(r.currency, r.code): r.balance for r in tb.rows}
     assert revenue[("GBP", chart.PARKING_REVENUE)] == 0 and revenue[("EUR", chart.PARKING_REVENUE)] == D("-90.00")
-    docs = {(d.currency, d.kind): d for d in services.agent_invoices_generate(agent_id=agent.pk, month=this_month())}
+    docs = {(d.currency, d.kind): d for d in invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())}
     assert docs[("GBP", "credit_note")].total == -gbp.total == D("-85.00")
     assert docs[("EUR", "invoice")].total == D("76.50")  # 90.00 less 15%
     assert selectors.trial_balance().balanced
@@ -215,7 +216,7 @@ def test_concurrent_invoice_runs_keep_numbers_gapless_and_issue_once(carpark):
 
     def run(agent_id: int) -> None:
         try:
-            services.agent_invoices_generate(agent_id=agent_id, month=this_month())
+            invoicing.agent_invoices_generate(agent_id=agent_id, month=this_month())
         except Exception as exc:  # reported below
             errors.append(exc)
         finally:

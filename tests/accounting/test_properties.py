@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from apps.accounting import chart, selectors, services
+from apps.accounting import invoices as invoicing
 from apps.accounting.models import CarParkRates, Invoice, LedgerLine
 from apps.agents.models import Agent
 from apps.bookings import services as booking_services
@@ -117,7 +118,7 @@ class LedgerProperties(TestCase):
             bookings.append(Expected(booking, price, commission if by_agent else None, by_agent))
             return
         if kind == "invoice":
-            services.agent_invoices_generate(agent_id=agent.pk, month=month)
+            invoicing.agent_invoices_generate(agent_id=agent.pk, month=month)
             for exp in bookings:
                 if exp.agent:
                     exp.invoiced_price, exp.invoiced_commission = exp.sold, exp.commission

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from apps.bookings import services, signals
+from apps.bookings.errors import NotContracted
 from apps.bookings.models import Booking, CapacityDay
 from apps.bookings.pricing import stay_dates
 from tests.bookings.conftest import LONDON, local
@@ -82,7 +83,7 @@ def test_bad_input_is_booking_invalid(world, overrides, message):
 
 
 def test_sellers_are_checked(world):
-    with pytest.raises(services.NotContracted):
+    with pytest.raises(NotContracted):
         create(world, carpark=world.carpark, agent=world.other_agent)
     with pytest.raises(services.BookingInvalid, match="does not sell"):
         create(world, carpark=world.carpark, agent=None, brand=world.other_brand, source=Booking.Source.WEB)

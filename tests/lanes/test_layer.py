@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 
 from device_gateway import consumer
+from device_gateway import layer as layer_module
 from device_gateway.layer import Receiver
 from tests.lanes.conftest import make_device
 
@@ -102,7 +103,7 @@ class WatchedLayer(InMemoryChannelLayer):
 @pytest.mark.django_db(transaction=True)
 async def test_a_lane_connection_closing_cancels_no_receive_of_the_layer(world, monkeypatch):
     layer = WatchedLayer()
-    monkeypatch.setattr(consumer, "get_channel_layer", lambda alias: layer)
+    monkeypatch.setattr(layer_module, "get_channel_layer", lambda alias: layer)  # LayerConsumer's
     device = await asyncio.to_thread(make_device, "TST1", ["IN"])
     socket = WebsocketCommunicator(
         consumer.DeviceConsumer.as_asgi(), "/ws/device/",

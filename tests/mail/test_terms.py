@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from apps.accounting import services as accounting
+from apps.accounting import invoices as invoicing
 from apps.accounting.models import Invoice
 from apps.agents.models import Agent
 from apps.bookings.models import Booking
@@ -52,7 +52,7 @@ def test_an_absurd_commission_is_recorded_as_contracted_flagged_and_invoiced_san
     assert booking.needs_review and "commission" in booking.review_note
 
     skypark = Agent.objects.get(code="skypark")
-    [invoice] = accounting.agent_invoices_generate(agent_id=skypark.pk, month=timezone.localdate().replace(day=1))
+    [invoice] = invoicing.agent_invoices_generate(agent_id=skypark.pk, month=timezone.localdate().replace(day=1))
     assert invoice.kind == Invoice.Kind.INVOICE
     assert (invoice.gross_total, invoice.commission_total, invoice.total) == (
         Decimal("54.99"),

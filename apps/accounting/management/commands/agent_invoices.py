@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.accounting import selectors, services
+from apps.accounting import invoices, selectors, services
 from apps.accounting.management.commands._args import date_arg, month_arg
 from apps.accounting.models import Invoice
 from apps.agents.models import Agent
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         issued: list[Invoice] = []
         for agent_id in agent_ids:
             try:
-                issued += services.agent_invoices_generate(agent_id=agent_id, month=month, issued_on=issued_on)
+                issued += invoices.agent_invoices_generate(agent_id=agent_id, month=month, issued_on=issued_on)
             except services.PostingError as exc:
                 raise CommandError(str(exc)) from None
         for invoice in issued:

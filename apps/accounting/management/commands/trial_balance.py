@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounting import selectors
+from apps.accounting.invoices import month_end
 from apps.accounting.management.commands._args import month_arg
-from apps.accounting.services import month_end
 
 
 class Command(BaseCommand):
