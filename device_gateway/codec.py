@@ -5,17 +5,13 @@ Plain Python: no Django, no I/O. The consumer turns a ProtocolError into an `err
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from apps.access.vocabulary import LOCAL_ACTIONS
+from apps.access.vocabulary import EARLIEST_TIME, LOCAL_ACTIONS, MOST_AHEAD
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
-# The window of times a device may send (device-protocol.md 2): a camera's clock may run a little fast, but nothing
-# it saw is from before 2000 or from far ahead. Outside it the time is a bad message, never a read to store.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-MOST_AHEAD = timedelta(minutes=10)
 
 
 class ProtocolError(Exception):

@@ -64,6 +64,7 @@ class DeviceConsumer(LayerConsumer):
     greeted = False
     closing = False
     settings_pending = False  # a settings nudge met a database outage: the next heartbeat sends the welcome
+    counted = False  # in the open-connections gauge
 
     def _device_id(self) -> str:
         return self.device.id if self.device else "?"
@@ -110,7 +111,7 @@ class DeviceConsumer(LayerConsumer):
             await self.close(code=CLOSE_REPLACED)
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "counted", False):
+        if self.counted:
             metrics.websocket_connections.labels("device").dec()
             self.counted = False
         if self.device is None or not hasattr(self, "connection_id"):

@@ -1,13 +1,11 @@
 """Lane controllers and what they see: devices, reads, decisions, barrier commands, visits, permits, block list."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
 
-CAPTURED_FROM = datetime(2000, 1, 1, tzinfo=UTC)  # device_gateway.codec.EARLIEST_TIME
-CAPTURED_AHEAD_MOST = timedelta(minutes=10)  # device_gateway.codec.MOST_AHEAD
+from apps.access.vocabulary import EARLIEST_TIME, MOST_AHEAD
 
 
 class Device(models.Model):
@@ -137,11 +135,11 @@ class PlateRead(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["device", "read_id"], name="read_id_unique_per_device"),
-            # The window device_gateway.codec.parse_time allows (from 2000, at most 10 minutes ahead), kept by the
+            # The window device_gateway.codec.parse_time allows (apps.access.vocabulary), kept by the
             # database too: one year-10000 row used to break every page listing reads.
             models.CheckConstraint(
-                condition=models.Q(captured_at__gte=CAPTURED_FROM)
-                & models.Q(captured_at__lte=models.F("received_at") + CAPTURED_AHEAD_MOST),
+                condition=models.Q(captured_at__gte=EARLIEST_TIME)
+                & models.Q(captured_at__lte=models.F("received_at") + MOST_AHEAD),
                 name="read_captured_at_sane",
             ),
         ]

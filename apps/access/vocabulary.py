@@ -5,6 +5,7 @@ frames (what is sent). They are `StrEnum`s, so a member is its string wherever a
 comparisons). Plain Python: the codec imports it, and the codec may not import Django.
 """
 
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 
@@ -41,3 +42,10 @@ class Reason(StrEnum):
 
 # What a controller may report it did while offline (device-protocol.md 5): nothing, or one of these.
 LOCAL_ACTIONS = ("", Action.OPEN, Action.DENY)
+
+
+# The window of times a device may send (device-protocol.md 2): a camera's clock may run a little fast, but nothing
+# it saw is from before 2000 or from far ahead. Outside it a time is a bad message (the codec), never a stored read
+# (the plate read's check constraint).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MOST_AHEAD = timedelta(minutes=10)

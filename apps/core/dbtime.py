@@ -43,8 +43,6 @@ def from_json(text: str) -> datetime:
 
 
 def _clamp_times(sender, connection, **kwargs) -> None:
-    if connection.vendor != "postgresql":
-        return
     adapters = connection.connection.adapters
     loader = adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)
     if loader is not None and not issubclass(loader, _Clamped):  # a pooled connection keeps it
