@@ -1,12 +1,18 @@
 """The chart of accounts: fixed codes the services post to (seeded by a data migration, kept in sync by `ensure`).
 
-How each money event posts (Dr = positive amount, Cr = negative):
+How each money event posts (Dr = positive amount, Cr = negative). Prices are VAT-inclusive: every sale, amendment,
+cancellation, allowance, cancellation fee and overstay is split into net and VAT (apps.accounting.vat), the net and
+VAT lines tagged with the rate:
 
 - booking sold / amended / cancelled (the booking's "sold" amount follows its price; 0 once cancelled):
-    Dr 1100 Booking receivables [booking]      Cr 4000 Parking revenue [booking]           (the change in price)
-    Dr 5100 Commission expense [booking]       Cr 2100 Commission payable [agent, booking] (the change in commission)
-- payment received:   Dr 10x0 cash/card/bank     Cr 1100 [booking]      (a refund is the reverse)
-- overstay charged:   Dr 1100 [booking]          Cr 4100 Overstay revenue [booking]
+    Dr 1100 Booking receivables [booking] (gross)
+        Cr 4000 Parking revenue [booking] (net)   Cr 2200 Output VAT [booking] (VAT)      (the change in price)
+    Dr 5100 Commission expense (net)   Dr 1400 Input VAT (VAT)
+        Cr 2100 Commission payable [agent, booking] (gross)                                (the change in commission)
+- allowance (part of a live booking's price refunded) and cancellation fee: as a sale, negative or positive
+- payment received:   Dr 10x0 cash/card/bank     Cr 1100 [booking]      (a refund is the reverse; no VAT: the
+  VAT moved when the sale did)
+- overstay charged:   Dr 1100 [booking] (gross)  Cr 4100 Overstay revenue [booking] (net)  Cr 2200 (VAT)
 - agent invoice issued (lines = what changed per booking since last invoiced):
     Dr 1200 Agent receivables [agent] (net)     Dr 2100 [agent] (commission)    Cr 1100 [booking] (each price)
   a credit note is the same with the signs reversed (cancellations or reductions after invoicing).
@@ -25,7 +31,9 @@ CARD = "1020"
 BANK = "1030"
 BOOKING_RECEIVABLES = "1100"
 AGENT_RECEIVABLES = "1200"
+INPUT_VAT = "1400"
 COMMISSION_PAYABLE = "2100"
+OUTPUT_VAT = "2200"
 PARKING_REVENUE = "4000"
 OVERSTAY_REVENUE = "4100"
 COMMISSION_EXPENSE = "5100"
@@ -53,15 +61,29 @@ CHART = [
         "Per booking: price and overstay charges not yet paid or moved to an agent's invoice.",
     ),
     AccountDef(AGENT_RECEIVABLES, "Agent receivables", "asset", "Per agent: invoiced and not yet paid."),
+    AccountDef(INPUT_VAT, "Input VAT", "asset", "VAT on agents' commission, reclaimable on the VAT return."),
     AccountDef(
         COMMISSION_PAYABLE,
         "Agent commission payable",
         "liability",
         "Per agent: commission earned on bookings, netted off when the agent is invoiced.",
     ),
-    AccountDef(PARKING_REVENUE, "Parking revenue", "income", "Bookings sold, less amendments and cancellations."),
-    AccountDef(OVERSTAY_REVENUE, "Overstay revenue", "income", "Overstay charges at exit."),
-    AccountDef(COMMISSION_EXPENSE, "Agent commission expense", "expense", "Commission on agents' bookings."),
+    AccountDef(
+        OUTPUT_VAT,
+        "Output VAT",
+        "liability",
+        "VAT in the prices of bookings, cancellation fees and overstays, due on the VAT return.",
+    ),
+    AccountDef(
+        PARKING_REVENUE,
+        "Parking revenue",
+        "income",
+        "Bookings sold (net of VAT), less amendments, cancellations and allowances.",
+    ),
+    AccountDef(OVERSTAY_REVENUE, "Overstay revenue", "income", "Overstay charges at exit (net of VAT)."),
+    AccountDef(
+        COMMISSION_EXPENSE, "Agent commission expense", "expense", "Commission on agents' bookings (net of VAT)."
+    ),
 ]
 
 

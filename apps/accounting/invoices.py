@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ from apps.core.services import audit_log_record
 
 # --- Agents' invoices -------------------------------------------------------------------------------------------
 
+RATE = DecimalField(max_digits=5, decimal_places=4)
 INVOICE_SERIES = {Invoice.Kind.INVOICE: "INV", Invoice.Kind.CREDIT_NOTE: "CN"}
 
 
@@ -61,21 +62,32 @@ _ROW_FIELDS = (
     "carpark__code",
     "d_price",
     "d_commission",
+    "d_price_vat",
+    "d_commission_vat",
+    "vat_rate",
 )
+_MONEY_FIELDS = ("d_price", "d_commission", "d_price_vat", "d_commission_vat")
 
 
 def _uninvoiced_queryset(*, agent_id: int, currency: str, until: date):
     """Per booking of the agent: what the ledger (up to `until`) says minus what was already invoiced.
 
-    Only bookings with something to invoice or credit come out.
+    The price is the sale's gross (net on 4000 + VAT on 2200; overstays are the customer's, not the agent's), the
+    commission the gross owed to the agent (2100), each with its VAT; the rate is the sale's latest. Only bookings
+    with something to invoice or credit come out.
     """
     ids = account_ids()
     ledger = LedgerLine.objects.filter(
         booking_id=OuterRef("pk"), transaction__currency=currency, transaction__date__lte=until
-    )
+    ).exclude(transaction__kind=LedgerTransaction.Kind.OVERSTAY)
 
-    def ledger_sum(account_code: str):
-        rows = ledger.filter(account_id=ids[account_code]).values("booking_id").annotate(s=Sum("amount")).values("s")
+    def ledger_sum(*codes: str):
+        rows = (
+            ledger.filter(account_id__in=[ids[c] for c in codes])
+            .values("booking_id")
+            .annotate(s=Sum("amount"))
+            .values("s")
+        )
         return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
     invoiced = InvoiceLine.objects.filter(booking_id=OuterRef("pk"), invoice__currency=currency).values("booking_id")
@@ -84,11 +96,15 @@ def _uninvoiced_queryset(*, agent_id: int, currency: str, until: date):
         rows = invoiced.annotate(s=Sum(field)).values("s")
         return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
+    rate = ledger.filter(account_id=ids[chart.OUTPUT_VAT], vat_rate__isnull=False).order_by("-pk").values("vat_rate")
     return (
         Booking.objects.filter(agent_id=agent_id)
         .annotate(
-            d_price=-ledger_sum(chart.PARKING_REVENUE) - invoiced_sum("price"),
-            d_commission=ledger_sum(chart.COMMISSION_EXPENSE) - invoiced_sum("commission"),
+            d_price=-ledger_sum(chart.PARKING_REVENUE, chart.OUTPUT_VAT) - invoiced_sum("price"),
+            d_commission=-ledger_sum(chart.COMMISSION_PAYABLE) - invoiced_sum("commission"),
+            d_price_vat=-ledger_sum(chart.OUTPUT_VAT) - invoiced_sum("price_vat"),
+            d_commission_vat=ledger_sum(chart.INPUT_VAT) - invoiced_sum("commission_vat"),
+            vat_rate=Coalesce(Subquery(rate[:1], output_field=RATE), Value(ZERO), output_field=RATE),
         )
         .exclude(d_price=0, d_commission=0)
         .order_by("pk")
@@ -115,8 +131,9 @@ def _snapshot_rows(queryset, *, chunk_size: int):
             while rows := cursor.fetchmany(chunk_size):
                 for row in rows:
                     item = dict(zip(_ROW_FIELDS, row, strict=True))
-                    item["d_price"] = Decimal(str(item["d_price"])).quantize(CENT)
-                    item["d_commission"] = Decimal(str(item["d_commission"])).quantize(CENT)
+                    for name in _MONEY_FIELDS:
+                        item[name] = Decimal(str(item[name])).quantize(CENT)
+                    item["vat_rate"] = Decimal(str(item["vat_rate"]))
                     yield item
     finally:
         # After a database error the transaction is aborted and its rollback drops the table anyway: do not let
@@ -139,7 +156,7 @@ class _DocumentBuilder:
         self.invoice: Invoice | None = None
         self.posting: StreamedPosting | None = None
         self.lines: list[InvoiceLine] = []
-        self.gross = self.commission = ZERO
+        self.gross = self.commission = self.price_vat = self.commission_vat = ZERO
         self.count = 0
 
     def _start(self) -> None:
@@ -169,6 +186,8 @@ class _DocumentBuilder:
         price, commission = row["d_price"], row["d_commission"]
         self.gross += price
         self.commission += commission
+        self.price_vat += row["d_price_vat"]
+        self.commission_vat += row["d_commission_vat"]
         self.count += 1
         what = "Cancelled" if row["status"] == Booking.Status.CANCELLED else "Parking"
         self.lines.append(
@@ -181,6 +200,9 @@ class _DocumentBuilder:
                 price=price,
                 commission=commission,
                 amount=price - commission,
+                vat_rate=row["vat_rate"],
+                price_vat=row["d_price_vat"],
+                commission_vat=row["d_commission_vat"],
             )
         )
         self.posting.add(Line(chart.BOOKING_RECEIVABLES, -price, booking_id=row["pk"]))
@@ -200,7 +222,17 @@ class _DocumentBuilder:
         self.posting.close()
         self.invoice.gross_total, self.invoice.commission_total = self.gross, self.commission
         self.invoice.total, self.invoice.line_count = self.gross - self.commission, self.count
-        self.invoice.save(update_fields=["gross_total", "commission_total", "total", "line_count"])
+        self.invoice.price_vat_total, self.invoice.commission_vat_total = self.price_vat, self.commission_vat
+        self.invoice.save(
+            update_fields=[
+                "gross_total",
+                "commission_total",
+                "total",
+                "line_count",
+                "price_vat_total",
+                "commission_vat_total",
+            ]
+        )
         return self.invoice
 
 

@@ -45,6 +45,7 @@ class Line:
     amount: Decimal  # debit > 0, credit < 0
     booking_id: int | None = None
     agent_id: int | None = None
+    vat_rate: Decimal | None = None  # on the net and VAT lines of a VAT-split posting (apps.accounting.vat)
 
 
 def month_start(day: date) -> date:
@@ -135,6 +136,7 @@ def transaction_post(
                 amount=line.amount,
                 booking_id=line.booking_id,
                 agent_id=line.agent_id,
+                vat_rate=line.vat_rate,
             )
             for line in lines
         )
@@ -174,6 +176,7 @@ class StreamedPosting:
                 amount=line.amount,
                 booking_id=line.booking_id,
                 agent_id=line.agent_id,
+                vat_rate=line.vat_rate,
             )
         )
         if len(self._pending) >= self.batch_size:

@@ -7,7 +7,9 @@ Chart of accounts (seeded by migration 0002, see `chart.py` for what each accoun
     1030 Bank                      asset      also agents' invoice payments
     1100 Booking receivables       asset      sub-ledger per booking: what is still owed on it
     1200 Agent receivables         asset      sub-ledger per agent: what agents owe on issued invoices
+    1400 Input VAT                 asset      VAT on agents' commission (per booking and agent, tagged with its rate)
     2100 Agent commission payable  liability  sub-ledger per agent (and booking): commission earned, not yet netted
+    2200 Output VAT                liability  VAT on sales, fees and overstays (per booking, tagged with its rate)
     4000 Parking revenue           income     per booking
     4100 Overstay revenue          income     per booking
     5100 Agent commission expense  expense    per booking
@@ -76,6 +78,8 @@ class LedgerTransaction(models.Model):
         INVOICE = "invoice", "Agent invoice issued"
         CREDIT_NOTE = "credit_note", "Agent credit note issued"
         INVOICE_PAYMENT = "invoice_payment", "Agent invoice paid"
+        ALLOWANCE = "allowance", "Sale reduced (partial refund of a live booking)"
+        CANCELLATION_FEE = "cancellation_fee", "Cancellation fee retained"
         ADJUSTMENT = "adjustment", "Manual correction"
 
     date = models.DateField(db_index=True, help_text="Accounting date (the car park's local date of the event)")
@@ -114,6 +118,9 @@ class LedgerLine(models.Model):
         "bookings.Booking", null=True, blank=True, related_name="ledger_lines", on_delete=models.PROTECT
     )
     agent = models.ForeignKey("agents.Agent", null=True, blank=True, related_name="+", on_delete=models.PROTECT)
+    # On the net and VAT lines of a VAT-split posting (and the gross commission payable): the rate it was split at,
+    # so that a later reduction reverses VAT at the rate originally charged. Null on lines VAT does not concern.
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_line_amount_nonzero")]
@@ -151,6 +158,33 @@ class CarParkRates(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carpark_id}: {self.overstay_rate}/{self.overstay_unit}"
+
+
+class VatRate(models.Model):
+    """A VAT rate period: `rate` applies to supplies from `valid_from` until the next period starts.
+
+    Operator-wide when `carpark` is empty; a car park's own periods apply from its first one on (before it, the
+    operator's). Seeded with the UK standard rate, 20% from 4 January 2011. Prices are VAT-inclusive at this rate.
+    """
+
+    carpark = models.ForeignKey(
+        "carparks.CarPark", null=True, blank=True, related_name="vat_rates", on_delete=models.CASCADE
+    )
+    valid_from = models.DateField(help_text="First day (the car park's local date) the rate applies to")
+    rate = models.DecimalField(max_digits=5, decimal_places=4, help_text="0.2000 for 20%")
+    note = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carpark", "valid_from"], nulls_distinct=False, name="vat_rate_one_per_day"
+            ),
+            models.CheckConstraint(condition=models.Q(rate__gte=0, rate__lt=1), name="vat_rate_fraction"),
+        ]
+        ordering = ["carpark", "-valid_from"]
+
+    def __str__(self) -> str:
+        return f"{self.carpark or 'operator'}: {(self.rate * 100).normalize()}% from {self.valid_from}"
 
 
 class Payment(models.Model):
@@ -234,6 +268,10 @@ class Invoice(models.Model):
     issued_on = models.DateField()
     gross_total = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO)
     commission_total = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO)
+    price_vat_total = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO, help_text="in gross_total")
+    commission_vat_total = models.DecimalField(
+        max_digits=14, decimal_places=2, default=ZERO, help_text="in commission_total"
+    )
     total = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO, help_text="gross - commission")
     line_count = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=6, choices=Status.choices, default=Status.ISSUED)
@@ -265,9 +303,14 @@ class InvoiceLine(models.Model):
     reference = models.CharField(max_length=16)
     agent_ref = models.CharField(max_length=64, blank=True)
     description = models.CharField(max_length=200)
-    price = models.DecimalField(max_digits=12, decimal_places=2)
-    commission = models.DecimalField(max_digits=12, decimal_places=2)
+    price = models.DecimalField(max_digits=12, decimal_places=2, help_text="Gross (VAT-inclusive)")
+    commission = models.DecimalField(max_digits=12, decimal_places=2, help_text="Gross (VAT-inclusive)")
     amount = models.DecimalField(max_digits=12, decimal_places=2, help_text="price - commission")
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=4, default=ZERO)
+    price_vat = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, help_text="Output VAT in price")
+    commission_vat = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO, help_text="Input VAT in commission"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["booking"])]

@@ -7,19 +7,18 @@ ledger commits or rolls back with the booking). Amounts are Decimal in the booki
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import DecimalField, Sum
+from django.db.models import DecimalField
 from django.utils import timezone
 
-from apps.accounting import chart, selectors
+from apps.accounting import chart, sales, selectors, vat
 from apps.accounting.ledger import (
     CENT,
     Line,
     PeriodClosed,
     PostingError,
-    account_ids,
     local_date,
     month_start,
     transaction_post,
@@ -27,15 +26,15 @@ from apps.accounting.ledger import (
 from apps.accounting.models import (
     AccountingPeriod,
     CarParkRates,
-    LedgerLine,
     LedgerTransaction,
     OverstayCharge,
     Payment,
 )
+from apps.accounting.vat import VatRateMissing
 from apps.bookings.models import Booking
 from apps.core.services import audit_log_record
 
-__all__ = ["PeriodClosed", "PostingError"]
+__all__ = ["PeriodClosed", "PostingError", "VatRateMissing"]
 
 ZERO = Decimal("0.00")
 MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -49,97 +48,13 @@ class InvoiceInvalid(PostingError):
     pass
 
 
-# --- Bookings ---------------------------------------------------------------------------------------------------
+# --- Bookings: the sale, its commission, allowances and cancellation fees, VAT-split (sales.py) ---------------
 
-
-def booking_commission(booking: Booking) -> Decimal:
-    """The agent's commission on a booking: the amount the agent stated (Booking.commission), else its rate."""
-    if booking.agent_id is None:
-        return ZERO
-    if booking.commission is not None:
-        return booking.commission
-    return (booking.price * booking.agent.commission_rate).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _posted_positions(booking_id: int) -> tuple[dict[str, Decimal], dict[tuple[str, int | None], Decimal]]:
-    """What the ledger holds for a booking: sold per currency (4000), commission per currency and agent (2100)."""
-    ids = account_ids()
-    rows = (
-        LedgerLine.objects.filter(
-            booking_id=booking_id, account_id__in=[ids[chart.PARKING_REVENUE], ids[chart.COMMISSION_PAYABLE]]
-        )
-        .values("account_id", "transaction__currency", "agent_id")
-        .annotate(s=Sum("amount"))
-    )
-    sold: dict[str, Decimal] = {}
-    commission: dict[tuple[str, int | None], Decimal] = {}
-    for r in rows:
-        if r["account_id"] == ids[chart.PARKING_REVENUE]:
-            sold[r["transaction__currency"]] = sold.get(r["transaction__currency"], ZERO) - r["s"]
-        else:
-            key = (r["transaction__currency"], r["agent_id"])
-            commission[key] = commission.get(key, ZERO) - r["s"]
-    return sold, commission
-
-
-def booking_ledger_sync(*, booking: Booking, memo: str = "", new: bool = False) -> list[LedgerTransaction]:
-    """Post whatever the ledger lacks for this booking's current price, commission and status.
-
-    The ledger itself is the memory of what was already posted (revenue per currency, commission per currency
-    and agent), so this is idempotent and does not depend on the `previous_*` values a signal carries: a repeated
-    signal or a cancel of a cancelled booking posts nothing. A booking moved to a car park in another currency
-    (or to another agent) has the old position reversed and the new one posted. Called by the bookings signals'
-    receivers, inside the booking service's transaction.
-
-    `new`: the booking was created in this very transaction, so nothing is posted for it yet and no other
-    transaction can see its row: the row lock and the look-up of posted positions are skipped (every booking
-    made pays for them otherwise).
-
-    No savepoint of its own when nested (the signal's receivers call it inside the booking service's atomic, and
-    nothing in between catches its errors): an error rolls back to the caller's savepoint, as it would to one here.
-    """
-    with transaction.atomic(savepoint=False):
-        if new:
-            sold, commission = {}, {}
-        else:
-            booking = (
-                Booking.objects.select_for_update(of=("self",)).select_related("agent", "carpark").get(pk=booking.pk)
-            )
-            sold, commission = _posted_positions(booking.pk)
-        cancelled = booking.status == Booking.Status.CANCELLED
-        target_sold = {booking.currency: ZERO if cancelled else booking.price}
-        target_commission = {(booking.currency, booking.agent_id): ZERO if cancelled else booking_commission(booking)}
-        lines: dict[str, list[Line]] = {}
-        for currency in target_sold.keys() | sold.keys():
-            d = target_sold.get(currency, ZERO) - sold.get(currency, ZERO)
-            lines.setdefault(currency, []).extend(
-                [
-                    Line(chart.BOOKING_RECEIVABLES, d, booking_id=booking.pk),
-                    Line(chart.PARKING_REVENUE, -d, booking_id=booking.pk),
-                ]
-            )
-        for currency, agent_id in target_commission.keys() | commission.keys():
-            key = (currency, agent_id)
-            d = target_commission.get(key, ZERO) - commission.get(key, ZERO)
-            lines.setdefault(currency, []).extend(
-                [
-                    Line(chart.COMMISSION_EXPENSE, d, booking_id=booking.pk),
-                    Line(chart.COMMISSION_PAYABLE, -d, booking_id=booking.pk, agent_id=agent_id),
-                ]
-            )
-        posted = [
-            transaction_post(
-                day=local_date(booking.carpark.tz),
-                kind=LedgerTransaction.Kind.BOOKING,
-                currency=currency,
-                lines=currency_lines,
-                memo=memo or f"{booking.reference} {booking.status}",
-                carpark_id=booking.carpark_id,
-                booking_id=booking.pk,
-            )
-            for currency, currency_lines in sorted(lines.items())
-        ]
-        return [txn for txn in posted if txn is not None]
+booking_commission = sales.booking_commission
+booking_ledger_sync = sales.booking_ledger_sync
+sale_allowance_post = sales.sale_allowance_post
+cancellation_fee_post = sales.cancellation_fee_post
+SaleInvalid = sales.SaleInvalid
 
 
 # --- Payments ---------------------------------------------------------------------------------------------------
@@ -154,6 +69,7 @@ def payment_record(
     external_reference: str = "",
     received_at: datetime | None = None,
     recorded_by=None,
+    reason: str = "",
 ) -> Payment:
     """Record money received for a booking (or, kind=refund, paid back) and post it.
 
@@ -187,7 +103,7 @@ def payment_record(
                 Line(chart.CASH_ACCOUNT_FOR_METHOD[method], signed),
                 Line(chart.BOOKING_RECEIVABLES, -signed, booking_id=booking.pk),
             ],
-            memo=f"{booking.reference} {kind} {method} {external_reference}".strip(),
+            memo=f"{booking.reference} {kind} {method} {external_reference} {reason}".strip(),
             carpark_id=booking.carpark_id,
             booking_id=booking.pk,
             created_by=recorded_by,
@@ -209,9 +125,54 @@ def payment_record(
             actor_label="" if recorded_by else "api",
             obj=payment,
             carpark=booking.carpark,
-            data={"booking": booking.reference, "amount": str(amount), "method": method},
+            data={"booking": booking.reference, "amount": str(amount), "method": method}
+            | ({"reason": reason} if reason else {}),
         )
     return payment
+
+
+def refund_record(
+    *,
+    booking_id: int,
+    amount: Decimal,
+    method: str,
+    reason: str,
+    external_reference: str = "",
+    received_at: datetime | None = None,
+    recorded_by=None,
+) -> Payment:
+    """Pay money back on a booking, VAT-correct, with a reason (audited). The one refund for callers that give
+    money back (staff's partial refunds, a provider's refund):
+
+    - what the booking already owes back (a cancellation or an amendment down reduced the sale, and its VAT, when
+      it happened) is simply paid back;
+    - any more is a reduction of a live booking's sale: it is posted first as an allowance (`sale_allowance_post`,
+      Dr 4000 net, Dr 2200 VAT at the rate charged), then paid back.
+
+    Either way the refund itself is Dr 1100 / Cr cash, card or bank. More than was paid is refused (PaymentInvalid,
+    nothing posted); so is a cancelled booking's refund beyond what it owes back (SaleInvalid).
+    """
+    if not reason.strip():
+        raise PaymentInvalid("a refund needs a reason")
+    if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(CENT):
+        raise PaymentInvalid("the amount must be a positive number of whole cents")
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update(of=("self",)).filter(pk=booking_id).first()
+        if booking is None:
+            raise PaymentInvalid(f"no booking {booking_id}")
+        beyond = amount - max(-selectors.booking_balance(booking_id), ZERO)
+        if beyond > 0:
+            sales.sale_allowance_post(booking_id=booking_id, amount=beyond, reason=reason, actor=recorded_by)
+        return payment_record(
+            booking_id=booking_id,
+            amount=amount,
+            method=method,
+            kind=Payment.Kind.REFUND,
+            external_reference=external_reference,
+            reason=reason,
+            received_at=received_at,
+            recorded_by=recorded_by,
+        )
 
 
 # --- Overstay ---------------------------------------------------------------------------------------------------
@@ -246,7 +207,8 @@ def carpark_rates(carpark_id: int) -> CarParkRates:
 
 
 def overstay_charge_post(*, booking_id: int, exited_at: datetime, visit_id: int | None = None) -> OverstayCharge | None:
-    """Charge a booking's overstay at exit and post it (Dr booking receivable, Cr overstay revenue).
+    """Charge a booking's overstay at exit and post it (Dr booking receivable gross, Cr overstay revenue net and
+    Cr output VAT, at the rate in force on the exit's local date).
 
     Called by the receiver of apps.access's `visit_overstayed` signal, inside the exit's transaction, when an exit
     closes a booking's visit after departure + grace. Uses the car park's `CarParkRates` and `grace_min`.
@@ -268,14 +230,13 @@ def overstay_charge_post(*, booking_id: int, exited_at: datetime, visit_id: int 
         )
         if quote.amount <= 0:
             return None
+        day = local_date(booking.carpark.tz, exited_at)
+        split = vat.split(quote.amount, vat.rate_on(carpark_id=booking.carpark_id, day=day))
         txn = transaction_post(
-            day=local_date(booking.carpark.tz, exited_at),
+            day=day,
             kind=LedgerTransaction.Kind.OVERSTAY,
             currency=booking.currency,
-            lines=[
-                Line(chart.BOOKING_RECEIVABLES, quote.amount, booking_id=booking.pk),
-                Line(chart.OVERSTAY_REVENUE, -quote.amount, booking_id=booking.pk),
-            ],
+            lines=sales.sale_lines(booking.pk, [split], revenue=chart.OVERSTAY_REVENUE),
             memo=f"{booking.reference} overstay {quote.units} {rates.overstay_unit}(s)",
             carpark_id=booking.carpark_id,
             booking_id=booking.pk,

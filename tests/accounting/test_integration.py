@@ -54,12 +54,14 @@ def test_booking_services_post_sale_amendment_and_cancellation(carpark, agent):
     booking = book(carpark, agent=agent, price="54.99", commission="8.25")
     assert sums(booking=booking) == {
         chart.BOOKING_RECEIVABLES: D("54.99"),
-        chart.PARKING_REVENUE: D("-54.99"),
-        chart.COMMISSION_EXPENSE: D("8.25"),
+        chart.PARKING_REVENUE: D("-45.82"),
+        chart.OUTPUT_VAT: D("-9.17"),
+        chart.COMMISSION_EXPENSE: D("6.87"),
+        chart.INPUT_VAT: D("1.38"),
         chart.COMMISSION_PAYABLE: D("-8.25"),
     }
     bookings.booking_amend(booking=booking, price=D("64.99"), commission=D("9.75"))
-    assert sums(booking=booking)[chart.PARKING_REVENUE] == D("-64.99")
+    assert sums(booking=booking)[chart.PARKING_REVENUE] + sums(booking=booking)[chart.OUTPUT_VAT] == D("-64.99")
     assert sums(booking=booking)[chart.COMMISSION_PAYABLE] == D("-9.75")
     bookings.booking_cancel(booking=booking)
     bookings.booking_cancel(booking=booking)  # repeated: nothing more
@@ -104,7 +106,8 @@ def test_exit_after_departure_and_grace_charges_the_overstay_once(carpark):
     # departure 3 h ago + 60 min grace: 2 h over (a hair more by now) -> 3 started hours at 5.00
     assert charge.visit_id == visit.pk and charge.units == 3 and charge.amount == D("15.00")
     assert selectors.booking_balance(late.pk) == D("95.00")  # 80.00 sold + 15.00 overstay
-    assert sums(account__code=chart.OVERSTAY_REVENUE) == {chart.OVERSTAY_REVENUE: D("-15.00")}
+    assert sums(account__code=chart.OVERSTAY_REVENUE) == {chart.OVERSTAY_REVENUE: D("-12.50")}  # net of 2.50 VAT
+    assert sums(transaction__kind="overstay", account__code=chart.OUTPUT_VAT) == {chart.OUTPUT_VAT: D("-2.50")}
 
 
 @pytest.mark.parametrize("policy", ["open_and_flag", "hold"])

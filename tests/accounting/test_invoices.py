@@ -170,7 +170,9 @@ def test_overstay_charge_posts_once_per_visit(carpark):
     again = services.overstay_charge_post(booking_id=booking.pk, exited_at=exited, visit_id=991)
     assert charge.pk == again.pk and charge.units == 3 and charge.amount == D("37.50")
     assert selectors.booking_balance(booking.pk) == D("67.50")
-    assert sum(line.amount for line in LedgerLine.objects.filter(account__code=chart.OVERSTAY_REVENUE)) == D("-37.50")
+    assert sum(line.amount for line in LedgerLine.objects.filter(account__code=chart.OVERSTAY_REVENUE)) == D("-31.25")
+    overstay_vat = LedgerLine.objects.filter(account__code=chart.OUTPUT_VAT, transaction__kind="overstay")
+    assert [(line.amount, line.vat_rate) for line in overstay_vat] == [(D("-6.25"), D("0.2000"))]
     on_time = services.overstay_charge_post(booking_id=booking.pk, exited_at=booking.departure, visit_id=992)
     assert on_time is None
 
@@ -192,7 +194,8 @@ def test_booking_moved_to_another_currency_is_reversed_and_reinvoiced(carpark, e
     tb = selectors.trial_balance()
     assert tb.balanced
     revenue = {(r.currency, r.code): r.balance for r in tb.rows}
-    assert revenue[("GBP", chart.PARKING_REVENUE)] == 0 and revenue[("EUR", chart.PARKING_REVENUE)] == D("-90.00")
+    assert revenue[("GBP", chart.PARKING_REVENUE)] == 0 and revenue[("EUR", chart.PARKING_REVENUE)] == D("-75.00")
+    assert revenue[("GBP", chart.OUTPUT_VAT)] == 0 and revenue[("EUR", chart.OUTPUT_VAT)] == D("-15.00")
     docs = {(d.currency, d.kind): d for d in invoicing.agent_invoices_generate(agent_id=agent.pk, month=this_month())}
     assert docs[("GBP", "credit_note")].total == -gbp.total == D("-85.00")
     assert docs[("EUR", "invoice")].total == D("76.50")  # 90.00 less 15%

@@ -27,7 +27,8 @@ def account_balance(code: str, **filters) -> Decimal:
 def test_a_sold_booking_posts_receivable_and_revenue(carpark):
     booking = make_booking(carpark=carpark, price="54.99")
     assert selectors.booking_balance(booking.pk) == D("54.99")
-    assert account_balance(chart.PARKING_REVENUE) == D("-54.99")
+    assert account_balance(chart.PARKING_REVENUE) == D("-45.82")  # net: 54.99 less its VAT at 20%
+    assert account_balance(chart.OUTPUT_VAT) == D("-9.17")  # 54.99 x 0.2 / 1.2 = 9.165, half up
     assert account_balance(chart.COMMISSION_EXPENSE) == 0  # not an agent's booking
     txn = LedgerTransaction.objects.get(booking=booking)
     assert txn.currency == "GBP" and txn.kind == "booking" and txn.date == timezone.localdate(timezone=carpark.tz)
@@ -36,22 +37,28 @@ def test_a_sold_booking_posts_receivable_and_revenue(carpark):
 def test_agent_commission_from_rate_or_from_the_stated_amount(carpark, agent):
     by_rate = make_booking(carpark=carpark, agent=agent, price="100.00")
     stated = make_booking(carpark=carpark, agent=agent, price="54.99", commission="8.25")
-    assert account_balance(chart.COMMISSION_EXPENSE, booking=by_rate) == D("15.00")
-    assert account_balance(chart.COMMISSION_EXPENSE, booking=stated) == D("8.25")
+    assert account_balance(chart.COMMISSION_EXPENSE, booking=by_rate) == D("12.50")  # net of 2.50 input VAT
+    assert account_balance(chart.INPUT_VAT, booking=by_rate) == D("2.50")
+    assert account_balance(chart.COMMISSION_EXPENSE, booking=stated) == D("6.87")
+    assert account_balance(chart.INPUT_VAT, booking=stated) == D("1.38")  # 1.375, half up
     assert account_balance(chart.COMMISSION_PAYABLE, agent=agent) == D("-23.25")
 
 
 def test_amendment_posts_the_difference_and_cancellation_reverses_it(carpark, agent):
     booking = make_booking(carpark=carpark, agent=agent, price="100.00")
     amend_booking(booking, price="120.00")
-    assert account_balance(chart.PARKING_REVENUE, booking=booking) == D("-120.00")
-    assert account_balance(chart.COMMISSION_EXPENSE, booking=booking) == D("18.00")
+    assert account_balance(chart.PARKING_REVENUE, booking=booking) == D("-100.00")
+    assert account_balance(chart.OUTPUT_VAT, booking=booking) == D("-20.00")
+    assert account_balance(chart.COMMISSION_EXPENSE, booking=booking) == D("15.00")
+    assert account_balance(chart.INPUT_VAT, booking=booking) == D("3.00")
     amend_booking(booking, price="120.00")  # nothing changed: nothing posted
     assert LedgerTransaction.objects.filter(booking=booking).count() == 2
     cancel_booking(booking)
     cancel_booking(booking)  # a repeated cancel changes nothing
     assert LedgerTransaction.objects.filter(booking=booking).count() == 3
     assert account_balance(chart.PARKING_REVENUE, booking=booking) == 0
+    assert account_balance(chart.OUTPUT_VAT, booking=booking) == 0
+    assert account_balance(chart.INPUT_VAT, booking=booking) == 0
     assert account_balance(chart.COMMISSION_PAYABLE, booking=booking) == 0
     assert selectors.booking_balance(booking.pk) == 0
 
