@@ -5,7 +5,7 @@ All return concrete data (dicts, lists, dataclasses); the CSV exports take itera
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, Sum
@@ -120,6 +120,54 @@ def trial_balance(*, until: date | None = None) -> TrialBalance:
             for r in rows
         ],
     )
+
+
+def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
+    """A calendar quarter's first and last day (VAT periods ending March, June, September, December)."""
+    start = date(year, 3 * quarter - 2, 1)
+    end = date(year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1) - timedelta(days=1)
+    return start, end
+
+
+def vat_summary(*, start: date, end: date) -> dict:
+    """What the VAT return needs for the postings dated from `start` to `end`, per currency: output VAT (2200,
+    with the net sales and overstays it was charged on, per rate), input VAT on agents' commission (1400, with the
+    net commission) and the net due (output - input; negative = reclaimable)."""
+    lines = LedgerLine.objects.filter(transaction__date__gte=start, transaction__date__lte=end)
+    codes = [chart.OUTPUT_VAT, chart.INPUT_VAT, chart.PARKING_REVENUE, chart.OVERSTAY_REVENUE, chart.COMMISSION_EXPENSE]
+    rows = (
+        lines.filter(account__code__in=codes)
+        .values("transaction__currency", "account__code", "vat_rate")
+        .annotate(s=Sum("amount"))
+        .order_by("transaction__currency", "-vat_rate")
+    )
+    out: dict[str, dict] = {}
+    for r in rows:
+        cur = out.setdefault(
+            r["transaction__currency"],
+            {"currency": r["transaction__currency"], "rates": {}, **dict.fromkeys(VAT_SUMMARY_FIELDS, ZERO)},
+        )
+        code, amount = r["account__code"], _money(r["s"])
+        rate = cur["rates"].setdefault(r["vat_rate"], {"rate": r["vat_rate"], "net_sales": ZERO, "output_vat": ZERO})
+        if code == chart.OUTPUT_VAT:
+            cur["output_vat"] -= amount
+            rate["output_vat"] -= amount
+        elif code == chart.INPUT_VAT:
+            cur["input_vat"] += amount
+        elif code == chart.COMMISSION_EXPENSE:
+            cur["net_commission"] += amount
+        else:
+            cur["net_sales"] -= amount
+            rate["net_sales"] -= amount
+    currencies = []
+    for cur in out.values():
+        cur["net_due"] = cur["output_vat"] - cur["input_vat"]
+        cur["rates"] = [r for r in cur["rates"].values() if r["net_sales"] or r["output_vat"]]
+        currencies.append(cur)
+    return {"start": start, "end": end, "currencies": currencies}
+
+
+VAT_SUMMARY_FIELDS = ("output_vat", "net_sales", "input_vat", "net_commission", "net_due")
 
 
 def accounts() -> list[dict]:

@@ -76,7 +76,10 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
 
     home = alice.get("/accounting/")
     assert home.status_code == 200 and 'id="balanced"' in home.text and "NOT balanced" not in home.text
-    assert 'data-account="4000"' in home.text and "360.00" in home.text  # 3 x 100 + 60 sold
+    assert 'data-account="1100"' in home.text and "360.00" in home.text  # 3 x 100 + 60 sold
+    # net and VAT, VAT rounded per posting: 3 x (83.33 + 16.67) + (50.00 + 10.00)
+    assert 'data-account="4000"' in home.text and "299.99" in home.text
+    assert 'data-account="2200"' in home.text and "60.01" in home.text
 
     month = f"{timezone.localdate():%Y-%m}"
     skypark = Agent.objects.get(code="skypark")
@@ -145,7 +148,7 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
     ledger = alice.get(f"/accounting/ledger/{chart.BOOKING_RECEIVABLES}/")
     assert ledger.status_code == 200 and own.reference in ledger.text
     revenue = alice.get(f"/accounting/ledger/{chart.PARKING_REVENUE}/").text
-    assert re.search(r'<td class="n">\s*100\.00</td>', revenue)  # credits shown in full, not rounded
+    assert re.search(r'<td class="n">\s*83\.33</td>', revenue)  # credits shown in full, not rounded
     ledger_csv = alice.get(f"/accounting/ledger/{chart.CARD}.csv").text
     assert "slip-77" in ledger_csv and "45.00" in ledger_csv
 

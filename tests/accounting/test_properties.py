@@ -1,17 +1,22 @@
 """Property-based: random sequences of bookings, amendments and cancellations (through the real booking services),
-payments, refunds, overstays and invoice runs, against a simple model of what each booking should owe. After every
-step the invariants must hold:
+payments, refunds (plain, and VAT-correct partial refunds through `refund_record`), cancellation fees, overstays,
+VAT rate changes and invoice runs, against a simple model of what each booking should owe. After every step the
+invariants must hold:
 
-- the ledger balances (every transaction, and the trial balance per currency);
-- each booking's balance = its price (0 once cancelled) + overstay - payments + refunds - what was invoiced to its
-  agent (for a customer's own booking that last term is 0: balance = price - payments);
+- the ledger balances (every transaction, and the trial balance per currency), VAT included;
+- each booking's balance = its sale (price less allowances, 0 once cancelled) + overstay + cancellation fees
+  - payments + refunds - what was invoiced to its agent (a customer's own booking: balance = sale - payments);
+- VAT: every posting made since the last step splits each rate's gross into net and VAT with VAT = gross x r / (1 + r)
+  rounded half up to the penny; an increase at the rate in force on its date (the model's), a decrease at a rate the
+  position was charged at (the exact reversal of what was held at that rate when it reverses it in full); a
+  cancelled booking without a fee holds no output or input VAT; the quarter's VAT summary equals the VAT accounts;
 - every invoice's totals equal the sum of its lines; invoice numbers have no gaps;
 - what agents owe (1200) = their invoices' totals; commission not yet invoiced (2100) = accrued - invoiced.
 """
 
 import itertools
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Sum
@@ -20,9 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from apps.accounting import chart, selectors, services
+from apps.accounting import chart, selectors, services, vat
 from apps.accounting import invoices as invoicing
-from apps.accounting.models import CarParkRates, Invoice, LedgerLine
+from apps.accounting.ledger import PostingError
+from apps.accounting.models import CarParkRates, Invoice, LedgerLine, LedgerTransaction, VatRate
 from apps.agents.models import Agent
 from apps.bookings import services as booking_services
 from apps.carparks.models import CarPark
@@ -43,7 +49,12 @@ steps = st.one_of(
     st.tuples(st.just("refund"), index, amounts),
     st.tuples(st.just("overstay"), index, st.integers(min_value=0, max_value=30)),
     st.tuples(st.just("invoice")),
+    st.tuples(st.just("refund_record"), index, amounts),
+    st.tuples(st.just("fee"), index, st.decimals(D("-20.00"), D("40.00"), places=2).filter(bool)),
+    st.tuples(st.just("rate"), st.sampled_from([D("0.2000"), D("0.1750"), D("0.0500"), D("0.0000")])),
 )
+SALE_SIDE = {chart.PARKING_REVENUE, chart.OVERSTAY_REVENUE, chart.OUTPUT_VAT}
+COMMISSION_SIDE = {chart.COMMISSION_EXPENSE, chart.INPUT_VAT}
 
 
 @dataclass
@@ -57,12 +68,14 @@ class Expected:
     cancelled: bool = False
     paid: Decimal = NIL
     overstay: Decimal = NIL
+    allowed: Decimal = NIL
+    fees: Decimal = NIL
     invoiced_price: Decimal = NIL
     invoiced_commission: Decimal = NIL
 
     @property
     def sold(self) -> Decimal:
-        return D("0") if self.cancelled else self.price
+        return D("0") if self.cancelled else max(self.price - self.allowed, D("0"))
 
     @property
     def commission(self) -> Decimal:
@@ -74,7 +87,7 @@ class Expected:
 
     @property
     def balance(self) -> Decimal:
-        return self.sold + self.overstay - self.paid - self.invoiced_price
+        return self.sold + self.fees + self.overstay - self.paid - self.invoiced_price
 
 
 class LedgerProperties(TestCase):
@@ -92,12 +105,22 @@ class LedgerProperties(TestCase):
         agent.carparks.add(carpark)
         bookings: list[Expected] = []
         month = timezone.localdate().replace(day=1)
+        self.rate = vat.rate_on(carpark_id=carpark.pk, day=timezone.localdate())
+        self.charged: dict[tuple[int, str], set[Decimal]] = {}  # (booking, side) -> rates charged
+        self.seen = 0  # last ledger transaction checked for VAT
         for step in sequence:
             self.apply(step, bookings, carpark, agent, month)
             self.check(bookings, agent)
+            self.check_vat(bookings)
 
     def apply(self, step, bookings, carpark, agent, month) -> None:
         kind, *args = step
+        if kind == "rate":  # a change of rate from today: increases from now on use it, reductions the old ones
+            VatRate.objects.update_or_create(
+                carpark=carpark, valid_from=timezone.localdate(timezone=carpark.tz), defaults={"rate": args[0]}
+            )
+            self.rate = args[0]
+            return
         if kind == "book":
             by_agent, price, commission = args
             commission = None if commission is None else min(commission, price)  # never more than the price
@@ -154,6 +177,26 @@ class LedgerProperties(TestCase):
             else:
                 services.payment_record(booking_id=exp.booking.pk, amount=amount, method="card", kind="refund")
                 exp.paid -= amount
+        elif kind == "refund_record":  # a staff or provider refund: beyond what is owed back, an allowance
+            amount = args[1]
+            beyond = amount - max(-exp.balance, D("0"))
+            ok = beyond <= 0 or (not exp.cancelled and beyond <= exp.sold and exp.balance <= 0)
+            refund = {"booking_id": exp.booking.pk, "amount": amount, "method": "card", "reason": "goodwill"}
+            if not ok:
+                with self.assertRaises(PostingError):
+                    services.refund_record(**refund)
+                return
+            services.refund_record(**refund)
+            exp.allowed += max(beyond, D("0"))
+            exp.paid -= amount
+        elif kind == "fee":
+            amount = args[1]
+            if not exp.cancelled or exp.fees + amount < 0:
+                with self.assertRaises(services.SaleInvalid):
+                    services.cancellation_fee_post(booking_id=exp.booking.pk, amount=amount)
+                return
+            services.cancellation_fee_post(booking_id=exp.booking.pk, amount=amount)
+            exp.fees += amount
         elif kind == "overstay":
             exited = exp.booking.departure + timedelta(minutes=60 + args[1] * 20)
             charge = services.overstay_charge_post(booking_id=exp.booking.pk, exited_at=exited)
@@ -184,3 +227,49 @@ class LedgerProperties(TestCase):
         )
         not_invoiced = sum((exp.commission - exp.invoiced_commission for exp in bookings), D("0"))
         assert -(payable["s"] or 0) == not_invoiced
+        everything = {"start": date(2000, 1, 1), "end": timezone.localdate() + timedelta(days=400)}
+        summary = selectors.vat_summary(**everything)
+        for row in summary["currencies"]:
+            vat_lines = LedgerLine.objects.filter(transaction__currency=row["currency"])
+            output = vat_lines.filter(account__code=chart.OUTPUT_VAT).aggregate(s=Sum("amount"))["s"] or 0
+            reclaim = vat_lines.filter(account__code=chart.INPUT_VAT).aggregate(s=Sum("amount"))["s"] or 0
+            assert (row["output_vat"], row["input_vat"]) == (-output, reclaim)
+            assert row["net_due"] == row["output_vat"] - row["input_vat"]
+
+    def check_vat(self, bookings: list[Expected]) -> None:
+        """Every VAT-split posting since the last step, per booking, side (sale or commission) and rate."""
+        new = LedgerLine.objects.filter(transaction_id__gt=self.seen, vat_rate__isnull=False).select_related(
+            "account", "transaction"
+        )
+        parts: dict[tuple[int, int, str, Decimal], list[Decimal]] = {}
+        for line in new:
+            side = "sale" if line.account.code in SALE_SIDE else "commission"
+            if line.account.code not in SALE_SIDE | COMMISSION_SIDE:
+                continue  # 2100: the commission's gross, = net + VAT by the transaction's balance
+            part = parts.setdefault((line.transaction_id, line.booking_id, side, line.vat_rate), [D("0"), D("0")])
+            sign = -1 if side == "sale" else 1
+            part[1 if line.account.code in (chart.OUTPUT_VAT, chart.INPUT_VAT) else 0] += sign * line.amount
+        for (txn_id, booking_id, side, rate), (net, tax) in sorted(parts.items()):
+            gross = net + tax
+            rule = tax == vat.vat_in(gross, rate)
+            if gross > 0:  # a supply: at the rate in force on its date
+                assert rule and rate == self.rate, (txn_id, side, rate, net, tax, self.rate)
+                self.charged.setdefault((booking_id, side), set()).add(rate)
+            elif gross < 0:  # a reduction: at a rate charged, split by the rule or reversing the position in full
+                assert rate in self.charged.get((booking_id, side), set()), (txn_id, side, rate)
+                accounts = SALE_SIDE - {chart.OVERSTAY_REVENUE} if side == "sale" else COMMISSION_SIDE
+                left = (
+                    LedgerLine.objects.filter(booking_id=booking_id, vat_rate=rate, account__code__in=accounts)
+                    .exclude(transaction__kind=LedgerTransaction.Kind.OVERSTAY)
+                    .values("account__code")
+                    .annotate(s=Sum("amount"))
+                    .exclude(s=0)
+                )
+                assert rule or not left.exists(), (txn_id, side, rate, net, tax, list(left))
+        self.seen = LedgerTransaction.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        for exp in bookings:
+            if exp.cancelled and not exp.fees:
+                held = LedgerLine.objects.filter(
+                    booking=exp.booking, account__code__in=[chart.OUTPUT_VAT, chart.INPUT_VAT]
+                ).exclude(transaction__kind=LedgerTransaction.Kind.OVERSTAY)
+                assert (held.aggregate(s=Sum("amount"))["s"] or 0) == 0, exp
