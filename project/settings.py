@@ -177,6 +177,12 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
 Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
+# The seller on agents' invoices and credit notes (VAT invoices): name, postal address (one part a line) and VAT
+# registration number. Rates are data, not settings: VatRate periods in the admin (apps/accounting/README.md, VAT).
+VAT_SELLER_NAME = env.str("VAT_SELLER_NAME", default="Parkgate")
+VAT_SELLER_ADDRESS = env.str("VAT_SELLER_ADDRESS", default="")
+VAT_NUMBER = env.str("VAT_NUMBER", default="")
+
 # --- Outgoing mail ---------------------------------------------------------------------------------------------
 # EMAIL_URL (smtp://user:password@host:587/?tls=True, consolemail://, ...) -> Django 6.1's MAILERS.
 _mail = env.email_url("EMAIL_URL", default="consolemail://")

@@ -33,6 +33,7 @@ def pytest_sessionstart(session):
 
 
 METRICS_TOKEN = "tests-metrics-token"
+VAT_NUMBER = "GB 123 4567 89"  # the seller's VAT number on the invoices of the served tests
 
 
 def _flush_retrying_deadlocks(original):
@@ -79,6 +80,7 @@ def server_env(django_db_setup) -> dict[str, str]:
         DB_POOL_MAX="8",
         LOG_LEVEL="INFO",
         METRICS_TOKEN=METRICS_TOKEN,
+        VAT_NUMBER=VAT_NUMBER,
     )
     return env
 

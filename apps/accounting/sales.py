@@ -66,7 +66,7 @@ def held(booking_id: int) -> Held:
         else:
             where, key = ("fees" if r["transaction__kind"] == KIND.CANCELLATION_FEE else "sale"), currency
             if r["transaction__kind"] == KIND.ALLOWANCE:
-                out.allowed[currency] = out.allowed.get(currency, ZERO) - r["s"]
+                out.allowed[currency] = out.allowed.get(currency, ZERO) + r["s"]  # a debit: the sale reduced
         part = parts.setdefault((where, key, rate), [ZERO, ZERO, 0])
         if account == chart.COMMISSION_PAYABLE:
             part[0] -= r["s"]  # gross, held as net until the VAT is known

@@ -5,9 +5,10 @@ All return concrete data (dicts, lists, dataclasses); the CSV exports take itera
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Q, Sum
 
 from apps.accounting import chart
@@ -120,54 +121,6 @@ def trial_balance(*, until: date | None = None) -> TrialBalance:
             for r in rows
         ],
     )
-
-
-def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
-    """A calendar quarter's first and last day (VAT periods ending March, June, September, December)."""
-    start = date(year, 3 * quarter - 2, 1)
-    end = date(year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1) - timedelta(days=1)
-    return start, end
-
-
-def vat_summary(*, start: date, end: date) -> dict:
-    """What the VAT return needs for the postings dated from `start` to `end`, per currency: output VAT (2200,
-    with the net sales and overstays it was charged on, per rate), input VAT on agents' commission (1400, with the
-    net commission) and the net due (output - input; negative = reclaimable)."""
-    lines = LedgerLine.objects.filter(transaction__date__gte=start, transaction__date__lte=end)
-    codes = [chart.OUTPUT_VAT, chart.INPUT_VAT, chart.PARKING_REVENUE, chart.OVERSTAY_REVENUE, chart.COMMISSION_EXPENSE]
-    rows = (
-        lines.filter(account__code__in=codes)
-        .values("transaction__currency", "account__code", "vat_rate")
-        .annotate(s=Sum("amount"))
-        .order_by("transaction__currency", "-vat_rate")
-    )
-    out: dict[str, dict] = {}
-    for r in rows:
-        cur = out.setdefault(
-            r["transaction__currency"],
-            {"currency": r["transaction__currency"], "rates": {}, **dict.fromkeys(VAT_SUMMARY_FIELDS, ZERO)},
-        )
-        code, amount = r["account__code"], _money(r["s"])
-        rate = cur["rates"].setdefault(r["vat_rate"], {"rate": r["vat_rate"], "net_sales": ZERO, "output_vat": ZERO})
-        if code == chart.OUTPUT_VAT:
-            cur["output_vat"] -= amount
-            rate["output_vat"] -= amount
-        elif code == chart.INPUT_VAT:
-            cur["input_vat"] += amount
-        elif code == chart.COMMISSION_EXPENSE:
-            cur["net_commission"] += amount
-        else:
-            cur["net_sales"] -= amount
-            rate["net_sales"] -= amount
-    currencies = []
-    for cur in out.values():
-        cur["net_due"] = cur["output_vat"] - cur["input_vat"]
-        cur["rates"] = [r for r in cur["rates"].values() if r["net_sales"] or r["output_vat"]]
-        currencies.append(cur)
-    return {"start": start, "end": end, "currencies": currencies}
-
-
-VAT_SUMMARY_FIELDS = ("output_vat", "net_sales", "input_vat", "net_commission", "net_due")
 
 
 def accounts() -> list[dict]:
@@ -295,7 +248,17 @@ def invoices(*, agent_id: int | None = None, limit: int = 200) -> list[dict]:
 
 
 def invoice_detail(*, invoice_id: int) -> dict:
+    """An invoice's header and totals, with what a VAT invoice shows: the seller (settings VAT_SELLER_NAME,
+    VAT_SELLER_ADDRESS, VAT_NUMBER), and per VAT rate the net, VAT and gross of the bookings and of the commission."""
     invoice = Invoice.objects.select_related("agent").get(pk=invoice_id)
+    by_rate = (
+        InvoiceLine.objects.filter(invoice_id=invoice_id)
+        .values("vat_rate")
+        .annotate(
+            price=Sum("price"), price_vat=Sum("price_vat"), commission=Sum("commission"), c_vat=Sum("commission_vat")
+        )
+        .order_by("-vat_rate")
+    )
     return {
         "id": invoice.pk,
         "number": invoice.number,
@@ -311,7 +274,42 @@ def invoice_detail(*, invoice_id: int) -> dict:
         "line_count": invoice.line_count,
         "status": invoice.status,
         "paid_on": invoice.paid_on,
+        "price_vat_total": invoice.price_vat_total,
+        "price_net_total": invoice.gross_total - invoice.price_vat_total,
+        "commission_vat_total": invoice.commission_vat_total,
+        "commission_net_total": invoice.commission_total - invoice.commission_vat_total,
+        "seller": {
+            "name": settings.VAT_SELLER_NAME,
+            "address": settings.VAT_SELLER_ADDRESS,
+            "vat_number": settings.VAT_NUMBER,
+        },
+        "vat_rates": [
+            {
+                "rate": r["vat_rate"],
+                "percent": format((r["vat_rate"] * 100).normalize(), "f"),
+                "price_net": r["price"] - r["price_vat"],
+                "price_vat": r["price_vat"],
+                "price": r["price"],
+                "commission_net": r["commission"] - r["c_vat"],
+                "commission_vat": r["c_vat"],
+                "commission": r["commission"],
+            }
+            for r in by_rate
+        ],
     }
+
+
+INVOICE_LINE_FIELDS = (
+    "reference",
+    "agent_ref",
+    "description",
+    "price",
+    "commission",
+    "amount",
+    "vat_rate",
+    "price_vat",
+    "commission_vat",
+)
 
 
 def invoice_line_rows(*, invoice_id: int) -> Iterator[dict]:
@@ -319,7 +317,7 @@ def invoice_line_rows(*, invoice_id: int) -> Iterator[dict]:
     return (
         InvoiceLine.objects.filter(invoice_id=invoice_id)
         .order_by("pk")
-        .values("reference", "agent_ref", "description", "price", "commission", "amount")
+        .values(*INVOICE_LINE_FIELDS)
         .iterator(chunk_size=2000)
     )
 
@@ -335,7 +333,7 @@ def invoice_line_chunk(*, invoice_id: int, after_pk: int = 0, limit: int = 2000)
     return list(
         InvoiceLine.objects.filter(invoice_id=invoice_id, pk__gt=after_pk)
         .order_by("pk")
-        .values("pk", "reference", "agent_ref", "description", "price", "commission", "amount")[:limit]
+        .values("pk", *INVOICE_LINE_FIELDS)[:limit]
     )
 
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("invoices/<int:invoice_id>.csv", views.invoice_csv, name="invoice-csv"),
     path("invoices/<int:invoice_id>/paid", views.invoice_paid, name="invoice-paid"),
     path("periods", views.period, name="period"),
+    path("vat/", views.vat_return, name="vat"),
     path("bookings/<str:reference>/", views.booking_account, name="booking"),
     path("api/", api.urls),
 ]

@@ -12,13 +12,14 @@ Rules (apps/accounting/README.md, "VAT"):
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 
+from apps.accounting import chart
 from apps.accounting.ledger import CENT, PostingError
-from apps.accounting.models import VatRate
+from apps.accounting.models import LedgerLine, VatRate
 
 ZERO = Decimal("0.00")
 # The UK standard rate since 4 January 2011: the operator-wide rate seeded by migration 0003 (and re-seeded by
@@ -53,6 +54,11 @@ def seed(apps=None) -> None:
     model.objects.get_or_create(
         carpark=None, valid_from=SEED_FROM, defaults={"rate": SEED_RATE, "note": "UK standard rate"}
     )
+
+
+def percent(rate: Decimal) -> str:
+    """0.1750 -> '17.5' (no exponent: Decimal's normalize() alone gives '2E+1' for 20)."""
+    return format((rate * 100).normalize(), "f")
 
 
 def vat_in(gross: Decimal, rate: Decimal) -> Decimal:
@@ -103,3 +109,69 @@ def change(held: Iterable[Split], delta: Decimal, rate: Decimal) -> list[Split]:
     if left > 0:
         out.append(split(-left, rate))
     return out
+
+
+# --- The VAT return ------------------------------------------------------------------------------------------
+
+
+def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
+    """A calendar quarter's first and last day (VAT periods ending March, June, September, December; another
+    stagger is a `start`/`end` pair)."""
+    if not 1 <= quarter <= 4:
+        raise ValueError(f"no quarter {quarter}")
+    start = date(year, 3 * quarter - 2, 1)
+    end = date(year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1) - timedelta(days=1)
+    return start, end
+
+
+def quarter_parse(value: str) -> tuple[date, date]:
+    """'2026-Q4' -> its first and last day (ValueError if malformed)."""
+    year, _, quarter = value.strip().upper().partition("-Q")
+    if len(year) != 4 or len(quarter) != 1:
+        raise ValueError(f"{value!r} is not a quarter (YYYY-Qn)")
+    return quarter_bounds(int(year), int(quarter))
+
+
+def quarter_of(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def vat_summary(*, start: date, end: date) -> dict:
+    """What the VAT return needs for the postings dated from `start` to `end`, per currency: output VAT (2200,
+    with the net sales and overstays it was charged on, per rate), input VAT on agents' commission (1400, with the
+    net commission) and the net due (output - input; negative = reclaimable)."""
+    lines = LedgerLine.objects.filter(transaction__date__gte=start, transaction__date__lte=end)
+    codes = [chart.OUTPUT_VAT, chart.INPUT_VAT, chart.PARKING_REVENUE, chart.OVERSTAY_REVENUE, chart.COMMISSION_EXPENSE]
+    rows = (
+        lines.filter(account__code__in=codes)
+        .values("transaction__currency", "account__code", "vat_rate")
+        .annotate(s=Sum("amount"))
+        .order_by("transaction__currency", "-vat_rate")
+    )
+    out: dict[str, dict] = {}
+    for r in rows:
+        cur = out.setdefault(
+            r["transaction__currency"],
+            {"currency": r["transaction__currency"], "rates": {}, **dict.fromkeys(VAT_SUMMARY_FIELDS, ZERO)},
+        )
+        code, amount = r["account__code"], (r["s"] or ZERO)
+        rate = cur["rates"].setdefault(r["vat_rate"], {"rate": r["vat_rate"], "net_sales": ZERO, "output_vat": ZERO})
+        if code == chart.OUTPUT_VAT:
+            cur["output_vat"] -= amount
+            rate["output_vat"] -= amount
+        elif code == chart.INPUT_VAT:
+            cur["input_vat"] += amount
+        elif code == chart.COMMISSION_EXPENSE:
+            cur["net_commission"] += amount
+        else:
+            cur["net_sales"] -= amount
+            rate["net_sales"] -= amount
+    currencies = []
+    for cur in out.values():
+        cur["net_due"] = cur["output_vat"] - cur["input_vat"]
+        cur["rates"] = [r for r in cur["rates"].values() if r["net_sales"] or r["output_vat"]]
+        currencies.append(cur)
+    return {"start": start, "end": end, "currencies": currencies}
+
+
+VAT_SUMMARY_FIELDS = ("output_vat", "net_sales", "input_vat", "net_commission", "net_due")

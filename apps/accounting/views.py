@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounting import forms, permissions, selectors, services
+from apps.accounting import forms, permissions, selectors, services, vat
 from apps.accounting.invoices import agent_invoices_generate, invoice_mark_paid, month_end
 from apps.accounting.ledger import month_start
 from apps.accounting.models import Account, Invoice
@@ -258,13 +258,17 @@ async def invoice_print(request, invoice_id: int):
         while chunk := await run_sync(selectors.invoice_line_chunk, invoice_id=invoice_id, after_pk=after, limit=CHUNK):
             yield "".join(
                 format_html(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td>"
-                    "<td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{}%</td><td class=n>{}</td><td class=n>{}</td>"
+                    "<td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
                     line["reference"],
                     line["agent_ref"],
                     line["description"],
+                    vat.percent(line["vat_rate"]),
+                    line["price"] - line["price_vat"],
+                    line["price_vat"],
                     line["price"],
                     line["commission"],
+                    line["commission_vat"],
                     line["amount"],
                 )
                 for line in chunk
@@ -293,9 +297,15 @@ async def invoice_csv(request, invoice_id: int):
             r["commission"],
             r["amount"],
             invoice["currency"],
+            r["vat_rate"],
+            r["price"] - r["price_vat"],
+            r["price_vat"],
+            r["commission"] - r["commission_vat"],
+            r["commission_vat"],
         ]
 
     header = ["invoice", "booking", "agent_ref", "description", "price", "commission", "amount", "currency"]
+    header += ["vat_rate", "price_net", "price_vat", "commission_net", "commission_vat"]
     return _csv_response(_csv_rows(header, fetch, row), f"{invoice['number']}.csv")
 
 
@@ -309,6 +319,25 @@ async def invoice_paid(request, invoice_id: int):
     except services.PostingError as exc:
         messages.error(request, str(exc))
     return redirect("accounting:invoices")
+
+
+# --- VAT return -------------------------------------------------------------------------------------------------
+
+
+@require_GET
+@accountant_required
+async def vat_return(request):
+    """A quarter's output VAT, input VAT on commissions and net due (?quarter=YYYY-Qn, or ?start=&end=)."""
+    quarter = request.GET.get("quarter") or vat.quarter_of(timezone.localdate())
+    try:
+        start, end = vat.quarter_parse(quarter)
+    except ValueError:
+        raise Http404("not a quarter (YYYY-Qn)") from None
+    if request.GET.get("start") or request.GET.get("end"):
+        start, end = _range(request)
+        quarter = ""
+    summary = await run_sync(vat.vat_summary, start=start, end=end)
+    return _page(request, "accounting/vat.html", {"s": summary, "quarter": quarter})
 
 
 # --- Periods ----------------------------------------------------------------------------------------------------

@@ -93,9 +93,16 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
     printable = alice.get(f"/accounting/invoices/{invoice.pk}/")
     assert printable.status_code == 200 and invoice.number in printable.text
     assert all(b.reference in printable.text for b in sold) and "255.00 GBP" in printable.text
+    # A VAT invoice: the seller's VAT number, and net, rate, VAT and gross of the parking and of the commission.
+    assert "VAT invoice" in printable.text and "GB 123 4567 89" in printable.text
+    assert re.search(r'id="price-vat">\s*50\.01<', printable.text)  # 3 x 16.67 (VAT rounded per booking)
+    assert re.search(r'id="commission-vat">\s*7\.50<', printable.text)  # 3 x 2.50 on 15.00 commission
+    assert re.search(r"<td class=n>20%</td><td class=n>83\.33</td><td class=n>16\.67</td>", printable.text)
     rows = list(csv.reader(io.StringIO(alice.get(f"/accounting/invoices/{invoice.pk}.csv").text)))
     assert rows[0][:2] == ["invoice", "booking"] and len(rows) == 4
     assert sum(Decimal(r[6]) for r in rows[1:]) == invoice.total
+    assert rows[0][8:] == ["vat_rate", "price_net", "price_vat", "commission_net", "commission_vat"]
+    assert rows[1][8:] == ["0.2000", "83.33", "16.67", "12.50", "2.50"]
 
     assert post(alice, f"/accounting/invoices/{invoice.pk}/paid", {}).status_code == 302
     invoice.refresh_from_db()
@@ -152,6 +159,15 @@ def test_accountant_pages_invoices_and_staff_payments_over_http(parkgate, demo_w
     ledger_csv = alice.get(f"/accounting/ledger/{chart.CARD}.csv").text
     assert "slip-77" in ledger_csv and "45.00" in ledger_csv
 
+    # The quarter's VAT for the return: 60.01 output (sales), 7.50 input (commission), 52.51 due.
+    quarter = f"{timezone.localdate().year}-Q{(timezone.localdate().month - 1) // 3 + 1}"
+    assert oscar.get(f"/accounting/vat/?quarter={quarter}").status_code == 403  # accountants only
+    vat_page = alice.get(f"/accounting/vat/?quarter={quarter}")
+    assert vat_page.status_code == 200, vat_page.text
+    for field, amount in (("output_vat", "60.01"), ("input_vat", "7.50"), ("net_due", "52.51")):
+        assert re.search(rf'data-field="{field}">{amount}<', vat_page.text), (field, vat_page.text)
+    assert alice.get("/accounting/vat/?quarter=2026-Q7").status_code == 404
+
     # Closing the month from the page: a new booking dated in it is refused.
     assert post(alice, "/accounting/periods", {"month": month, "action": "close"}).status_code == 302
     from apps.accounting.ledger import PeriodClosed
@@ -177,6 +193,8 @@ def test_trial_balance_command_line(server_env, demo_world):
     ok = run("--month", f"{timezone.localdate():%Y-%m}")
     assert ok.returncode == 0, ok.stderr
     assert "4000 Parking revenue" in ok.stdout and "Balanced." in ok.stdout
+    assert re.search(r"2200 Output VAT\s+GBP\s+0\.00\s+8\.33\s+-8\.33", ok.stdout), ok.stdout  # 50 x 1/6
+    assert re.search(r"1400 Input VAT\s+GBP\s+1\.00\s+0\.00\s+1\.00", ok.stdout), ok.stdout  # on 6.00
     assert re.search(r"TOTAL\s+GBP\s+56\.00\s+56\.00\s+0\.00", ok.stdout), ok.stdout  # 50.00 + 12% commission
     assert run("--month", "2026-13").returncode == 2  # a malformed command line
     assert run("--bogus").returncode == 2

@@ -20,3 +20,13 @@ def date_arg(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def quarter_arg(value: str) -> tuple[date, date]:
+    """YYYY-Qn -> the quarter's first and last day."""
+    from apps.accounting.vat import quarter_parse
+
+    try:
+        return quarter_parse(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a quarter (YYYY-Qn)") from None
