@@ -1,5 +1,5 @@
 """Admin: the ledger and its documents are read-only here (entries are immutable; corrections are new postings
-made by the services). Car park rates are the one editable accounting setting."""
+made by the services). Car park rates and VAT rate periods are the editable accounting settings."""
 
 from django.contrib import admin
 
@@ -12,6 +12,7 @@ from apps.accounting.models import (
     LedgerTransaction,
     OverstayCharge,
     Payment,
+    VatRate,
 )
 
 
@@ -28,7 +29,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class LedgerLineInline(admin.TabularInline):
     model = LedgerLine
-    fields = ("account", "amount", "booking", "agent")
+    fields = ("account", "amount", "vat_rate", "booking", "agent")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -47,7 +48,7 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerLine)
 class LedgerLineAdmin(ReadOnlyAdmin):
-    list_display = ("transaction", "account", "amount", "booking", "agent")
+    list_display = ("transaction", "account", "amount", "vat_rate", "booking", "agent")
     list_filter = ("account",)
     list_select_related = ("transaction", "account", "booking", "agent")
     search_fields = ("booking__reference",)
@@ -85,3 +86,12 @@ class InvoiceAdmin(ReadOnlyAdmin):
 @admin.register(CarParkRates)
 class CarParkRatesAdmin(admin.ModelAdmin):
     list_display = ("carpark", "overstay_rate", "overstay_unit")
+
+
+@admin.register(VatRate)
+class VatRateAdmin(admin.ModelAdmin):
+    """A rate change is a new period from its first day; postings already made keep the rate they were split at
+    (editing a period that has postings changes nothing posted, only what is posted from now on)."""
+
+    list_display = ("carpark", "valid_from", "rate", "note")
+    list_filter = ("carpark",)
