@@ -30,11 +30,12 @@ from bench.common import Steal, bench_database_url, log, recreate_database  # no
 
 TARGET_SECONDS = 60
 MONTH = date(2026, 10, 1)
+VAT_RATE = Decimal("0.2000")
 
 
 def seed(n: int, batch: int = 5000) -> int:
     """The agent, a car park, n bookings sold in MONTH and their ledger postings; returns the agent's id."""
-    from apps.accounting import chart
+    from apps.accounting import chart, vat
     from apps.accounting.ledger import account_ids
     from apps.accounting.models import LedgerLine, LedgerTransaction
     from apps.agents.models import Agent
@@ -78,17 +79,18 @@ def seed(n: int, batch: int = 5000) -> int:
         lines = []
         for b, txn in zip(bookings, txns, strict=True):
             commission = (b.price * agent.commission_rate).quantize(Decimal("0.01"))
+            sale, cut = vat.split(b.price, VAT_RATE), vat.split(commission, VAT_RATE)  # as the services post them
+
+            def line(code, amount, txn=txn, b=b, **dims):
+                return LedgerLine(transaction=txn, account_id=ids[code], amount=amount, booking=b, **dims)
+
             lines += [
-                LedgerLine(transaction=txn, account_id=ids[chart.BOOKING_RECEIVABLES], amount=b.price, booking=b),
-                LedgerLine(transaction=txn, account_id=ids[chart.PARKING_REVENUE], amount=-b.price, booking=b),
-                LedgerLine(transaction=txn, account_id=ids[chart.COMMISSION_EXPENSE], amount=commission, booking=b),
-                LedgerLine(
-                    transaction=txn,
-                    account_id=ids[chart.COMMISSION_PAYABLE],
-                    amount=-commission,
-                    booking=b,
-                    agent=agent,
-                ),
+                line(chart.BOOKING_RECEIVABLES, b.price),
+                line(chart.PARKING_REVENUE, -sale.net, vat_rate=VAT_RATE),
+                line(chart.OUTPUT_VAT, -sale.vat, vat_rate=VAT_RATE),
+                line(chart.COMMISSION_EXPENSE, cut.net, agent=agent, vat_rate=VAT_RATE),
+                line(chart.INPUT_VAT, cut.vat, agent=agent, vat_rate=VAT_RATE),
+                line(chart.COMMISSION_PAYABLE, -commission, agent=agent, vat_rate=VAT_RATE),
             ]
         LedgerLine.objects.bulk_create(lines)
         done += size

@@ -184,7 +184,7 @@ class VatRate(models.Model):
         ordering = ["carpark", "-valid_from"]
 
     def __str__(self) -> str:
-        return f"{self.carpark or 'operator'}: {format((self.rate * 100).normalize(), "f")}% from {self.valid_from}"
+        return f"{self.carpark or 'operator'}: {format((self.rate * 100).normalize(), 'f')}% from {self.valid_from}"
 
 
 class Payment(models.Model):
