@@ -61,6 +61,10 @@ def percent(rate: Decimal) -> str:
     return format((rate * 100).normalize(), "f")
 
 
+def _percent_or_none(rate: Decimal | None) -> str | None:
+    return None if rate is None else percent(rate)
+
+
 def vat_in(gross: Decimal, rate: Decimal) -> Decimal:
     """The VAT in a VAT-inclusive amount, rounded half up (away from zero) to the penny."""
     return (gross * rate / (1 + rate)).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -155,7 +159,10 @@ def vat_summary(*, start: date, end: date) -> dict:
             {"currency": r["transaction__currency"], "rates": {}, **dict.fromkeys(VAT_SUMMARY_FIELDS, ZERO)},
         )
         code, amount = r["account__code"], (r["s"] or ZERO)
-        rate = cur["rates"].setdefault(r["vat_rate"], {"rate": r["vat_rate"], "net_sales": ZERO, "output_vat": ZERO})
+        rate = cur["rates"].setdefault(
+            r["vat_rate"],
+            {"rate": r["vat_rate"], "percent": _percent_or_none(r["vat_rate"]), "net_sales": ZERO, "output_vat": ZERO},
+        )
         if code == chart.OUTPUT_VAT:
             cur["output_vat"] -= amount
             rate["output_vat"] -= amount

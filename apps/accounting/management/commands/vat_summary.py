@@ -29,6 +29,7 @@ class Command(BaseCommand):
             c = cur["currency"]
             self.stdout.write(f"{c}: output VAT {cur['output_vat']} on net sales {cur['net_sales']}")
             for r in cur["rates"]:
-                self.stdout.write(f"{c}:   at {r['rate']}: output VAT {r['output_vat']} on net {r['net_sales']}")
+                at = f"{r['percent']}%" if r["percent"] is not None else "no rate (posted before VAT)"
+                self.stdout.write(f"{c}:   at {at}: output VAT {r['output_vat']} on net {r['net_sales']}")
             self.stdout.write(f"{c}: input VAT on commissions {cur['input_vat']} on net {cur['net_commission']}")
             self.stdout.write(f"{c}: net VAT due {cur['net_due']}")
