@@ -264,7 +264,7 @@ def invoice_detail(*, invoice_id: int) -> dict:
         "number": invoice.number,
         "kind": invoice.kind,
         "kind_label": invoice.get_kind_display(),
-        "agent": {"code": invoice.agent.code, "name": invoice.agent.name},
+        "agent": {"code": invoice.agent.code, "name": invoice.agent.name, "vat_number": invoice.agent.vat_number},
         "period": invoice.period,
         "issued_on": invoice.issued_on,
         "currency": invoice.currency,

@@ -54,6 +54,8 @@ class Agent(models.Model):
     smtp_username = models.CharField(max_length=64, blank=True)
     smtp_password_hash = models.CharField(max_length=256, blank=True)
     error_report_address = models.EmailField(blank=True)
+    # On its invoices and credit notes: the agent supplies the commission to us, and its input VAT needs this number.
+    vat_number = models.CharField("VAT number", max_length=32, blank=True)
 
     def __str__(self) -> str:
         return self.code

@@ -165,8 +165,11 @@ def test_agent_invoice_lines_carry_output_and_input_vat(carpark, agent):
     [credit] = invoicing.agent_invoices_generate(agent_id=agent.pk, month=month)
     assert credit.kind == "credit_note"
     assert (credit.price_vat_total, credit.commission_vat_total) == (D("-16.67"), D("-2.50"))
+    agent.vat_number = "GB 987 6543 21"  # the supplier of the commission, on the document
+    agent.save(update_fields=["vat_number"])
     detail = selectors.invoice_detail(invoice_id=credit.pk)
     assert detail["vat_rates"][0]["percent"] == "20" and detail["price_net_total"] == D("-83.33")
+    assert detail["agent"]["vat_number"] == "GB 987 6543 21" and "seller" in detail
 
 
 def test_vat_summary_for_the_quarter(carpark, agent, capsys):
