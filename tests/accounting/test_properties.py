@@ -149,7 +149,8 @@ class LedgerProperties(TestCase):
             invoicing.agent_invoices_generate(agent_id=agent.pk, month=month)
             for exp in bookings:
                 if exp.agent:
-                    exp.invoiced_price, exp.invoiced_commission = exp.sold, exp.commission
+                    # a cancellation fee on an agent's booking is the agent's to pay, like the price
+                    exp.invoiced_price, exp.invoiced_commission = exp.sold + exp.fees, exp.commission
             return
         if not bookings:
             return
