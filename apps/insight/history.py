@@ -228,7 +228,6 @@ def _write(carpark: CarPark, plans: list[_Plan], now: datetime) -> dict[str, int
         b.reference = f"PG-H{first_id + i:010d}"
         b.agent_ref = f"H{first_id + i}" if b.agent_id else None
         b.status = _status(plan, now)
-        b.updated_at = plan.cancelled_at or plan.exited or plan.entered or plan.created
     Booking.objects.bulk_create([p.booking for p in plans], batch_size=BATCH)
     # auto_now(_add) overwrote the times on the way in: put the history's back in one statement.
     _restore_times(plans)
@@ -269,8 +268,8 @@ def _copy(model, fields: list[str], rows: list[tuple]) -> None:
 def _restore_times(plans: list[_Plan]) -> None:
     table = Booking._meta.db_table
     ids = [p.booking.pk for p in plans]
-    created = [p.booking.created_at for p in plans]
-    updated = [p.booking.updated_at for p in plans]
+    created = [p.created for p in plans]
+    updated = [p.cancelled_at or p.exited or p.entered or p.created for p in plans]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} b SET created_at = v.c, updated_at = v.u "  # noqa: S608 (the model's table)
