@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.carparks.models import CarPark
-from apps.insight import learning
+from apps.insight import learning, model
 from apps.insight.models import Forecast
 from apps.insight.reports.base import Chart
 from apps.insight.summary import floor_hour, occupancy_hours
@@ -27,78 +27,57 @@ HORIZON_DAYS = 30
 BACKTEST_DAYS = 14
 BACKTEST_HORIZONS = (1, 3, 7, 14, 28)
 Z80 = NormalDist().inv_cdf(0.9)
-CHUNK = 2000
 DEFAULT_RISK = 1 / 200
 
 
-def expected_on_site(
-    stays: learning.Stays, habits: dict[str, learning.ChannelHabits], *, as_of: float, hours: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Expected count and its variance at each hour start (epoch seconds), as seen at `as_of`."""
-    mean = np.zeros(len(hours))
-    var = np.zeros(len(hours))
-    live = (stays.created <= as_of) & ~(stays.cancelled <= as_of) & (stays.departure > hours[0] - 86400)
-    inside = live & (stays.entered <= as_of) & ~(stays.exited <= as_of)
-    waiting = live & ~(stays.entered <= as_of) & (stays.arrival > as_of - learning.NO_SHOW_AFTER_H * 3600)
-    for channel in set(stays.channel[inside | waiting].tolist()):
-        h = learning.habits_for(habits, channel)
-        mine = stays.channel == channel
-        for group, came in ((inside & mine, True), (waiting & mine, False)):
-            idx = np.flatnonzero(group)
-            for start in range(0, len(idx), CHUNK):
-                p = _presence(stays, idx[start : start + CHUNK], h, as_of=as_of, hours=hours, inside=came)
-                mean += p.sum(axis=0)
-                var += (p * (1 - p)).sum(axis=0)
-    return mean, var
+def _local_midnight(carpark: CarPark, day) -> datetime:
+    return datetime.combine(day, time(), tzinfo=carpark.tz)
 
 
-def _presence(stays, idx, h: learning.ChannelHabits, *, as_of: float, hours: np.ndarray, inside: bool) -> np.ndarray:
-    departure = stays.departure[idx][:, None]
-    stay_on = h.still_inside((hours[None, :] - departure) / 60)
-    if inside:  # known to be inside at as_of: conditional on not having left by then
-        already = h.still_inside((as_of - stays.departure[idx]) / 60)[:, None]
-        return np.clip(stay_on / np.maximum(already, 1e-3), 0, 1)
-    arrival = stays.arrival[idx][:, None]
-    lead_days = np.maximum(0, (stays.arrival[idx] - as_of) / 86400)
-    comes = (1 - h.no_show) * (1 - h.cancel_share(lead_days))
-    return comes[:, None] * h.arrived_by((hours[None, :] - arrival) / 60) * stay_on
+def _actual(carpark: CarPark, start: datetime, end: datetime) -> dict[float, int]:
+    counts = occupancy_hours(carpark=carpark, start=start, end=end)
+    return {h.timestamp(): int(v) for h, v in zip(counts["hours"], counts["on_site"], strict=True)}
 
 
-def _day_hours(carpark: CarPark, day) -> np.ndarray:
-    start = datetime.combine(day, time(), tzinfo=carpark.tz)
-    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=carpark.tz)
-    n = round((end - start).total_seconds() / 3600)
-    return np.array([start.timestamp() + 3600 * i for i in range(n)])
+def _learn(carpark: CarPark, *, until: datetime, pickup_days: list) -> tuple[dict, np.ndarray]:
+    """Habits from the LEARN_DAYS before `until`, and pickup factors over `pickup_days` (complete days before it)."""
+    habits = learning.habits_learn(
+        learning.stays_load(
+            carpark_id=carpark.pk, since=until - timedelta(days=learning.LEARN_DAYS), until=until, made_by=until
+        ),
+        until=until,
+    )
+    if learning.POOLED not in habits or not pickup_days:
+        return habits, np.ones(len(model.PICKUP_HORIZONS))
+    first = _local_midnight(carpark, pickup_days[0])
+    end = _local_midnight(carpark, pickup_days[-1] + timedelta(days=1))
+    stays = learning.stays_load(carpark_id=carpark.pk, since=first, until=end, made_by=end)
+    factors = model.pickup_learn(carpark, stays, habits, days=pickup_days, actual=_actual(carpark, first, end))
+    return habits, factors
 
 
 def backtest(carpark: CarPark, *, now: datetime) -> dict:
-    """Error per horizon of forecasts replayed over the last BACKTEST_DAYS complete days."""
+    """Error per horizon of forecasts replayed over the last BACKTEST_DAYS complete days, learned only from the
+    days before them (habits until the first as-of, pickup over the PICKUP_DAYS before the window)."""
     today = timezone.localtime(now, carpark.tz).date()
     days = [today - timedelta(days=i) for i in range(BACKTEST_DAYS, 0, -1)]
-    first = datetime.combine(days[0], time(), tzinfo=carpark.tz)
-    window_end = datetime.combine(today, time(), tzinfo=carpark.tz)
-    learned_until = first - timedelta(days=max(BACKTEST_HORIZONS))
-    habits = learning.habits_learn(
-        learning.stays_load(
-            carpark_id=carpark.pk, since=learned_until - timedelta(days=learning.LEARN_DAYS),
-            until=learned_until, made_by=learned_until,
-        ),
-        until=learned_until,
-    )  # fmt: skip
+    first, window_end = _local_midnight(carpark, days[0]), _local_midnight(carpark, today)
+    pickup_days = [days[0] - timedelta(days=i) for i in range(model.PICKUP_DAYS, 0, -1)]
+    habits, factors = _learn(carpark, until=first - timedelta(days=max(BACKTEST_HORIZONS)), pickup_days=pickup_days)
     if learning.POOLED not in habits:
         return {}
     stays = learning.stays_load(carpark_id=carpark.pk, since=first, until=window_end, made_by=window_end)
-    actual = occupancy_hours(carpark=carpark, start=first, end=window_end)
-    actual_by_hour = {h.timestamp(): int(v) for h, v in zip(actual["hours"], actual["on_site"], strict=True)}
+    actual_by_hour = _actual(carpark, first, window_end)
     out = {}
     for horizon in BACKTEST_HORIZONS:
         errors, covered, bias = [], 0, 0.0
         for day in days:
-            hours = _day_hours(carpark, day)
+            hours = model.day_hours(carpark, day)
             as_of = hours[0] - horizon * 86400
-            mean, var = expected_on_site(stays, habits, as_of=as_of, hours=hours)
+            mean, var = model.expected_on_site(stays, habits, as_of=as_of, hours=hours)
+            factor = model.pickup_at(factors, (hours - as_of) / 86400)
+            mean, spread = mean * factor, Z80 * np.sqrt(var * factor)
             truth = np.array([actual_by_hour.get(h, 0) for h in hours])
-            spread = Z80 * np.sqrt(var)
             errors.extend(np.abs(mean - truth).tolist())
             covered += int(((truth >= mean - spread) & (truth <= mean + spread)).sum())
             bias += float((mean - truth).sum())
@@ -130,17 +109,19 @@ def forecast_refresh(*, carpark_id: int, risk: float | None = None, now: datetim
     carpark = CarPark.objects.get(pk=carpark_id)
     now = now or timezone.now()
     risk = risk or DEFAULT_RISK
-    since, until = learning.learning_window(now)
-    habits = learning.habits_learn(
-        learning.stays_load(carpark_id=carpark.pk, since=since, until=until, made_by=now), until=now
-    )
+    today = timezone.localtime(now, carpark.tz).date()
+    pickup_days = [today - timedelta(days=i) for i in range(model.PICKUP_DAYS, 0, -1)]
+    habits, factors = _learn(carpark, until=now, pickup_days=pickup_days)
     start = floor_hour(now)
     end = start + timedelta(days=HORIZON_DAYS)
     hours = np.array([(start + timedelta(hours=i)).timestamp() for i in range(HORIZON_DAYS * 24)])
     stays = learning.stays_load(carpark_id=carpark.pk, since=start, until=end, made_by=now)
-    mean, var = expected_on_site(stays, habits, as_of=now.timestamp(), hours=hours)
+    mean, var = model.expected_on_site(stays, habits, as_of=now.timestamp(), hours=hours)
+    ahead = (hours - now.timestamp()) / 86400
+    factor = model.pickup_at(factors, ahead)
+    mean, var = mean * factor, var * factor
     tested = backtest(carpark, now=now) if learning.POOLED in habits else {}
-    sd = np.maximum(np.sqrt(var), _rmse_at(tested, (hours - now.timestamp()) / 86400))
+    sd = np.maximum(np.sqrt(var), _rmse_at(tested, ahead))
     low, high = np.maximum(0, mean - Z80 * sd), mean + Z80 * sd
     rows = [
         [datetime.fromtimestamp(h, tz=UTC).isoformat(), round(m, 2), round(lo, 2), round(hi, 2)]
@@ -151,7 +132,10 @@ def forecast_refresh(*, carpark_id: int, risk: float | None = None, now: datetim
         made_at=now,
         has_history=learning.POOLED in habits,
         hours=rows,
-        learned={channel: h.summary() for channel, h in habits.items()},
+        learned={
+            **{channel: h.summary() for channel, h in habits.items()},
+            "pickup": {str(int(d)): round(float(f), 3) for d, f in zip(model.PICKUP_HORIZONS, factors, strict=True)},
+        },
         backtest=tested,
         risk=risk,
     )
@@ -199,7 +183,8 @@ def forecast_view(*, forecast_id: int) -> dict:
     return {
         "chart": chart,
         "peaks": daily_peaks(forecast, carpark),
-        "learned": sorted(forecast.learned.items()),
+        "learned": sorted((k, v) for k, v in forecast.learned.items() if k != "pickup"),
+        "pickup": sorted(forecast.learned.get("pickup", {}).items(), key=lambda kv: int(kv[0])),
         "backtest": sorted(forecast.backtest.items(), key=lambda kv: int(kv[0])),
         "recommendations": overbooking.recommendations_with_state(forecast),
         "risk_in": round(1 / forecast.risk) if forecast.risk else 0,

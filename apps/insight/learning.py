@@ -80,6 +80,7 @@ class ChannelHabits:
     arrival_offsets: np.ndarray
     departure_offsets: np.ndarray
     cancel_to_come: np.ndarray  # per LEAD_GRID point
+    show_extra_var: float = 0.0  # day-to-day variance of the show rate beyond a binomial's (weather, strikes...)
 
     def summary(self) -> dict:
         def q(values, p):
@@ -87,6 +88,7 @@ class ChannelHabits:
 
         return {
             "samples": self.samples,
+            "show_extra_sd": round(float(np.sqrt(self.show_extra_var)), 4),
             "no_show": round(self.no_show, 4),
             "arrival_offset_min": {"p10": q(self.arrival_offsets, 0.1), "median": q(self.arrival_offsets, 0.5),
                                    "p90": q(self.arrival_offsets, 0.9)},
@@ -147,12 +149,26 @@ def _learn_one(s: Stays, *, until: float) -> ChannelHabits | None:
         n = alive.sum()
         to_come[i] = (alive & ~np.isnan(cancel_lead)).sum() / n if n else 0.0
     return ChannelHabits(
+        show_extra_var=_extra_variance(s.arrival[live], came[live]),
         samples=samples,
         no_show=float(no_show),
         arrival_offsets=arrival_offsets if len(arrival_offsets) else np.zeros(1),
         departure_offsets=departure_offsets if len(departure_offsets) else np.zeros(1),
         cancel_to_come=to_come,
     )
+
+
+def _extra_variance(arrival: np.ndarray, came: np.ndarray) -> float:
+    """Variance of the daily show rate across days, less what the days' sizes alone explain (never below 0)."""
+    day = np.floor(arrival / 86400).astype(np.int64)
+    _, inverse, counts = np.unique(day, return_inverse=True, return_counts=True)
+    shown = np.bincount(inverse, weights=came.astype(float))
+    keep = counts >= 10
+    if keep.sum() < 10:
+        return 0.0
+    rates, n = shown[keep] / counts[keep], counts[keep]
+    p = float(rates.mean())
+    return max(0.0, float(rates.var()) - float(np.mean(p * (1 - p) / n)))
 
 
 def habits_for(habits: dict[str, ChannelHabits], channel: str) -> ChannelHabits:

@@ -4,9 +4,10 @@ car park, and the allowances staff accepted (nothing oversells without a person 
 The question per day: if the car park were sold to capacity (its sold stays showing up at the rate the forecast
 expects at the day's peak hour) and a channel sold A more, each showing with that channel's learned chance (not
 cancelled yet at that lead time, not a no-show), is the chance that more cars than spaces are there at the peak
-at most the risk? Counts are taken as normal (sums of independent bookings), widened by the forecast's backtest
-error at that horizon. The answer per channel assumes only that channel oversells; accepting checks the day's
-accepted allowances together, so two accepted channels never exceed the risk between them.
+at most the risk? Counts are taken as normal (sums of independent bookings), widened by the day-to-day variation
+of the show rate that history shows beyond chance (pickup does not enter: the question is about a sold-out day).
+The answer per channel assumes only that channel oversells; accepting checks the day's accepted allowances
+together, so two accepted channels never exceed the risk between them.
 """
 
 from datetime import date, datetime, timedelta
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from apps.carparks.models import CarPark
 from apps.core.services import audit_log_record
-from apps.insight import learning
+from apps.insight import learning, model
 from apps.insight.models import Forecast, OverbookingAllowance
 
 MAX_RISK = 0.2
@@ -67,7 +68,6 @@ def recommend(*, carpark: CarPark, forecast: Forecast, stays: learning.Stays, ha
     now = forecast.made_at.timestamp()
     live = (stays.created <= now) & ~(stays.cancelled <= now)
     pooled = habits[learning.POOLED]
-    rmse = {int(k): v["rmse"] for k, v in forecast.backtest.items()}
     out = []
     for peak in daily_peaks(forecast, carpark):
         at = datetime.combine(peak["date"], datetime.strptime(peak["at"], "%H:%M").time(), tzinfo=carpark.tz)
@@ -75,10 +75,11 @@ def recommend(*, carpark: CarPark, forecast: Forecast, stays: learning.Stays, ha
         holding = int((live & (stays.arrival <= t) & (stays.departure > t)).sum())
         lead_days = max(0.0, (t - now) / 86400)
         default_show = (1 - pooled.no_show) * (1 - float(pooled.cancel_share(np.array([lead_days]))[0]))
-        show = min(1.0, peak["expected"] / holding) if holding else default_show
-        error = float(np.interp(lead_days, sorted(rmse), [rmse[k] for k in sorted(rmse)])) if rmse else 0.0
+        # the show rate of what is sold: the on-the-books expectation (no pickup) over the stays holding a place
+        on_books, _ = model.expected_on_site(stays, habits, as_of=now, hours=np.array([t]))
+        show = min(1.0, float(on_books[0]) / holding) if holding else default_show
         base_mean = carpark.capacity * show
-        base_var = carpark.capacity * show * (1 - show) + error**2
+        base_var = carpark.capacity * show * (1 - show) + (carpark.capacity**2) * pooled.show_extra_var
         for channel, h in sorted(habits.items()):
             if channel == learning.POOLED:
                 continue
