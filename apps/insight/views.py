@@ -10,15 +10,17 @@ from datetime import date
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.carparks.models import CarPark
 from apps.core.concurrency import run_sync
 from apps.insight import charts, exports, forecast, overbooking, permissions
 from apps.insight.reports import REPORTS, BadRange, Params, choice, parse_range
+from apps.staff import selectors as staff_selectors
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -126,6 +128,7 @@ async def forecast_page(request):
 @require_POST
 @reports_access
 async def forecast_refresh(request):
+    """On demand: computed here (seconds), so the page that follows shows it."""
     carpark = _chosen_post(request)
     risk = overbooking.parse_risk(request.POST.get("risk", ""))
     await run_sync(forecast.forecast_refresh, carpark_id=carpark.pk, risk=risk)
@@ -169,6 +172,24 @@ async def allowance_accept(request):
                 request, f"Accepted: {allowance.channel} may sell {allowance.spaces} over capacity on {allowance.date}."
             )
     return redirect(reverse("insight:forecast") + f"?carpark={carpark.code}")
+
+
+@require_GET
+@login_required
+async def forecast_today(request):
+    """Today's forecast line for the dashboard's chart: anyone who watches the car park's dashboard (operators too:
+    a line of expected counts, no money); [] until a forecast has been made."""
+    user = await request.auser()
+    code = request.GET.get("carpark", "")
+    ids = await run_sync(staff_selectors.carpark_ids_for_user, user_id=user.pk)
+    carpark_id = await run_sync(_carpark_id, code=code)
+    if carpark_id is None or (carpark_id not in ids and not user.is_superuser):
+        return JsonResponse({"error": "not_found"}, status=404)
+    return JsonResponse({"carpark": code, "hours": await run_sync(forecast.today_line, carpark_id=carpark_id)})
+
+
+def _carpark_id(*, code: str) -> int | None:
+    return CarPark.objects.filter(code=code).values_list("pk", flat=True).first()
 
 
 def _chosen_post(request):
