@@ -96,9 +96,24 @@ def recommendations_with_state(forecast: Forecast) -> list[dict]:
     accepted = overbooking_allowances(
         carpark_id=forecast.carpark_id, start=timezone.localdate() - timedelta(days=1), end=date.max
     )
-    return [
-        {**r, "accepted": accepted.get((date.fromisoformat(r["date"]), r["channel"]))} for r in forecast.recommendations
-    ]
+    z = _z(forecast.risk)
+    shows = {(r["date"], r["channel"]): r["show"] for r in forecast.recommendations}
+    out = []
+    for r in forecast.recommendations:
+        day = date.fromisoformat(r["date"])
+        others = [
+            (spaces, shows.get((r["date"], channel), r["show"]))
+            for (d, channel), spaces in accepted.items()
+            if d == day and channel != r["channel"]
+        ]
+        room = 0  # what may still be accepted for this channel beside the day's other accepted allowances
+        while room < r["spaces"] and _fits(
+            capacity=forecast.carpark.capacity, base_mean=r["base_mean"], base_var=r["base_var"],
+            extra=[*others, (room + 1, r["show"])], z=z,
+        ):  # fmt: skip
+            room += 1
+        out.append({**r, "accepted": accepted.get((day, r["channel"])), "room": room})
+    return out
 
 
 def overbooking_allowances(*, carpark_id: int, start: date, end: date) -> dict[tuple[date, str], int]:
