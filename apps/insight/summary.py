@@ -10,7 +10,7 @@ A count is `entered_at <= hour < exited_at` (visits) and `arrival <= hour < depa
 """
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import connection, transaction
@@ -42,11 +42,13 @@ SOURCES = {
 
 
 def floor_hour(when: datetime) -> datetime:
-    return when.replace(minute=0, second=0, microsecond=0)
+    """The hour's start in UTC (hours are added in UTC: in a local zone `+ 1 h` is wall-clock time across DST)."""
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def occupancy_compute(*, carpark_id: int, start: datetime, end: datetime) -> dict[str, np.ndarray]:
     """Counts at each hour start in [start, end) (whole UTC hours), straight from visits and bookings."""
+    start = floor_hour(start)
     n = max(0, math.ceil((end - start) / HOUR))
     out: dict[str, np.ndarray] = {"hours": np.array([start + i * HOUR for i in range(n)], dtype=object)}
     args = {"cp": carpark_id, "s": start, "e": start + n * HOUR}
@@ -100,6 +102,7 @@ def occupancy_hours(*, carpark: CarPark, start: datetime, end: datetime) -> dict
     """The counts for [start, end): stored hours from the summary, missing closed hours filled (and stored), the
     current and future hours computed."""
     now_hour = floor_hour(timezone.now())
+    start = floor_hour(start)
     stored = {
         h: (b, o, en, ex)
         for h, b, o, en, ex in OccupancyHour.objects.filter(carpark=carpark, hour__gte=start, hour__lt=end)
