@@ -22,14 +22,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.access.models import Device, PlateRead, Visit
-from apps.accounting import chart
-from apps.accounting.ledger import account_ids
-from apps.accounting.models import AccountingPeriod, LedgerLine, LedgerTransaction, Payment
 from apps.agents.models import Agent
 from apps.bookings.models import Booking, CapacityDay, Customer, Vehicle
 from apps.bookings.pricing import TariffRule, price_stay, stay_dates
 from apps.carparks.models import CarPark, Tariff
 from apps.core import plates
+from apps.insight.bulk import copy_rows, ids_reserve, next_id
+from apps.insight.history_ledger import history_ledger_post
 from apps.insight.models import HistoryDay
 
 AHEAD_DAYS = 30  # bookings already on the books for the coming month (the forecast's input)
@@ -218,7 +217,7 @@ def _status(plan: _Plan, now: datetime) -> str:
 def _write(carpark: CarPark, plans: list[_Plan], now: datetime) -> dict[str, int]:
     if not plans:
         return {}
-    first_id = _next_ids(Booking, len(plans))
+    first_id = next_id(Booking, len(plans))
     customers = Customer.objects.bulk_create(
         [Customer(name=f"History customer {first_id + i}") for i in range(len(plans))], batch_size=BATCH
     )
@@ -236,33 +235,8 @@ def _write(carpark: CarPark, plans: list[_Plan], now: datetime) -> dict[str, int
     Vehicle.objects.bulk_create([p.vehicle for p in plans], batch_size=BATCH)
     reads, visits = _visits(carpark, plans, now)
     _hold_capacity(carpark, plans)
-    postings = _post_ledger(carpark, plans)
+    postings = history_ledger_post(carpark, plans)
     return {"bookings": len(plans), "reads": reads, "visits": visits, "ledger_transactions": postings}
-
-
-def _ids(model, n: int) -> list[int]:
-    """Reserve n ids of the model's sequence (rows written by COPY name their ids, so others can point at them)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [model._meta.db_table, n]
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _next_ids(model, n: int) -> int:
-    return _ids(model, n)[0] if n else 0
-
-
-def _copy(model, fields: list[str], rows: list[tuple]) -> None:
-    """COPY rows into the model's table: the big tables (reads, visits, the ledger) go in at COPY's speed, which
-    bulk_create's per-value Python work cannot match. Columns not named take their database defaults."""
-    columns = ", ".join(model._meta.get_field(f).column for f in fields)
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
 
 
 def _restore_times(plans: list[_Plan]) -> None:
@@ -310,7 +284,7 @@ def _visits(carpark: CarPark, plans: list[_Plan], now: datetime) -> tuple[int, i
     ]
     unknown = [(lane, at) for lane, at in unknown if at < now]
     visited = [p for p in plans if p.entered is not None]
-    ids = iter(_ids(PlateRead, sum(2 if p.exited else 1 for p in visited) + len(unknown)))
+    ids = iter(ids_reserve(PlateRead, sum(2 if p.exited else 1 for p in visited) + len(unknown)))
     reads, visits = [], []
     for plan in visited:
         b, plate = plan.booking, plan.vehicle.registration
@@ -331,8 +305,8 @@ def _visits(carpark: CarPark, plans: list[_Plan], now: datetime) -> tuple[int, i
     for lane, at in unknown:  # vehicles with no booking turned away at the entry lanes
         plate = f"ZZ{rng.randrange(10, 99)}{''.join(rng.choices('ABCDEFGHJKLMNPRSTUVWXYZ', k=3))}"
         reads.append(_read(next(ids), device, lane, plate, at, "deny", "unknown_vehicle", None))
-    _copy(PlateRead, READ_FIELDS, reads)
-    _copy(Visit, VISIT_FIELDS, visits)
+    copy_rows(PlateRead, READ_FIELDS, reads)
+    copy_rows(Visit, VISIT_FIELDS, visits)
     return len(reads), len(visits)
 
 
@@ -360,72 +334,6 @@ def _hold_capacity(carpark: CarPark, plans: list[_Plan]) -> None:
             f"ON CONFLICT (carpark_id, date) DO UPDATE SET held = {table}.held + excluded.held",
             [carpark.pk, days, [held[d] for d in days]],
         )
-
-
-def _post_ledger(carpark: CarPark, plans: list[_Plan]) -> int:
-    """The postings the accounting services make for these events (chart.py), written in bulk."""
-    accounts = account_ids()
-    tz = carpark.tz
-    txns: list[tuple] = []
-    lines: list[tuple] = []
-    payments: list[Payment] = []
-    ids = iter(_ids(LedgerTransaction, _count_postings(plans)))
-    created = timezone.now()
-
-    def post(kind, when, b, entries, memo) -> int:
-        pk = next(ids)
-        txns.append((pk, timezone.localtime(when, tz).date(), kind, b.currency, memo, carpark.pk, b.pk, created))
-        lines.extend((pk, accounts[a], amount, b.pk, agent) for a, amount, agent in entries)
-        return pk
-
-    for plan in plans:
-        b = plan.booking
-        sold = [(chart.BOOKING_RECEIVABLES, b.price, None), (chart.PARKING_REVENUE, -b.price, None)]
-        if b.commission:
-            sold += [
-                (chart.COMMISSION_EXPENSE, b.commission, None),
-                (chart.COMMISSION_PAYABLE, -b.commission, b.agent_id),
-            ]
-        post(LedgerTransaction.Kind.BOOKING, plan.created, b, sold, f"{b.reference} confirmed")
-        if plan.cancelled_at:
-            undo = [(a, -amount, agent) for a, amount, agent in sold]
-            post(LedgerTransaction.Kind.BOOKING, plan.cancelled_at, b, undo, f"{b.reference} cancelled")
-        elif plan.entered and b.agent_id is None:
-            paid = [(chart.CARD, b.price, None), (chart.BOOKING_RECEIVABLES, -b.price, None)]
-            pk = post(LedgerTransaction.Kind.PAYMENT, plan.entered, b, paid, f"{b.reference} card")
-            payments.append(_payment(b, "payment", b.price, plan.entered, pk))
-            if plan.refund:
-                back = [(chart.BOOKING_RECEIVABLES, plan.refund, None), (chart.CARD, -plan.refund, None)]
-                pk = post(LedgerTransaction.Kind.REFUND, plan.exited, b, back, f"{b.reference} refund")
-                payments.append(_payment(b, "refund", plan.refund, plan.exited, pk))
-    months = {row[1].replace(day=1) for row in txns}
-    AccountingPeriod.objects.bulk_create([AccountingPeriod(month=m) for m in months], ignore_conflicts=True)
-    closed = AccountingPeriod.objects.filter(month__in=months, closed_at__isnull=False).values_list("month", flat=True)
-    if closed:
-        raise ValueError(f"cannot seed history into closed accounting periods: {sorted(closed)}")
-    _copy(LedgerTransaction, ["id", "date", "kind", "currency", "memo", "carpark", "booking", "created_at"], txns)
-    _copy(LedgerLine, ["transaction", "account", "amount", "booking", "agent"], lines)
-    Payment.objects.bulk_create(payments, batch_size=BATCH)
-    return len(txns)
-
-
-def _count_postings(plans: list[_Plan]) -> int:
-    return sum(
-        1 + (1 if p.cancelled_at or (p.entered and p.booking.agent_id is None) else 0) + (1 if p.refund else 0)
-        for p in plans
-    )
-
-
-def _payment(b: Booking, kind: str, amount: Decimal, at: datetime, transaction_id: int) -> Payment:
-    return Payment(
-        booking=b,
-        kind=kind,
-        method="card",
-        amount=amount,
-        currency=b.currency,
-        received_at=at,
-        transaction_id=transaction_id,
-    )
 
 
 def with_no_shows(profile: Profile, share: float) -> Profile:
