@@ -28,6 +28,7 @@ BACKTEST_DAYS = 14
 BACKTEST_HORIZONS = (1, 3, 7, 14, 28)
 Z80 = NormalDist().inv_cdf(0.9)
 DEFAULT_RISK = 1 / 200
+KEEP_DAYS = 31
 
 
 def _local_midnight(carpark: CarPark, day) -> datetime:
@@ -108,7 +109,8 @@ def forecast_refresh(*, carpark_id: int, risk: float | None = None, now: datetim
 
     carpark = CarPark.objects.get(pk=carpark_id)
     now = now or timezone.now()
-    risk = risk or DEFAULT_RISK
+    latest = forecast_latest(carpark_id=carpark.pk)
+    risk = risk or (latest.risk if latest else DEFAULT_RISK)  # the operator's last choice holds for the nightly run
     today = timezone.localtime(now, carpark.tz).date()
     pickup_days = [today - timedelta(days=i) for i in range(model.PICKUP_DAYS, 0, -1)]
     habits, factors = _learn(carpark, until=now, pickup_days=pickup_days)
@@ -139,6 +141,8 @@ def forecast_refresh(*, carpark_id: int, risk: float | None = None, now: datetim
         backtest=tested,
         risk=risk,
     )
+    # a month of old forecasts is plenty (accepted allowances keep their figures; the audit log names the forecast)
+    Forecast.objects.filter(carpark=carpark, made_at__lt=now - timedelta(days=KEEP_DAYS)).delete()
     forecast.recommendations = overbooking.recommend(carpark=carpark, forecast=forecast, stays=stays, habits=habits)
     forecast.save(update_fields=["recommendations"])
     return forecast
