@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.carparks.models import CarPark
 from apps.core.concurrency import run_sync
 from apps.insight import charts, exports, forecast, overbooking, permissions
-from apps.insight.reports import REPORTS, BadRange, Params, choice, parse_range
+from apps.insight.reports import REPORTS, BadRange, Params, choice, parse_range, product_sql
 from apps.staff import selectors as staff_selectors
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -69,7 +69,8 @@ async def report(request, slug: str):
         raise Http404("No such report")
     title, build, one, default_days, max_days = REPORTS[slug]
     carparks = _chosen(request, one=one)
-    context = {"slug": slug, "title": title, "query": request.GET, "one": one, "max_days": max_days}
+    context = {"slug": slug, "title": title, "query": request.GET, "one": one, "max_days": max_days,
+               "has_products": product_sql() is not None}  # fmt: skip
     try:
         start, end = parse_range(request.GET, default_days=default_days, max_days=max_days)
     except BadRange as exc:
@@ -79,7 +80,7 @@ async def report(request, slug: str):
         start=start,
         end=end,
         group=choice(request.GET, "group", ("day", "week", "month")),
-        by=choice(request.GET, "by", ("channel", "carpark")),
+        by=choice(request.GET, "by", ("channel", "carpark", "product") if product_sql() else ("channel", "carpark")),
     )
     result = await run_sync(build, params)
     fmt = request.GET.get("format", "")

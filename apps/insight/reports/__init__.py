@@ -2,11 +2,11 @@
 
 from apps.insight.reports.agents import agents_report
 from apps.insight.reports.arrivals import arrivals_report
-from apps.insight.reports.base import BadRange, Chart, Params, Report, choice, parse_range
+from apps.insight.reports.base import BadRange, Chart, Params, Report, choice, parse_range, product_sql
 from apps.insight.reports.occupancy import occupancy_report
 from apps.insight.reports.revenue import revenue_report
 
-__all__ = ["BadRange", "Chart", "Params", "Report", "choice", "parse_range"]
+__all__ = ["BadRange", "Chart", "Params", "Report", "choice", "parse_range", "product_sql"]
 
 
 # slug -> (title, function, one car park only, default days, max days)

@@ -1,14 +1,16 @@
 """Arrivals and departures against bookings, per channel: on time, early, late, no-show, overstay, average stay; and
 the unknown vehicles turned away at each lane."""
 
+from datetime import timedelta
+
 from django.db import connection
 
-from apps.insight.reports.base import Chart, Params, Report
+from apps.insight.reports.base import Chart, Params, Report, product_sql
 
 ON_TIME_MIN = 30  # an arrival within half an hour of the booked time is on time
 
 SQL = """
-SELECT COALESCE(ag.code, b.source) AS channel,
+SELECT {channel} AS channel,
        count(*) AS bookings,
        count(*) FILTER (WHERE v.id IS NULL AND b.status IN ('no_show', 'confirmed')) AS no_show,
        count(*) FILTER (WHERE v.entered_at < b.arrival - %(tol)s) AS early,
@@ -20,6 +22,7 @@ SELECT COALESCE(ag.code, b.source) AS channel,
        avg(extract(epoch FROM v.exited_at - b.departure)) / 60 AS avg_departure_offset_min
 FROM bookings_booking b
 LEFT JOIN agents_agent ag ON ag.id = b.agent_id
+{join}
 LEFT JOIN LATERAL (
     SELECT id, entered_at, exited_at, overstay_minutes FROM access_visit
     WHERE booking_id = b.id ORDER BY entered_at LIMIT 1
@@ -41,13 +44,15 @@ def _pct(part: int, whole: int) -> float:
 
 
 def arrivals_report(params: Params) -> Report:
-    from datetime import timedelta
-
     carpark = params.carparks[0]
     start, end = params.utc_bounds(carpark)
     args = {"cp": carpark.pk, "s": start, "e": end, "tol": timedelta(minutes=ON_TIME_MIN)}
+    product = product_sql()  # per channel and product once bookings carry products
+    channel = "COALESCE(ag.code, b.source)"
+    sql = SQL.format(channel=f"{channel} || ' / ' || {product[1]}" if product else channel,
+                     join=product[0] if product else "")  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(SQL, args)
+        cursor.execute(sql, args)
         data = cursor.fetchall()
         cursor.execute(TURNED_AWAY, args)
         lanes = [list(r) for r in cursor.fetchall()]

@@ -4,8 +4,10 @@ the report's own choices; a bad range is a message, never a 500."""
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 
+from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
 
 
@@ -73,3 +75,20 @@ def parse_range(query, *, default_days: int, max_days: int) -> tuple[date, date]
 def choice(query, name: str, options: tuple[str, ...]) -> str:
     value = query.get(name) or options[0]
     return value if value in options else options[0]
+
+
+def product_sql() -> tuple[str, str] | None:
+    """(JOIN, label expression) for the booking's product, once bookings carry one (products issue); else None.
+
+    Read from the model, so the reports split by product as soon as `Booking.product` exists, with no change here.
+    """
+    try:
+        field = Booking._meta.get_field("product")
+    except FieldDoesNotExist:
+        return None
+    model = field.related_model
+    names = {f.name for f in model._meta.get_fields()}
+    label = next((n for n in ("code", "name") if n in names), "id")
+    column = model._meta.get_field(label).column
+    join = f"LEFT JOIN {model._meta.db_table} pr ON pr.id = b.{field.column}"
+    return join, f"COALESCE(pr.{column}::text, '-')"

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import connection
 
 from apps.accounting import chart
-from apps.insight.reports.base import Chart, Params, Report
+from apps.insight.reports.base import Chart, Params, Report, product_sql
 
 ZERO = Decimal("0.00")
 DIMENSIONS = {
@@ -33,6 +33,7 @@ JOIN accounting_account a ON a.id = l.account_id
 JOIN carparks_carpark cp ON cp.id = t.carpark_id
 LEFT JOIN bookings_booking b ON b.id = COALESCE(l.booking_id, t.booking_id)
 LEFT JOIN agents_agent ag ON ag.id = b.agent_id
+{join}
 WHERE t.date BETWEEN %(start)s AND %(end)s AND t.carpark_id = ANY(%(carparks)s) AND t.kind = ANY(%(kinds)s)
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
@@ -40,7 +41,11 @@ ORDER BY 1, 2, 3
 
 
 def revenue_rows(params: Params) -> list[dict]:
-    sql = SQL.format(dim=DIMENSIONS[params.by])
+    product = product_sql()
+    if params.by == "product" and product:
+        sql = SQL.format(dim=product[1], join=product[0])
+    else:
+        sql = SQL.format(dim=DIMENSIONS.get(params.by, DIMENSIONS["channel"]), join="")
     args = {
         "grain": params.group,
         "start": params.start,
