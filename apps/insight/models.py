@@ -74,6 +74,37 @@ class OccupancyHour(models.Model):
         return f"{self.carpark_id} {self.hour:%Y-%m-%d %H}: {self.on_site}/{self.booked}"
 
 
+class RevenueDay(models.Model):
+    """Per car park, accounting date, channel, product and currency: the ledger's revenue figures of that day.
+
+    A summary for the revenue and agents reports, which would otherwise sum every ledger line of the range. Only
+    past days are stored (today is read live); each summarised day has a marker row (channel "") so that a day
+    without postings is known to be done. The ledger is append-only and dated on the day of the event, so a past
+    day changes only by a correction dated back: the nightly job recomputes the last REVENUE_REFRESH_DAYS, and
+    `insight_rebuild` any range. See apps/insight/revenue_summary.py.
+    """
+
+    carpark = models.ForeignKey("carparks.CarPark", related_name="+", on_delete=models.CASCADE)
+    date = models.DateField()
+    channel = models.CharField(max_length=40, blank=True)
+    product = models.CharField(max_length=64, default="-")
+    currency = models.CharField(max_length=3, blank=True)
+    net = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    vat = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    commission = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    refunds = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carpark", "date", "channel", "product", "currency"], name="revenue_day_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.carpark_id} {self.date} {self.channel or '(marker)'}: {self.net}"
+
+
 class HistoryDay(models.Model):
     """A car park's arrival date for which `seed_demo --history` generated bookings (so a re-run adds nothing)."""
 

@@ -21,6 +21,8 @@ from apps.insight import forecast, overbooking
 from apps.insight.history import PROFILES, history_seed, with_no_shows
 from apps.insight.models import OccupancyHour, OverbookingAllowance
 from apps.insight.reports import Params, agents_report, arrivals_report, revenue_report
+from apps.insight.reports.revenue import revenue_rows
+from apps.insight.revenue_summary import revenue_days_refresh
 from apps.insight.summary import floor_hour, occupancy_compute, occupancy_hours, occupancy_hours_refresh
 from project.demo import seed_demo
 
@@ -84,6 +86,11 @@ def test_revenue_report_equals_the_ledger_and_other_reports_read_the_pattern(his
         return -sum(r.balance for r in trial_balance(until=until).rows if r.code in ("4000", "4100"))
 
     assert total[3] == income(end) - income(start - timedelta(days=1))  # net
+    # the daily summary it read (filled just now) equals the ledger summed directly, and after a rebuild
+    day_by_day = replace(params, group="day")
+    assert revenue_rows(day_by_day) == revenue_rows(day_by_day, summary=False)
+    assert revenue_days_refresh(carpark_ids=[carpark.pk], start=start, end=end) > 60
+    assert revenue_rows(day_by_day) == revenue_rows(day_by_day, summary=False)
     assert total[3] > Decimal("1000")
     assert total[7] > 0  # refunds happen in the history
 

@@ -7,12 +7,14 @@ nothing and is not counted).
 """
 
 from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 
 from django.db import connection
 
-from apps.accounting import chart
+from apps.agents.models import Agent
 from apps.insight.reports.base import Chart, Params, Report
+from apps.insight.reports.revenue import revenue_rows
 
 COUNTS = """
 SELECT ag.code, date_trunc('month', ts AT TIME ZONE cp.timezone)::date AS month, what, count(*)
@@ -22,19 +24,10 @@ LATERAL (VALUES ('made', b.created_at), ('cancelled', CASE WHEN b.status = 'canc
                 ('no_show', CASE WHEN b.status = 'no_show' THEN b.arrival END)) AS e(what, ts)
 WHERE b.carpark_id = ANY(%(carparks)s) AND ts IS NOT NULL
   AND (ts AT TIME ZONE cp.timezone)::date BETWEEN %(start)s AND %(end)s
+  -- made, cancelled or due in the range: arriving from its start on (a booking is made and cancelled before its
+  -- arrival), which bounds the scan by the (car park, arrival) index
+  AND b.arrival >= %(start)s::date - interval '1 day'
 GROUP BY 1, 2, 3
-"""
-MONEY = """
-SELECT ag.code, date_trunc('month', t.date)::date AS month,
-       -COALESCE(SUM(l.amount) FILTER (WHERE a.kind = 'income'), 0),
-       COALESCE(SUM(l.amount) FILTER (WHERE a.code = %(commission)s), 0)
-FROM accounting_ledgerline l
-JOIN accounting_ledgertransaction t ON t.id = l.transaction_id
-JOIN accounting_account a ON a.id = l.account_id
-JOIN bookings_booking b ON b.id = t.booking_id
-JOIN agents_agent ag ON ag.id = b.agent_id
-WHERE t.date BETWEEN %(start)s AND %(end)s AND t.carpark_id = ANY(%(carparks)s)
-GROUP BY 1, 2
 """
 # A booking's postings in order: the first is the sale, a last one that cancels it is the cancellation, the rest
 # are amendments that changed its price.
@@ -44,6 +37,8 @@ FROM (
     SELECT t.date, t.booking_id, row_number() OVER w AS rn, count(*) OVER w AS n
     FROM accounting_ledgertransaction t
     WHERE t.kind = 'booking' AND t.carpark_id = ANY(%(carparks)s) AND t.date <= %(end)s
+      AND t.booking_id IN (SELECT id FROM bookings_booking WHERE carpark_id = ANY(%(carparks)s)
+                           AND arrival >= %(start)s::date - interval '31 days')
     WINDOW w AS (PARTITION BY t.booking_id ORDER BY t.id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ) x
 JOIN bookings_booking b ON b.id = x.booking_id JOIN agents_agent ag ON ag.id = b.agent_id
@@ -53,21 +48,17 @@ GROUP BY 1, 2
 
 
 def agents_report(params: Params) -> Report:
-    args = {
-        "carparks": params.carpark_ids,
-        "start": params.start,
-        "end": params.end,
-        "commission": chart.COMMISSION_EXPENSE,
-    }
+    args = {"carparks": params.carpark_ids, "start": params.start, "end": params.end}
     cells: dict = defaultdict(lambda: {"made": 0, "cancelled": 0, "due": 0, "no_show": 0})
     money: dict = {}
     with connection.cursor() as cursor:
         cursor.execute(COUNTS, args)
         for agent, month, what, n in cursor.fetchall():
             cells[(agent, month)][what] = n
-        cursor.execute(MONEY, args)
-        for agent, month, revenue, commission in cursor.fetchall():
-            money[(agent, month)] = (revenue, commission)
+        agent_codes = {code for code, _ in cells} | set(Agent.objects.values_list("code", flat=True))
+        for r in revenue_rows(replace(params, group="month", by="channel")):  # the ledger's, via the summary
+            if r["dim"] in agent_codes:
+                money[(r["dim"], r["period"])] = (r["net"], r["commission"])
         cursor.execute(AMENDMENTS, args)
         amended = {(agent, month): n for agent, month, n in cursor.fetchall()}
     rows = []

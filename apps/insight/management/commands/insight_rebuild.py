@@ -3,11 +3,15 @@ from datetime import date, datetime, time, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.carparks.models import CarPark
+from apps.insight.revenue_summary import revenue_days_refresh
 from apps.insight.summary import occupancy_hours_refresh
 
 
 class Command(BaseCommand):
-    help = "Recompute the hourly occupancy summary of the reports from visits and bookings, for a range of dates."
+    help = (
+        "Recompute the reports' summaries for a range of dates: hourly occupancy (from visits and bookings) and "
+        "daily revenue (from the ledger)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--carpark", action="append", help="Car park code (repeatable; default: all)")
@@ -28,4 +32,5 @@ class Command(BaseCommand):
             since = datetime.combine(first, time(), tzinfo=cp.tz)
             until = datetime.combine(last + timedelta(days=1), time(), tzinfo=cp.tz)
             n = occupancy_hours_refresh(carpark_id=cp.pk, start=since, end=until)
-            self.stdout.write(f"{cp.code}: {n} hours rebuilt")
+            days = revenue_days_refresh(carpark_ids=[cp.pk], start=first, end=last)
+            self.stdout.write(f"{cp.code}: {n} hours and {days} revenue rows rebuilt")
