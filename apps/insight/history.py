@@ -60,6 +60,7 @@ PROFILES: dict[str, Profile] = {
 OCCUPANCY_TARGET = 0.8  # of capacity, on an average day
 MEAN_STAY_DAYS = 4.0
 UNKNOWN_READS_PER_LANE_DAY = 3
+AMENDED = 0.06  # share of bookings whose price an amendment changed before arrival
 
 
 def history_seed(
@@ -93,6 +94,7 @@ class _Plan:
     entered: datetime | None
     exited: datetime | None
     refund: Decimal
+    amended_at: datetime | None = None  # the price was changed then (the stay lengthened): a posting of its own
 
 
 def _seed_carpark(carpark: CarPark, *, days: int, now: datetime, profiles, scale) -> dict[str, int]:
@@ -199,7 +201,10 @@ def _plan(rng, carpark, day, channel, profile, agent, rules, now) -> _Plan | Non
             exited = None
         if exited and not agent and rng.random() < 0.02:
             refund = (price * Decimal("0.2")).quantize(Decimal("0.01"))
-    return _Plan(booking, vehicle, created, cancelled_at, entered, exited, refund)
+    amended_at = created + (arrival - created) * rng.random() if rng.random() < AMENDED else None
+    if amended_at and (amended_at >= now or (cancelled_at and amended_at >= cancelled_at)):
+        amended_at = None
+    return _Plan(booking, vehicle, created, cancelled_at, entered, exited, refund, amended_at)
 
 
 def _status(plan: _Plan, now: datetime) -> str:

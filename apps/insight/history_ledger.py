@@ -39,7 +39,13 @@ def history_ledger_post(carpark: CarPark, plans: list) -> int:
                 (chart.COMMISSION_EXPENSE, b.commission, None),
                 (chart.COMMISSION_PAYABLE, -b.commission, b.agent_id),
             ]
-        post(LedgerTransaction.Kind.BOOKING, plan.created, b, sold, f"{b.reference} confirmed")
+        if plan.amended_at:  # sold shorter and cheaper first; the amendment posts the difference
+            first = [(a, (amount * Decimal("0.8")).quantize(Decimal("0.01")), agent) for a, amount, agent in sold]
+            post(LedgerTransaction.Kind.BOOKING, plan.created, b, first, f"{b.reference} confirmed")
+            change = [(a, amount - f[1], agent) for (a, amount, agent), f in zip(sold, first, strict=True)]
+            post(LedgerTransaction.Kind.BOOKING, plan.amended_at, b, change, f"{b.reference} amended")
+        else:
+            post(LedgerTransaction.Kind.BOOKING, plan.created, b, sold, f"{b.reference} confirmed")
         if plan.cancelled_at:
             undo = [(a, -amount, agent) for a, amount, agent in sold]
             post(LedgerTransaction.Kind.BOOKING, plan.cancelled_at, b, undo, f"{b.reference} cancelled")
@@ -64,7 +70,10 @@ def history_ledger_post(carpark: CarPark, plans: list) -> int:
 
 def _count_postings(plans: list) -> int:
     return sum(
-        1 + (1 if p.cancelled_at or (p.entered and p.booking.agent_id is None) else 0) + (1 if p.refund else 0)
+        1
+        + (1 if p.cancelled_at or (p.entered and p.booking.agent_id is None) else 0)
+        + (1 if p.refund else 0)
+        + (1 if p.amended_at else 0)
         for p in plans
     )
 

@@ -99,6 +99,7 @@ def test_revenue_report_equals_the_ledger_and_other_reports_read_the_pattern(his
     assert arrivals["web"][6] < 8
     agents = agents_report(params).rows
     assert {r[1] for r in agents} == {"holidayx", "skypark", "legacy80"}
+    assert sum(r[4] for r in agents) > 5  # price amendments, from the ledger
 
 
 def test_hourly_summary_equals_a_rebuild_from_visits_and_bookings(history):
