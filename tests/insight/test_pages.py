@@ -109,6 +109,10 @@ def test_reports_permissions_exports_bad_ranges_and_a_supervisor_in_chromium(par
     page.locator("button[data-accept]").first.click()
     expect(page.locator(".notice")).to_contain_text("Accepted")
     assert OverbookingAllowance.objects.count() >= 1
+    # the dashboard draws today's forecast line beside the live count
+    page.goto(f"{parkgate.http}/dashboard/")
+    expect(page.locator('[data-carpark="MAN-T2"] .chart .forecast-line')).to_have_count(1)
+    page.screenshot(path=ARTIFACTS / "reports-dashboard-forecast-line.png", full_page=True)
     phone = chromium.new_page(viewport={"width": 390, "height": 844})
     browser_login(phone, parkgate, "sam")
     phone.goto(f"{parkgate.http}/reports/occupancy/")
