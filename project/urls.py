@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/", include("apps.staff.urls")),
     path("accounting/", include("apps.accounting.urls")),
+    path("reports/", include("apps.insight.urls")),
     path("api/device/v1/", device_api.urls),
     path("api/v1/", agents_api.urls),
     path("", site_views.home, name="home"),

@@ -90,7 +90,8 @@
     const points = cp.chart || [];
     // Scaled to the day's peak (not the capacity), so a quiet day still shows its shape; the red dashed line is
     // the capacity when it is in view.
-    const peak = Math.max(cp.occupancy, ...points.map((p) => p[1]));
+    const expected = forecastLine(cp); // today's forecast (apps/insight), drawn dashed beside the live count
+    const peak = Math.max(cp.occupancy, ...points.map((p) => p[1]), ...expected.map((p) => p[1]));
     const top = Math.min(Math.max(10, Math.ceil(peak * 1.25)), Math.max(cp.capacity, peak, 1));
     const x = (iso) => (300 * (Date.parse(iso) - start)) / (end - start);
     const y = (n) => 88 - (84 * n) / top;
@@ -103,9 +104,26 @@
     if (points.length) path += `H${nowX}`;
     const capLine = cp.capacity <= top
       ? `<line class="cap-line" x1="0" x2="300" y1="${y(cp.capacity).toFixed(1)}" y2="${y(cp.capacity).toFixed(1)}"/>` : "";
-    svg.innerHTML = capLine + `<path class="area" d="${path}V88H0Z"/><path class="line" d="${path}"/>`;
+    const ahead = expected.map(([at, n], i) => `${i ? "L" : "M"}${Math.max(0, Math.min(300, x(at))).toFixed(1)},${y(n).toFixed(1)}`);
+    const forecastPath = ahead.length ? `<path class="forecast-line" d="${ahead.join("")}"/>` : "";
+    svg.innerHTML = capLine + `<path class="area" d="${path}V88H0Z"/><path class="line" d="${path}"/>` + forecastPath;
     svg.parentElement.dataset.top = String(top);
     svg.parentElement.setAttribute("aria-label", `Occupancy today at ${cp.code}, now ${cp.occupancy} of ${cp.capacity}`);
+  }
+
+  const forecasts = {}; // car park code -> today's [hour, expected, low, high], fetched once per page load
+  function forecastLine(cp) {
+    if (!(cp.code in forecasts)) {
+      forecasts[cp.code] = [];
+      fetch(`/reports/forecast/today?carpark=${encodeURIComponent(cp.code)}`, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.json() : { hours: [] }))
+        .then((body) => {
+          forecasts[cp.code] = body.hours || [];
+          if (forecasts[cp.code].length && state[cp.code]) renderOccupancy(state[cp.code]);
+        })
+        .catch(() => {});
+    }
+    return forecasts[cp.code];
   }
 
   function renderLanes(cp) {
