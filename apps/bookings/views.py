@@ -136,6 +136,7 @@ async def book(request):
             source=Booking.Source.WEB,
             brand=site.brand,
             form_token=data["form_token"],
+            pending_payment=True,
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
@@ -144,7 +145,8 @@ async def book(request):
     except services.BookingInvalid as exc:
         form.add_error(None, str(exc))
         return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
-    response = HttpResponseRedirect(reverse("site-booked", args=[booking.reference]))
+    # Prepaid: the payment step next (apps.payments), which comes back to the confirmation once paid.
+    response = HttpResponseRedirect(reverse("site-pay", args=[booking.reference]))
     _allow_manage(request, response, booking.reference)
     return response
 
@@ -158,6 +160,8 @@ def _search_form(site: Site, data) -> SearchForm:
 async def booked(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
+    if booking.status == Booking.Status.PENDING_PAYMENT:
+        return HttpResponseRedirect(reverse("site-pay", args=[reference]))
     return _page(request, site, "site/booked.html", _booking_context(booking))
 
 

@@ -1,0 +1,12 @@
+"""Card payments' URLs: the websites' payment step and the providers' webhooks (routed in project/urls.py)."""
+
+from django.urls import path
+
+from apps.payments import views
+
+urlpatterns = [
+    path("payments/stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
+    path("booked/<str:reference>/pay/", views.pay, name="site-pay"),
+    path("booked/<str:reference>/pay/confirm", views.pay_confirm, name="site-pay-confirm"),
+    path("booked/<str:reference>/pay/demo", views.pay_demo, name="site-pay-demo"),
+]
