@@ -107,7 +107,7 @@ def _create_intent(payment: Payment, metadata: dict) -> Payment:
 def payment_card_confirm(*, payment_id: int, card_token: str) -> Intent:
     """Confirm the payment with the card the browser tokenised. Returns the intent: `succeeded` (applied here),
     `requires_action` (3-D Secure: the browser completes it, then asks for payment_sync). CardDeclined with the
-    provider's message (the payment stays open for another card); ProviderUnavailable: try again."""
+    provider's message (this payment fails; the next card starts another); ProviderUnavailable: try again."""
     payment = Payment.objects.get(pk=payment_id)
     if payment.status != Payment.Status.PENDING or not payment.intent_id:
         return get_provider(payment.provider).retrieve_intent(payment.intent_id)
@@ -116,7 +116,11 @@ def payment_card_confirm(*, payment_id: int, card_token: str) -> Intent:
             intent_id=payment.intent_id, card_token=card_token, idempotency_key=payment.idempotency_key
         )
     except CardDeclined as exc:
-        Payment.objects.filter(pk=payment.pk).update(last_error=str(exc)[:300], updated_at=timezone.now())
+        # Done with: the next card gets a new intent (payment_start), as an intent whose charge failed may not be
+        # confirmed again everywhere (localstripe refuses it).
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.PENDING).update(
+            status=Payment.Status.FAILED, last_error=str(exc)[:300], updated_at=timezone.now()
+        )
         raise
     payment_intent_apply(payment_id=payment.pk, intent=intent)
     return intent

@@ -102,7 +102,12 @@ async def pay_confirm(request, reference: str):
             payment = await run_sync(services.payment_sync, payment_id=payment.pk)
             status, secret = ("succeeded" if payment.status == Payment.Status.SUCCEEDED else "open"), ""
     except services.CardDeclined as exc:
-        return JsonResponse({"status": "declined", "error": str(exc)}, status=402)
+        answer = {"status": "declined", "error": str(exc)}
+        try:  # the next card goes on a new intent
+            answer["payment"] = (await run_sync(services.payment_start, booking_id=booking.pk)).pk
+        except (services.ProviderUnavailable, services.PaymentNotDue):
+            pass
+        return JsonResponse(answer, status=402)
     except services.ProviderUnavailable:
         return JsonResponse({"status": "unavailable", "error": TRY_AGAIN}, status=503)
     answer = {"status": status, "next": _next_page(booking)}
@@ -122,6 +127,7 @@ async def pay_demo(request, reference: str):
     try:
         await run_sync(services.payment_card_confirm, payment_id=payment.pk, card_token=token)
     except services.CardDeclined as exc:
+        payment = await run_sync(services.payment_start, booking_id=booking.pk)
         context = _pay_context(booking, payment, error=str(exc))
         return _page(request, site, "payments/pay.html", context, status=402)
     response = HttpResponseRedirect(_next_page(booking))

@@ -14,10 +14,13 @@ from apps.payments.providers import BadSignature, CardDeclined, Event, Intent, P
 def _client() -> stripe.StripeClient:
     base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     # The library retries network errors itself (with the same idempotency key) before we see them.
-    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES
+    )
 
 
 def _intent(pi) -> Intent:
+    pi = pi.to_dict()
     error = pi.get("last_payment_error") or {}
     return Intent(
         id=pi["id"],
@@ -90,6 +93,6 @@ class StripeProvider:
             event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
         except (stripe.SignatureVerificationError, ValueError) as exc:
             raise BadSignature(str(exc)) from exc
-        obj = event["data"]["object"]
+        obj = event.to_dict()["data"]["object"]
         intent_id = obj["id"] if obj.get("object") == "payment_intent" else (obj.get("payment_intent") or "")
         return Event(id=event["id"], type=event["type"], object_id=obj.get("id", ""), intent_id=intent_id)

@@ -44,6 +44,7 @@
         window.location.assign(answer.next);
         return;
       }
+      if (answer.payment) form.dataset.paymentId = answer.payment;
       fail(answer.error || 'Your payment has not gone through. Please try again.');
     } catch (err) {
       fail('We could not reach our payment provider. Please try again.');
