@@ -197,9 +197,12 @@ def test_webhooks_are_verified_stored_once_and_applied_in_any_order(stripe_setti
 
 def test_agents_bookings_are_never_pending_payment(stripe_settings):
     world = make_world()
+    agent = {"source": Booking.Source.API, "agent": world.agent, "agent_ref": "X1"}
     with pytest.raises(BookingInvalid):
-        booking_create(carpark=world.carpark, customer_name="A", vehicles=[{"registration": "AB1"}],
-                       source=Booking.Source.API, agent=world.agent, agent_ref="X1", pending_payment=True, **STAY)  # fmt: skip
+        booking_create(
+            carpark=world.carpark, customer_name="A", vehicles=[{"registration": "AB1"}], pending_payment=True,
+            **agent, **STAY,
+        )  # fmt: skip
 
 
 def test_twenty_customers_paying_for_the_last_five_spaces(stripe_settings, localstripe):
