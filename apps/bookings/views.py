@@ -145,8 +145,8 @@ async def book(request):
     except services.BookingInvalid as exc:
         form.add_error(None, str(exc))
         return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
-    # Prepaid: the payment step next (apps.payments), which comes back to the confirmation once paid.
-    response = HttpResponseRedirect(reverse("site-pay", args=[booking.reference]))
+    # Prepaid: until paid, the booking's page is its payment step (apps.payments.urls), then its confirmation.
+    response = HttpResponseRedirect(reverse("site-booked", args=[booking.reference]))
     _allow_manage(request, response, booking.reference)
     return response
 
@@ -160,8 +160,6 @@ def _search_form(site: Site, data) -> SearchForm:
 async def booked(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
-    if booking.status == Booking.Status.PENDING_PAYMENT:
-        return HttpResponseRedirect(reverse("site-pay", args=[reference]))
     return _page(request, site, "site/booked.html", _booking_context(booking))
 
 

@@ -4,6 +4,7 @@ Thin edges over apps.payments.services. The browser never sets an amount: the se
 booking's price; the card is tokenised by the provider's script in the browser and never reaches us.
 """
 
+import contextlib
 import json
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.bookings.models import Booking
-from apps.bookings.views import _allow_manage, _booking_context, _managed_booking, _page, _site
+from apps.bookings.views import _allow_manage, _booking_context, _managed_booking, _page, _site, booked
 from apps.core.concurrency import run_sync
 from apps.payments import services
 from apps.payments.models import Payment
@@ -58,17 +59,18 @@ def _next_page(booking: Booking) -> str:
 
 
 async def pay(request, reference: str):
-    """The payment step of a booking waiting for its payment; a paid (or expired) one goes to its page."""
+    """A booking's page after the booking form: its payment step while it waits for payment, the confirmation
+    (apps.bookings.views.booked) once paid."""
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
     if booking.status != Booking.Status.PENDING_PAYMENT:
-        return HttpResponseRedirect(_next_page(booking))
+        return await booked(request, reference)
     try:
         payment = await run_sync(services.payment_start, booking_id=booking.pk)
     except services.ProviderUnavailable:
         return _page(request, site, "payments/pay.html", _pay_context(booking, None, error=TRY_AGAIN), status=503)
     except services.PaymentNotDue:
-        return HttpResponseRedirect(_next_page(booking))
+        return await booked(request, reference)
     return _page(request, site, "payments/pay.html", _pay_context(booking, payment))
 
 
@@ -103,10 +105,8 @@ async def pay_confirm(request, reference: str):
             status, secret = ("succeeded" if payment.status == Payment.Status.SUCCEEDED else "open"), ""
     except services.CardDeclined as exc:
         answer = {"status": "declined", "error": str(exc)}
-        try:  # the next card goes on a new intent
+        with contextlib.suppress(services.ProviderUnavailable, services.PaymentNotDue):  # the next card: a new intent
             answer["payment"] = (await run_sync(services.payment_start, booking_id=booking.pk)).pk
-        except (services.ProviderUnavailable, services.PaymentNotDue):
-            pass
         return JsonResponse(answer, status=402)
     except services.ProviderUnavailable:
         return JsonResponse({"status": "unavailable", "error": TRY_AGAIN}, status=503)
