@@ -1,18 +1,19 @@
 """Website bookings are prepaid: a booking waits as `pending_payment` holding its spaces, is confirmed once its
-card payment succeeds (apps.payments calls these), expires unpaid after its car park's payment window and frees
-them, and a cancellation keeps the car park's fee once inside its cut-off.
+card payment succeeds (apps.payments calls these), and expires unpaid after its car park's payment window, freeing
+them. A cancellation keeps the car park's fee once inside its cut-off (apps.bookings.cancellation).
 
 Like apps.bookings.services, each function owns its transaction and sends the domain signals inside it (the ledger
 follows the booking's status: apps.accounting.services.booking_ledger_sync).
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.bookings import capacity, signals
+from apps.bookings.cancellation import cancellation_fee  # noqa: F401  (re-exported: the fare's part of prepaid)
 from apps.bookings.errors import NoCapacity
 from apps.bookings.models import Booking
 from apps.bookings.services import _after_commit_notifications, _stay, booking_changes_publish
@@ -73,13 +74,3 @@ def bookings_due_to_expire(*, now: datetime | None = None, limit: int = 500) -> 
     now = now or timezone.now()
     rows = Booking.objects.filter(status=Booking.Status.PENDING_PAYMENT, payment_due_by__lte=now)
     return list(rows.order_by("payment_due_by").values_list("pk", flat=True)[:limit])
-
-
-def cancellation_fee(booking: Booking, at: datetime | None = None) -> Decimal:
-    """What a cancellation keeps of the price: nothing until `free_cancellation_hours` before arrival, then the car
-    park's `cancellation_fee` (never more than the price). Shown to the customer before they confirm."""
-    at = at or timezone.now()
-    carpark = booking.carpark
-    if at < booking.arrival - timedelta(hours=carpark.free_cancellation_hours):
-        return ZERO
-    return min(carpark.cancellation_fee, booking.price)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.agents.models import Agent
 from apps.bookings import capacity, signals, terms
+from apps.bookings.cancellation import cancellation_fee
 from apps.bookings.capacity import Stay
 from apps.bookings.errors import (
     BookingClosed,
@@ -320,10 +321,10 @@ def _amend_customer(customer: Customer, changes: dict) -> None:
         customer.save(update_fields=list(updates))
 
 
-def booking_cancel(*, booking: Booking, fee: Decimal | None = None) -> Booking:
+def booking_cancel(*, booking: Booking) -> Booking:
     """Cancel a booking and free its days. A repeated cancel changes nothing; after arrival: BookingClosed.
-    `fee`: the part of the price kept (a prepaid booking cancelled late, apps.bookings.prepaid.cancellation_fee);
-    the ledger keeps it as sold."""
+    A website booking cancelled inside its car park's cut-off keeps the cancellation fee (apps.bookings.cancellation),
+    which the ledger keeps as sold; what was paid beyond it is refunded (apps.payments, on booking_cancelled)."""
     with transaction.atomic():
         current = Booking.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=booking.pk)
         if current.status in (Booking.Status.CANCELLED, Booking.Status.EXPIRED):
@@ -333,7 +334,8 @@ def booking_cancel(*, booking: Booking, fee: Decimal | None = None) -> Booking:
         previous_status = current.status
         capacity.move_holds(old=_stay(current.carpark, current.arrival, current.departure), new=None)
         current.status = Booking.Status.CANCELLED
-        current.cancellation_fee = min(fee, current.price) if fee else None
+        fee = cancellation_fee(current) if previous_status == Booking.Status.CONFIRMED else None
+        current.cancellation_fee = fee or None
         current.save(update_fields=["status", "cancellation_fee", "updated_at"])
         signals.booking_cancelled.send(sender=Booking, booking=current, previous_status=previous_status)
         booking_changes_publish(booking_ids=[current.pk])

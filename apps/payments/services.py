@@ -88,6 +88,23 @@ def payment_start(*, booking_id: int) -> Payment:
     return _create_intent(payment, metadata={"booking": booking.reference})
 
 
+def payment_start_top_up(*, booking_id: int, changes: dict, amount: Decimal) -> Payment:
+    """An amendment that costs more is paid first: a new intent for the difference, the amendment (`changes`, as
+    booking_amend takes them, times in ISO form) applied once it is paid (`_fulfil`)."""
+    booking = Booking.objects.select_related("carpark").get(pk=booking_id)
+    if booking.status != Booking.Status.CONFIRMED or amount <= 0:
+        raise PaymentNotDue(f"booking {booking.reference} has nothing to top up")
+    payment = Payment.objects.create(
+        booking=booking,
+        provider=provider_name(),
+        amount=amount,
+        currency=booking.currency,
+        purpose=Payment.Purpose.TOP_UP,
+        changes=changes,
+    )
+    return _create_intent(payment, metadata={"booking": booking.reference, "purpose": "top_up"})
+
+
 def _create_intent(payment: Payment, metadata: dict) -> Payment:
     try:
         intent = get_provider(payment.provider).create_intent(
@@ -242,6 +259,27 @@ def refund_request(*, payment_id: int, amount: Decimal, reason: str, actor=None)
         )
         enqueue("payments.refund", refund_id=refund.pk)
     return refund
+
+
+def refunds_for_credit(*, booking_id: int, reason: str, actor=None) -> list[Refund]:
+    """Refund to the booking's cards what the ledger says is owed back (its credit balance, less refunds already
+    asked for), newest payment first. Inside the booking change's transaction (a signal's receiver)."""
+    from apps.accounting.selectors import booking_balance
+
+    asked = Refund.objects.filter(payment__booking_id=booking_id, status=Refund.Status.PENDING).aggregate(
+        s=Sum("amount")
+    )
+    owed = -booking_balance(booking_id) - (asked["s"] or ZERO)
+    refunds = []
+    paid = Payment.objects.filter(booking_id=booking_id, status=Payment.Status.SUCCEEDED).order_by("-paid_at", "-pk")
+    for payment in paid:
+        if owed <= 0:
+            break
+        amount = min(owed, refundable(payment))
+        if amount > 0:
+            refunds.append(refund_request(payment_id=payment.pk, amount=amount, reason=reason, actor=actor))
+            owed -= amount
+    return refunds
 
 
 def refund_attempt(*, refund_id: int) -> Refund:

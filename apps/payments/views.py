@@ -17,7 +17,17 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.bookings.models import Booking
-from apps.bookings.views import _allow_manage, _booking_context, _managed_booking, _page, _site, booked
+from apps.bookings.selectors import quote
+from apps.bookings.views import (
+    _allow_manage,
+    _amend_form,
+    _booking_context,
+    _managed_booking,
+    _page,
+    _site,
+    booked,
+    booking_amend,
+)
 from apps.core.concurrency import run_sync
 from apps.payments import services
 from apps.payments.models import Payment
@@ -47,6 +57,7 @@ def _pay_context(booking: Booking, payment: Payment | None, **extra) -> dict:
     return _booking_context(
         booking,
         payment=payment,
+        amount=payment.amount if payment else booking.price,
         provider=provider_name(),
         publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
         stripe_js_url=settings.STRIPE_JS_URL,
@@ -54,7 +65,9 @@ def _pay_context(booking: Booking, payment: Payment | None, **extra) -> dict:
     )
 
 
-def _next_page(booking: Booking) -> str:
+def _next_page(booking: Booking, payment: Payment | None = None) -> str:
+    if payment is not None and payment.purpose == Payment.Purpose.TOP_UP:
+        return reverse("site-booking", args=[booking.reference])
     return reverse("site-booked", args=[booking.reference])
 
 
@@ -84,6 +97,34 @@ async def _own_payment(request, reference: str, payment_id) -> tuple[Booking, Pa
     return booking, payment
 
 
+async def amend(request, reference: str):
+    """A website booking's amendment that costs more is paid first (a new intent for the difference); anything
+    else is the websites' own amend (apps.bookings.views.booking_amend; a lower price is refunded on its signal)."""
+    site = await _site(request)
+    booking = await _managed_booking(request, site, reference)
+    if request.method != "POST" or booking.status != Booking.Status.CONFIRMED or booking.source != Booking.Source.WEB:
+        return await booking_amend(request, reference)
+    form = _amend_form(booking, request.POST)
+    if not form.is_valid():
+        return await booking_amend(request, reference)
+    arrival, departure = form.cleaned_data["arrival_utc"], form.cleaned_data["departure_utc"]
+    offer = await run_sync(quote, carpark=booking.carpark, arrival=arrival, departure=departure, brand=site.brand)
+    if offer.price is None or offer.price <= booking.price:
+        return await booking_amend(request, reference)
+    changes = {"arrival": arrival.isoformat(), "departure": departure.isoformat(), "vehicles": form.vehicles()}
+    try:
+        payment = await run_sync(
+            services.payment_start_top_up, booking_id=booking.pk, changes=changes, amount=offer.price - booking.price
+        )
+    except services.ProviderUnavailable:
+        return _page(request, site, "payments/pay.html", _pay_context(booking, None, error=TRY_AGAIN), status=503)
+    context = _pay_context(booking, payment, top_up=offer)
+    return _page(request, site, "payments/pay.html", context)
+
+
+amend = csp_override(_stripe_csp())(amend)
+
+
 @require_POST
 async def pay_confirm(request, reference: str):
     """The card step (JSON): {payment, token} confirms with the tokenised card; {payment, token: ""} after 3-D
@@ -110,7 +151,7 @@ async def pay_confirm(request, reference: str):
         return JsonResponse(answer, status=402)
     except services.ProviderUnavailable:
         return JsonResponse({"status": "unavailable", "error": TRY_AGAIN}, status=503)
-    answer = {"status": status, "next": _next_page(booking)}
+    answer = {"status": status, "next": _next_page(booking, payment)}
     if status == "requires_action":
         answer["client_secret"] = secret
     return JsonResponse(answer)
@@ -127,10 +168,15 @@ async def pay_demo(request, reference: str):
     try:
         await run_sync(services.payment_card_confirm, payment_id=payment.pk, card_token=token)
     except services.CardDeclined as exc:
-        payment = await run_sync(services.payment_start, booking_id=booking.pk)
+        if payment.purpose == Payment.Purpose.BOOKING:
+            payment = await run_sync(services.payment_start, booking_id=booking.pk)
+        else:
+            payment = await run_sync(
+                services.payment_start_top_up, booking_id=booking.pk, changes=payment.changes, amount=payment.amount
+            )
         context = _pay_context(booking, payment, error=str(exc))
         return _page(request, site, "payments/pay.html", context, status=402)
-    response = HttpResponseRedirect(_next_page(booking))
+    response = HttpResponseRedirect(_next_page(booking, payment))
     _allow_manage(request, response, booking.reference)
     return response
 

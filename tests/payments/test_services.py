@@ -152,24 +152,59 @@ def test_stripe_unreachable_means_try_again_and_nothing_confirmed(stripe_setting
     assert not Payment.objects.exclude(intent_id="").exists()
 
 
-def test_a_failed_refund_is_retried_then_shown_to_staff_and_sent_again(stripe_settings, localstripe):
-    booking = web_booking(make_world())
+def paid_booking(world, localstripe, **extra) -> Booking:
+    booking = web_booking(world, **extra)
     payment = services.payment_start(booking_id=booking.pk)
     services.payment_card_confirm(payment_id=payment.pk, card_token=localstripe.card_token())
+    return Booking.objects.get(pk=booking.pk)
+
+
+def test_a_cancellation_refunds_what_the_fare_allows(stripe_settings, localstripe):
+    world = make_world()
+    early = paid_booking(world, localstripe)
+    booking_cancel(booking=early)  # long before the cut-off: all of it back
+    assert Refund.objects.get(payment__booking=early).amount == early.price
+    world.carpark.cancellation_fee, world.carpark.free_cancellation_hours = Decimal("10.00"), 24 * 365 * 5
+    world.carpark.save()
+    late = paid_booking(world, localstripe, email="late@example.com")
+    booking_cancel(booking=Booking.objects.get(pk=late.pk))  # inside the cut-off: the fee is kept
+    refund = Refund.objects.get(payment__booking=late)
+    assert refund.status == "succeeded" and refund.amount == late.price - Decimal("10.00")
+    assert selectors.booking_balance(late.pk) == selectors.booking_balance(early.pk) == 0
+    assert card_total() == Decimal("10.00")  # the fee stays; both refunds went back to the card
+
+
+def test_an_amendment_costing_less_is_refunded_and_one_costing_more_is_paid_first(stripe_settings, localstripe):
+    from apps.bookings.services import booking_amend
+
+    booking = paid_booking(make_world(), localstripe)
+    shorter = booking_amend(booking=booking, departure=STAY["departure"] - timedelta(days=1))
+    assert Refund.objects.get(payment__booking=booking).amount == booking.price - shorter.price
+    longer = {"departure": (STAY["departure"] + timedelta(days=3)).isoformat()}
+    top_up = services.payment_start_top_up(booking_id=booking.pk, changes=longer, amount=Decimal("36.00"))
+    assert Booking.objects.get(pk=booking.pk).departure == shorter.departure  # nothing changes until paid
+    services.payment_card_confirm(payment_id=top_up.pk, card_token=localstripe.card_token())
+    amended = Booking.objects.get(pk=booking.pk)
+    assert amended.departure == STAY["departure"] + timedelta(days=3) and amended.price == shorter.price + 36
+    assert selectors.booking_balance(booking.pk) == 0
+    assert card_total() == booking.price - (booking.price - shorter.price) + 36
+
+
+def test_a_failed_refund_is_retried_then_shown_to_staff_and_sent_again(stripe_settings, localstripe):
+    booking = paid_booking(make_world(), localstripe)
     good_base = stripe_settings.STRIPE_API_BASE
-    booking_cancel(booking=Booking.objects.get(pk=booking.pk))  # cancelled first, so that money is owed back
     stripe_settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"
     stripe_settings.STRIPE_MAX_NETWORK_RETRIES = 0
-    with pytest.raises(services.RefundInvalid):
-        services.refund_request(payment_id=payment.pk, amount=Decimal("1.00"), reason=" ")
-    refund = services.refund_request(payment_id=payment.pk, amount=Decimal("5.00"), reason="goodwill")
-    refund.refresh_from_db()  # the job ran (in this thread) and its retries too: all failed
+    booking_cancel(booking=booking)  # its refund's job runs (in this thread), and its retries too: all fail
+    refund = Refund.objects.get(payment__booking=booking)
     assert refund.status == "failed" and refund.attempts == services.REFUND_ATTEMPTS
     assert Alert.objects.filter(reason="refund_failed").exists() and card_total() == booking.price
+    with pytest.raises(services.RefundInvalid):
+        services.refund_request(payment_id=refund.payment_id, amount=Decimal("1.00"), reason=" ")
     stripe_settings.STRIPE_API_BASE = good_base
     services.refund_retry(refund_id=refund.pk)
     refund.refresh_from_db()
-    assert refund.status == "succeeded" and card_total() == booking.price - Decimal("5.00")
+    assert refund.status == "succeeded" and card_total() == 0 and selectors.booking_balance(booking.pk) == 0
 
 
 def test_webhooks_are_verified_stored_once_and_applied_in_any_order(stripe_settings, localstripe):
