@@ -100,7 +100,7 @@ def payment_start_top_up(*, booking_id: int, changes: dict, amount: Decimal) -> 
         amount=amount,
         currency=booking.currency,
         purpose=Payment.Purpose.TOP_UP,
-        changes=changes,
+        changes={**changes, "price": str(booking.price + amount)},  # the price paid for, not a later tariff's
     )
     return _create_intent(payment, metadata={"booking": booking.reference, "purpose": "top_up"})
 
@@ -225,6 +225,8 @@ def _amendment(changes: dict) -> dict:
     for key in ("arrival", "departure"):
         if key in out:
             out[key] = datetime.fromisoformat(out[key])
+    if "price" in out:
+        out["price"] = Decimal(out["price"])
     return out
 
 

@@ -182,6 +182,7 @@ def test_an_amendment_costing_less_is_refunded_and_one_costing_more_is_paid_firs
     assert Refund.objects.get(payment__booking=booking).amount == booking.price - shorter.price
     longer = {"departure": (STAY["departure"] + timedelta(days=3)).isoformat()}
     top_up = services.payment_start_top_up(booking_id=booking.pk, changes=longer, amount=Decimal("36.00"))
+    assert top_up.changes["price"] == str(shorter.price + 36)
     assert Booking.objects.get(pk=booking.pk).departure == shorter.departure  # nothing changes until paid
     services.payment_card_confirm(payment_id=top_up.pk, card_token=localstripe.card_token())
     amended = Booking.objects.get(pk=booking.pk)
