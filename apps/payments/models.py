@@ -102,3 +102,37 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_id} {self.type}"
+
+
+class OverstayPayLink(models.Model):
+    """A pay link (`/pay/<token>`) naming one overstay and nothing else: a visit held at an exit (policy `hold`,
+    shown as a QR code on the lane's display) or flagged as it left (`open_and_flag`, emailed). The token is the
+    only key to it."""
+
+    token = models.CharField(max_length=64, unique=True)
+    visit = models.ForeignKey("access.Visit", related_name="+", on_delete=models.CASCADE)
+    lane = models.ForeignKey("carparks.Lane", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    booking = models.ForeignKey("bookings.Booking", related_name="+", on_delete=models.PROTECT)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    payment = models.OneToOneField(
+        Payment, null=True, blank=True, related_name="overstay_link", on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"overstay of visit {self.visit_id}: {self.amount} {self.currency}"
+
+
+class LaneDisplay(models.Model):
+    """A screen at a lane's barrier showing the pay link of a held overstay. Its token is issued once (shown once,
+    kept as a hash), like a lane controller's; the page answers only with it."""
+
+    lane = models.ForeignKey("carparks.Lane", related_name="+", on_delete=models.CASCADE)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"display of lane {self.lane_id}"

@@ -209,6 +209,10 @@ def _fulfil(payment: Payment) -> None:
                 from apps.bookings.services import booking_amend
 
                 booking_amend(booking=booking, **_amendment(payment.changes or {}))
+            elif payment.purpose == Payment.Purpose.OVERSTAY:
+                from apps.payments.overstay import overstay_paid
+
+                overstay_paid(payment)
     except (NoCapacity, BookingInvalid, BookingClosed) as exc:
         refund_request(payment_id=payment.pk, amount=payment.amount, reason=f"could not be fulfilled: {exc}")
         staff_alert(
