@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.bookings import selectors, services
+from apps.bookings.cancellation import cancellation_fee, free_until
 from apps.bookings.forms import AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
@@ -198,10 +199,14 @@ async def _managed_booking(request, site: Site, reference: str) -> Booking:
 
 
 def _booking_context(booking: Booking, **extra) -> dict:
+    fee = cancellation_fee(booking)  # shown before the customer confirms a cancellation
     return {
         "booking": booking,
         "carpark": booking.carpark,
         "vehicles": list(booking.vehicles.all()),
+        "cancellation_fee": fee,
+        "refund_if_cancelled": booking.price - fee,
+        "free_cancellation_until": free_until(booking),
         **extra,
     }
 

@@ -161,6 +161,7 @@ def test_amend_and_cancel(committed_world):
     assert booking.departure == local("2027-01-14T18:00") and booking.price == 60  # 5 days at 12.00
     bad = client.post(f"/manage/{booking.reference}/amend/", {"arrival": "2027-01-10T08:00", "departure": "x"})
     assert bad.status_code == 400 and "Please enter the departure as a date and a time." in bad.text
+    assert "is refunded to your card; cancellation is free until" in client.get(f"/manage/{booking.reference}/").text
     cancelled = client.post(f"/manage/{booking.reference}/cancel/")
     assert cancelled.status_code == 200 and "Your booking has been cancelled." in cancelled.text
     assert Booking.objects.get(pk=booking.pk).status == "cancelled"
