@@ -271,7 +271,10 @@ def _amend_form(booking: Booking, data=None) -> AmendForm:
 async def booking_detail(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
-    return _page(request, site, "site/booking.html", _booking_context(booking, form=_amend_form(booking)))
+    # ?changed=1: back from paying the difference of an amendment (apps.payments), which has been applied
+    notice = "Your booking has been changed." if request.GET.get("changed") else None
+    context = _booking_context(booking, form=_amend_form(booking), notice=notice)
+    return _page(request, site, "site/booking.html", context)
 
 
 async def booking_amend(request, reference: str):

@@ -67,7 +67,7 @@ def _pay_context(booking: Booking, payment: Payment | None, **extra) -> dict:
 
 def _next_page(booking: Booking, payment: Payment | None = None) -> str:
     if payment is not None and payment.purpose == Payment.Purpose.TOP_UP:
-        return reverse("site-booking", args=[booking.reference])
+        return reverse("site-booking", args=[booking.reference]) + "?changed=1"
     return reverse("site-booked", args=[booking.reference])
 
 

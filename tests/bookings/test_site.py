@@ -156,7 +156,7 @@ def test_amend_and_cancel(committed_world):
     assert amend.status_code == 200 and "Pay the difference" in amend.text
     assert Booking.objects.get(pk=booking.pk).price == 36
     paid = client.post(f"/booked/{booking.reference}/pay/demo", {**hidden_inputs(amend.text), "outcome": "pay"})
-    assert paid.status_code == 302 and paid["Location"] == f"/manage/{booking.reference}/"
+    assert paid.status_code == 302 and paid["Location"] == f"/manage/{booking.reference}/?changed=1"
     booking.refresh_from_db()
     assert booking.departure == local("2027-01-14T18:00") and booking.price == 60  # 5 days at 12.00
     bad = client.post(f"/manage/{booking.reference}/amend/", {"arrival": "2027-01-10T08:00", "departure": "x"})
