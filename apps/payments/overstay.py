@@ -105,7 +105,7 @@ def pay_link_email(*, link_id: int) -> None:
 
 def payment_start_overstay(*, token: str) -> tuple[OverstayPayLink, Payment]:
     """The payment of a pay link: its open intent, or a new one for the overstay's amount."""
-    link = OverstayPayLink.objects.select_related("booking__carpark", "payment").get(token=token)
+    link = OverstayPayLink.objects.select_related("booking__carpark", "booking__brand", "payment").get(token=token)
     if link.paid_at is not None:
         raise PaymentNotDue("this overstay has been paid")
     if link.payment is not None and link.payment.status == Payment.Status.PENDING and link.payment.intent_id:

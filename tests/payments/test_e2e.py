@@ -1,14 +1,25 @@
 """Card payments end to end on real processes: a `serve` + arq `worker` with the stripe provider on localstripe,
 which sends its signed webhooks to the server. The webhook's signature contract over HTTP, and a customer paying
-for a booking on a brand's domain in headless Chromium (card element, 3-D Secure step, confirmation page)."""
+for a booking on a brand's domain in headless Chromium (card element, 3-D Secure step, confirmation page); an overstay
+held at an exit paid from the lane display's pay link, which opens a WebSocket lane controller's barrier."""
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from apps.access.models import Visit
 from apps.bookings.models import Booking
+from apps.core.plates import lookalike_key
+from apps.payments import overstay
 from apps.payments.models import Payment, WebhookEvent
+from tests.bookings.conftest import hidden_inputs
 from tests.bookings.test_browser import CHROMIUM_ARGS, PHONE, db, local_input
+from tests.clients import LaneController, enrol
+from tests.lanes.conftest import now
 from tests.payments.conftest import stripe_env
 from tests.support import ARTIFACTS, start_server, wait_for
 
@@ -81,3 +92,54 @@ def test_a_customer_pays_by_card_with_3d_secure_on_a_brands_domain(stripe_server
         timeout=20,
         message="the confirmation email",
     )
+
+
+def _overstaying_at_lhr(plate: str) -> str:
+    """LHR-T5 holds overstays; a booking 3 h past its departure whose car is inside (rows written directly: the
+    booking and lane services have their own tests)."""
+    from apps.accounting.models import CarParkRates
+    from apps.carparks.models import Brand, CarPark
+    from tests.lanes.conftest import make_booking
+
+    carpark = CarPark.objects.get(code="LHR-T5")
+    carpark.overstay_policy = "hold"
+    carpark.save()
+    CarParkRates.objects.update_or_create(carpark=carpark, defaults={"overstay_rate": "5.00", "overstay_unit": "hour"})
+    booking = make_booking(carpark, plate, arrival=now() - timedelta(days=2), departure=now() - timedelta(hours=3))
+    Booking.objects.filter(pk=booking.pk).update(brand=Brand.objects.get(code="skyline"))
+    Visit.objects.create(carpark=carpark, plate=plate, lookalike_key=lookalike_key(plate),
+                         entered_at=now() - timedelta(days=2), booking=booking)  # fmt: skip
+    return booking.reference
+
+
+async def test_an_overstay_paid_from_the_lane_display_opens_a_websocket_controllers_barrier(
+    stripe_server, demo_world, server_env, localstripe
+):
+    reference = db(lambda: _overstaying_at_lhr("H0LD2"))
+    device = enrol(stripe_server, server_env, "LHR-T5", ["N-OUT"])
+    async with LaneController(stripe_server, device["token"]) as lane:
+        await lane.hello()
+        held = await lane.read("N-OUT", "H0LD2")
+        assert (held["action"], held["reason"]) == ("deny", "overstay")
+        out, token = db(lambda: overstay.lane_display_issue(carpark_code="LHR-T5", lane_code="N-OUT"))
+        async with httpx.AsyncClient(base_url=stripe_server.http, timeout=30) as http:
+            assert (await http.get(f"/lanes/{out.pk}/display")).status_code == 403
+            screen = await http.get(f"/lanes/{out.pk}/display", params={"token": token})
+            pay_url = re.search(r'data-url="([^"]+)"', screen.text).group(1)
+            assert "<svg" in screen.text and re.search(r"/pay/[\w-]+$", pay_url)
+            pay_path = urlsplit(pay_url).path  # the brand's address; here the test server's
+            page = await http.get(pay_path)
+            payment = re.search(r'data-payment-id="(\d+)"', page.text).group(1)
+            csrf = hidden_inputs(page.text)["csrfmiddlewaretoken"]
+            paid = await http.post(
+                f"{pay_path}/confirm",
+                json={"payment": payment, "token": localstripe.card_token()},
+                headers={"X-CSRFToken": csrf},
+            )
+            assert paid.json()["status"] == "succeeded", paid.text
+        while (frame := await lane.recv(timeout=10))["type"] != "command":
+            pass
+        assert (frame["action"], frame["reason"], frame["lane"]) == ("open", "paid", "N-OUT")
+        await lane.send({"type": "command_result", "command_id": frame["command_id"], "status": "done"})
+    visit = db(lambda: Visit.objects.get(booking__reference=reference))
+    assert visit.exited_at is not None and visit.closed_reason == "overstay paid at the exit"
