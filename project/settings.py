@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.access",
     "apps.mail",
     "apps.accounting",
+    "apps.payments",
     "apps.staff",
     "apps.insight",
 ]
@@ -183,6 +184,15 @@ Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 VAT_SELLER_NAME = env.str("VAT_SELLER_NAME", default="Parkgate")
 VAT_SELLER_ADDRESS = env.str("VAT_SELLER_ADDRESS", default="")
 VAT_NUMBER = env.str("VAT_NUMBER", default="")
+# --- Card payments (apps.payments, docs/payments.md) -----------------------------------------------------------
+# With no STRIPE_SECRET_KEY the `demo` provider takes Stripe's place: no card is charged. STRIPE_API_BASE and
+# STRIPE_JS_URL point the library and the pay page at another server (localstripe in tests and the benchmark).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)  # the library's, same idempotency key
 
 # --- Outgoing mail ---------------------------------------------------------------------------------------------
 # EMAIL_URL (smtp://user:password@host:587/?tls=True, consolemail://, ...) -> Django 6.1's MAILERS.

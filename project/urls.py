@@ -19,6 +19,7 @@ urlpatterns = [
     path("reports/", include("apps.insight.urls")),
     path("api/device/v1/", device_api.urls),
     path("api/v1/", agents_api.urls),
+    path("", include("apps.payments.urls")),
     path("", site_views.home, name="home"),
     path("", include("apps.bookings.urls")),
 ]

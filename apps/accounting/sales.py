@@ -142,7 +142,7 @@ def booking_ledger_sync(*, booking: Booking, memo: str = "", new: bool = False) 
                 rates["today"] = vat.rate_on(carpark_id=booking.carpark_id, day=day)
             return rates["today"]
 
-        live = booking.status != Booking.Status.CANCELLED
+        live = booking.status not in (Booking.Status.CANCELLED, Booking.Status.EXPIRED)
         lines: dict[str, list[Line]] = {}
         for currency in {booking.currency} | now.sale.keys():
             target = ZERO
@@ -170,6 +170,23 @@ def booking_ledger_sync(*, booking: Booking, memo: str = "", new: bool = False) 
             )
             for currency, currency_lines in sorted(lines.items())
         ]
+        if booking.status == Booking.Status.CANCELLED:
+            # The fee a late cancellation keeps (Booking.cancellation_fee, set by booking_cancel) is a position of
+            # its own, as cancellation_fee_post posts it: brought to the booking's figure here, so a repeat is a no-op.
+            fees = now.fees.get(booking.currency, [])
+            d = (booking.cancellation_fee or ZERO) - gross(fees)
+            if d:
+                posted.append(
+                    transaction_post(
+                        day=day,
+                        kind=KIND.CANCELLATION_FEE,
+                        currency=booking.currency,
+                        lines=sale_lines(booking.pk, vat.change(fees, d, rate())),
+                        memo=f"{booking.reference} cancellation fee",
+                        carpark_id=booking.carpark_id,
+                        booking_id=booking.pk,
+                    )
+                )
         return [txn for txn in posted if txn is not None]
 
 

@@ -70,11 +70,13 @@ def payment_record(
     received_at: datetime | None = None,
     recorded_by=None,
     reason: str = "",
+    allow_credit: bool = False,
 ) -> Payment:
     """Record money received for a booking (or, kind=refund, paid back) and post it.
 
     A payment may not exceed what is owed, and a refund may not exceed what is owed back (a cancelled, paid
-    booking's credit balance): the booking's balance never changes sign through a payment.
+    booking's credit balance): the booking's balance never changes sign through a payment. `allow_credit`: a card
+    payment that has already been taken (apps.payments) is recorded whatever is owed; a credit balance is refunded.
     """
     if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(CENT):
         raise PaymentInvalid("the amount must be a positive number of whole cents")
@@ -90,7 +92,7 @@ def payment_record(
         if booking is None:
             raise PaymentInvalid(f"no booking {booking_id}")
         balance = selectors.booking_balance(booking.pk)
-        if kind == Payment.Kind.PAYMENT and amount > balance:
+        if kind == Payment.Kind.PAYMENT and amount > balance and not allow_credit:
             raise PaymentInvalid(f"{amount} exceeds the balance due on {booking.reference} ({balance})")
         if kind == Payment.Kind.REFUND and amount > -balance:
             raise PaymentInvalid(f"{amount} exceeds what is owed back on {booking.reference} ({max(-balance, ZERO)})")

@@ -59,3 +59,12 @@ def _site_links(brand: Brand, carpark: CarPark) -> dict:
 def expire_idempotency_keys() -> None:
     """Idempotency keys are kept 24 h (docs/operations.md 5); older ones are deleted hourly."""
     ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - IDEMPOTENCY_TTL).delete()
+
+
+@periodic("bookings.expire_unpaid", minute=set(range(60)))
+def expire_unpaid() -> None:
+    """Website bookings unpaid after their car park's payment window expire and free their spaces (every minute)."""
+    from apps.bookings.prepaid import booking_expire, bookings_due_to_expire
+
+    for booking_id in bookings_due_to_expire():
+        booking_expire(booking_id=booking_id)

@@ -17,6 +17,10 @@ class Booking(models.Model):
         DEPARTED = "departed", "Departed"
         CANCELLED = "cancelled", "Cancelled"
         NO_SHOW = "no_show", "No show"
+        # A website booking waits for its card payment holding its spaces (apps.payments); unpaid by
+        # `payment_due_by` it expires and releases them. Agents' bookings are never pending (they pay by invoice).
+        PENDING_PAYMENT = "pending_payment", "Pending payment"
+        EXPIRED = "expired", "Expired (unpaid)"
 
     class Source(models.TextChoices):
         WEB = "web", "Website"
@@ -37,7 +41,7 @@ class Booking(models.Model):
     customer = models.ForeignKey(Customer, related_name="bookings", on_delete=models.PROTECT)
     arrival = models.DateTimeField(help_text="UTC")
     departure = models.DateTimeField(help_text="UTC")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONFIRMED)
     source = models.CharField(max_length=5, choices=Source.choices)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -50,6 +54,10 @@ class Booking(models.Model):
     flight_outbound = models.CharField(max_length=16, blank=True)
     flight_return = models.CharField(max_length=16, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")
+    payment_due_by = models.DateTimeField(null=True, blank=True, help_text="A pending payment expires then (UTC)")
+    cancellation_fee = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, help_text="Kept of the price when it was cancelled"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,8 +81,8 @@ class Booking(models.Model):
 
     @property
     def holds_space(self) -> bool:
-        """A booking holds a space on its days unless it is cancelled (see apps.bookings.capacity)."""
-        return self.status != self.Status.CANCELLED
+        """A booking holds a space on its days unless it is cancelled or expired (see apps.bookings.capacity)."""
+        return self.status not in (self.Status.CANCELLED, self.Status.EXPIRED)
 
 
 class Vehicle(models.Model):

@@ -6,7 +6,7 @@ contract for the signatures and exceptions.
 """
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.agents.models import Agent
 from apps.bookings import capacity, signals, terms
+from apps.bookings.cancellation import cancellation_fee
 from apps.bookings.capacity import Stay
 from apps.bookings.errors import (
     BookingClosed,
@@ -93,7 +94,10 @@ def _violated_constraint(exc: IntegrityError) -> str | None:
 
 
 def _after_commit_notifications(booking: Booking) -> None:
-    """Website bookings get a confirmation email (a job, sent once the booking has committed)."""
+    """Website bookings get a confirmation email (a job, sent once the booking has committed), once confirmed: a
+    booking waiting for its payment gets it when paid (apps.bookings.prepaid)."""
+    if booking.status != Booking.Status.CONFIRMED:
+        return
     if booking.brand_id and booking.customer.email and booking.confirmation_sent_at is None:
         enqueue("bookings.send_confirmation", booking_id=booking.pk)
 
@@ -121,13 +125,18 @@ def booking_create(
     allow_overbooking: bool = False,
     correct_out_of_terms: bool = False,
     form_token: str | None = None,
+    pending_payment: bool = False,
 ) -> Booking:
     """Make a booking, holding a space on each of its days. See docs/contracts-internal.md.
 
     An agent's price and commission beyond its terms (apps.bookings.terms) are refused (BookingInvalid naming the
     field), or with `correct_out_of_terms` (email) recorded as the tariff's / contracted ones and flagged.
     `form_token`: a website form's one-time token; sent again, it gets the booking it made (BookingFormToken).
+    `pending_payment`: a website booking paid by card: it holds its spaces as `pending_payment` until paid or
+    `carpark.payment_window_min` has passed (apps.bookings.prepaid). Never for an agent's booking.
     """
+    if pending_payment and agent is not None:
+        raise BookingInvalid("an agent's booking is paid by invoice, never pending a card payment")
     check_times(arrival, departure)
     name = text_field(customer_name, "customer name", 200, required=True)
     email, phone = clean_email(customer_email), text_field(customer_phone, "phone", 40)
@@ -159,6 +168,9 @@ def booking_create(
         "flight_outbound": text_field(flight_outbound, "outbound flight", 16).upper(),
         "flight_return": text_field(flight_return, "return flight", 16).upper(),
     }
+    if pending_payment:
+        fields["status"] = Booking.Status.PENDING_PAYMENT
+        fields["payment_due_by"] = timezone.now() + timedelta(minutes=carpark.payment_window_min)
     stay = _stay(carpark, arrival, departure)
     customer = {"name": name, "email": email, "phone": phone}
     if form_token:
@@ -310,17 +322,21 @@ def _amend_customer(customer: Customer, changes: dict) -> None:
 
 
 def booking_cancel(*, booking: Booking) -> Booking:
-    """Cancel a booking and free its days. A repeated cancel changes nothing; after arrival: BookingClosed."""
+    """Cancel a booking and free its days. A repeated cancel changes nothing; after arrival: BookingClosed.
+    A website booking cancelled inside its car park's cut-off keeps the cancellation fee (apps.bookings.cancellation),
+    which the ledger keeps as sold; what was paid beyond it is refunded (apps.payments, on booking_cancelled)."""
     with transaction.atomic():
         current = Booking.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=booking.pk)
-        if current.status == Booking.Status.CANCELLED:
+        if current.status in (Booking.Status.CANCELLED, Booking.Status.EXPIRED):
             return current
         if current.status in (Booking.Status.ARRIVED, Booking.Status.DEPARTED):
             raise BookingClosed(f"booking {current.reference} has already arrived")
         previous_status = current.status
         capacity.move_holds(old=_stay(current.carpark, current.arrival, current.departure), new=None)
         current.status = Booking.Status.CANCELLED
-        current.save(update_fields=["status", "updated_at"])
+        fee = cancellation_fee(current) if previous_status == Booking.Status.CONFIRMED else None
+        current.cancellation_fee = fee or None
+        current.save(update_fields=["status", "cancellation_fee", "updated_at"])
         signals.booking_cancelled.send(sender=Booking, booking=current, previous_status=previous_status)
         booking_changes_publish(booking_ids=[current.pk])
     return current

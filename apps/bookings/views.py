@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.bookings import selectors, services
+from apps.bookings.cancellation import cancellation_fee, free_until
 from apps.bookings.forms import AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
@@ -136,6 +137,7 @@ async def book(request):
             source=Booking.Source.WEB,
             brand=site.brand,
             form_token=data["form_token"],
+            pending_payment=True,
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
@@ -144,6 +146,7 @@ async def book(request):
     except services.BookingInvalid as exc:
         form.add_error(None, str(exc))
         return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
+    # Prepaid: until paid, the booking's page is its payment step (apps.payments.urls), then its confirmation.
     response = HttpResponseRedirect(reverse("site-booked", args=[booking.reference]))
     _allow_manage(request, response, booking.reference)
     return response
@@ -196,10 +199,14 @@ async def _managed_booking(request, site: Site, reference: str) -> Booking:
 
 
 def _booking_context(booking: Booking, **extra) -> dict:
+    fee = cancellation_fee(booking)  # shown before the customer confirms a cancellation
     return {
         "booking": booking,
         "carpark": booking.carpark,
         "vehicles": list(booking.vehicles.all()),
+        "cancellation_fee": fee,
+        "refund_if_cancelled": booking.price - fee,
+        "free_cancellation_until": free_until(booking),
         **extra,
     }
 
@@ -264,7 +271,10 @@ def _amend_form(booking: Booking, data=None) -> AmendForm:
 async def booking_detail(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
-    return _page(request, site, "site/booking.html", _booking_context(booking, form=_amend_form(booking)))
+    # ?changed=1: back from paying the difference of an amendment (apps.payments), which has been applied
+    notice = "Your booking has been changed." if request.GET.get("changed") else None
+    context = _booking_context(booking, form=_amend_form(booking), notice=notice)
+    return _page(request, site, "site/booking.html", context)
 
 
 async def booking_amend(request, reference: str):

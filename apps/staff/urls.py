@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.staff import views
+from apps.staff import payments_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,4 +10,7 @@ urlpatterns = [
     path("lanes/<int:lane_id>/open", views.barrier_open, name="dashboard-barrier-open"),
     path("devices/<uuid:device_id>/cameras", views.camera_map, name="dashboard-camera-map"),
     path("lockouts", views.lockouts, name="dashboard-lockouts"),
+    path("bookings/<str:reference>/payments", payments_views.booking_payments, name="dashboard-booking-payments"),
+    path("payments/failed", payments_views.failed_payments, name="dashboard-failed-payments"),
+    path("refunds/<int:refund_id>/retry", payments_views.refund_retry, name="dashboard-refund-retry"),
 ]

@@ -95,6 +95,8 @@ def test_the_confirmation_emails_links_work_on_a_plain_http_port(server_env, dem
         page.fill("#id_phone", "07700 900123")
         page.fill("#id_registration", "AB12CDE")
         page.click("form[action='/book/'] button[type=submit]")
+        page.click("#demo-pay #pay-button")  # the demo provider's payment step: no card is charged
+        expect(page.locator("#confirmation")).to_be_visible()
         reference = page.locator("#reference").inner_text()
         page.close()
 

@@ -109,6 +109,7 @@ def test_book_amend_and_cancel_on_the_brands_domain(parkgate, demo_world, chromi
     page.fill("#id_flight_outbound", "BA0117")
     shot(page, f"{name}-2-quote")
     page.click("form[action='/book/'] button[type=submit]")
+    page.click("#demo-pay #pay-button")  # the demo provider's payment step: no card is charged
 
     expect(page.locator("#confirmation h2")).to_have_text("Thank you, your parking is booked")
     reference = page.locator("#reference").inner_text()
@@ -139,6 +140,7 @@ def test_book_amend_and_cancel_on_the_brands_domain(parkgate, demo_world, chromi
     page.fill("#id_departure", local_input(34, 18))
     page.fill("#id_registration_2", "xy51 abc")
     page.click("form[action$='/amend/'] button[type=submit]")
+    page.click("#demo-pay #pay-button")  # dearer: the difference is paid first (demo provider)
     expect(page.locator("#notice")).to_have_text("Your booking has been changed.")
     expect(page.locator("#vehicles")).to_have_text("AB12CDE, XY51ABC")
     amended = db(lambda: Booking.objects.get(reference=reference))
@@ -206,6 +208,7 @@ def test_a_summer_stay_is_shown_in_the_car_parks_local_time(parkgate, demo_world
     page.fill("#id_phone", "07700 900456")
     page.fill("#id_registration", "SU27 MMR")
     page.click("form[action='/book/'] button[type=submit]")
+    page.click("#demo-pay #pay-button")  # the demo provider's payment step: no card is charged
     expect(page.locator("#arrival")).to_have_text("Sat 10 Jul 2027, 08:00 BST")
     expect(page.locator("#departure")).to_have_text("Sat 17 Jul 2027, 18:00 BST")
     reference = page.locator("#reference").inner_text()
@@ -249,13 +252,15 @@ def test_back_and_resubmit_and_a_double_click_make_one_booking_each(parkgate, de
     # booked; the confirmation reloaded (a page of its own: nothing is sent again); back to the form; sent again
     fill_in_a_quote(50)
     submit.click()
-    reference = page.locator("#reference").inner_text()
+    reference = page.locator("#reference").inner_text()  # on its payment step
     page.reload()
     page.go_back()  # the browser fetches the form's page again and puts back what was typed, but for the registration
     expect(page.locator("#id_name")).to_have_value(name)
     page.fill("#id_registration", "DD12 DBL")
     submit.click()
     expect(page.locator("#reference")).to_have_text(reference)  # the same booking again
+    page.click("#demo-pay #pay-button")  # the demo provider's payment step: no card is charged
+    expect(page.locator("#confirmation h2")).to_have_text("Thank you, your parking is booked")
     assert len(posts) == 2
 
     # a double click on a slow connection: the first sending reaches the server, its answer is slow to come back,
@@ -280,6 +285,7 @@ def test_back_and_resubmit_and_a_double_click_make_one_booking_each(parkgate, de
     with page.expect_request("**/book/"):
         page.mouse.click(*at)
     page.mouse.click(*at)  # the mouse, as a person's: a locator would wait for the first navigation to finish
+    page.click("#demo-pay #pay-button")
     expect(page.locator("#confirmation h2")).to_have_text("Thank you, your parking is booked")
     second = page.locator("#reference").inner_text()
     shot(page, "double-submit")
@@ -344,6 +350,7 @@ def test_the_clock_change_nights_in_the_browser(parkgate, demo_world, chromium):
     page.fill("#id_phone", "0123")
     page.fill("#id_registration", "OT27 MMN")
     page.click("form[action='/book/'] button[type=submit]")
+    page.click("#demo-pay #pay-button")  # the demo provider's payment step: no card is charged
     expect(page.locator("#arrival")).to_have_text("Sun 31 Oct 2027, 01:30 GMT")
     reference = page.locator("#reference").inner_text()
     assert db(lambda: Booking.objects.get(reference=reference).arrival.isoformat()) == "2027-10-31T01:30:00+00:00"

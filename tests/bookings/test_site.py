@@ -34,6 +34,13 @@ def book_form(**overrides) -> dict:
     }
 
 
+def pay_demo(client: Client, booked) -> None:
+    """The payment step of a website booking (the demo provider: no card is charged)."""
+    page = client.get(booked["Location"])
+    paid = client.post(f"{booked['Location']}pay/demo", {**hidden_inputs(page.text), "outcome": "pay"})
+    assert paid.status_code == 302, paid.text[:300]
+
+
 def web_booking(world, **overrides) -> Booking:
     fields = {
         "carpark": world.carpark,
@@ -145,11 +152,16 @@ def test_amend_and_cancel(committed_world):
         f"/manage/{booking.reference}/amend/",
         {"arrival": "2027-01-10T08:00", "departure": "2027-01-14T18:00", "registration": "AB12CDE"},
     )
-    assert amend.status_code == 200 and "Your booking has been changed." in amend.text
+    # dearer: the difference is paid first (the demo provider's step), then the change applies
+    assert amend.status_code == 200 and "Pay the difference" in amend.text
+    assert Booking.objects.get(pk=booking.pk).price == 36
+    paid = client.post(f"/booked/{booking.reference}/pay/demo", {**hidden_inputs(amend.text), "outcome": "pay"})
+    assert paid.status_code == 302 and paid["Location"] == f"/manage/{booking.reference}/?changed=1"
     booking.refresh_from_db()
     assert booking.departure == local("2027-01-14T18:00") and booking.price == 60  # 5 days at 12.00
     bad = client.post(f"/manage/{booking.reference}/amend/", {"arrival": "2027-01-10T08:00", "departure": "x"})
     assert bad.status_code == 400 and "Please enter the departure as a date and a time." in bad.text
+    assert "is refunded to your card; cancellation is free until" in client.get(f"/manage/{booking.reference}/").text
     cancelled = client.post(f"/manage/{booking.reference}/cancel/")
     assert cancelled.status_code == 200 and "Your booking has been cancelled." in cancelled.text
     assert Booking.objects.get(pk=booking.pk).status == "cancelled"
@@ -186,6 +198,7 @@ def test_pages_show_the_car_parks_local_time(committed_world, arrival, departure
     assert f'value="{arrival}"' in quote.text  # the book form carries the time as entered
     booked = client.post("/book/", book_form(**stay))
     booking = Booking.objects.get(reference=booked["Location"].split("/")[-2])
+    pay_demo(client, booked)
     assert (booking.arrival, booking.departure) == (local(arrival), local(departure))
     for path in (booked["Location"], f"/manage/{booking.reference}/"):
         page = client.get(path)
@@ -235,6 +248,7 @@ def test_a_time_the_clocks_go_back_over_is_chosen_from_its_two_real_times(commit
     assert quote.status_code == 200 and "Sun 31 Oct 2027, 01:30 GMT" in quote.text
     booked = client.post("/book/", {**book_form(), **hidden_inputs(quote.text)})
     booking = Booking.objects.get(reference=booked["Location"].split("/")[-2])
+    pay_demo(client, booked)
     assert booking.arrival.isoformat() == "2027-10-31T01:30:00+00:00"  # 01:30 GMT
     assert "Sun 31 Oct 2027, 01:30 GMT" in client.get(booked["Location"]).text
     # the amend form asks the same, the booking's own time chosen: sent as it is, the booking keeps its time

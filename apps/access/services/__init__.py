@@ -17,6 +17,7 @@ from apps.access.services.allowlist import (
 from apps.access.services.commands import (
     alert_acknowledge,
     barrier_open_manual,
+    barrier_open_paid,
     command_result_record,
     commands_time_out,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "allowlist_current",
     "allowlist_refresh",
     "barrier_open_manual",
+    "barrier_open_paid",
     "blocked_plate_save",
     "bookings_mark_no_show",
     "carpark_settings_changed",

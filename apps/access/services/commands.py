@@ -105,6 +105,57 @@ def barrier_open_manual(*, lane_id: int, user, reason: str) -> BarrierCommand:
     return command
 
 
+def barrier_open_paid(*, visit_id: int) -> BarrierCommand | None:
+    """A held overstay has been paid (apps.payments): the server opens the exit lane's barrier by itself (a
+    server-initiated `open`, reason `paid`) and the visit closes, charged as measured when it presented at the exit.
+    None when the visit is no longer held (opened by hand meanwhile) or no controller of the lane is online (the
+    visit still closes; staff see no command and open by hand)."""
+    with transaction.atomic():
+        held = Visit.objects.select_for_update(of=("self",)).select_related("carpark", "exit_lane").get(pk=visit_id)
+        if held.exited_at is not None or held.held_at is None or held.exit_lane_id is None:
+            return None
+        lane = held.exit_lane
+        # exited as it presented at the exit: the overstay is charged for that moment, which is what was paid
+        held.exited_at, held.held_at, held.closed_reason = held.held_at, None, "overstay paid at the exit"
+        held.save(update_fields=["exited_at", "held_at", "closed_reason"])
+        _visit_closed_effects(held, held.overstay_minutes)
+        _publish_occupancy(held.carpark)
+        device = (
+            Device.objects.filter(lanes=lane, online=True, revoked_at__isnull=True).order_by("-last_seen_at").first()
+        )
+        if device is None:
+            return None
+        command = BarrierCommand.objects.create(
+            command_id=new_command_id(),
+            lane=lane,
+            device=device,
+            action="open",
+            reason="paid: overstay",
+            expires_at=timezone.now() + COMMAND_TTL,
+        )
+        audit_log_record(
+            action="barrier.open_paid",
+            actor_label="payments",
+            obj=command,
+            carpark=lane.carpark,
+            data={"lane": lane.code, "visit": held.pk, "command_id": command.command_id},
+        )
+        events.publish_to_device(
+            device_id=str(device.id),
+            kind="command",
+            data={
+                "type": "command",
+                "command_id": command.command_id,
+                "lane": lane.code,
+                "action": "open",
+                "reason": "paid",
+                "expires_at": iso(command.expires_at),
+            },
+        )
+        _publish_command(command, lane)
+    return command
+
+
 def command_result_record(*, device_id: str, command_id: str, status: str, detail: str = "") -> BarrierCommand:
     """A controller's `command_result`. Each command is answered once: a repeated answer changes nothing."""
     with transaction.atomic():

@@ -24,6 +24,7 @@ from apps.access.services.common import (
 )
 from apps.access.services.decided import Decided, _booking_id, _repeat_outcome, _stale_outcome, decision_frame
 from apps.access.services.visits import _apply_visits
+from apps.access.signals import visit_held
 from apps.access.vocabulary import Action, Reason
 from apps.carparks.models import CarPark, Lane
 from apps.core import events, plates
@@ -186,11 +187,14 @@ def _decide(*, device_id, read_id, lane_code, lane_id, plate, score, captured_at
             carpark, lane, row, outcome, stale=decided.stale, entry=decided.entry, local_action=local_action,
             simple=decided.simple,
         )  # fmt: skip
+        alert = None
         if decided.alert:
-            _alert_raise(
+            alert = _alert_raise(
                 carpark=carpark, lane=lane, plate=read.plate, reason=outcome.reason, read=row,
                 policy=lane_policy(lane), checked=True,
             )  # fmt: skip
+        if outcome.hold_visit is not None and not decided.stale:
+            visit_held.send(sender=PlateRead, visit_id=outcome.hold_visit.id, lane=lane, alert=alert)
         _publish_read(carpark, lane, row)
         if delta is not None:
             _publish_occupancy_changed(carpark)

@@ -1,0 +1,88 @@
+"""Payment providers behind one small interface: create an intent, confirm it with a card token, retrieve it,
+refund it, parse (and verify) a webhook. Another provider is one module here with these five functions.
+
+`stripe` when STRIPE_SECRET_KEY is set, else `demo` (no card is charged). Amounts cross this line in minor units
+(pence), as the providers count them.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from django.conf import settings
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or failed: nothing is known to have changed; try again."""
+
+
+class CardDeclined(Exception):
+    """The card was refused; the message is the provider's, for the customer."""
+
+
+class BadSignature(Exception):
+    """A webhook whose signature does not verify (or is missing)."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    status: str  # Stripe's words: requires_payment_method, requires_action, processing, succeeded, canceled, ...
+    amount_minor: int
+    currency: str  # upper case, as our bookings keep it
+    client_secret: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str  # succeeded, pending, failed
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    object_id: str  # the PaymentIntent (or refund) the event is about
+    intent_id: str  # the PaymentIntent concerned, if any
+    data: dict = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+
+    def create_intent(self, *, amount_minor: int, currency: str, metadata: dict, idempotency_key: str) -> Intent: ...
+
+    def confirm_intent(self, *, intent_id: str, card_token: str, idempotency_key: str) -> Intent: ...
+
+    def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+    def refund(self, *, intent_id: str, amount_minor: int, idempotency_key: str) -> RefundResult: ...
+
+    def parse_webhook(self, payload: bytes, signature: str) -> Event: ...
+
+
+def to_minor(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def from_minor(amount_minor: int) -> Decimal:
+    return (Decimal(amount_minor) / 100).quantize(Decimal("0.01"))
+
+
+def provider_name() -> str:
+    return "stripe" if settings.STRIPE_SECRET_KEY else "demo"
+
+
+def get_provider(name: str | None = None) -> Provider:
+    name = name or provider_name()
+    if name == "stripe":
+        from apps.payments.providers.stripe import StripeProvider
+
+        return StripeProvider()
+    if name == "demo":
+        from apps.payments.providers.demo import DemoProvider
+
+        return DemoProvider()
+    raise ValueError(f"unknown payment provider {name!r}")
