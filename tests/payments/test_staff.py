@@ -51,7 +51,9 @@ def test_staff_see_a_bookings_payments_refund_part_with_a_reason_and_see_what_fa
     assert (refund.status, refund.amount, refund.reason, refund.requested_by) == (
         "succeeded", Decimal("5.00"), "shuttle late", accountant,
     )  # fmt: skip
-    assert Booking.objects.get(pk=booking.pk).price == price - 5 and ledger.booking_balance(booking.pk) == 0
+    # The price sold stays; the 5.00 is an allowance off the sale (VAT reversed), then paid back: nothing owed.
+    assert Booking.objects.get(pk=booking.pk).price == price and ledger.booking_balance(booking.pk) == 0
+    assert AuditLog.objects.filter(action="accounting.allowance", data__reason="shuttle late").exists()
     assert AuditLog.objects.filter(action="payments.refund", actor=accountant).exists()
     failed = client.get("/dashboard/payments/failed")
     assert failed.status_code == 200 and booking.reference in failed.text and "declined" in failed.text
