@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.mail",
     "apps.accounting",
     "apps.staff",
+    "apps.ground",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +147,8 @@ SMTP_AUTH_FAILURES_PER_LOGIN = env.int("SMTP_AUTH_FAILURES_PER_LOGIN", default=5
 SMTP_AUTH_FAILURES_PER_CLIENT = env.int("SMTP_AUTH_FAILURES_PER_CLIENT", default=20)
 SMTP_AUTH_THROTTLE_WINDOW_S = env.int("SMTP_AUTH_THROTTLE_WINDOW_S", default=900)
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
+# Flight-status feed (docs/flight-status.md): flights nobody booked (yet) are forgotten this long after their date.
+FLIGHT_STATUS_KEEP_DAYS = env.int("FLIGHT_STATUS_KEEP_DAYS", default=3)
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
 # (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
