@@ -227,6 +227,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root on every request otherwise
+# Uploaded files (condition photos, apps.ground): local files under var/media in the demo; in production any storage
+# class, e.g. MEDIA_STORAGE=storages.backends.s3.S3Storage with MEDIA_STORAGE_OPTIONS='{"bucket_name": "...",
+# "endpoint_url": "https://..."}' for an S3-compatible store (docs/operations.md 2).
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {
+        "BACKEND": env.str("MEDIA_STORAGE", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("MEDIA_STORAGE_OPTIONS", default={}),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 WHITENOISE_USE_FINDERS = True  # daphne serves static files itself; no collectstatic step needed.
 WHITENOISE_ROOT = BASE_DIR / "project" / "root"  # files browsers ask for at the root: /favicon.ico
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/", include("apps.staff.urls")),
     path("accounting/", include("apps.accounting.urls")),
+    path("ops/", include("apps.ground.urls")),
     path("api/device/v1/", device_api.urls),
     path("api/v1/", agents_api.urls),
     path("api/ops/v1/", ops_api.urls),

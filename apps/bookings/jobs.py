@@ -59,3 +59,11 @@ def _site_links(brand: Brand, carpark: CarPark) -> dict:
 def expire_idempotency_keys() -> None:
     """Idempotency keys are kept 24 h (docs/operations.md 5); older ones are deleted hourly."""
     ApiIdempotencyKey.objects.filter(created_at__lt=timezone.now() - IDEMPOTENCY_TTL).delete()
+
+
+@periodic("bookings.flight_statuses_expire", minute={17})
+def flight_statuses_expire() -> None:
+    """Forget flight statuses FLIGHT_STATUS_KEEP_DAYS after their date (docs/flight-status.md)."""
+    from apps.bookings.flights import flight_statuses_expire as expire
+
+    expire()

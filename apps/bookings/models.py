@@ -48,6 +48,9 @@ class Booking(models.Model):
         default=False, help_text="Price or commission beyond the agent's terms (see the note); staff clear it"
     )
     review_note = models.TextField(blank=True, help_text="Why the booking was flagged, newest last")
+    # Meet and greet: drivers collect the car at the terminal and bring it back (apps.ground). Until products come
+    # (the products issue), this flag is what apps.ground.tasks.MEET_AND_GREET tests: re-point that one predicate.
+    meet_and_greet = models.BooleanField(default=False)
     flight_outbound = models.CharField(max_length=16, blank=True)
     flight_return = models.CharField(max_length=16, blank=True)
     # The return flight as the flight-status feed reports it (apps.bookings.flights): matched by `flight_return_key`

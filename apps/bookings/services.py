@@ -118,6 +118,7 @@ def booking_create(
     commission: Decimal | None = None,
     flight_outbound: str = "",
     flight_return: str = "",
+    meet_and_greet: bool = False,
     allow_overbooking: bool = False,
     correct_out_of_terms: bool = False,
     form_token: str | None = None,
@@ -158,6 +159,7 @@ def booking_create(
         "review_note": "\n".join(notes),
         "flight_outbound": text_field(flight_outbound, "outbound flight", 16).upper(),
         "flight_return": text_field(flight_return, "return flight", 16).upper(),
+        "meet_and_greet": bool(meet_and_greet),
     }
     fields.update(
         flights.booking_flight_fields(carpark=carpark, flight_return=fields["flight_return"], departure=departure)

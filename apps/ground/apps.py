@@ -7,3 +7,8 @@ class GroundConfig(AppConfig):
 
     name = "apps.ground"
     label = "ground"
+
+    def ready(self) -> None:
+        from apps.ground import receivers
+
+        receivers.connect()

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('access', '0009_unmapped_read'),
+        ("access", "0009_unmapped_read"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='visit',
-            name='charge_note',
-            field=models.CharField(blank=True, help_text='Why an exit after the booked departure was not charged (late flight)', max_length=200),
+            model_name="visit",
+            name="charge_note",
+            field=models.CharField(
+                blank=True,
+                help_text="Why an exit after the booked departure was not charged (late flight)",
+                max_length=200,
+            ),
         ),
     ]

@@ -16,6 +16,7 @@ from apps.access.services.allowlist import (
 )
 from apps.access.services.commands import (
     alert_acknowledge,
+    alert_raise_staff,
     barrier_open_manual,
     command_result_record,
     commands_time_out,
@@ -77,6 +78,7 @@ __all__ = [
     "UnknownCommand",
     "UnknownLane",
     "alert_acknowledge",
+    "alert_raise_staff",
     "allowlist_current",
     "allowlist_refresh",
     "barrier_open_manual",

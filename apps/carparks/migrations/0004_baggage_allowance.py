@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('carparks', '0003_brand_site_details'),
+        ("carparks", "0003_brand_site_details"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='carpark',
-            name='baggage_allowance_min',
-            field=models.PositiveIntegerField(default=45, help_text="Minutes from the return flight's landing to the customer at the car"),
+            model_name="carpark",
+            name="baggage_allowance_min",
+            field=models.PositiveIntegerField(
+                default=45, help_text="Minutes from the return flight's landing to the customer at the car"
+            ),
         ),
     ]
