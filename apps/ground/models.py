@@ -126,7 +126,7 @@ class ConditionPhoto(models.Model):
 
     task = models.ForeignKey(Task, related_name="photos", on_delete=models.CASCADE)
     angle = models.CharField(max_length=8, choices=Angle.choices)
-    image = models.ImageField(upload_to="condition/%Y/%m/", width_field="width", height_field="height")
+    image = models.ImageField(upload_to="condition/%Y/%m/")
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
     taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, related_name="+", on_delete=models.SET_NULL)

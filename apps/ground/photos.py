@@ -19,7 +19,7 @@ class PhotoRefused(Exception):
     """Not a photo we keep (the message says why, for the driver)."""
 
 
-def _resized_jpeg(data: bytes) -> bytes:
+def _resized_jpeg(data: bytes) -> tuple[bytes, tuple[int, int]]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -28,7 +28,7 @@ def _resized_jpeg(data: bytes) -> bytes:
             image.thumbnail((LONG_SIDE, LONG_SIDE))
             out = io.BytesIO()
             image.save(out, "JPEG", quality=82, optimize=True)  # re-encoded: no EXIF (location) is kept
-            return out.getvalue()
+            return out.getvalue(), image.size
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
         raise PhotoRefused("That file is not a photo we can read. Take the picture again.") from None
 
@@ -41,7 +41,7 @@ def condition_photo_add(*, task_id: int, angle: str, upload, driver) -> Conditio
         raise PhotoRefused("Take or choose a photo first.")
     if upload.size > MAX_BYTES:
         raise PhotoRefused(f"That photo is over {MAX_BYTES // (1024 * 1024)} MB. Take it again at a lower size.")
-    data = _resized_jpeg(upload.read())
+    data, (width, height) = _resized_jpeg(upload.read())
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id).first()
         if task is None or task.driver_id != driver.pk:
@@ -50,7 +50,7 @@ def condition_photo_add(*, task_id: int, angle: str, upload, driver) -> Conditio
             raise PhotoRefused("This task is finished.")
         for old in ConditionPhoto.objects.filter(task=task, angle=angle):
             old.delete()  # its file goes too (apps.ground.receivers)
-        photo = ConditionPhoto(task=task, angle=angle, taken_by=driver)
+        photo = ConditionPhoto(task=task, angle=angle, taken_by=driver, width=width, height=height)
         photo.image.save(
             f"{task.booking_id}-{task.kind}-{angle}-{uuid.uuid4().hex[:8]}.jpg", ContentFile(data), save=False
         )
