@@ -20,10 +20,9 @@ from apps.core.models import AuditLog
 from apps.ground import keys, photos, selectors, sheets, tasks
 from apps.ground.models import ConditionPhoto, KeyMove, Task
 from apps.staff.services import staff_member_set
-from tests.support import ROOT
+from tests.support import ARTIFACTS
 
 pytestmark = pytest.mark.django_db
-ARTIFACTS = ROOT / "var" / "test-artifacts"
 
 
 @pytest.fixture
