@@ -11,6 +11,7 @@ urlpatterns = [
     path("tasks/<int:task_id>/<str:action>", views.task_action, name="ground-task-action"),
     path("photos/<int:photo_id>.jpg", views.photo_file, name="ground-photo"),
     path("board/", views.board, name="ground-board"),
+    path("keys-out.json", views.keys_out_json, name="ground-keys-out"),
     path("sheet/<str:code>/", views.sheet_page, name="ground-sheet"),
     path("sheet/<str:code>.pdf", views.sheet_pdf, name="ground-sheet-pdf"),
 ]

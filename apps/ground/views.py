@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -162,6 +162,16 @@ def board(request, user):
         "ground/board.html",
         {"tasks": selectors.board_tasks(carpark_ids=carparks), "keys": selectors.keys_out(carpark_ids=carparks)},
     )
+
+
+@require_GET
+@_in_thread
+def keys_out_json(request, user):
+    """Keys held by drivers per car park code, for the staff dashboard's tiles."""
+    carparks = selectors.carpark_ids_for(user_id=user.pk, roles=STAFF_ROLES)
+    counts = selectors.keys_out_counts(carpark_ids=carparks)
+    codes = dict(CarPark.objects.filter(pk__in=carparks).values_list("pk", "code"))
+    return JsonResponse({"carparks": {codes[pk]: counts.get(pk, 0) for pk in carparks}})
 
 
 def _sheet_carpark(user, code: str) -> CarPark:

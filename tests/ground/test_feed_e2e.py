@@ -82,3 +82,41 @@ def test_a_late_flight_fed_over_http_lets_its_car_out_without_an_overstay(parkga
     assert visit.exited_at is not None and visit.overstay_minutes is None
     assert visit.charge_note.startswith("no overstay charge: return flight BA 118 (delayed)")
     assert Visit.objects.get(booking=on_time).charge_note == ""
+
+
+def test_staff_assign_tasks_see_keys_out_and_print_the_shift_sheet_over_http(parkgate):
+    from apps.ground import keys
+    from apps.ground.models import Task
+    from apps.staff.services import staff_member_set
+    from tests.accounting.test_e2e import PASSWORD, login, post
+
+    carpark = CarPark.objects.create(code="MG-H", name="Meet Point", capacity=20, timezone="Europe/London")
+    CarPark.objects.create(code="OTHER", name="Elsewhere", capacity=20)
+    for name, role, code in (("sam", "supervisor", "MG-H"), ("dan", "driver", "MG-H"), ("eve", "operator", "OTHER")):
+        staff_member_set(username=name, password=PASSWORD, carpark_codes=[code], role=role)
+    arrival = timezone.now() + timedelta(hours=1)
+    bookings.booking_create(
+        carpark=carpark, arrival=arrival, departure=arrival + timedelta(days=1), customer_name="Hal Http",
+        vehicles=[{"registration": "HT7P"}], source="staff", price=Decimal("50.00"), meet_and_greet=True,
+    )  # fmt: skip
+    collect = Task.objects.get(kind="collect")
+    sam, eve = login(parkgate, "sam"), login(parkgate, "eve")
+    board = sam.get("/ops/board/")
+    assert board.status_code == 200 and f'data-task="{collect.pk}"' in board.text
+    assert post(sam, f"/ops/tasks/{collect.pk}/assign", {"driver": "dan"}).status_code == 302
+    collect.refresh_from_db()
+    assert (collect.state, collect.driver.username) == ("assigned", "dan")
+    assert post(sam, f"/ops/tasks/{collect.pk}/assign", {"driver": "eve"}).status_code == 400  # not a driver here
+    assert post(eve, f"/ops/tasks/{collect.pk}/assign", {"driver": "dan"}).status_code == 404  # not her car park
+    assert eve.get("/ops/driver/").status_code == 404  # not a driver
+
+    keys.key_tag_move(carpark_id=carpark.pk, number="9", actor=collect.driver, to_driver=collect.driver)
+    assert sam.get("/ops/keys-out.json").json() == {"carparks": {"MG-H": 1}}
+    assert eve.get("/ops/keys-out.json").json() == {"carparks": {"OTHER": 0}}
+
+    sheet = sam.get("/ops/sheet/MG-H/")
+    assert sheet.status_code == 200 and "HT7P" in sheet.text
+    pdf = sam.get("/ops/sheet/MG-H.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    assert eve.get("/ops/sheet/MG-H.pdf").status_code == 404

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from apps.bookings import flights
 from apps.bookings import services as bookings
@@ -114,3 +115,37 @@ def test_bad_updates_are_refused_with_a_reason(carpark):
     assert "days away from the schedule" in results[0]["reason"]
     assert results[1]["reason"].startswith("status:") and results[2]["reason"].startswith("flight:")
     assert not FlightStatus.objects.exists()
+
+
+def test_an_exit_uploaded_late_after_a_late_landing_is_not_charged_and_says_why(carpark):
+    """The thread path's stale exit (a controller offline at the exit), applied as if the barrier had opened."""
+    from apps.access import services as access
+    from apps.access.models import Visit
+    from apps.accounting.models import CarParkRates, OverstayCharge
+    from apps.carparks.models import Lane
+    from apps.core.plates import lookalike_key
+    from tests.lanes.conftest import make_device
+
+    for code, direction in (("IN", "entry"), ("OUT", "exit")):
+        Lane.objects.create(carpark=carpark, code=code, direction=direction)
+    CarParkRates.objects.create(carpark=carpark, overstay_rate=Decimal("5.00"), overstay_unit="hour")
+    now = timezone.now()
+    departure = now - timedelta(hours=3)
+    late = book(carpark, "BA118", departure, plate="ST4LE")
+    Visit.objects.create(carpark=carpark, plate="ST4LE", lookalike_key=lookalike_key("ST4LE"),
+                         entered_at=departure - timedelta(days=3), booking=late)  # fmt: skip
+    scheduled = departure - timedelta(minutes=30)
+    flights.flight_statuses_report(updates=[
+        update("BA118", timezone.localtime(departure, carpark.tz).date(), "landed", scheduled,
+               actual=scheduled + timedelta(hours=3)),
+    ])  # fmt: skip
+    device = make_device(carpark.code, ["IN", "OUT"])
+    decision = access.plate_read_decide(
+        device_id=device["device_id"], read_id="offline-exit", lane_code="OUT", plate="ST4LE", score=0.95,
+        captured_at=now - timedelta(minutes=20), retransmit=True, local_action="open",
+    )  # fmt: skip
+    assert (decision["action"], decision["reason"]) == ("none", "stale")
+    visit = Visit.objects.get(booking=late)
+    assert visit.exited_at is not None and visit.overstay_minutes is None
+    assert visit.charge_note.startswith("no overstay charge: return flight BA118 (landed)")
+    assert not OverstayCharge.objects.exists()

@@ -152,3 +152,13 @@ def test_the_shift_sheet_pdf_renders_and_its_first_page_is_kept_as_a_picture(car
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     document[0].render(scale=1.5).to_pil().save(ARTIFACTS / "shift-sheet-page-1.png")
     assert (ARTIFACTS / "shift-sheet-page-1.png").stat().st_size > 10_000
+
+
+def test_create_staff_makes_a_driver(carpark, monkeypatch):
+    from django.core.management import call_command
+
+    from apps.staff.models import StaffAssignment
+
+    monkeypatch.setenv("PARKGATE_PASSWORD", "correct-horse-battery")
+    call_command("create_staff", "--username", "dora", "--carpark", "MG-1", "--role", "driver", stdout=io.StringIO())
+    assert StaffAssignment.objects.get(user__username="dora").role == "driver"

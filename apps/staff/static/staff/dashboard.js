@@ -469,7 +469,20 @@
     } catch (e) { /* the server is down: keep retrying */ }
   }
 
-  if (document.querySelector("[data-carpark]")) connect();
+  // Keys held by drivers (apps.ground's key safe), per car park: asked for with each snapshot, not live.
+  async function showKeysOut() {
+    try {
+      const answer = await fetch("/ops/keys-out.json", { cache: "no-store", credentials: "same-origin" });
+      if (!answer.ok) return;
+      const counts = (await answer.json()).carparks;
+      for (const [code, n] of Object.entries(counts)) {
+        const count = tileOf(code)?.querySelector(".keys-out-count");
+        if (count) count.textContent = n;
+      }
+    } catch (e) { /* the count is a convenience: the board has the list */ }
+  }
+
+  if (document.querySelector("[data-carpark]")) { connect(); showKeysOut(); setInterval(showKeysOut, 60000); }
   else { live.textContent = "no car parks"; }
   // Resynchronise now and then (bookings made since the snapshot appear in today's lists).
   setInterval(resync, 300000);
