@@ -12,6 +12,7 @@ from apps.ground.models import ConditionPhoto, Task
 
 MAX_BYTES = 15 * 1024 * 1024  # a phone's full-size photo fits; anything larger is refused before it is decoded
 LONG_SIDE = 1600  # enough to see a scratch, small enough for a phone's upload and a claim's file
+TOO_BIG = f"That photo is over {MAX_BYTES // (1024 * 1024)} MB. Take it again at a lower size."
 Image.MAX_IMAGE_PIXELS = 60_000_000  # a decompression bomb is refused, a 50-megapixel phone photo is not
 
 
@@ -40,7 +41,7 @@ def condition_photo_add(*, task_id: int, angle: str, upload, driver) -> Conditio
     if upload is None:
         raise PhotoRefused("Take or choose a photo first.")
     if upload.size > MAX_BYTES:
-        raise PhotoRefused(f"That photo is over {MAX_BYTES // (1024 * 1024)} MB. Take it again at a lower size.")
+        raise PhotoRefused(TOO_BIG)
     data, (width, height) = _resized_jpeg(upload.read())
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id).first()

@@ -110,6 +110,8 @@ def task_key(request, user, task_id: int):
 def task_photo(request, user, task_id: int):
     _task_or_404(task_id, user)
     try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > photos.MAX_BYTES + 64 * 1024:  # before parsing the upload
+            raise photos.PhotoRefused(photos.TOO_BIG)
         photos.condition_photo_add(
             task_id=task_id, angle=request.POST.get("angle", ""), upload=request.FILES.get("photo"), driver=user
         )

@@ -61,6 +61,13 @@ def test_a_delay_moves_the_matched_bookings_due_out_and_shows_in_its_json(carpar
     assert delayed.due_out == scheduled + timedelta(hours=3, minutes=45)
     assert booking_as_dict(delayed)["flights"]["return_estimated"] == "2027-07-17T17:30:00Z"
     assert booking_as_dict(delayed)["flights"]["return_status"] == "delayed"
+    from apps.staff.selectors import expected_today  # the dashboard's departures show it too
+
+    today = expected_today(carpark=carpark, field="departure", day_start=departure - timedelta(hours=1),
+                           day_end=departure + timedelta(hours=1))  # fmt: skip
+    assert (today["items"][0]["return_status"], today["items"][0]["return_estimated"]) == (
+        "delayed", "2027-07-17T17:30:00Z"
+    )  # fmt: skip
     other_day.refresh_from_db()
     assert other_day.return_status == "" and other_day.due_out == other_day.departure
 

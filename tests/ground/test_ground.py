@@ -115,6 +115,19 @@ def test_a_driver_takes_starts_and_finishes_once_with_photos_and_a_key(carpark, 
     assert not ConditionPhoto.objects.exists() and not stored.exists()
 
 
+def test_a_driver_reports_a_problem_and_staff_give_the_task_to_another(carpark, driver):
+    other = staff_member_set(username="ola", password="correct-horse-battery", carpark_codes=["MG-1"], role="driver")
+    mg_booking(carpark, timezone.now() + timedelta(days=1))
+    park = Task.objects.get(kind="park")
+    tasks.task_start(task_id=park.pk, driver=driver)
+    with pytest.raises(tasks.TaskRefused, match="say what"):
+        tasks.task_problem(task_id=park.pk, driver=driver, note=" ")
+    assert tasks.task_problem(task_id=park.pk, driver=driver, note="flat tyre").state == "problem"
+    assert tasks.task_assign(task_id=park.pk, driver=other, actor=None).driver == other
+    task, finished = tasks.task_finish(task_id=tasks.task_start(task_id=park.pk, driver=other).pk, driver=other)
+    assert finished and task.state == "done"  # parking needs no photos
+
+
 def test_a_return_with_no_driver_half_an_hour_before_alerts_staff_once(carpark, driver):
     soon = mg_booking(carpark, timezone.now() + timedelta(minutes=20))
     mg_booking(carpark, timezone.now() + timedelta(hours=3), plate="L8TER")
