@@ -15,6 +15,8 @@ MAX_UPDATES = 500  # per request: a feed sends what changed, a poller its day
 
 
 class FeedBearer(HttpBearer):
+    is_async = True
+
     async def authenticate(self, request, token: str):
         return await run_sync(feed.feed_token_authenticate, token=token.strip())
 

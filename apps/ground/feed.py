@@ -35,3 +35,8 @@ def feed_token_authenticate(*, token: str) -> FeedToken | None:
         if found.last_used_at is None or found.last_used_at < now - LAST_USED_EVERY:
             FeedToken.objects.filter(pk=found.pk).update(last_used_at=now)
     return found
+
+
+def feed_token_revoke(*, token_id: int) -> None:
+    """The token stops working at once (revoking twice keeps the first time)."""
+    FeedToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -156,3 +156,14 @@ def test_an_exit_uploaded_late_after_a_late_landing_is_not_charged_and_says_why(
     assert visit.exited_at is not None and visit.overstay_minutes is None
     assert visit.charge_note.startswith("no overstay charge: return flight BA118 (landed)")
     assert not OverstayCharge.objects.exists()
+
+
+def test_a_revoked_feed_token_stops_working():
+    from apps.ground import feed
+
+    token = feed.feed_token_create(name="provider")
+    found = feed.feed_token_authenticate(token=token)
+    assert found is not None and found.name == "provider" and found.token_hash != token
+    feed.feed_token_revoke(token_id=found.pk)
+    assert feed.feed_token_authenticate(token=token) is None
+    assert feed.feed_token_authenticate(token="pgf_wrong") is None
