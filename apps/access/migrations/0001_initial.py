@@ -7,327 +7,154 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("bookings", "0001_initial"),
-        ("carparks", "0001_initial"),
+        ('bookings', '0001_initial'),
+        ('carparks', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="BlockedPlate",
+            name='BlockedPlate',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("plate_raw", models.CharField(max_length=20)),
-                ("plate", models.CharField(db_index=True, max_length=20)),
-                ("lookalike_key", models.CharField(db_index=True, max_length=20)),
-                ("reason", models.CharField(blank=True, max_length=200)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="blocked_plates",
-                        to="carparks.carpark",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('plate_raw', models.CharField(max_length=20)),
+                ('plate', models.CharField(db_index=True, max_length=20)),
+                ('lookalike_key', models.CharField(db_index=True, max_length=20)),
+                ('reason', models.CharField(blank=True, max_length=200)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='blocked_plates', to='carparks.carpark')),
             ],
         ),
         migrations.CreateModel(
-            name="Device",
+            name='Device',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("name", models.CharField(blank=True, max_length=100)),
-                ("token_hash", models.CharField(blank=True, max_length=64, null=True, unique=True)),
-                ("serial", models.CharField(blank=True, max_length=100)),
-                ("model", models.CharField(blank=True, max_length=100)),
-                ("firmware", models.CharField(blank=True, max_length=50)),
-                (
-                    "settings",
-                    models.JSONField(
-                        blank=True, default=dict, help_text="Vendor mapping, e.g. {'cameras': {'cam1': 'N-IN'}}"
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("enrolled_at", models.DateTimeField(blank=True, null=True)),
-                ("revoked_at", models.DateTimeField(blank=True, null=True)),
-                ("online", models.BooleanField(default=False)),
-                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "barriers",
-                    models.JSONField(blank=True, default=dict, help_text="Last reported barrier state per lane"),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="devices", to="carparks.carpark"
-                    ),
-                ),
-                ("lanes", models.ManyToManyField(related_name="devices", to="carparks.lane")),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('name', models.CharField(blank=True, max_length=100)),
+                ('token_hash', models.CharField(blank=True, max_length=64, null=True, unique=True)),
+                ('serial', models.CharField(blank=True, max_length=100)),
+                ('model', models.CharField(blank=True, max_length=100)),
+                ('firmware', models.CharField(blank=True, max_length=50)),
+                ('settings', models.JSONField(blank=True, default=dict, help_text="Vendor mapping, e.g. {'cameras': {'cam1': 'N-IN'}}")),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('enrolled_at', models.DateTimeField(blank=True, null=True)),
+                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ('online', models.BooleanField(default=False)),
+                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
+                ('barriers', models.JSONField(blank=True, default=dict, help_text='Last reported barrier state per lane')),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='devices', to='carparks.carpark')),
+                ('lanes', models.ManyToManyField(related_name='devices', to='carparks.lane')),
             ],
         ),
         migrations.CreateModel(
-            name="EnrolmentCode",
+            name='EnrolmentCode',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code_hash", models.CharField(max_length=64, unique=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("expires_at", models.DateTimeField()),
-                ("used_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "device",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="enrolment_codes", to="access.device"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code_hash', models.CharField(max_length=64, unique=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('expires_at', models.DateTimeField()),
+                ('used_at', models.DateTimeField(blank=True, null=True)),
+                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='enrolment_codes', to='access.device')),
             ],
         ),
         migrations.CreateModel(
-            name="Permit",
+            name='Permit',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("holder", models.CharField(max_length=200)),
-                ("plate_raw", models.CharField(max_length=20)),
-                ("plate", models.CharField(db_index=True, max_length=20)),
-                ("lookalike_key", models.CharField(db_index=True, max_length=20)),
-                ("valid_from", models.DateTimeField()),
-                ("valid_until", models.DateTimeField()),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="permits", to="carparks.carpark"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('holder', models.CharField(max_length=200)),
+                ('plate_raw', models.CharField(max_length=20)),
+                ('plate', models.CharField(db_index=True, max_length=20)),
+                ('lookalike_key', models.CharField(db_index=True, max_length=20)),
+                ('valid_from', models.DateTimeField()),
+                ('valid_until', models.DateTimeField()),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='permits', to='carparks.carpark')),
             ],
         ),
         migrations.CreateModel(
-            name="PlateRead",
+            name='PlateRead',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("read_id", models.CharField(max_length=64)),
-                ("plate_raw", models.CharField(max_length=32)),
-                ("plate", models.CharField(db_index=True, max_length=32)),
-                ("lookalike_key", models.CharField(max_length=32)),
-                ("score", models.FloatField()),
-                ("candidates", models.JSONField(blank=True, default=list)),
-                ("region", models.CharField(blank=True, max_length=16)),
-                ("vehicle", models.JSONField(blank=True, default=dict)),
-                ("retransmit", models.BooleanField(default=False)),
-                ("local_action", models.CharField(blank=True, max_length=4)),
-                ("captured_at", models.DateTimeField()),
-                ("received_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "action",
-                    models.CharField(
-                        choices=[("open", "Open"), ("deny", "Deny"), ("none", "None (recorded)")], max_length=4
-                    ),
-                ),
-                ("reason", models.CharField(max_length=32)),
-                ("match", models.CharField(blank=True, max_length=10)),
-                ("decision", models.JSONField(help_text="The decision frame sent, replayed for a duplicate read_id")),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="reads",
-                        to="bookings.booking",
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="reads", to="carparks.carpark"
-                    ),
-                ),
-                (
-                    "device",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="reads", to="access.device"
-                    ),
-                ),
-                (
-                    "lane",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="reads", to="carparks.lane"
-                    ),
-                ),
-                (
-                    "permit",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="reads",
-                        to="access.permit",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('read_id', models.CharField(max_length=64)),
+                ('plate_raw', models.CharField(max_length=32)),
+                ('plate', models.CharField(db_index=True, max_length=32)),
+                ('lookalike_key', models.CharField(max_length=32)),
+                ('score', models.FloatField()),
+                ('candidates', models.JSONField(blank=True, default=list)),
+                ('region', models.CharField(blank=True, max_length=16)),
+                ('vehicle', models.JSONField(blank=True, default=dict)),
+                ('retransmit', models.BooleanField(default=False)),
+                ('local_action', models.CharField(blank=True, max_length=4)),
+                ('captured_at', models.DateTimeField()),
+                ('received_at', models.DateTimeField(auto_now_add=True)),
+                ('action', models.CharField(choices=[('open', 'Open'), ('deny', 'Deny'), ('none', 'None (recorded)')], max_length=4)),
+                ('reason', models.CharField(max_length=32)),
+                ('match', models.CharField(blank=True, max_length=10)),
+                ('decision', models.JSONField(help_text='The decision frame sent, replayed for a duplicate read_id')),
+                ('booking', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reads', to='bookings.booking')),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reads', to='carparks.carpark')),
+                ('device', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reads', to='access.device')),
+                ('lane', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reads', to='carparks.lane')),
+                ('permit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reads', to='access.permit')),
             ],
         ),
         migrations.CreateModel(
-            name="BarrierCommand",
+            name='BarrierCommand',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("command_id", models.CharField(max_length=32, unique=True)),
-                ("action", models.CharField(default="open", max_length=8)),
-                ("reason", models.CharField(max_length=200)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("expires_at", models.DateTimeField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("done", "Done"),
-                            ("failed", "Failed"),
-                            ("expired", "Expired (controller)"),
-                            ("timed_out", "Timed out"),
-                        ],
-                        db_index=True,
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("detail", models.CharField(blank=True, max_length=500)),
-                ("result_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "issued_by",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "lane",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="commands", to="carparks.lane"
-                    ),
-                ),
-                (
-                    "device",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="commands", to="access.device"
-                    ),
-                ),
-                (
-                    "read",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="command",
-                        to="access.plateread",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('command_id', models.CharField(max_length=32, unique=True)),
+                ('action', models.CharField(default='open', max_length=8)),
+                ('reason', models.CharField(max_length=200)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('expires_at', models.DateTimeField()),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('failed', 'Failed'), ('expired', 'Expired (controller)'), ('timed_out', 'Timed out')], db_index=True, default='pending', max_length=10)),
+                ('detail', models.CharField(blank=True, max_length=500)),
+                ('result_at', models.DateTimeField(blank=True, null=True)),
+                ('issued_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ('lane', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='commands', to='carparks.lane')),
+                ('device', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='commands', to='access.device')),
+                ('read', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='command', to='access.plateread')),
             ],
         ),
         migrations.CreateModel(
-            name="Visit",
+            name='Visit',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("plate", models.CharField(db_index=True, max_length=32)),
-                ("lookalike_key", models.CharField(db_index=True, max_length=32)),
-                ("entered_at", models.DateTimeField()),
-                ("exited_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "closed_reason",
-                    models.CharField(blank=True, help_text="Why staff closed it by hand", max_length=200),
-                ),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="visits",
-                        to="bookings.booking",
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="visits", to="carparks.carpark"
-                    ),
-                ),
-                (
-                    "entry_lane",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="carparks.lane",
-                    ),
-                ),
-                (
-                    "entry_read",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="entry_visit",
-                        to="access.plateread",
-                    ),
-                ),
-                (
-                    "exit_lane",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="carparks.lane",
-                    ),
-                ),
-                (
-                    "exit_read",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="exit_visit",
-                        to="access.plateread",
-                    ),
-                ),
-                (
-                    "permit",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="visits",
-                        to="access.permit",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('plate', models.CharField(db_index=True, max_length=32)),
+                ('lookalike_key', models.CharField(db_index=True, max_length=32)),
+                ('entered_at', models.DateTimeField()),
+                ('exited_at', models.DateTimeField(blank=True, null=True)),
+                ('closed_reason', models.CharField(blank=True, help_text='Why staff closed it by hand', max_length=200)),
+                ('booking', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='visits', to='bookings.booking')),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='visits', to='carparks.carpark')),
+                ('entry_lane', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='carparks.lane')),
+                ('entry_read', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='entry_visit', to='access.plateread')),
+                ('exit_lane', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='carparks.lane')),
+                ('exit_read', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='exit_visit', to='access.plateread')),
+                ('permit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='visits', to='access.permit')),
             ],
         ),
         migrations.AddIndex(
-            model_name="plateread",
-            index=models.Index(fields=["lane", "plate", "captured_at"], name="access_plat_lane_id_dacee6_idx"),
+            model_name='plateread',
+            index=models.Index(fields=['lane', 'plate', 'captured_at'], name='access_plat_lane_id_dacee6_idx'),
         ),
         migrations.AddIndex(
-            model_name="plateread",
-            index=models.Index(fields=["carpark", "received_at"], name="access_plat_carpark_66da20_idx"),
+            model_name='plateread',
+            index=models.Index(fields=['carpark', 'received_at'], name='access_plat_carpark_66da20_idx'),
         ),
         migrations.AddConstraint(
-            model_name="plateread",
-            constraint=models.UniqueConstraint(fields=("device", "read_id"), name="read_id_unique_per_device"),
+            model_name='plateread',
+            constraint=models.UniqueConstraint(fields=('device', 'read_id'), name='read_id_unique_per_device'),
         ),
         migrations.AddIndex(
-            model_name="visit",
-            index=models.Index(
-                condition=models.Q(("exited_at__isnull", True)), fields=["carpark", "plate"], name="open_visit_plate"
-            ),
+            model_name='visit',
+            index=models.Index(condition=models.Q(('exited_at__isnull', True)), fields=['carpark', 'plate'], name='open_visit_plate'),
         ),
         migrations.AddIndex(
-            model_name="visit",
-            index=models.Index(
-                condition=models.Q(("exited_at__isnull", True)),
-                fields=["carpark", "lookalike_key"],
-                name="open_visit_key",
-            ),
+            model_name='visit',
+            index=models.Index(condition=models.Q(('exited_at__isnull', True)), fields=['carpark', 'lookalike_key'], name='open_visit_key'),
         ),
     ]

@@ -6,134 +6,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("access", "0001_initial"),
-        ("bookings", "0001_initial"),
-        ("carparks", "0001_initial"),
+        ('access', '0001_initial'),
+        ('bookings', '0001_initial'),
+        ('carparks', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Alert",
+            name='Alert',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("plate", models.CharField(blank=True, max_length=32)),
-                ("reason", models.CharField(max_length=32)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('plate', models.CharField(blank=True, max_length=32)),
+                ('reason', models.CharField(max_length=32)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name="AllowlistState",
+            name='AllowlistState',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("version", models.PositiveIntegerField(default=0)),
-                ("digest", models.CharField(blank=True, max_length=64)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('version', models.PositiveIntegerField(default=0)),
+                ('digest', models.CharField(blank=True, max_length=64)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name="device",
-            name="connection_id",
-            field=models.CharField(
-                blank=True,
-                help_text="The live connection that set `online`: an older one's close is ignored",
-                max_length=32,
-            ),
+            model_name='device',
+            name='connection_id',
+            field=models.CharField(blank=True, help_text="The live connection that set `online`: an older one's close is ignored", max_length=32),
         ),
         migrations.AddField(
-            model_name="plateread",
-            name="unpaired_exit",
-            field=models.BooleanField(
-                default=False,
-                help_text="An exit applied to visits that closed none (yet): a late entry may pair with it",
-            ),
+            model_name='plateread',
+            name='unpaired_exit',
+            field=models.BooleanField(default=False, help_text='An exit applied to visits that closed none (yet): a late entry may pair with it'),
         ),
         migrations.AddField(
-            model_name="visit",
-            name="held_at",
-            field=models.DateTimeField(
-                blank=True, help_text="Held at the exit lane `exit_lane` for overstay (policy `hold`) since", null=True
-            ),
+            model_name='visit',
+            name='held_at',
+            field=models.DateTimeField(blank=True, help_text='Held at the exit lane `exit_lane` for overstay (policy `hold`) since', null=True),
         ),
         migrations.AddField(
-            model_name="visit",
-            name="overstay_minutes",
-            field=models.PositiveIntegerField(
-                blank=True, help_text="Minutes past the booking's departure + grace at exit (overstay)", null=True
-            ),
+            model_name='visit',
+            name='overstay_minutes',
+            field=models.PositiveIntegerField(blank=True, help_text="Minutes past the booking's departure + grace at exit (overstay)", null=True),
         ),
         migrations.AlterField(
-            model_name="visit",
-            name="closed_reason",
-            field=models.CharField(blank=True, help_text="Why it was closed without an exit read", max_length=200),
+            model_name='visit',
+            name='closed_reason',
+            field=models.CharField(blank=True, help_text='Why it was closed without an exit read', max_length=200),
         ),
         migrations.AddIndex(
-            model_name="plateread",
-            index=models.Index(
-                condition=models.Q(("unpaired_exit", True)),
-                fields=["carpark", "lookalike_key", "captured_at"],
-                name="read_unpaired_exit_key",
-            ),
+            model_name='plateread',
+            index=models.Index(condition=models.Q(('unpaired_exit', True)), fields=['carpark', 'lookalike_key', 'captured_at'], name='read_unpaired_exit_key'),
         ),
         migrations.AddIndex(
-            model_name="visit",
-            index=models.Index(fields=["carpark", "lookalike_key", "entered_at"], name="visit_key_entered"),
+            model_name='visit',
+            index=models.Index(fields=['carpark', 'lookalike_key', 'entered_at'], name='visit_key_entered'),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="acknowledged_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='alert',
+            name='acknowledged_by',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="carpark",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="alerts", to="carparks.carpark"
-            ),
+            model_name='alert',
+            name='carpark',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='carparks.carpark'),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="lane",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="alerts",
-                to="carparks.lane",
-            ),
+            model_name='alert',
+            name='lane',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='carparks.lane'),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="read",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="alerts",
-                to="access.plateread",
-            ),
+            model_name='alert',
+            name='read',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='access.plateread'),
         ),
         migrations.AddField(
-            model_name="allowliststate",
-            name="carpark",
-            field=models.OneToOneField(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="carparks.carpark"
-            ),
+            model_name='allowliststate',
+            name='carpark',
+            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='carparks.carpark'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(fields=["lane", "plate", "created_at"], name="access_aler_lane_id_9ce0b8_idx"),
+            model_name='alert',
+            index=models.Index(fields=['lane', 'plate', 'created_at'], name='access_aler_lane_id_9ce0b8_idx'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(fields=["carpark", "created_at"], name="access_aler_carpark_3847fa_idx"),
+            model_name='alert',
+            index=models.Index(fields=['carpark', 'created_at'], name='access_aler_carpark_3847fa_idx'),
         ),
     ]

@@ -8,10 +8,11 @@ from apps.core.migration_ops import unique_field_to_constraint
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("access", "0003_fewer_indexes_on_the_decision_path"),
-        ("bookings", "0002_capacity_idempotency"),
-        ("carparks", "0002_tariffs"),
+        ('access', '0003_fewer_indexes_on_the_decision_path'),
+        ('bookings', '0002_capacity_idempotency'),
+        ('carparks', '0002_tariffs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -24,158 +25,86 @@ class Migration(migrations.Migration):
             like_index="access_barriercommand_command_id_a382c646_like",  # Django's name for it: table, column, hash, _like
         ),
         migrations.RemoveIndex(
-            model_name="plateread",
-            name="read_plate",
+            model_name='plateread',
+            name='read_plate',
         ),
         migrations.RemoveIndex(
-            model_name="visit",
-            name="visit_key",
+            model_name='visit',
+            name='visit_key',
         ),
         migrations.AlterField(
-            model_name="alert",
-            name="acknowledged_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='alert',
+            name='acknowledged_by',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AlterField(
-            model_name="alert",
-            name="carpark",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="alerts",
-                to="carparks.carpark",
-            ),
+            model_name='alert',
+            name='carpark',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='carparks.carpark'),
         ),
         migrations.AlterField(
-            model_name="alert",
-            name="lane",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="alerts",
-                to="carparks.lane",
-            ),
+            model_name='alert',
+            name='lane',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='carparks.lane'),
         ),
         migrations.AlterField(
-            model_name="barriercommand",
-            name="device",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="commands", to="access.device"
-            ),
+            model_name='barriercommand',
+            name='device',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='commands', to='access.device'),
         ),
         migrations.AlterField(
-            model_name="barriercommand",
-            name="issued_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='barriercommand',
+            name='issued_by',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL),
         ),
         migrations.AlterField(
-            model_name="barriercommand",
-            name="lane",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="commands", to="carparks.lane"
-            ),
+            model_name='barriercommand',
+            name='lane',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='commands', to='carparks.lane'),
         ),
         migrations.AlterField(
-            model_name="plateread",
-            name="booking",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="reads",
-                to="bookings.booking",
-            ),
+            model_name='plateread',
+            name='booking',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reads', to='bookings.booking'),
         ),
         migrations.AlterField(
-            model_name="plateread",
-            name="permit",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="reads",
-                to="access.permit",
-            ),
+            model_name='plateread',
+            name='permit',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reads', to='access.permit'),
         ),
         migrations.AlterField(
-            model_name="visit",
-            name="entry_lane",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="carparks.lane",
-            ),
+            model_name='visit',
+            name='entry_lane',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='carparks.lane'),
         ),
         migrations.AlterField(
-            model_name="visit",
-            name="exit_lane",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="carparks.lane",
-            ),
+            model_name='visit',
+            name='exit_lane',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='carparks.lane'),
         ),
         migrations.AlterField(
-            model_name="visit",
-            name="permit",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="visits",
-                to="access.permit",
-            ),
+            model_name='visit',
+            name='permit',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='visits', to='access.permit'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                condition=models.Q(("acknowledged_by__isnull", False)),
-                fields=["acknowledged_by"],
-                name="alert_acknowledged_by",
-            ),
+            model_name='alert',
+            index=models.Index(condition=models.Q(('acknowledged_by__isnull', False)), fields=['acknowledged_by'], name='alert_acknowledged_by'),
         ),
         migrations.AddIndex(
-            model_name="barriercommand",
-            index=models.Index(
-                condition=models.Q(("issued_by__isnull", False)), fields=["issued_by"], name="command_issued_by"
-            ),
+            model_name='barriercommand',
+            index=models.Index(condition=models.Q(('issued_by__isnull', False)), fields=['issued_by'], name='command_issued_by'),
         ),
         migrations.AddIndex(
-            model_name="plateread",
-            index=models.Index(condition=models.Q(("permit__isnull", False)), fields=["permit"], name="read_permit"),
+            model_name='plateread',
+            index=models.Index(condition=models.Q(('permit__isnull', False)), fields=['permit'], name='read_permit'),
         ),
         migrations.AddIndex(
-            model_name="visit",
-            index=models.Index(
-                condition=models.Q(("exit_lane__isnull", False)), fields=["exit_lane"], name="visit_exit_lane"
-            ),
+            model_name='visit',
+            index=models.Index(condition=models.Q(('exit_lane__isnull', False)), fields=['exit_lane'], name='visit_exit_lane'),
         ),
         migrations.AddIndex(
-            model_name="visit",
-            index=models.Index(condition=models.Q(("permit__isnull", False)), fields=["permit"], name="visit_permit"),
+            model_name='visit',
+            index=models.Index(condition=models.Q(('permit__isnull', False)), fields=['permit'], name='visit_permit'),
         ),
     ]

@@ -4,19 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("access", "0005_staff_search_indexes"),
-        ("bookings", "0003_fewer_indexes_on_hot_writes"),
-        ("carparks", "0002_tariffs"),
+        ('access', '0005_staff_search_indexes'),
+        ('bookings', '0003_fewer_indexes_on_hot_writes'),
+        ('carparks', '0002_tariffs'),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="plateread",
-            index=models.Index(
-                condition=models.Q(("unpaired_exit", True)),
-                fields=["carpark", "captured_at"],
-                name="read_unpaired_exit",
-            ),
+            model_name='plateread',
+            index=models.Index(condition=models.Q(('unpaired_exit', True)), fields=['carpark', 'captured_at'], name='read_unpaired_exit'),
         ),
     ]

@@ -4,46 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("access", "0006_read_unpaired_exit"),
+        ('access', '0006_read_unpaired_exit'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="alert",
-            name="detail",
-            field=models.CharField(blank=True, db_default="", default="", max_length=200),
+            model_name='alert',
+            name='detail',
+            field=models.CharField(blank=True, db_default='', default='', max_length=200),
         ),
         migrations.AddField(
-            model_name="device",
-            name="clock_alerted_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="Staff were alerted that its clock is off; cleared once it is right again",
-                null=True,
-            ),
+            model_name='device',
+            name='clock_alerted_at',
+            field=models.DateTimeField(blank=True, help_text='Staff were alerted that its clock is off; cleared once it is right again', null=True),
         ),
         migrations.AddField(
-            model_name="device",
-            name="clock_measured_at",
+            model_name='device',
+            name='clock_measured_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="device",
-            name="clock_offset_s",
-            field=models.FloatField(
-                blank=True,
-                help_text="The device's clock minus the server's, as last measured (apps/access/clock.py)",
-                null=True,
-            ),
+            model_name='device',
+            name='clock_offset_s',
+            field=models.FloatField(blank=True, help_text="The device's clock minus the server's, as last measured (apps/access/clock.py)", null=True),
         ),
         migrations.AddField(
-            model_name="plateread",
-            name="clock_offset_s",
-            field=models.FloatField(
-                blank=True,
-                help_text="Set when the device's clock was wrong: its captured_at minus the server's receipt time, at which the read was decided (captured_at)",
-                null=True,
-            ),
+            model_name='plateread',
+            name='clock_offset_s',
+            field=models.FloatField(blank=True, help_text="Set when the device's clock was wrong: its captured_at minus the server's receipt time, at which the read was decided (captured_at)", null=True),
         ),
     ]

@@ -8,28 +8,18 @@ from apps.core.migration_ops import AddCheckConstraintNotValid
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("access", "0007_device_clock"),
-        ("bookings", "0003_fewer_indexes_on_hot_writes"),
-        ("carparks", "0002_tariffs"),
+        ('access', '0007_device_clock'),
+        ('bookings', '0003_fewer_indexes_on_hot_writes'),
+        ('carparks', '0002_tariffs'),
     ]
 
     operations = [
         # NOT VALID: a database that already holds a read outside the window (the year-10000 one) still migrates;
         # the pages list such a row all the same (apps/core/dbtime.py).
         AddCheckConstraintNotValid(
-            model_name="plateread",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("captured_at__gte", datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)),
-                    (
-                        "captured_at__lte",
-                        django.db.models.expressions.CombinedExpression(
-                            models.F("received_at"), "+", models.Value(datetime.timedelta(seconds=600))
-                        ),
-                    ),
-                ),
-                name="read_captured_at_sane",
-            ),
+            model_name='plateread',
+            constraint=models.CheckConstraint(condition=models.Q(('captured_at__gte', datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)), ('captured_at__lte', django.db.models.expressions.CombinedExpression(models.F('received_at'), '+', models.Value(datetime.timedelta(seconds=600))))), name='read_captured_at_sane'),
         ),
     ]

@@ -5,58 +5,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("access", "0008_read_captured_at_sane"),
+        ('access', '0008_read_captured_at_sane'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="UnmappedRead",
+            name='UnmappedRead',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "camera",
-                    models.CharField(help_text="Plate Recognizer camera_id or Hikvision channelID", max_length=64),
-                ),
-                ("read_id", models.CharField(max_length=64)),
-                ("plate", models.CharField(help_text="As the camera read it", max_length=32)),
-                ("score", models.FloatField()),
-                ("captured_at", models.DateTimeField()),
-                ("candidates", models.JSONField(blank=True, default=list)),
-                ("region", models.CharField(blank=True, max_length=16)),
-                ("vehicle", models.JSONField(blank=True, null=True)),
-                ("retransmit", models.BooleanField(default=False)),
-                ("received_at", models.DateTimeField(auto_now_add=True)),
-                ("decided_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "alert",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="access.alert",
-                    ),
-                ),
-                (
-                    "device",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="unmapped_reads",
-                        to="access.device",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('camera', models.CharField(help_text='Plate Recognizer camera_id or Hikvision channelID', max_length=64)),
+                ('read_id', models.CharField(max_length=64)),
+                ('plate', models.CharField(help_text='As the camera read it', max_length=32)),
+                ('score', models.FloatField()),
+                ('captured_at', models.DateTimeField()),
+                ('candidates', models.JSONField(blank=True, default=list)),
+                ('region', models.CharField(blank=True, max_length=16)),
+                ('vehicle', models.JSONField(blank=True, null=True)),
+                ('retransmit', models.BooleanField(default=False)),
+                ('received_at', models.DateTimeField(auto_now_add=True)),
+                ('decided_at', models.DateTimeField(blank=True, null=True)),
+                ('alert', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='access.alert')),
+                ('device', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='unmapped_reads', to='access.device')),
             ],
             options={
-                "indexes": [
-                    models.Index(
-                        condition=models.Q(("decided_at__isnull", True)),
-                        fields=["device", "camera", "captured_at"],
-                        name="unmapped_read_waiting",
-                    )
-                ],
-                "constraints": [models.UniqueConstraint(fields=("device", "read_id"), name="unmapped_read_id_unique")],
+                'indexes': [models.Index(condition=models.Q(('decided_at__isnull', True)), fields=['device', 'camera', 'captured_at'], name='unmapped_read_waiting')],
+                'constraints': [models.UniqueConstraint(fields=('device', 'read_id'), name='unmapped_read_id_unique')],
             },
         ),
     ]

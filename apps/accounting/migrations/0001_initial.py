@@ -7,386 +7,181 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("agents", "0001_initial"),
-        ("bookings", "0001_initial"),
-        ("carparks", "0001_initial"),
+        ('agents', '0001_initial'),
+        ('bookings', '0001_initial'),
+        ('carparks', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Account",
+            name='Account',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.CharField(max_length=8, unique=True)),
-                ("name", models.CharField(max_length=100)),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("asset", "Asset"),
-                            ("liability", "Liability"),
-                            ("equity", "Equity"),
-                            ("income", "Income"),
-                            ("expense", "Expense"),
-                        ],
-                        max_length=10,
-                    ),
-                ),
-                ("description", models.TextField(blank=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=8, unique=True)),
+                ('name', models.CharField(max_length=100)),
+                ('kind', models.CharField(choices=[('asset', 'Asset'), ('liability', 'Liability'), ('equity', 'Equity'), ('income', 'Income'), ('expense', 'Expense')], max_length=10)),
+                ('description', models.TextField(blank=True)),
             ],
             options={
-                "ordering": ["code"],
+                'ordering': ['code'],
             },
         ),
         migrations.CreateModel(
-            name="AccountingPeriod",
+            name='AccountingPeriod',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("month", models.DateField(help_text="First day of the month", unique=True)),
-                ("closed_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "closed_by",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('month', models.DateField(help_text='First day of the month', unique=True)),
+                ('closed_at', models.DateTimeField(blank=True, null=True)),
+                ('closed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["month"],
+                'ordering': ['month'],
             },
         ),
         migrations.CreateModel(
-            name="CarParkRates",
+            name='CarParkRates',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("overstay_rate", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=10)),
-                (
-                    "overstay_unit",
-                    models.CharField(
-                        choices=[("hour", "Per started hour"), ("day", "Per started day")], default="hour", max_length=4
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="accounting_rates",
-                        to="carparks.carpark",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('overstay_rate', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=10)),
+                ('overstay_unit', models.CharField(choices=[('hour', 'Per started hour'), ('day', 'Per started day')], default='hour', max_length=4)),
+                ('carpark', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='accounting_rates', to='carparks.carpark')),
             ],
             options={
-                "verbose_name_plural": "car park rates",
+                'verbose_name_plural': 'car park rates',
             },
         ),
         migrations.CreateModel(
-            name="InvoiceCounter",
+            name='InvoiceCounter',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("series", models.CharField(max_length=4)),
-                ("year", models.PositiveIntegerField()),
-                ("last", models.PositiveIntegerField(default=0)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('series', models.CharField(max_length=4)),
+                ('year', models.PositiveIntegerField()),
+                ('last', models.PositiveIntegerField(default=0)),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("series", "year"), name="invoice_counter_unique")],
+                'constraints': [models.UniqueConstraint(fields=('series', 'year'), name='invoice_counter_unique')],
             },
         ),
         migrations.CreateModel(
-            name="LedgerTransaction",
+            name='LedgerTransaction',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "date",
-                    models.DateField(
-                        db_index=True, help_text="Accounting date (the car park's local date of the event)"
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("booking", "Booking sold / amended / cancelled"),
-                            ("payment", "Payment received"),
-                            ("refund", "Refund paid"),
-                            ("overstay", "Overstay charge"),
-                            ("invoice", "Agent invoice issued"),
-                            ("credit_note", "Agent credit note issued"),
-                            ("invoice_payment", "Agent invoice paid"),
-                            ("adjustment", "Manual correction"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("currency", models.CharField(max_length=3)),
-                ("memo", models.CharField(blank=True, max_length=200)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_transactions",
-                        to="bookings.booking",
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="carparks.carpark",
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('date', models.DateField(db_index=True, help_text="Accounting date (the car park's local date of the event)")),
+                ('kind', models.CharField(choices=[('booking', 'Booking sold / amended / cancelled'), ('payment', 'Payment received'), ('refund', 'Refund paid'), ('overstay', 'Overstay charge'), ('invoice', 'Agent invoice issued'), ('credit_note', 'Agent credit note issued'), ('invoice_payment', 'Agent invoice paid'), ('adjustment', 'Manual correction')], max_length=16)),
+                ('currency', models.CharField(max_length=3)),
+                ('memo', models.CharField(blank=True, max_length=200)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('booking', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_transactions', to='bookings.booking')),
+                ('carpark', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='carparks.carpark')),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["date", "id"],
+                'ordering': ['date', 'id'],
             },
         ),
         migrations.CreateModel(
-            name="Invoice",
+            name='Invoice',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("number", models.CharField(max_length=20, unique=True)),
-                ("series", models.CharField(max_length=4)),
-                ("year", models.PositiveIntegerField()),
-                ("sequence", models.PositiveIntegerField()),
-                (
-                    "kind",
-                    models.CharField(choices=[("invoice", "Invoice"), ("credit_note", "Credit note")], max_length=11),
-                ),
-                ("currency", models.CharField(max_length=3)),
-                ("period", models.DateField(help_text="First day of the month invoiced")),
-                ("issued_on", models.DateField()),
-                ("gross_total", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=14)),
-                ("commission_total", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=14)),
-                (
-                    "total",
-                    models.DecimalField(
-                        decimal_places=2, default=Decimal("0.00"), help_text="gross - commission", max_digits=14
-                    ),
-                ),
-                ("line_count", models.PositiveIntegerField(default=0)),
-                (
-                    "status",
-                    models.CharField(choices=[("issued", "Issued"), ("paid", "Paid")], default="issued", max_length=6),
-                ),
-                ("paid_on", models.DateField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "agent",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="invoices", to="agents.agent"
-                    ),
-                ),
-                (
-                    "payment_transaction",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="paid_invoice",
-                        to="accounting.ledgertransaction",
-                    ),
-                ),
-                (
-                    "transaction",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="invoice",
-                        to="accounting.ledgertransaction",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('number', models.CharField(max_length=20, unique=True)),
+                ('series', models.CharField(max_length=4)),
+                ('year', models.PositiveIntegerField()),
+                ('sequence', models.PositiveIntegerField()),
+                ('kind', models.CharField(choices=[('invoice', 'Invoice'), ('credit_note', 'Credit note')], max_length=11)),
+                ('currency', models.CharField(max_length=3)),
+                ('period', models.DateField(help_text='First day of the month invoiced')),
+                ('issued_on', models.DateField()),
+                ('gross_total', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('commission_total', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('total', models.DecimalField(decimal_places=2, default=Decimal('0.00'), help_text='gross - commission', max_digits=14)),
+                ('line_count', models.PositiveIntegerField(default=0)),
+                ('status', models.CharField(choices=[('issued', 'Issued'), ('paid', 'Paid')], default='issued', max_length=6)),
+                ('paid_on', models.DateField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='agents.agent')),
+                ('payment_transaction', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='paid_invoice', to='accounting.ledgertransaction')),
+                ('transaction', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoice', to='accounting.ledgertransaction')),
             ],
             options={
-                "ordering": ["-year", "-sequence"],
+                'ordering': ['-year', '-sequence'],
             },
         ),
         migrations.CreateModel(
-            name="OverstayCharge",
+            name='OverstayCharge',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "visit_id",
-                    models.BigIntegerField(blank=True, help_text="apps.access Visit id", null=True, unique=True),
-                ),
-                ("exited_at", models.DateTimeField()),
-                ("units", models.PositiveIntegerField()),
-                (
-                    "unit",
-                    models.CharField(choices=[("hour", "Per started hour"), ("day", "Per started day")], max_length=4),
-                ),
-                ("rate", models.DecimalField(decimal_places=2, max_digits=10)),
-                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="overstay_charges",
-                        to="bookings.booking",
-                    ),
-                ),
-                (
-                    "transaction",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="overstay_charge",
-                        to="accounting.ledgertransaction",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('visit_id', models.BigIntegerField(blank=True, help_text='apps.access Visit id', null=True, unique=True)),
+                ('exited_at', models.DateTimeField()),
+                ('units', models.PositiveIntegerField()),
+                ('unit', models.CharField(choices=[('hour', 'Per started hour'), ('day', 'Per started day')], max_length=4)),
+                ('rate', models.DecimalField(decimal_places=2, max_digits=10)),
+                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='overstay_charges', to='bookings.booking')),
+                ('transaction', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='overstay_charge', to='accounting.ledgertransaction')),
             ],
         ),
         migrations.CreateModel(
-            name="Payment",
+            name='Payment',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[("payment", "Payment"), ("refund", "Refund")], default="payment", max_length=7
-                    ),
-                ),
-                (
-                    "method",
-                    models.CharField(
-                        choices=[("cash", "Cash"), ("card", "Card"), ("bank_transfer", "Bank transfer")], max_length=16
-                    ),
-                ),
-                (
-                    "amount",
-                    models.DecimalField(
-                        decimal_places=2, help_text="Always positive; kind gives the sign", max_digits=12
-                    ),
-                ),
-                ("currency", models.CharField(max_length=3)),
-                ("external_reference", models.CharField(blank=True, max_length=100)),
-                ("received_at", models.DateTimeField()),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="payments", to="bookings.booking"
-                    ),
-                ),
-                (
-                    "recorded_by",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "transaction",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="payment",
-                        to="accounting.ledgertransaction",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('payment', 'Payment'), ('refund', 'Refund')], default='payment', max_length=7)),
+                ('method', models.CharField(choices=[('cash', 'Cash'), ('card', 'Card'), ('bank_transfer', 'Bank transfer')], max_length=16)),
+                ('amount', models.DecimalField(decimal_places=2, help_text='Always positive; kind gives the sign', max_digits=12)),
+                ('currency', models.CharField(max_length=3)),
+                ('external_reference', models.CharField(blank=True, max_length=100)),
+                ('received_at', models.DateTimeField()),
+                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='bookings.booking')),
+                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ('transaction', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='payment', to='accounting.ledgertransaction')),
             ],
         ),
         migrations.CreateModel(
-            name="InvoiceLine",
+            name='InvoiceLine',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("reference", models.CharField(max_length=16)),
-                ("agent_ref", models.CharField(blank=True, max_length=64)),
-                ("description", models.CharField(max_length=200)),
-                ("price", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("commission", models.DecimalField(decimal_places=2, max_digits=12)),
-                ("amount", models.DecimalField(decimal_places=2, help_text="price - commission", max_digits=12)),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="invoice_lines", to="bookings.booking"
-                    ),
-                ),
-                (
-                    "invoice",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="lines", to="accounting.invoice"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('reference', models.CharField(max_length=16)),
+                ('agent_ref', models.CharField(blank=True, max_length=64)),
+                ('description', models.CharField(max_length=200)),
+                ('price', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('commission', models.DecimalField(decimal_places=2, max_digits=12)),
+                ('amount', models.DecimalField(decimal_places=2, help_text='price - commission', max_digits=12)),
+                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoice_lines', to='bookings.booking')),
+                ('invoice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lines', to='accounting.invoice')),
             ],
             options={
-                "indexes": [models.Index(fields=["booking"], name="accounting__booking_8d943d_idx")],
+                'indexes': [models.Index(fields=['booking'], name='accounting__booking_8d943d_idx')],
             },
         ),
         migrations.CreateModel(
-            name="LedgerLine",
+            name='LedgerLine',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("amount", models.DecimalField(decimal_places=2, help_text="Debit > 0, credit < 0", max_digits=14)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="lines", to="accounting.account"
-                    ),
-                ),
-                (
-                    "agent",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="agents.agent",
-                    ),
-                ),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_lines",
-                        to="bookings.booking",
-                    ),
-                ),
-                (
-                    "transaction",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="lines",
-                        to="accounting.ledgertransaction",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('amount', models.DecimalField(decimal_places=2, help_text='Debit > 0, credit < 0', max_digits=14)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lines', to='accounting.account')),
+                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='agents.agent')),
+                ('booking', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_lines', to='bookings.booking')),
+                ('transaction', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lines', to='accounting.ledgertransaction')),
             ],
             options={
-                "indexes": [
-                    models.Index(fields=["booking", "account"], name="accounting__booking_3897b2_idx"),
-                    models.Index(fields=["agent", "account"], name="accounting__agent_i_82c445_idx"),
-                    models.Index(fields=["account", "transaction"], name="accounting__account_0ce409_idx"),
-                ],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("amount", 0), _negated=True), name="ledger_line_amount_nonzero"
-                    )
-                ],
+                'indexes': [models.Index(fields=['booking', 'account'], name='accounting__booking_3897b2_idx'), models.Index(fields=['agent', 'account'], name='accounting__agent_i_82c445_idx'), models.Index(fields=['account', 'transaction'], name='accounting__account_0ce409_idx')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('amount', 0), _negated=True), name='ledger_line_amount_nonzero')],
             },
         ),
         migrations.AddIndex(
-            model_name="invoice",
-            index=models.Index(fields=["agent", "period"], name="accounting__agent_i_a31a38_idx"),
+            model_name='invoice',
+            index=models.Index(fields=['agent', 'period'], name='accounting__agent_i_a31a38_idx'),
         ),
         migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.UniqueConstraint(fields=("series", "year", "sequence"), name="invoice_number_unique"),
+            model_name='invoice',
+            constraint=models.UniqueConstraint(fields=('series', 'year', 'sequence'), name='invoice_number_unique'),
         ),
         migrations.AddConstraint(
-            model_name="payment",
-            constraint=models.CheckConstraint(condition=models.Q(("amount__gt", 0)), name="payment_amount_positive"),
+            model_name='payment',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='payment_amount_positive'),
         ),
     ]

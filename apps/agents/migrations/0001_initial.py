@@ -6,81 +6,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("carparks", "0001_initial"),
+        ('carparks', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Agent",
+            name='Agent',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.SlugField(max_length=32, unique=True)),
-                ("name", models.CharField(max_length=100)),
-                ("active", models.BooleanField(default=True)),
-                (
-                    "email_format",
-                    models.CharField(
-                        choices=[
-                            ("labels", "Labels (Label: value lines)"),
-                            ("csv", "CSV attachment"),
-                            ("fixed", "Fixed 80-column records"),
-                        ],
-                        default="labels",
-                        max_length=8,
-                    ),
-                ),
-                (
-                    "commission_rate",
-                    models.DecimalField(decimal_places=4, default=Decimal("0"), help_text="0.15 = 15%", max_digits=5),
-                ),
-                ("allowed_networks", models.TextField(blank=True, help_text="CIDR blocks, one per line")),
-                (
-                    "allowed_senders",
-                    models.TextField(blank=True, help_text="Envelope senders: addresses or @domains, one per line"),
-                ),
-                ("smtp_username", models.CharField(blank=True, max_length=64)),
-                ("smtp_password_hash", models.CharField(blank=True, max_length=256)),
-                ("error_report_address", models.EmailField(blank=True, max_length=254)),
-                (
-                    "carparks",
-                    models.ManyToManyField(
-                        blank=True, help_text="Contracted car parks", related_name="agents", to="carparks.carpark"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.SlugField(max_length=32, unique=True)),
+                ('name', models.CharField(max_length=100)),
+                ('active', models.BooleanField(default=True)),
+                ('email_format', models.CharField(choices=[('labels', 'Labels (Label: value lines)'), ('csv', 'CSV attachment'), ('fixed', 'Fixed 80-column records')], default='labels', max_length=8)),
+                ('commission_rate', models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='0.15 = 15%', max_digits=5)),
+                ('allowed_networks', models.TextField(blank=True, help_text='CIDR blocks, one per line')),
+                ('allowed_senders', models.TextField(blank=True, help_text='Envelope senders: addresses or @domains, one per line')),
+                ('smtp_username', models.CharField(blank=True, max_length=64)),
+                ('smtp_password_hash', models.CharField(blank=True, max_length=256)),
+                ('error_report_address', models.EmailField(blank=True, max_length=254)),
+                ('carparks', models.ManyToManyField(blank=True, help_text='Contracted car parks', related_name='agents', to='carparks.carpark')),
             ],
         ),
         migrations.CreateModel(
-            name="AgentMailbox",
+            name='AgentMailbox',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("address", models.EmailField(max_length=254, unique=True)),
-                (
-                    "agent",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="mailboxes", to="agents.agent"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('address', models.EmailField(max_length=254, unique=True)),
+                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='mailboxes', to='agents.agent')),
             ],
         ),
         migrations.CreateModel(
-            name="ApiToken",
+            name='ApiToken',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(blank=True, max_length=100)),
-                ("prefix", models.CharField(help_text="First characters, to recognise a token", max_length=12)),
-                ("token_hash", models.CharField(max_length=64, unique=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("last_used_at", models.DateTimeField(blank=True, null=True)),
-                ("revoked_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "agent",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="api_tokens", to="agents.agent"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(blank=True, max_length=100)),
+                ('prefix', models.CharField(help_text='First characters, to recognise a token', max_length=12)),
+                ('token_hash', models.CharField(max_length=64, unique=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to='agents.agent')),
             ],
         ),
     ]

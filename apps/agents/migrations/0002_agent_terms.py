@@ -6,45 +6,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("agents", "0001_initial"),
+        ('agents', '0001_initial'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="agent",
-            name="commission_tolerance",
-            field=models.DecimalField(
-                decimal_places=4,
-                default=Decimal("0.05"),
-                help_text="How far a stated commission may exceed the contracted rate, in shares of the price: 0.05 = 5 points (never more than the price)",
-                max_digits=5,
-                validators=[django.core.validators.MinValueValidator(Decimal("0"))],
-            ),
+            model_name='agent',
+            name='commission_tolerance',
+            field=models.DecimalField(decimal_places=4, default=Decimal('0.05'), help_text='How far a stated commission may exceed the contracted rate, in shares of the price: 0.05 = 5 points (never more than the price)', max_digits=5, validators=[django.core.validators.MinValueValidator(Decimal('0'))]),
         ),
         migrations.AddField(
-            model_name="agent",
-            name="price_policy",
-            field=models.CharField(
-                choices=[
-                    ("accept", "Accept"),
-                    ("flag", "Accept and flag for review"),
-                    ("refuse", "Refuse (email: record at the tariff's price, flagged)"),
-                ],
-                default="flag",
-                help_text="What happens to a stated price further from the tariff than the price tolerance",
-                max_length=8,
-            ),
+            model_name='agent',
+            name='price_policy',
+            field=models.CharField(choices=[('accept', 'Accept'), ('flag', 'Accept and flag for review'), ('refuse', "Refuse (email: record at the tariff's price, flagged)")], default='flag', help_text='What happens to a stated price further from the tariff than the price tolerance', max_length=8),
         ),
         migrations.AddField(
-            model_name="agent",
-            name="price_tolerance",
-            field=models.DecimalField(
-                decimal_places=4,
-                default=Decimal("0.5"),
-                help_text="How far a stated price may be from the tariff's, as a share of it: 0.5 = 50% either way",
-                max_digits=5,
-                validators=[django.core.validators.MinValueValidator(Decimal("0"))],
-            ),
+            model_name='agent',
+            name='price_tolerance',
+            field=models.DecimalField(decimal_places=4, default=Decimal('0.5'), help_text="How far a stated price may be from the tariff's, as a share of it: 0.5 = 50% either way", max_digits=5, validators=[django.core.validators.MinValueValidator(Decimal('0'))]),
         ),
     ]

@@ -5,130 +5,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("agents", "0001_initial"),
-        ("carparks", "0001_initial"),
+        ('agents', '0001_initial'),
+        ('carparks', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Customer",
+            name='Customer',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200)),
-                ("email", models.EmailField(blank=True, max_length=254)),
-                ("phone", models.CharField(blank=True, max_length=40)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('email', models.EmailField(blank=True, max_length=254)),
+                ('phone', models.CharField(blank=True, max_length=40)),
             ],
         ),
         migrations.CreateModel(
-            name="Booking",
+            name='Booking',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("reference", models.CharField(help_text="Our reference, e.g. PG-7K3M9Q", max_length=16, unique=True)),
-                ("agent_ref", models.CharField(blank=True, max_length=64, null=True)),
-                ("arrival", models.DateTimeField(help_text="UTC")),
-                ("departure", models.DateTimeField(help_text="UTC")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("confirmed", "Confirmed"),
-                            ("arrived", "Arrived"),
-                            ("departed", "Departed"),
-                            ("cancelled", "Cancelled"),
-                            ("no_show", "No show"),
-                        ],
-                        db_index=True,
-                        default="confirmed",
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[
-                            ("web", "Website"),
-                            ("api", "Agent API"),
-                            ("email", "Agent email"),
-                            ("staff", "Staff"),
-                        ],
-                        max_length=5,
-                    ),
-                ),
-                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
-                ("currency", models.CharField(max_length=3)),
-                ("commission", models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True)),
-                ("overbooked", models.BooleanField(default=False, help_text="Recorded although the car park was full")),
-                ("flight_outbound", models.CharField(blank=True, max_length=16)),
-                ("flight_return", models.CharField(blank=True, max_length=16)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
-                (
-                    "agent",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="bookings",
-                        to="agents.agent",
-                    ),
-                ),
-                (
-                    "brand",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to="carparks.brand"
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="bookings", to="carparks.carpark"
-                    ),
-                ),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="bookings", to="bookings.customer"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('reference', models.CharField(help_text='Our reference, e.g. PG-7K3M9Q', max_length=16, unique=True)),
+                ('agent_ref', models.CharField(blank=True, max_length=64, null=True)),
+                ('arrival', models.DateTimeField(help_text='UTC')),
+                ('departure', models.DateTimeField(help_text='UTC')),
+                ('status', models.CharField(choices=[('confirmed', 'Confirmed'), ('arrived', 'Arrived'), ('departed', 'Departed'), ('cancelled', 'Cancelled'), ('no_show', 'No show')], db_index=True, default='confirmed', max_length=10)),
+                ('source', models.CharField(choices=[('web', 'Website'), ('api', 'Agent API'), ('email', 'Agent email'), ('staff', 'Staff')], max_length=5)),
+                ('price', models.DecimalField(decimal_places=2, max_digits=10)),
+                ('currency', models.CharField(max_length=3)),
+                ('commission', models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True)),
+                ('overbooked', models.BooleanField(default=False, help_text='Recorded although the car park was full')),
+                ('flight_outbound', models.CharField(blank=True, max_length=16)),
+                ('flight_return', models.CharField(blank=True, max_length=16)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='agents.agent')),
+                ('brand', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='carparks.brand')),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='carparks.carpark')),
+                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='bookings.customer')),
             ],
         ),
         migrations.CreateModel(
-            name="Vehicle",
+            name='Vehicle',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("registration_raw", models.CharField(max_length=20)),
-                ("registration", models.CharField(db_index=True, help_text="Normal form: A-Z, 0-9", max_length=20)),
-                ("lookalike_key", models.CharField(db_index=True, max_length=20)),
-                ("make", models.CharField(blank=True, max_length=40)),
-                ("model", models.CharField(blank=True, max_length=40)),
-                ("colour", models.CharField(blank=True, max_length=30)),
-                (
-                    "booking",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="vehicles", to="bookings.booking"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('registration_raw', models.CharField(max_length=20)),
+                ('registration', models.CharField(db_index=True, help_text='Normal form: A-Z, 0-9', max_length=20)),
+                ('lookalike_key', models.CharField(db_index=True, max_length=20)),
+                ('make', models.CharField(blank=True, max_length=40)),
+                ('model', models.CharField(blank=True, max_length=40)),
+                ('colour', models.CharField(blank=True, max_length=30)),
+                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='vehicles', to='bookings.booking')),
             ],
         ),
         migrations.AddIndex(
-            model_name="booking",
-            index=models.Index(fields=["carpark", "arrival"], name="bookings_bo_carpark_7c5174_idx"),
+            model_name='booking',
+            index=models.Index(fields=['carpark', 'arrival'], name='bookings_bo_carpark_7c5174_idx'),
         ),
         migrations.AddIndex(
-            model_name="booking",
-            index=models.Index(fields=["agent", "updated_at"], name="bookings_bo_agent_i_f0a91b_idx"),
+            model_name='booking',
+            index=models.Index(fields=['agent', 'updated_at'], name='bookings_bo_agent_i_f0a91b_idx'),
         ),
         migrations.AddConstraint(
-            model_name="booking",
-            constraint=models.UniqueConstraint(fields=("agent", "agent_ref"), name="booking_agent_ref_unique"),
+            model_name='booking',
+            constraint=models.UniqueConstraint(fields=('agent', 'agent_ref'), name='booking_agent_ref_unique'),
         ),
         migrations.AddConstraint(
-            model_name="booking",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("departure__gt", models.F("arrival"))), name="booking_departure_after_arrival"
-            ),
+            model_name='booking',
+            constraint=models.CheckConstraint(condition=models.Q(('departure__gt', models.F('arrival'))), name='booking_departure_after_arrival'),
         ),
     ]

@@ -5,59 +5,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("agents", "0001_initial"),
-        ("bookings", "0001_initial"),
-        ("carparks", "0002_tariffs"),
+        ('agents', '0001_initial'),
+        ('bookings', '0001_initial'),
+        ('carparks', '0002_tariffs'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="booking",
-            name="confirmation_sent_at",
-            field=models.DateTimeField(blank=True, help_text="Confirmation email sent (web)", null=True),
+            model_name='booking',
+            name='confirmation_sent_at',
+            field=models.DateTimeField(blank=True, help_text='Confirmation email sent (web)', null=True),
         ),
         migrations.CreateModel(
-            name="ApiIdempotencyKey",
+            name='ApiIdempotencyKey',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("key", models.CharField(max_length=255)),
-                (
-                    "fingerprint",
-                    models.CharField(help_text="SHA-256 of method, path and canonical body", max_length=64),
-                ),
-                ("status_code", models.PositiveSmallIntegerField(default=0)),
-                ("response", models.JSONField(null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
-                (
-                    "agent",
-                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agents.agent"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('key', models.CharField(max_length=255)),
+                ('fingerprint', models.CharField(help_text='SHA-256 of method, path and canonical body', max_length=64)),
+                ('status_code', models.PositiveSmallIntegerField(default=0)),
+                ('response', models.JSONField(null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agents.agent')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(fields=("agent", "key"), name="idempotency_key_unique_per_agent")
-                ],
+                'constraints': [models.UniqueConstraint(fields=('agent', 'key'), name='idempotency_key_unique_per_agent')],
             },
         ),
         migrations.CreateModel(
-            name="CapacityDay",
+            name='CapacityDay',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("date", models.DateField()),
-                ("held", models.IntegerField(default=0)),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="capacity_days", to="carparks.carpark"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('date', models.DateField()),
+                ('held', models.IntegerField(default=0)),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='capacity_days', to='carparks.carpark')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(fields=("carpark", "date"), name="capacity_day_unique"),
-                    models.CheckConstraint(condition=models.Q(("held__gte", 0)), name="capacity_day_held_not_negative"),
-                ],
+                'constraints': [models.UniqueConstraint(fields=('carpark', 'date'), name='capacity_day_unique'), models.CheckConstraint(condition=models.Q(('held__gte', 0)), name='capacity_day_held_not_negative')],
             },
         ),
     ]

@@ -7,10 +7,11 @@ from apps.core.migration_ops import unique_field_to_constraint
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("agents", "0001_initial"),
-        ("bookings", "0002_capacity_idempotency"),
-        ("carparks", "0002_tariffs"),
+        ('agents', '0001_initial'),
+        ('bookings', '0002_capacity_idempotency'),
+        ('carparks', '0002_tariffs'),
     ]
 
     operations = [
@@ -22,49 +23,27 @@ class Migration(migrations.Migration):
             like_index="bookings_booking_reference_af3214d4_like",  # Django's name for it: table, column, hash, _like
         ),
         migrations.AlterField(
-            model_name="booking",
-            name="agent",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="bookings",
-                to="agents.agent",
-            ),
+            model_name='booking',
+            name='agent',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='agents.agent'),
         ),
         migrations.AlterField(
-            model_name="booking",
-            name="carpark",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="bookings",
-                to="carparks.carpark",
-            ),
+            model_name='booking',
+            name='carpark',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='carparks.carpark'),
         ),
         migrations.AlterField(
-            model_name="booking",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("confirmed", "Confirmed"),
-                    ("arrived", "Arrived"),
-                    ("departed", "Departed"),
-                    ("cancelled", "Cancelled"),
-                    ("no_show", "No show"),
-                ],
-                default="confirmed",
-                max_length=10,
-            ),
+            model_name='booking',
+            name='status',
+            field=models.CharField(choices=[('confirmed', 'Confirmed'), ('arrived', 'Arrived'), ('departed', 'Departed'), ('cancelled', 'Cancelled'), ('no_show', 'No show')], default='confirmed', max_length=10),
         ),
         migrations.AlterField(
-            model_name="booking",
-            name="updated_at",
+            model_name='booking',
+            name='updated_at',
             field=models.DateTimeField(auto_now=True),
         ),
         migrations.AddIndex(
-            model_name="booking",
-            index=models.Index(fields=["status"], name="booking_status"),
+            model_name='booking',
+            index=models.Index(fields=['status'], name='booking_status'),
         ),
     ]

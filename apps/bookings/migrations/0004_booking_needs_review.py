@@ -4,21 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bookings", "0003_fewer_indexes_on_hot_writes"),
+        ('bookings', '0003_fewer_indexes_on_hot_writes'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="booking",
-            name="needs_review",
-            field=models.BooleanField(
-                default=False, help_text="Price or commission beyond the agent's terms (see the note); staff clear it"
-            ),
+            model_name='booking',
+            name='needs_review',
+            field=models.BooleanField(default=False, help_text="Price or commission beyond the agent's terms (see the note); staff clear it"),
         ),
         migrations.AddField(
-            model_name="booking",
-            name="review_note",
-            field=models.TextField(blank=True, help_text="Why the booking was flagged, newest last"),
+            model_name='booking',
+            name='review_note',
+            field=models.TextField(blank=True, help_text='Why the booking was flagged, newest last'),
         ),
     ]

@@ -5,26 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bookings", "0004_booking_needs_review"),
+        ('bookings', '0004_booking_needs_review'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="BookingFormToken",
+            name='BookingFormToken',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("token", models.CharField(max_length=64)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "booking",
-                    models.OneToOneField(
-                        null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="bookings.booking"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('token', models.CharField(max_length=64)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('booking', models.OneToOneField(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bookings.booking')),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("token",), name="booking_form_token_unique")],
+                'constraints': [models.UniqueConstraint(fields=('token',), name='booking_form_token_unique')],
             },
         ),
     ]

@@ -7,107 +7,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
-    dependencies = []
+    dependencies = [
+    ]
 
     operations = [
         migrations.CreateModel(
-            name="Brand",
+            name='Brand',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.SlugField(unique=True)),
-                ("name", models.CharField(max_length=100)),
-                ("primary_colour", models.CharField(default="#1d4ed8", max_length=7)),
-                ("accent_colour", models.CharField(default="#f59e0b", max_length=7)),
-                (
-                    "logo_text",
-                    models.CharField(blank=True, help_text="Short wordmark shown as the logo", max_length=40),
-                ),
-                ("support_email", models.EmailField(blank=True, max_length=254)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.SlugField(unique=True)),
+                ('name', models.CharField(max_length=100)),
+                ('primary_colour', models.CharField(default='#1d4ed8', max_length=7)),
+                ('accent_colour', models.CharField(default='#f59e0b', max_length=7)),
+                ('logo_text', models.CharField(blank=True, help_text='Short wordmark shown as the logo', max_length=40)),
+                ('support_email', models.EmailField(blank=True, max_length=254)),
             ],
         ),
         migrations.CreateModel(
-            name="BrandDomain",
+            name='BrandDomain',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("host", models.CharField(help_text="Host name without port, lower case", max_length=253, unique=True)),
-                (
-                    "brand",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="domains", to="carparks.brand"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('host', models.CharField(help_text='Host name without port, lower case', max_length=253, unique=True)),
+                ('brand', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domains', to='carparks.brand')),
             ],
         ),
         migrations.CreateModel(
-            name="CarPark",
+            name='CarPark',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.CharField(max_length=8, unique=True)),
-                ("name", models.CharField(max_length=100)),
-                ("capacity", models.PositiveIntegerField(help_text="Bookable spaces per day")),
-                ("timezone", models.CharField(default="Europe/London", max_length=64)),
-                ("currency", models.CharField(default="GBP", max_length=3)),
-                (
-                    "min_score",
-                    models.DecimalField(
-                        decimal_places=2,
-                        default=Decimal("0.70"),
-                        max_digits=3,
-                        validators=[
-                            django.core.validators.MinValueValidator(Decimal("0")),
-                            django.core.validators.MaxValueValidator(Decimal("1")),
-                        ],
-                    ),
-                ),
-                ("repeat_window_s", models.PositiveIntegerField(default=15)),
-                ("stale_after_s", models.PositiveIntegerField(default=30)),
-                ("early_arrival_min", models.PositiveIntegerField(default=120)),
-                ("grace_min", models.PositiveIntegerField(default=60)),
-                (
-                    "overstay_policy",
-                    models.CharField(
-                        choices=[("open_and_flag", "Open and flag"), ("hold", "Hold at the barrier")],
-                        default="open_and_flag",
-                        max_length=16,
-                    ),
-                ),
-                (
-                    "anti_passback",
-                    models.CharField(
-                        choices=[("hard", "Hard (deny)"), ("soft", "Soft (close old visit, alert)")],
-                        default="hard",
-                        max_length=8,
-                    ),
-                ),
-                ("read_retention_days", models.PositiveIntegerField(default=90)),
-                (
-                    "brands",
-                    models.ManyToManyField(
-                        blank=True, help_text="Brands that sell it", related_name="carparks", to="carparks.brand"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=8, unique=True)),
+                ('name', models.CharField(max_length=100)),
+                ('capacity', models.PositiveIntegerField(help_text='Bookable spaces per day')),
+                ('timezone', models.CharField(default='Europe/London', max_length=64)),
+                ('currency', models.CharField(default='GBP', max_length=3)),
+                ('min_score', models.DecimalField(decimal_places=2, default=Decimal('0.70'), max_digits=3, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('1'))])),
+                ('repeat_window_s', models.PositiveIntegerField(default=15)),
+                ('stale_after_s', models.PositiveIntegerField(default=30)),
+                ('early_arrival_min', models.PositiveIntegerField(default=120)),
+                ('grace_min', models.PositiveIntegerField(default=60)),
+                ('overstay_policy', models.CharField(choices=[('open_and_flag', 'Open and flag'), ('hold', 'Hold at the barrier')], default='open_and_flag', max_length=16)),
+                ('anti_passback', models.CharField(choices=[('hard', 'Hard (deny)'), ('soft', 'Soft (close old visit, alert)')], default='hard', max_length=8)),
+                ('read_retention_days', models.PositiveIntegerField(default=90)),
+                ('brands', models.ManyToManyField(blank=True, help_text='Brands that sell it', related_name='carparks', to='carparks.brand')),
             ],
         ),
         migrations.CreateModel(
-            name="Lane",
+            name='Lane',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.CharField(max_length=16)),
-                ("direction", models.CharField(choices=[("entry", "Entry"), ("exit", "Exit")], max_length=5)),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="lanes", to="carparks.carpark"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(max_length=16)),
+                ('direction', models.CharField(choices=[('entry', 'Entry'), ('exit', 'Exit')], max_length=5)),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lanes', to='carparks.carpark')),
             ],
             options={
-                "ordering": ["carpark", "code"],
-                "constraints": [
-                    models.UniqueConstraint(fields=("carpark", "code"), name="lane_code_unique_per_carpark")
-                ],
+                'ordering': ['carpark', 'code'],
+                'constraints': [models.UniqueConstraint(fields=('carpark', 'code'), name='lane_code_unique_per_carpark')],
             },
         ),
     ]

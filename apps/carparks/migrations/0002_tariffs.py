@@ -7,87 +7,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("carparks", "0001_initial"),
+        ('carparks', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Tariff",
+            name='Tariff',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "daily_rate",
-                    models.DecimalField(
-                        decimal_places=2,
-                        max_digits=8,
-                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
-                    ),
-                ),
-                (
-                    "minimum_charge",
-                    models.DecimalField(
-                        decimal_places=2,
-                        default=Decimal("0"),
-                        max_digits=8,
-                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
-                    ),
-                ),
-                (
-                    "brand",
-                    models.ForeignKey(
-                        blank=True,
-                        help_text="Empty: default",
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="tariffs",
-                        to="carparks.brand",
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="tariffs", to="carparks.carpark"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('daily_rate', models.DecimalField(decimal_places=2, max_digits=8, validators=[django.core.validators.MinValueValidator(Decimal('0'))])),
+                ('minimum_charge', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=8, validators=[django.core.validators.MinValueValidator(Decimal('0'))])),
+                ('brand', models.ForeignKey(blank=True, help_text='Empty: default', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='tariffs', to='carparks.brand')),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tariffs', to='carparks.carpark')),
             ],
         ),
         migrations.CreateModel(
-            name="TariffBand",
+            name='TariffBand',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("from_day", models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(2)])),
-                (
-                    "daily_rate",
-                    models.DecimalField(
-                        decimal_places=2,
-                        max_digits=8,
-                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
-                    ),
-                ),
-                (
-                    "tariff",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="bands", to="carparks.tariff"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_day', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(2)])),
+                ('daily_rate', models.DecimalField(decimal_places=2, max_digits=8, validators=[django.core.validators.MinValueValidator(Decimal('0'))])),
+                ('tariff', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='bands', to='carparks.tariff')),
             ],
             options={
-                "ordering": ["tariff", "from_day"],
+                'ordering': ['tariff', 'from_day'],
             },
         ),
         migrations.AddConstraint(
-            model_name="tariff",
-            constraint=models.UniqueConstraint(fields=("carpark", "brand"), name="tariff_unique_per_brand"),
+            model_name='tariff',
+            constraint=models.UniqueConstraint(fields=('carpark', 'brand'), name='tariff_unique_per_brand'),
         ),
         migrations.AddConstraint(
-            model_name="tariff",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("brand__isnull", True)), fields=("carpark",), name="tariff_one_default_per_carpark"
-            ),
+            model_name='tariff',
+            constraint=models.UniqueConstraint(condition=models.Q(('brand__isnull', True)), fields=('carpark',), name='tariff_one_default_per_carpark'),
         ),
         migrations.AddConstraint(
-            model_name="tariffband",
-            constraint=models.UniqueConstraint(fields=("tariff", "from_day"), name="tariff_band_unique_day"),
+            model_name='tariffband',
+            constraint=models.UniqueConstraint(fields=('tariff', 'from_day'), name='tariff_band_unique_day'),
         ),
     ]

@@ -13,58 +13,56 @@ def base_url_from_first_domain(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("carparks", "0002_tariffs"),
+        ('carparks', '0002_tariffs'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="brand",
-            name="base_url",
-            field=models.URLField(
-                default="",
-                help_text="The site's public address, e.g. https://skyline.parkgate.test: links in emails start with it. Its host must be one of the brand's domains.",
-            ),
+            model_name='brand',
+            name='base_url',
+            field=models.URLField(default='', help_text="The site's public address, e.g. https://skyline.parkgate.test: links in emails start with it. Its host must be one of the brand's domains."),
             preserve_default=False,
         ),
         migrations.AddField(
-            model_name="brand",
-            name="cancellation_policy",
+            model_name='brand',
+            name='cancellation_policy',
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name="brand",
-            name="privacy_notice",
+            model_name='brand',
+            name='privacy_notice',
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name="brand",
-            name="support_phone",
+            model_name='brand',
+            name='support_phone',
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name="brand",
-            name="terms",
-            field=models.TextField(blank=True, verbose_name="terms and conditions"),
+            model_name='brand',
+            name='terms',
+            field=models.TextField(blank=True, verbose_name='terms and conditions'),
         ),
         migrations.AddField(
-            model_name="carpark",
-            name="address",
-            field=models.TextField(blank=True, help_text="Postal address, one part a line; the map link searches it"),
+            model_name='carpark',
+            name='address',
+            field=models.TextField(blank=True, help_text='Postal address, one part a line; the map link searches it'),
         ),
         migrations.AddField(
-            model_name="carpark",
-            name="directions",
-            field=models.TextField(blank=True, help_text="How to get there and where to go on arrival"),
+            model_name='carpark',
+            name='directions',
+            field=models.TextField(blank=True, help_text='How to get there and where to go on arrival'),
         ),
         migrations.AddField(
-            model_name="carpark",
-            name="opening_hours",
-            field=models.CharField(blank=True, help_text="e.g. Open 24 hours, every day", max_length=200),
+            model_name='carpark',
+            name='opening_hours',
+            field=models.CharField(blank=True, help_text='e.g. Open 24 hours, every day', max_length=200),
         ),
         migrations.AddField(
-            model_name="carpark",
-            name="phone",
+            model_name='carpark',
+            name='phone',
             field=models.CharField(blank=True, help_text="The car park's own number, for the day", max_length=32),
         ),
         migrations.RunPython(base_url_from_first_domain, migrations.RunPython.noop),

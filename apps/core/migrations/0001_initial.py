@@ -6,42 +6,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("carparks", "0001_initial"),
+        ('carparks', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="AuditLog",
+            name='AuditLog',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
-                (
-                    "actor_label",
-                    models.CharField(blank=True, help_text="Name of the actor when not a user", max_length=150),
-                ),
-                ("action", models.CharField(db_index=True, max_length=64)),
-                ("object_type", models.CharField(blank=True, max_length=64)),
-                ("object_id", models.CharField(blank=True, max_length=64)),
-                ("data", models.JSONField(blank=True, default=dict)),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="carparks.carpark"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ('actor_label', models.CharField(blank=True, help_text='Name of the actor when not a user', max_length=150)),
+                ('action', models.CharField(db_index=True, max_length=64)),
+                ('object_type', models.CharField(blank=True, max_length=64)),
+                ('object_id', models.CharField(blank=True, max_length=64)),
+                ('data', models.JSONField(blank=True, default=dict)),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ('carpark', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='carparks.carpark')),
             ],
             options={
-                "ordering": ["-at"],
+                'ordering': ['-at'],
             },
         ),
     ]

@@ -5,72 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("agents", "0001_initial"),
+        ('agents', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="InboundEmail",
+            name='InboundEmail',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("received_at", models.DateTimeField(auto_now_add=True, db_index=True)),
-                ("mail_from", models.CharField(blank=True, max_length=320)),
-                ("rcpt_tos", models.JSONField(default=list)),
-                ("peer", models.CharField(blank=True, help_text="Client address", max_length=64)),
-                (
-                    "raw",
-                    models.BinaryField(
-                        help_text="The exact bytes received; deleted after the retention period", null=True
-                    ),
-                ),
-                ("size", models.PositiveIntegerField()),
-                ("message_id", models.CharField(blank=True, db_index=True, max_length=998)),
-                (
-                    "body_hash",
-                    models.CharField(
-                        db_index=True, help_text="SHA-256 of the bytes after the header block", max_length=64
-                    ),
-                ),
-                ("subject", models.CharField(blank=True, max_length=998)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("received", "Received"),
-                            ("processed", "Processed"),
-                            ("failed", "Failed"),
-                            ("ignored", "Ignored"),
-                            ("duplicate", "Duplicate"),
-                            ("superseded", "Superseded"),
-                        ],
-                        db_index=True,
-                        default="received",
-                        max_length=10,
-                    ),
-                ),
-                ("result", models.JSONField(blank=True, default=list, help_text="One entry per booking or CSV row")),
-                ("error", models.TextField(blank=True)),
-                ("processed_at", models.DateTimeField(blank=True, null=True)),
-                ("raw_deleted_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "agent",
-                    models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.PROTECT, related_name="emails", to="agents.agent"
-                    ),
-                ),
-                (
-                    "duplicate_of",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="duplicates",
-                        to="mail.inboundemail",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ('mail_from', models.CharField(blank=True, max_length=320)),
+                ('rcpt_tos', models.JSONField(default=list)),
+                ('peer', models.CharField(blank=True, help_text='Client address', max_length=64)),
+                ('raw', models.BinaryField(help_text='The exact bytes received; deleted after the retention period', null=True)),
+                ('size', models.PositiveIntegerField()),
+                ('message_id', models.CharField(blank=True, db_index=True, max_length=998)),
+                ('body_hash', models.CharField(db_index=True, help_text='SHA-256 of the bytes after the header block', max_length=64)),
+                ('subject', models.CharField(blank=True, max_length=998)),
+                ('status', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('failed', 'Failed'), ('ignored', 'Ignored'), ('duplicate', 'Duplicate'), ('superseded', 'Superseded')], db_index=True, default='received', max_length=10)),
+                ('result', models.JSONField(blank=True, default=list, help_text='One entry per booking or CSV row')),
+                ('error', models.TextField(blank=True)),
+                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                ('raw_deleted_at', models.DateTimeField(blank=True, null=True)),
+                ('agent', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='emails', to='agents.agent')),
+                ('duplicate_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='duplicates', to='mail.inboundemail')),
             ],
         ),
     ]

@@ -5,68 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("agents", "0001_initial"),
-        ("mail", "0001_initial"),
+        ('agents', '0001_initial'),
+        ('mail', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="AgentBookingState",
+            name='AgentBookingState',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("agent_ref", models.CharField(max_length=64)),
-                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
-                ("cancelled", models.BooleanField(default=False)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('agent_ref', models.CharField(max_length=64)),
+                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
+                ('cancelled', models.BooleanField(default=False)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name="inboundemail",
-            name="report_sent_at",
-            field=models.DateTimeField(blank=True, help_text="Error report mailed to the agent", null=True),
+            model_name='inboundemail',
+            name='report_sent_at',
+            field=models.DateTimeField(blank=True, help_text='Error report mailed to the agent', null=True),
         ),
         migrations.AddField(
-            model_name="inboundemail",
-            name="sent_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="The Date header (the forwarded message's, if any): orders the bookings",
-                null=True,
-            ),
+            model_name='inboundemail',
+            name='sent_at',
+            field=models.DateTimeField(blank=True, help_text="The Date header (the forwarded message's, if any): orders the bookings", null=True),
         ),
         migrations.AddIndex(
-            model_name="inboundemail",
-            index=models.Index(fields=["status", "received_at"], name="inboundemail_outbox"),
+            model_name='inboundemail',
+            index=models.Index(fields=['status', 'received_at'], name='inboundemail_outbox'),
         ),
         migrations.AddConstraint(
-            model_name="inboundemail",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("duplicate_of__isnull", True), models.Q(("status", "duplicate"), _negated=True)),
-                fields=("agent", "message_id", "body_hash"),
-                name="inboundemail_one_original",
-            ),
+            model_name='inboundemail',
+            constraint=models.UniqueConstraint(condition=models.Q(('duplicate_of__isnull', True), models.Q(('status', 'duplicate'), _negated=True)), fields=('agent', 'message_id', 'body_hash'), name='inboundemail_one_original'),
         ),
         migrations.AddField(
-            model_name="agentbookingstate",
-            name="agent",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="email_booking_states", to="agents.agent"
-            ),
+            model_name='agentbookingstate',
+            name='agent',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='email_booking_states', to='agents.agent'),
         ),
         migrations.AddField(
-            model_name="agentbookingstate",
-            name="last_email",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="mail.inboundemail",
-            ),
+            model_name='agentbookingstate',
+            name='last_email',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='mail.inboundemail'),
         ),
         migrations.AddConstraint(
-            model_name="agentbookingstate",
-            constraint=models.UniqueConstraint(fields=("agent", "agent_ref"), name="agentbookingstate_unique"),
+            model_name='agentbookingstate',
+            constraint=models.UniqueConstraint(fields=('agent', 'agent_ref'), name='agentbookingstate_unique'),
         ),
     ]

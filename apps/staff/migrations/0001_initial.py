@@ -6,46 +6,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("carparks", "0001_initial"),
+        ('carparks', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="StaffAssignment",
+            name='StaffAssignment',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "role",
-                    models.CharField(
-                        choices=[
-                            ("operator", "Operator (view, manual barrier control)"),
-                            ("supervisor", "Supervisor (also policies, permits, block list)"),
-                            ("accountant", "Accountant (accounting views only)"),
-                        ],
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "carpark",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="staff", to="carparks.carpark"
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="assignments",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('role', models.CharField(choices=[('operator', 'Operator (view, manual barrier control)'), ('supervisor', 'Supervisor (also policies, permits, block list)'), ('accountant', 'Accountant (accounting views only)')], max_length=10)),
+                ('carpark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='staff', to='carparks.carpark')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("user", "carpark"), name="one_role_per_carpark")],
+                'constraints': [models.UniqueConstraint(fields=('user', 'carpark'), name='one_role_per_carpark')],
             },
         ),
     ]
