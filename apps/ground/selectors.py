@@ -38,6 +38,7 @@ def _task_rows(qs) -> list[dict]:
                 "flight": t.booking.flight_return, "flight_status": t.booking.return_status,
                 "flight_estimated": t.booking.return_estimated, "driver": t.driver.get_username() if t.driver else "",
                 "key_tag": t.key_tag.number if t.key_tag else "", "note": t.note,
+                "at_risk": t.at_risk_at is not None and t.driver_id is None,
             }
         )  # fmt: skip
     return rows

@@ -133,6 +133,9 @@ def test_a_return_with_no_driver_half_an_hour_before_alerts_staff_once(carpark, 
     mg_booking(carpark, timezone.now() + timedelta(hours=3), plate="L8TER")
     assert tasks.returns_at_risk_alert() == 1
     assert tasks.returns_at_risk_alert() == 0  # once
+    assert [t["at_risk"] for t in selectors.board_tasks(carpark_ids=[carpark.pk]) if t["kind"] == "return"] == [
+        True, False,
+    ]  # fmt: skip
     alert = Alert.objects.get(reason="return_at_risk")
     assert alert.plate == "MG51ABC" and soon.reference in alert.detail and alert.lane_id is None
     taken = Task.objects.get(booking__vehicles__registration="L8TER", kind="return")
