@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.payments",
     "apps.staff",
     "apps.insight",
+    "apps.ground",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +149,8 @@ SMTP_AUTH_FAILURES_PER_LOGIN = env.int("SMTP_AUTH_FAILURES_PER_LOGIN", default=5
 SMTP_AUTH_FAILURES_PER_CLIENT = env.int("SMTP_AUTH_FAILURES_PER_CLIENT", default=20)
 SMTP_AUTH_THROTTLE_WINDOW_S = env.int("SMTP_AUTH_THROTTLE_WINDOW_S", default=900)
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
+# Flight-status feed (docs/flight-status.md): flights nobody booked (yet) are forgotten this long after their date.
+FLIGHT_STATUS_KEEP_DAYS = env.int("FLIGHT_STATUS_KEEP_DAYS", default=3)
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
 # (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
@@ -241,6 +244,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root on every request otherwise
+# Uploaded files (condition photos, apps.ground): local files under var/media in the demo; in production any storage
+# class, e.g. MEDIA_STORAGE=storages.backends.s3.S3Storage with MEDIA_STORAGE_OPTIONS='{"bucket_name": "...",
+# "endpoint_url": "https://..."}' for an S3-compatible store (docs/operations.md 2).
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {
+        "BACKEND": env.str("MEDIA_STORAGE", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("MEDIA_STORAGE_OPTIONS", default={}),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 WHITENOISE_USE_FINDERS = True  # daphne serves static files itself; no collectstatic step needed.
 WHITENOISE_ROOT = BASE_DIR / "project" / "root"  # files browsers ask for at the root: /favicon.ico
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from apps.bookings import views as site_views
 from apps.bookings.api import api as agents_api
+from apps.ground.api import api as ops_api
 from device_gateway.api import api as device_api
 from project import views
 
@@ -20,6 +21,8 @@ urlpatterns = [
     path("api/device/v1/", device_api.urls),
     path("api/v1/", agents_api.urls),
     path("", include("apps.payments.urls")),
+    path("ops/", include("apps.ground.urls")),
+    path("api/ops/v1/", ops_api.urls),
     path("", site_views.home, name="home"),
     path("", include("apps.bookings.urls")),
 ]

@@ -109,6 +109,8 @@ def _misread_exit_of(unpaired, plates: set[str]) -> bool:
 # exits captured after it (the partial index read_unpaired_exit), none or a handful.
 # Prepared once per pooled connection (apps.core.sql): planning this statement costs more than running it.
 # No occupancy count here: it grows with the car park, and the dashboards recount once per flush anyway.
+# An open visit's 'departure' is its booking's due_out: the booked departure, or later when the return flight lands
+# late (apps.bookings.flights), so the overstay follows the flight.
 CONTEXT_SQL = """
 SELECT 'duplicate', jsonb_build_object('decision', r.decision)
   FROM access_plateread r WHERE r.device_id = %(device)s AND r.read_id = %(read_id)s
@@ -126,7 +128,7 @@ SELECT 'blocked', jsonb_build_object('id', p.id, 'plate', p.plate, 'key', p.look
    AND (p.plate = ANY(%(plates)s::text[]) OR p.lookalike_key = ANY(%(keys)s::text[]))
 UNION ALL
 SELECT 'visit', jsonb_build_object('id', v.id, 'plate', v.plate, 'key', v.lookalike_key, 'entered_at', v.entered_at,
-                                    'booking_id', v.booking_id, 'reference', b.reference, 'departure', b.departure,
+                                    'booking_id', v.booking_id, 'reference', b.reference, 'departure', b.due_out,
                                     'permit_id', v.permit_id)
   FROM access_visit v LEFT JOIN bookings_booking b ON b.id = v.booking_id
  WHERE v.carpark_id = %(carpark)s AND v.exited_at IS NULL

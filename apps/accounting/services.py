@@ -224,7 +224,7 @@ def overstay_charge_post(*, booking_id: int, exited_at: datetime, visit_id: int 
         booking = Booking.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=booking_id)
         rates = carpark_rates(booking.carpark_id)
         quote = overstay_charge_compute(
-            departure=booking.departure,
+            departure=booking.due_out,  # the booked departure, or later when the return flight landed late
             exited_at=exited_at,
             grace_min=booking.carpark.grace_min,
             rate=rates.overstay_rate,

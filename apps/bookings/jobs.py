@@ -68,3 +68,11 @@ def expire_unpaid() -> None:
 
     for booking_id in bookings_due_to_expire():
         booking_expire(booking_id=booking_id)
+
+
+@periodic("bookings.flight_statuses_expire", minute={17})
+def flight_statuses_expire() -> None:
+    """Forget flight statuses FLIGHT_STATUS_KEEP_DAYS after their date (docs/flight-status.md)."""
+    from apps.bookings.flights import flight_statuses_expire as expire
+
+    expire()

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Greatest
 
 
 class Customer(models.Model):
@@ -51,8 +52,24 @@ class Booking(models.Model):
         default=False, help_text="Price or commission beyond the agent's terms (see the note); staff clear it"
     )
     review_note = models.TextField(blank=True, help_text="Why the booking was flagged, newest last")
+    # Meet and greet: drivers collect the car at the terminal and bring it back (apps.ground). Until products come
+    # (the products issue), this flag is what apps.ground.tasks.MEET_AND_GREET tests: re-point that one predicate.
+    meet_and_greet = models.BooleanField(default=False)
     flight_outbound = models.CharField(max_length=16, blank=True)
     flight_return = models.CharField(max_length=16, blank=True)
+    # The return flight as the flight-status feed reports it (apps.bookings.flights): matched by `flight_return_key`
+    # (flight number normal form) and the departure's local date. The car is due out at `due_out`, the later of the
+    # booked departure and the landing plus the car park's baggage allowance: overstays are measured from it.
+    flight_return_key = models.CharField(max_length=16, blank=True, help_text="Normal form, e.g. BA0118")
+    return_status = models.CharField(max_length=10, blank=True, help_text="Return flight's status, from the feed")
+    return_estimated = models.DateTimeField(null=True, blank=True, help_text="Return flight's actual else estimated")
+    return_ready_at = models.DateTimeField(null=True, blank=True, help_text="Landing + the car park's allowance")
+    due_out = models.GeneratedField(
+        expression=Greatest("departure", "return_ready_at"),  # PostgreSQL's GREATEST skips a NULL
+        output_field=models.DateTimeField(),
+        db_persist=True,
+        help_text="Later of departure and return_ready_at (UTC)",
+    )
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")
     payment_due_by = models.DateTimeField(null=True, blank=True, help_text="A pending payment expires then (UTC)")
     cancellation_fee = models.DecimalField(
@@ -74,6 +91,12 @@ class Booking(models.Model):
             models.Index(fields=["carpark", "arrival"]),
             models.Index(fields=["agent", "updated_at"]),
             models.Index(fields=["status"], name="booking_status"),  # the no-show sweep, admin's filter
+            # the flight-status feed finds a flight's bookings (few rows have one: partial)
+            models.Index(
+                fields=["flight_return_key", "departure"],
+                name="booking_return_flight",
+                condition=~models.Q(flight_return_key=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -154,3 +177,37 @@ class BookingFormToken(models.Model):
 
     def __str__(self) -> str:
         return self.token
+
+
+class FlightStatus(models.Model):
+    """The latest word from the flight-status feed on one flight on one date (docs/flight-status.md).
+
+    Kept whether or not a booking has the flight (one may come later), until FLIGHT_STATUS_KEEP_DAYS after its date.
+    `reported_at` is the update's own time: an older update than the one kept is ignored (out-of-order delivery)."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        DELAYED = "delayed", "Delayed"
+        LANDED = "landed", "Landed"
+        CANCELLED = "cancelled", "Cancelled"
+        DIVERTED = "diverted", "Diverted"
+
+    flight = models.CharField(max_length=16, help_text="Normal form, e.g. BA0118")
+    date = models.DateField(help_text="The flight's scheduled date")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    scheduled = models.DateTimeField()
+    estimated = models.DateTimeField(null=True, blank=True)
+    actual = models.DateTimeField(null=True, blank=True)
+    reported_at = models.DateTimeField(help_text="The update's own time (else when it was received)")
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flight", "date"], name="flight_status_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.flight} {self.date}: {self.status}"
+
+    @property
+    def landing(self):
+        """Actual, else estimated landing (None when neither is known: nothing moves)."""
+        return self.actual or self.estimated

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from apps.bookings.models import Booking
+from apps.bookings.models import Booking, FlightStatus
 from apps.bookings.validation import MAX_VEHICLES
 
 DATETIME_DOC = "ISO 8601 with an offset or Z; without one: the car park's local time"
@@ -40,6 +40,13 @@ class VehicleIn(Schema):
 class Flights(Schema):
     outbound: str = Field("", max_length=16)
     return_: str = Field("", max_length=16, alias="return")
+
+
+class FlightsOut(Flights):
+    """The return flight as the flight-status feed last reported it, once matched (docs/flight-status.md)."""
+
+    return_estimated: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    return_status: str | None = Field(None, json_schema_extra={"enum": [*FlightStatus.Status.values, None]})
 
 
 class FlightsPatch(Schema):
@@ -97,7 +104,7 @@ class BookingOut(Schema):
     departure: str = Field(json_schema_extra={"format": "date-time"})
     customer: CustomerOut
     vehicles: list[VehicleOut]
-    flights: Flights
+    flights: FlightsOut
     price: str = Field(pattern=r"^\d+\.\d{2}$")
     currency: str
     overbooked: bool

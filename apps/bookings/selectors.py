@@ -103,7 +103,12 @@ def booking_as_dict(booking: Booking) -> dict:
             {"registration": v.registration, "make": v.make, "model": v.model, "colour": v.colour}
             for v in booking.vehicles.all()
         ],
-        "flights": {"outbound": booking.flight_outbound, "return": booking.flight_return},
+        "flights": {
+            "outbound": booking.flight_outbound,
+            "return": booking.flight_return,
+            "return_estimated": utc_iso(booking.return_estimated) if booking.return_estimated else None,
+            "return_status": booking.return_status or None,
+        },
         "price": f"{booking.price:.2f}",
         "currency": booking.currency,
         "overbooked": booking.overbooked,
@@ -125,6 +130,9 @@ def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
             "arrival": utc_iso(b.arrival),
             "departure": utc_iso(b.departure),
             "status": b.status,
+            "return_flight": b.flight_return,
+            "return_status": b.return_status,
+            "return_estimated": utc_iso(b.return_estimated) if b.return_estimated else None,
         }
         for b in _with_details(Booking.objects.filter(pk__in=booking_ids))
     ]

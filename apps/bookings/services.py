@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.agents.models import Agent
-from apps.bookings import capacity, signals, terms
+from apps.bookings import capacity, flights, signals, terms
 from apps.bookings.cancellation import cancellation_fee
 from apps.bookings.capacity import Stay
 from apps.bookings.errors import (
@@ -122,6 +122,7 @@ def booking_create(
     commission: Decimal | None = None,
     flight_outbound: str = "",
     flight_return: str = "",
+    meet_and_greet: bool = False,
     allow_overbooking: bool = False,
     correct_out_of_terms: bool = False,
     form_token: str | None = None,
@@ -167,10 +168,14 @@ def booking_create(
         "review_note": "\n".join(notes),
         "flight_outbound": text_field(flight_outbound, "outbound flight", 16).upper(),
         "flight_return": text_field(flight_return, "return flight", 16).upper(),
+        "meet_and_greet": bool(meet_and_greet),
     }
     if pending_payment:
         fields["status"] = Booking.Status.PENDING_PAYMENT
         fields["payment_due_by"] = timezone.now() + timedelta(minutes=carpark.payment_window_min)
+    fields.update(
+        flights.booking_flight_fields(carpark=carpark, flight_return=fields["flight_return"], departure=departure)
+    )
     stay = _stay(carpark, arrival, departure)
     customer = {"name": name, "email": email, "phone": phone}
     if form_token:
@@ -296,6 +301,13 @@ def booking_amend(
         for flight in ("flight_outbound", "flight_return"):
             if flight in changes:
                 setattr(current, flight, text_field(changes[flight], flight.replace("_", " "), 16).upper())
+        flight_fields = ("flight_return_key", "return_status", "return_estimated", "return_ready_at")
+        if moved or "flight_return" in changes:  # the return flight is matched again (another flight or date)
+            found = flights.booking_flight_fields(
+                carpark=carpark, flight_return=current.flight_return, departure=departure
+            )
+            for field in flight_fields:
+                setattr(current, field, found[field])
         _amend_customer(current.customer, changes)
         if "vehicles" in changes:
             _replace_vehicles(current, clean_vehicles(changes["vehicles"]))

@@ -95,6 +95,10 @@ class CarPark(models.Model):
     stale_after_s = models.PositiveIntegerField(default=30)
     early_arrival_min = models.PositiveIntegerField(default=120)
     grace_min = models.PositiveIntegerField(default=60)
+    # A returning customer's car is due out this long after their return flight lands (apps.bookings.flights).
+    baggage_allowance_min = models.PositiveIntegerField(
+        default=45, help_text="Minutes from the return flight's landing to the customer at the car"
+    )
     overstay_policy = models.CharField(
         max_length=16, choices=OverstayPolicy.choices, default=OverstayPolicy.OPEN_AND_FLAG
     )

@@ -9,6 +9,7 @@ class StaffAssignment(models.Model):
         OPERATOR = "operator", "Operator (view, manual barrier control)"
         SUPERVISOR = "supervisor", "Supervisor (also policies, permits, block list)"
         ACCOUNTANT = "accountant", "Accountant (accounting views only)"
+        DRIVER = "driver", "Driver (meet-and-greet tasks, keys, condition photos: apps.ground)"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="assignments", on_delete=models.CASCADE)
     carpark = models.ForeignKey("carparks.CarPark", related_name="staff", on_delete=models.CASCADE)

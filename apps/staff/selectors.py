@@ -187,6 +187,10 @@ def expected_today(*, carpark: CarPark, field: str, day_start: datetime, day_end
             "at": iso(getattr(b, field)),
             "status": b.status,
             "done": b.status in done_statuses,
+            # the return flight as the flight-status feed reports it (apps.bookings.flights), as the booking event
+            "return_flight": b.flight_return,
+            "return_status": b.return_status,
+            "return_estimated": iso(b.return_estimated) if b.return_estimated else None,
         }
         for b in bookings[:LIST_LIMIT]
     ]
@@ -194,19 +198,20 @@ def expected_today(*, carpark: CarPark, field: str, day_start: datetime, day_end
 
 
 def overstays(*, carpark: CarPark, now: datetime) -> list[dict]:
-    """Vehicles still on site past their booking's departure plus the car park's grace period."""
+    """Vehicles still on site past their booking's due-out time (its departure, or later when the return flight
+    landed late) plus the car park's grace period."""
     cutoff = now - timedelta(minutes=carpark.grace_min)
     visits = (
-        Visit.objects.filter(carpark=carpark, exited_at__isnull=True, booking__departure__lt=cutoff)
+        Visit.objects.filter(carpark=carpark, exited_at__isnull=True, booking__due_out__lt=cutoff)
         .select_related("booking")
-        .order_by("booking__departure")[:LIST_LIMIT]
+        .order_by("booking__due_out")[:LIST_LIMIT]
     )
     return [
         {
             "visit": v.id,
             "plate": v.plate,
             "booking": v.booking.reference,
-            "departure": iso(v.booking.departure),
+            "departure": iso(v.booking.due_out),
             "entered_at": iso(v.entered_at),
         }
         for v in visits

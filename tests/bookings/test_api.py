@@ -60,7 +60,7 @@ def test_create_then_get_by_either_reference(agent):
     assert b["reference"].startswith("PG-") and b["agent_ref"] == "SPX-104233" and b["carpark"] == "TST-1"
     assert (b["arrival"], b["departure"]) == ("2026-12-01T05:30:00Z", "2026-12-08T22:15:00Z")  # GMT in December
     assert b["vehicles"] == [{"registration": "AB12CDE", "make": "Ford", "model": "Focus", "colour": "Blue"}]
-    assert b["flights"] == {"outbound": "BA0117", "return": "BA0118"}
+    assert b["flights"] == {"outbound": "BA0117", "return": "BA0118", "return_estimated": None, "return_status": None}
     assert (b["price"], b["currency"], b["status"], b["overbooked"]) == ("95.00", "GBP", "confirmed", False)
     assert b["created_at"].endswith("Z") and b["updated_at"].endswith("Z")
     assert agent.get(f"/api/v1/bookings/{b['reference']}").json() == b
@@ -73,7 +73,12 @@ def test_minimal_create_and_given_price(agent):
     minimal |= {"customer": {"name": "J"}, "vehicles": [{"registration": "XY51ABC"}], "price": "54.99"}
     created = post(agent, "/bookings", minimal)
     assert created.status_code == 201, created.content
-    assert created.json()["price"] == "54.99" and created.json()["flights"] == {"outbound": "", "return": ""}
+    assert created.json()["price"] == "54.99" and created.json()["flights"] == {
+        "outbound": "",
+        "return": "",
+        "return_estimated": None,
+        "return_status": None,
+    }
 
 
 def test_authentication(committed_world):

@@ -16,6 +16,7 @@ from apps.access.services.allowlist import (
 )
 from apps.access.services.commands import (
     alert_acknowledge,
+    alert_raise_staff,
     barrier_open_manual,
     barrier_open_paid,
     command_result_record,
@@ -78,6 +79,7 @@ __all__ = [
     "UnknownCommand",
     "UnknownLane",
     "alert_acknowledge",
+    "alert_raise_staff",
     "allowlist_current",
     "allowlist_refresh",
     "barrier_open_manual",

@@ -28,6 +28,15 @@ from apps.core import events
 from apps.core.services import audit_log_record
 
 
+def alert_raise_staff(*, carpark_id: int, plate: str, reason: str, detail: str) -> Alert:
+    """An alert from work off the lanes (apps.ground: a meet-and-greet return at risk), on the car park's dashboards."""
+    with transaction.atomic():
+        alert = Alert.objects.create(carpark_id=carpark_id, plate=plate[:32], reason=reason[:32], detail=detail[:200])
+        alert = Alert.objects.select_related("carpark").get(pk=alert.pk)
+        events.publish_to_carpark(carpark_id=carpark_id, kind="alert", data=selectors.alert_event_data(alert))
+    return alert
+
+
 def alert_acknowledge(*, alert_id: int, user) -> Alert:
     """A staff member has seen to an alert (acknowledging twice keeps the first)."""
     with transaction.atomic():

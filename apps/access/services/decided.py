@@ -19,6 +19,7 @@ from apps.access.models import (
 )
 from apps.access.services.common import _occupancy_changed_data, _read_event_data, iso
 from apps.access.vocabulary import Action, Match, Reason
+from apps.bookings import flights
 from apps.bookings.models import Booking
 from apps.carparks.models import Lane
 
@@ -72,9 +73,13 @@ class Decided:
             cte("v", *_insert_sql(Visit, visit | ids, now=now, read_fk="entry_read_id"))
             booking_id, status, from_statuses = outcome.booking_id, Booking.Status.ARRIVED, [Booking.Status.CONFIRMED]
         elif outcome.close_visit is not None:
-            cte("x", "UPDATE access_visit SET exit_read_id = r.id, exit_lane_id = %s, exited_at = %s, held_at = NULL "
-                "FROM r WHERE access_visit.id = %s AND access_visit.exited_at IS NULL",
-                [lane.id, row["captured_at"], outcome.close_visit.id])  # fmt: skip
+            # no overstay on this path: the note says when a late return flight is why (apps.bookings.flights)
+            note, note_params = flights.no_overstay_note_sql(at=row["captured_at"], grace_min=lane.carpark.grace_min)
+            close = (  # the note is fixed SQL with its own parameters
+                "UPDATE access_visit SET exit_read_id = r.id, exit_lane_id = %s, exited_at = %s, held_at = NULL, "  # noqa: S608
+                f"charge_note = {note} FROM r WHERE access_visit.id = %s AND access_visit.exited_at IS NULL"
+            )
+            cte("x", close, [lane.id, row["captured_at"], *note_params, outcome.close_visit.id])
             booking_id, status = outcome.close_visit.booking_id, Booking.Status.DEPARTED
             from_statuses = [Booking.Status.CONFIRMED, Booking.Status.ARRIVED]
         else:

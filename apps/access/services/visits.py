@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.access import rules
@@ -15,6 +16,7 @@ from apps.access.models import (
 from apps.access.services.common import NO_SHOW_EVENTS_WITHIN, _publish_occupancy, _publish_visit, iso, lane_policy
 from apps.access.signals import visit_overstayed
 from apps.access.vocabulary import Action
+from apps.bookings import flights
 from apps.bookings import services as booking_services
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
@@ -70,9 +72,13 @@ def _apply_visits(carpark, lane, row: PlateRead, outcome: rules.Outcome, *, stal
 
 def _visit_close_live(fact: rules.VisitFact, row: PlateRead, lane, carpark, *, overstay_minutes: int | None) -> None:
     """Close an open visit at a live exit (two statements; the rarer overstay path loads the visit)."""
+    note = ""
+    if fact.booking_id and not overstay_minutes:  # a late return flight may be why this exit is not charged
+        note = RawSQL(*flights.no_overstay_note_sql(at=row.captured_at, grace_min=carpark.grace_min))  # noqa: S611  (fixed SQL)
     Visit.objects.filter(pk=fact.id, exited_at__isnull=True).update(
-        exit_read=row, exit_lane=lane, exited_at=row.captured_at, held_at=None, overstay_minutes=overstay_minutes
-    )
+        exit_read=row, exit_lane=lane, exited_at=row.captured_at, held_at=None, overstay_minutes=overstay_minutes,
+        charge_note=note,
+    )  # fmt: skip
     _booking_departed(fact.booking_id)
     if overstay_minutes:
         visit = Visit.objects.select_related("booking").get(pk=fact.id)
@@ -216,7 +222,7 @@ def _visit_end(visit: Visit, row: PlateRead, lane, *, charge_overstay: bool) -> 
     if charge_overstay and visit.booking_id:
         # Applied as if the barrier had opened (device-protocol.md 3, rule 2): past the booking's departure + grace
         # it is an overstay, charged whatever the policy (the car has gone: nothing is left to hold).
-        departure = Booking.objects.filter(pk=visit.booking_id).values_list("departure", flat=True).first()
+        departure = Booking.objects.filter(pk=visit.booking_id).values_list("due_out", flat=True).first()
         fact = rules.VisitFact(id=visit.id, plate=visit.plate, key=visit.lookalike_key, booking_departure=departure)
         overstay = rules.overstay_minutes(fact, row.captured_at, lane_policy(lane))
     if row.booking_id is None and row.permit_id is None and (visit.booking_id or visit.permit_id):
@@ -224,6 +230,9 @@ def _visit_end(visit: Visit, row: PlateRead, lane, *, charge_overstay: bool) -> 
         row.booking_id, row.permit_id = visit.booking_id, visit.permit_id
         row.save(update_fields=["booking", "permit"])
     _visit_close(visit.id, row, lane, overstay_minutes=overstay)
+    if charge_overstay and visit.booking_id and not overstay:  # a late return flight may be why it is not charged
+        note = flights.no_overstay_note_sql(at=row.captured_at, grace_min=lane_policy(lane).grace_min)
+        Visit.objects.filter(pk=visit.id).update(charge_note=RawSQL(*note))  # noqa: S611  (fixed SQL)
 
 
 def _visit_close(visit_id: int, row: PlateRead, lane, *, overstay_minutes: int | None = None) -> None:

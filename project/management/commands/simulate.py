@@ -32,6 +32,7 @@ from apps.access import services as access
 from apps.access.models import Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
+from project import simflights
 from project.management.commands.serve import host_port
 
 AGENT_MAILBOX = "skypark@bookings.parkgate.test"
@@ -121,6 +122,7 @@ def labels_email(carpark_code: str) -> EmailMessage:
             f"Registration: {random_plate()}",
             "Total Price: £54.99",
             "Commission: £8.25",
+            f"Return Flight: {simflights.demo_return_flight()}",
         ]
     )
     msg = EmailMessage()
@@ -291,6 +293,7 @@ class Command(BaseCommand):
         if emails or bookings:
             tasks.append(asyncio.create_task(self.mail(controllers, emails, bookings, stop)))
         tasks.append(asyncio.create_task(self.report(stop)))
+        tasks.append(asyncio.create_task(self.flights(stop)))
         await stop.wait()
         for task in tasks:
             task.cancel()
@@ -340,6 +343,18 @@ class Command(BaseCommand):
             for message in messages:
                 smtp.send_message(message)
                 self.stats.emails += 1
+
+    async def flights(self, stop: asyncio.Event, every_s: float = 20) -> None:
+        """Now and then a booked return flight's status over the flight-status feed (mostly a delay)."""
+        token = await sync_to_async(simflights.feed_token)()
+        while not stop.is_set():
+            await asyncio.sleep(every_s)
+            update = await sync_to_async(simflights.flight_update)()
+            if update is not None:
+                try:
+                    await asyncio.to_thread(simflights.send, self.url, token, update)
+                except httpx.HTTPError as exc:
+                    self.stderr.write(f"flight status not sent: {exc}")
 
     async def report(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

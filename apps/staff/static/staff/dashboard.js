@@ -222,6 +222,8 @@
       el("span", { class: "time", text: timeAt(b.at, cp.timezone) }),
       el("span", { class: "plate", text: b.plates.join(", ") }),
       el("span", { class: "who", text: `${b.customer} · ${b.reference}` }),
+      ...(kind === "departures" && b.return_status ? [el("span", { class: `flight flight-${b.return_status}`,
+        text: `${b.return_flight} ${b.return_status}` + (b.return_estimated ? ` ${timeAt(b.return_estimated, cp.timezone)}` : "") })] : []),
       el("span", { class: "visually-hidden", text: b.done ? doneWord : b.status === "no_show" ? "no-show" : "expected" }),
     )));
   }
@@ -329,7 +331,8 @@
     const at = Date.parse(b[field]);
     if (b.carpark === cp.code && b.status !== "cancelled" && at >= Date.parse(cp.day_start) && at < Date.parse(cp.day_end)) {
       const done = doneStatuses.includes(b.status) || doneVisits.includes(cp.visited[b.reference]) || Boolean(old && old.done);
-      const item = { reference: b.reference, customer: b.customer, plates: b.plates, at: b[field], status: b.status, done };
+      const item = { reference: b.reference, customer: b.customer, plates: b.plates, at: b[field], status: b.status, done,
+        return_flight: b.return_flight, return_status: b.return_status, return_estimated: b.return_estimated };
       const later = list.items.findIndex((i) => Date.parse(i.at) > at);
       list.items.splice(later < 0 ? list.items.length : later, 0, item);
       list.items = list.items.slice(0, LIST_LIMIT);
@@ -484,7 +487,20 @@
     } catch (e) { /* the server is down: keep retrying */ }
   }
 
-  if (document.querySelector("[data-carpark]")) connect();
+  // Keys held by drivers (apps.ground's key safe), per car park: asked for with each snapshot, not live.
+  async function showKeysOut() {
+    try {
+      const answer = await fetch("/ops/keys-out.json", { cache: "no-store", credentials: "same-origin" });
+      if (!answer.ok) return;
+      const counts = (await answer.json()).carparks;
+      for (const [code, n] of Object.entries(counts)) {
+        const count = tileOf(code)?.querySelector(".keys-out-count");
+        if (count) count.textContent = n;
+      }
+    } catch (e) { /* the count is a convenience: the board has the list */ }
+  }
+
+  if (document.querySelector("[data-carpark]")) { connect(); showKeysOut(); setInterval(showKeysOut, 60000); }
   else { live.textContent = "no car parks"; }
   // Resynchronise now and then (bookings made since the snapshot appear in today's lists).
   setInterval(resync, 300000);
