@@ -49,6 +49,11 @@ class Booking(models.Model):
     review_note = models.TextField(blank=True, help_text="Why the booking was flagged, newest last")
     flight_outbound = models.CharField(max_length=16, blank=True)
     flight_return = models.CharField(max_length=16, blank=True)
+    # What was sold (apps.products): the product, its fare, the promo code used and the price's breakdown as shown.
+    product = models.ForeignKey("products.Product", null=True, related_name="+", on_delete=models.PROTECT)
+    fare = models.ForeignKey("products.Fare", null=True, blank=True, related_name="+", on_delete=models.PROTECT)
+    promo = models.ForeignKey("products.PromoCode", null=True, blank=True, related_name="+", on_delete=models.PROTECT)
+    price_breakdown = models.JSONField(null=True, blank=True, help_text="Per day, rule applied, extras, discount")
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -75,6 +80,21 @@ class Booking(models.Model):
     def holds_space(self) -> bool:
         """A booking holds a space on its days unless it is cancelled (see apps.bookings.capacity)."""
         return self.status != self.Status.CANCELLED
+
+
+class BookingExtra(models.Model):
+    """An extra sold with a booking (apps.products.Extra): its quantity and the price it was sold at."""
+
+    booking = models.ForeignKey(Booking, related_name="extras", on_delete=models.CASCADE)
+    extra = models.ForeignKey("products.Extra", related_name="+", on_delete=models.PROTECT)
+    quantity = models.PositiveSmallIntegerField(default=1)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["booking", "extra"], name="booking_extra_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id} {self.extra_id} x{self.quantity}"
 
 
 class Vehicle(models.Model):
