@@ -7,11 +7,12 @@ park's default product and that product's first fare.
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from apps.agents.models import Agent
+from apps.bookings import capacity
 from apps.bookings.errors import BookingInvalid, ProductNoCapacity
 from apps.bookings.models import Booking, BookingExtra
 from apps.bookings.pricing import stay_dates
@@ -206,3 +207,29 @@ def held_stay(booking: Booking) -> holds.ProductStay | None:
         return None
     dates = stay_dates(arrival=booking.arrival, departure=booking.departure, tz=booking.carpark.tz)
     return holds.ProductStay(booking.product_id, 0, catalogue.channel_of(booking.agent), None, tuple(dates))
+
+
+def quotes_for(
+    *, carpark: CarPark, arrival: datetime, departure: datetime, at: datetime, brand: Brand | None, agent: Agent | None
+) -> list[catalogue.ProductQuote]:
+    """Each product the seller may sell for the stay: spaces left for it (never more than the car park's) and each
+    fare's price with its breakdown (no holds: the booking checks again under locks)."""
+    dates = stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)
+    quotes = catalogue.product_quotes(
+        carpark=carpark, dates=dates, at=at, tariff=tariff_rule(carpark=carpark, brand=brand), brand=brand, agent=agent
+    )
+    left = capacity.spaces_left(carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates)
+    return [replace(q, spaces_left=min(q.spaces_left, left)) for q in quotes]
+
+
+def default_quote(quotes: list[catalogue.ProductQuote], *, carpark: CarPark, agent: Agent | None):
+    """The quote and fare a booking naming neither would get (the API's top-level availability)."""
+    try:
+        info = catalogue.product_for_sale(carpark=carpark, agent=agent, code=None)
+        fare = catalogue.fare_for_sale(info=info, agent=agent, code=None)
+    except UnknownChoice:
+        return None, None
+    quote = next((q for q in quotes if q.code == info.product.code), None)
+    if quote is None:
+        return None, None
+    return quote, next((f for f in quote.fares if fare is None or f.code == fare.code), None)

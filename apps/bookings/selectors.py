@@ -104,6 +104,11 @@ def booking_as_dict(booking: Booking) -> dict:
             for v in booking.vehicles.all()
         ],
         "flights": {"outbound": booking.flight_outbound, "return": booking.flight_return},
+        "product": booking.product.code if booking.product_id else None,
+        "fare": booking.fare.code if booking.fare_id else None,
+        "extras": [
+            {"code": e.extra.code, "quantity": e.quantity, "price": f"{e.price:.2f}"} for e in booking.extras.all()
+        ],
         "price": f"{booking.price:.2f}",
         "currency": booking.currency,
         "overbooked": booking.overbooked,
@@ -131,7 +136,7 @@ def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
 
 
 def _with_details(qs):
-    return qs.select_related("carpark", "customer").prefetch_related("vehicles")
+    return qs.select_related("carpark", "customer", "product", "fare").prefetch_related("vehicles", "extras__extra")
 
 
 def agent_booking(*, agent_id: int, ref: str) -> Booking | None:
