@@ -99,7 +99,7 @@ FARES = [  # code, name, refundable, cut-off hours, price percent
     ("saver", "Saver", False, 0, "-10"),
 ]
 MG_RANGE = ("2026-01-01", "2030-12-31", "25.00", "40.00", "8:20.00")  # starts, ends, daily, minimum, bands
-PR_RULES = [("lead_time", 30, "-10"), ("occupancy", 70, "10"), ("occupancy", 85, "20"), ("occupancy", 95, "30")]
+PR_RULES = [("occupancy", 70, "10"), ("occupancy", 85, "20"), ("occupancy", 95, "30")]  # dearer as days fill
 EXTRAS = {"LHR-T5": [("EV", "EV charging", "8.00", "day", 10)]}
 PROMOS = [("WELCOME10", "parkgate-demo", "percent", "10")]
 AGENT_PRODUCTS = {"product_codes": "PR MG", "default_product": "PR", "default_fare": "flex"}

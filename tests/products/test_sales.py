@@ -64,12 +64,12 @@ def test_availability_lists_products_and_fares(demo_world):
         ("MG", "Meet and Greet", 40),
     ]
     fares = {p["code"]: {f["code"]: (f["price"], f["refundable"]) for f in p["fares"]} for p in q["products"]}
-    # PR: the car park's tariff (15 a day, 10 from day 4) 30+ days ahead -10%; saver a further -10%. MG: 25 a day.
+    # PR: the car park's tariff (15 a day, 10 from day 4); saver -10%. MG: its calendar's 25 a day.
     assert fares == {
-        "PR": {"flex": ("76.50", True), "saver": ("68.85", False)},
+        "PR": {"flex": ("85.00", True), "saver": ("76.50", False)},
         "MG": {"flex": ("175.00", True), "saver": ("157.50", False)},
     }
-    assert (q["available"], q["spaces_left"], q["price"], q["days"]) == (True, 360, "76.50", 7)  # PR flex
+    assert (q["available"], q["spaces_left"], q["price"], q["days"]) == (True, 360, "85.00", 7)  # PR flex
 
 
 def test_book_by_product_within_each_agents_share(demo_world):
