@@ -58,9 +58,6 @@ class Agent(models.Model):
     default_fare = models.CharField(
         max_length=16, blank=True, help_text="Fare code when a booking names none; empty: the product's first"
     )
-    email_product_field = models.CharField(
-        max_length=64, blank=True, help_text="The label or CSV column of its emails naming the product, if any"
-    )
     # Who may send mail for this agent (docs/email-ingress.md 1); empty = anyone.
     allowed_networks = models.TextField(blank=True, help_text="CIDR blocks, one per line")
     allowed_senders = models.TextField(blank=True, help_text="Envelope senders: addresses or @domains, one per line")

@@ -22,12 +22,15 @@ from apps.agents.services import api_token_create
 from apps.bookings import services
 from apps.bookings.errors import BookingInvalid, NoCapacity
 from apps.bookings.localtime import localize
+from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.products import calendar
 from apps.products.errors import CalendarConflict
 from apps.products.models import ChannelAllocation, Extra, Fare, PriceSeason, Product, ProductDay, PromoCode
 from apps.products.selectors import forget_catalogue
 from tests.bookings.conftest import LONDON
+from tests.mail.conftest import deliver
+from tests.mail.messages import CSV_HEADER, labels_text, message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,3 +278,14 @@ def test_a_years_calendar_of_five_products_imports_quickly(demo_world):
     started = time.monotonic()
     assert calendar.calendar_import(carpark=carpark, text="\n".join(rows)) == 5 * 365
     assert time.monotonic() - started < 5  # the bound on a loaded machine (figures: docs/performance.md)
+
+
+def test_email_formats_map_a_product_or_get_the_agents_default(demo_world):
+    skypark, holidayx = Agent.objects.get(code="skypark"), Agent.objects.get(code="holidayx")
+    deliver(skypark, message(labels_text(ref="SPX-MG") + "Product: MG\n"))
+    rows = CSV_HEADER.strip() + ",product\nNEW,HX-1,LHR-T5,2026-11-21 05:30,2026-11-28 22:15,Jo,,,AB1,,,MG\n"
+    rows += "NEW,HX-2,LHR-T5,2026-11-21 05:30,2026-11-28 22:15,Al,,,AB2,,,\n"
+    deliver(holidayx, message("See attached.", attachments=[(rows.encode(), "text", "csv", "b.csv")]))
+    sold = dict(Booking.objects.values_list("agent_ref", "product__code"))
+    assert sold == {"SPX-MG": "MG", "HX-1": "MG", "HX-2": "PR"}
+    assert set(Booking.objects.values_list("fare__code", flat=True)) == {"flex"}
