@@ -50,7 +50,10 @@ class Agent(models.Model):
     )
     # What the agent sells (apps.products): product codes at its car parks, and what a booking naming none gets.
     product_codes = models.CharField(
-        max_length=200, blank=True, help_text="Product codes it may sell, space-separated (e.g. PR MG); empty: all"
+        max_length=200,
+        blank=True,
+        help_text="Product codes it may sell, space-separated (e.g. PR MG); empty: all. A car park with none of "
+        "them: its default product",
     )
     default_product = models.CharField(
         max_length=16, blank=True, help_text="Product code when a booking names none; empty: the car park's default"

@@ -96,8 +96,11 @@ def channel_of(agent: Agent | None) -> str:
 
 
 def sellable(*, carpark: CarPark, agent: Agent | None) -> list[ProductInfo]:
+    """What the seller may sell here: an agent its product codes, or the car park's default product when none of
+    them is sold here (a contracted car park always sells the agent something)."""
     infos, _ = catalogue(carpark=carpark)
-    return [i for i in infos if agent is None or agent.sells(i.product.code)]
+    offered = [i for i in infos if agent is None or agent.sells(i.product.code)]
+    return offered or [i for i in infos if i.product.is_default]
 
 
 def product_for_sale(*, carpark: CarPark, agent: Agent | None, code: str | None) -> ProductInfo:
