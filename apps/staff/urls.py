@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.staff import views
+from apps.staff import prices, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,4 +10,6 @@ urlpatterns = [
     path("lanes/<int:lane_id>/open", views.barrier_open, name="dashboard-barrier-open"),
     path("devices/<uuid:device_id>/cameras", views.camera_map, name="dashboard-camera-map"),
     path("lockouts", views.lockouts, name="dashboard-lockouts"),
+    path("prices/<str:code>/", prices.prices, name="dashboard-prices"),
+    path("prices/<str:code>/calendar.csv", prices.prices_csv, name="dashboard-prices-csv"),
 ]
