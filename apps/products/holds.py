@@ -6,7 +6,7 @@ channel), then extra days by (extra, date)), checks under the lock, then changes
 channel "" counts every channel (its spaces); the channel's own row counts against the channel's allocation.
 """
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
 
@@ -123,13 +123,10 @@ def occupancy(*, product_id: int, spaces: int, dates: list[date]) -> dict[date, 
     return {d: (100 * held // spaces if spaces else 100) for d, held in rows}
 
 
-def spaces_left(*, product_id: int, spaces: int, channel: str, share: int | None, dates: list[date]) -> int:
-    """Spaces still free for the channel on the busiest of `dates` (a quote, not a promise)."""
-    rows = ProductDay.objects.filter(product_id=product_id, date__in=dates, channel__in=["", channel])
-    busiest: dict[str, int] = Counter()
-    for c, held in rows.values_list("channel", "held"):
-        busiest[c] = max(busiest[c], held)
-    left = spaces - busiest[""]
-    if share is not None:
-        left = min(left, share - busiest[channel])
-    return max(0, left)
+def days_held(*, product_ids: list[int], channel: str, dates: list[date]) -> dict[tuple[int, str], dict[date, int]]:
+    """Held per (product, "" or `channel`) per date, for quotes of several products in one read (no locks)."""
+    found: dict[tuple[int, str], dict[date, int]] = defaultdict(dict)
+    rows = ProductDay.objects.filter(product_id__in=product_ids, date__in=dates, channel__in=["", channel])
+    for product_id, day, ch, held in rows.values_list("product_id", "date", "channel", "held"):
+        found[(product_id, ch)][day] = held
+    return found

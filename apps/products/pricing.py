@@ -10,15 +10,20 @@ Each local date of the stay (apps.bookings.pricing.stay_dates: the days a bookin
    a promo code's discount taken off that stay price (never below zero). Without a rate for some day: no price.
 """
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 PENNY = Decimal("0.01")
 HUNDRED = Decimal("100")
 ZERO = Decimal("0")
+
+
+def _starts(season: "Season") -> date:
+    return season.starts
 
 
 def money(value: Decimal) -> Decimal:
@@ -42,9 +47,6 @@ class Season:
     bands: tuple[tuple[int, Decimal], ...] = ()
     brand_id: int | None = None
     channel: str = ""
-
-    def covers(self, day: date, brand_id: int | None, channel: str) -> bool:
-        return self.starts <= day <= self.ends and self.brand_id in (None, brand_id) and self.channel in ("", channel)
 
     @property
     def specificity(self) -> int:
@@ -72,6 +74,16 @@ class Calendar:
     seasons: tuple[Season, ...] = ()
     rules: tuple[Rule, ...] = ()
     tariff: Tariff | None = None  # the car park's (or brand's) tariff: days no range covers
+    # With the seasons sorted by `starts`, the longest range's length in days: a stay then looks only at the ranges
+    # starting between (its first day - span) and its last day (a year of daily ranges is 366 per product).
+    span: int | None = None
+
+    def window(self, first: date, last: date, brand_id: int | None, channel: str) -> list[Season]:
+        seasons = self.seasons
+        if self.span is not None:
+            lo = bisect_left(seasons, first - timedelta(days=self.span), key=_starts)
+            seasons = seasons[lo : bisect_right(seasons, last, key=_starts)]
+        return [s for s in seasons if s.ends >= first and s.brand_id in (None, brand_id) and s.channel in ("", channel)]
 
     def rule(self, kind: str, reached: int | Decimal) -> Rule | None:
         best = None
@@ -174,8 +186,9 @@ def price_stay(
     lead_days = (dates[0] - booked_on).days
     lead = calendar.rule("lead_time", lead_days)
     days, minimum = [], ZERO
+    window = calendar.window(dates[0], dates[-1], brand_id, channel)
     for number, day in enumerate(dates, start=1):
-        covering = [s for s in calendar.seasons if s.covers(day, brand_id, channel)]
+        covering = [s for s in window if s.starts <= day <= s.ends]
         if covering:
             season = max(covering, key=lambda s: s.specificity)
             base, band = season.rate_for_day(number)

@@ -38,7 +38,8 @@ class ProductInfo:
     product: Product
     fares: tuple[Fare, ...]
     allocations: dict[str, int]
-    seasons: tuple[Season, ...]
+    seasons: tuple[Season, ...]  # sorted by `starts`
+    span: int  # the longest range's days (pricing.Calendar.span)
     rules: tuple[Rule, ...]
     texts: dict[int, tuple[str, str]] = field(default_factory=dict)  # brand id -> (name, description)
 
@@ -65,20 +66,24 @@ def catalogue(*, carpark: CarPark) -> tuple[list[ProductInfo], dict[str, Extra]]
             "fares", "allocations", "seasons", "rules", "texts"
         )
     )
-    infos = [
-        ProductInfo(
-            product=p,
-            fares=tuple(p.fares.all()),
-            allocations={a.channel: a.spaces for a in p.allocations.all()},
-            seasons=tuple(
-                Season(s.starts, s.ends, s.daily_rate, s.minimum_charge, parse_bands(s.bands), s.brand_id, s.channel)
-                for s in p.seasons.all()
-            ),
-            rules=tuple(Rule(r.kind, r.threshold, r.percent) for r in p.rules.all()),
-            texts={t.brand_id: (t.name, t.description) for t in p.texts.all()},
+    infos = []
+    for p in products:
+        seasons = sorted(
+            (Season(s.starts, s.ends, s.daily_rate, s.minimum_charge, parse_bands(s.bands), s.brand_id, s.channel)
+             for s in p.seasons.all()),
+            key=lambda s: s.starts,
+        )  # fmt: skip
+        infos.append(
+            ProductInfo(
+                product=p,
+                fares=tuple(p.fares.all()),
+                allocations={a.channel: a.spaces for a in p.allocations.all()},
+                seasons=tuple(seasons),
+                span=max(((s.ends - s.starts).days for s in seasons), default=0),
+                rules=tuple(Rule(r.kind, r.threshold, r.percent) for r in p.rules.all()),
+                texts={t.brand_id: (t.name, t.description) for t in p.texts.all()},
+            )
         )
-        for p in products
-    ]
     extras = {x.code: x for x in Extra.objects.filter(carpark_id=carpark.pk)}
     if len(_catalogues) > 1000:
         _catalogues.clear()
@@ -159,10 +164,11 @@ def price(
     tariff: Tariff | None,
     extras: list[tuple[Extra, int]] = (),
     promo: PromoCode | None = None,
+    occupancy: dict[date, int] | None = None,
 ) -> Breakdown | None:
     """The pricing function fed from the database: the calendar, the days' occupancy, the booking's local date."""
     spaces = info.product.capacity(carpark.capacity)
-    calendar = Calendar(info.seasons, info.rules, tariff)
+    calendar = Calendar(info.seasons, info.rules, tariff, span=info.span)
     return price_stay(
         calendar,
         FarePrice(fare.code, fare.price_percent) if fare else FarePrice(""),
@@ -170,16 +176,17 @@ def price(
         brand_id=brand.pk if brand else None,
         channel=channel,
         booked_on=at.astimezone(carpark.tz).date(),
-        occupancy=holds.occupancy(product_id=info.product.pk, spaces=spaces, dates=dates)
-        if _has_occupancy(info)
-        else {},
+        occupancy=_occupancy(info, spaces, dates) if occupancy is None else occupancy,
         extras=tuple(ExtraItem(x.code, x.name, x.price, x.per == Extra.Per.DAY, q) for x, q in extras),
         promo=None if promo is None else Promo(promo.code, promo.kind == PromoCode.Kind.PERCENT, promo.value),
     )
 
 
-def _has_occupancy(info: ProductInfo) -> bool:
-    return any(r.kind == "occupancy" for r in info.rules)
+def _occupancy(info: ProductInfo, spaces: int, dates: list[date]) -> dict[date, int]:
+    """The days' occupancy, read only when a rule looks at it."""
+    if not any(r.kind == "occupancy" for r in info.rules):
+        return {}
+    return holds.occupancy(product_id=info.product.pk, spaces=spaces, dates=dates)
 
 
 @dataclass(frozen=True)
@@ -213,25 +220,33 @@ def product_quotes(
     """Each product the seller may sell, with spaces left for its channel and each fare's price for the stay's
     local `dates` (no holds); `tariff`: the car park's for the brand (days no calendar range covers)."""
     channel = channel_of(agent)
+    infos = sellable(carpark=carpark, agent=agent)
+    days = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
+    stopped = set(
+        StopSell.objects.filter(
+            product__in=[i.product for i in infos], date__in=dates, channel__in=["", channel]
+        ).values_list("product_id", flat=True)
+    )
     quotes = []
-    for info in sellable(carpark=carpark, agent=agent):
-        spaces = info.product.capacity(carpark.capacity)
-        stopped = stopped_dates(product_id=info.product.pk, channel=channel, dates=dates)
-        left = (
-            0
-            if stopped
-            else holds.spaces_left(
-                product_id=info.product.pk,
-                spaces=spaces,
-                channel=channel,
-                share=info.allocations.get(channel),
-                dates=dates,
-            )
-        )
+    for info in infos:
+        pk, spaces = info.product.pk, info.product.capacity(carpark.capacity)
+        share = info.allocations.get(channel)
+        left = spaces - max(days[(pk, "")].values(), default=0)
+        if share is not None:
+            left = min(left, share - max(days[(pk, channel)].values(), default=0))
+        occupancy = {d: (100 * held // spaces if spaces else 100) for d, held in days[(pk, "")].items()}
         fares = []
         for fare in info.fares or (None,):
             breakdown = price(
-                info=info, fare=fare, carpark=carpark, brand=brand, channel=channel, dates=dates, at=at, tariff=tariff
+                info=info,
+                fare=fare,
+                carpark=carpark,
+                brand=brand,
+                channel=channel,
+                dates=dates,
+                at=at,
+                tariff=tariff,
+                occupancy=occupancy,
             )
             terms = FareTerms.of(fare)
             fares.append(
@@ -244,5 +259,6 @@ def product_quotes(
                     breakdown,
                 )
             )
+        left = 0 if pk in stopped else max(0, left)
         quotes.append(ProductQuote(info.product.code, info.name(brand), info.description(brand), left, fares))
     return quotes

@@ -360,3 +360,15 @@ def test_cancellation_terms(terms, before, refund, fee, now):
     assert (result.refund_due, result.fee, result.refundable_now) == (D(refund), D(fee), now)
     assert result.cutoff == (None if not terms.refundable else ARRIVAL - timedelta(hours=24))
     assert SAVER.describe() == "Not refundable" and FLEX.describe() == "Refundable until 24 h before arrival"
+
+
+def test_the_window_of_sorted_ranges_prices_as_a_full_scan():
+    daily = tuple(Season(date(2027, 1, 1) + timedelta(days=n), date(2027, 1, 1) + timedelta(days=n), D(10 + n % 7))
+                  for n in range(365))  # fmt: skip
+    long = Season(date(2026, 12, 1), date(2027, 12, 31), D("99"), channel="web")  # longer: a wider window
+    seasons = tuple(sorted((*daily, long), key=lambda s: s.starts))
+    stay = {"dates": days(date(2027, 6, 28), 7), "brand_id": None, "booked_on": date(2027, 1, 1), "occupancy": {}}
+    for channel in ("web", "skypark"):
+        scanned = price_stay(Calendar(seasons), FarePrice("flex"), channel=channel, **stay)
+        windowed = price_stay(Calendar(seasons, span=395), FarePrice("flex"), channel=channel, **stay)
+        assert scanned == windowed and windowed.total == (D("693.00") if channel == "web" else D("91.00"))
