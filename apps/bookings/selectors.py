@@ -127,12 +127,20 @@ def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
             "carpark": b.carpark.code,
             "customer": b.customer.name,
             "plates": [v.registration for v in b.vehicles.all()],
+            "sold": sold_words(b),
             "arrival": utc_iso(b.arrival),
             "departure": utc_iso(b.departure),
             "status": b.status,
         }
         for b in _with_details(Booking.objects.filter(pk__in=booking_ids))
     ]
+
+
+def sold_words(booking: Booking) -> str:
+    """What staff need to know on arrival of what was sold: the product and the extras ("MG · EV charging x 1")."""
+    parts = [booking.product.code] if booking.product_id else []
+    parts += [f"{e.extra.name} x {e.quantity}" for e in booking.extras.all()]
+    return " · ".join(parts)
 
 
 def _with_details(qs):
