@@ -28,7 +28,6 @@ from apps.bookings.api_access import (
 from apps.bookings.errors import NotContracted
 from apps.bookings.localtime import LocalTimeError, parse_instant
 from apps.bookings.models import Booking
-from apps.bookings.pricing import stay_dates
 from apps.bookings.schemas import (
     DATETIME_DOC,
     ERRORS,
@@ -177,31 +176,7 @@ def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure:
         validation.stay_times_check(arrival=start, departure=end)
     except services.BookingInvalid as exc:
         raise _domain_error(exc, ("query",)) from None
-    quotes = sale.quotes_for(
-        carpark=carpark, arrival=start, departure=end, at=timezone.now(), brand=None, agent=owner.agent
-    )
-    default, fare = sale.default_quote(quotes, carpark=carpark, agent=owner.agent)
-    spaces_left = default.spaces_left if default else 0
-    price = fare.price if fare else None
-    return {
-        "available": spaces_left > 0 and price is not None,
-        "spaces_left": spaces_left,
-        "price": None if price is None else f"{price:.2f}",
-        "currency": carpark.currency,
-        "days": len(stay_dates(arrival=start, departure=end, tz=carpark.tz)),
-        "products": [
-            {
-                "code": q.code,
-                "name": q.name,
-                "spaces_left": q.spaces_left,
-                "fares": [
-                    {"code": f.code, "price": None if f.price is None else f"{f.price:.2f}", "refundable": f.refundable}
-                    for f in q.fares
-                ],
-            }
-            for q in quotes
-        ],
-    }
+    return sale.availability_data(carpark=carpark, arrival=start, departure=end, at=timezone.now(), agent=owner.agent)
 
 
 def _create(owner: TokenOwner, body: BookingIn) -> tuple[int, dict]:

@@ -233,3 +233,32 @@ def default_quote(quotes: list[catalogue.ProductQuote], *, carpark: CarPark, age
     if quote is None:
         return None, None
     return quote, next((f for f in quote.fares if fare is None or f.code == fare.code), None)
+
+
+def availability_data(*, carpark: CarPark, arrival: datetime, departure: datetime, at: datetime, agent: Agent) -> dict:
+    """The agents' API's availability (docs/operations.md 5): the agent's default product and fare at the top level,
+    then each product it sells with its fares' prices and the spaces left for it."""
+    quotes = quotes_for(carpark=carpark, arrival=arrival, departure=departure, at=at, brand=None, agent=agent)
+    default, fare = default_quote(quotes, carpark=carpark, agent=agent)
+    spaces_left = default.spaces_left if default else 0
+    price = fare.price if fare else None
+    return {
+        "available": spaces_left > 0 and price is not None,
+        "spaces_left": spaces_left,
+        "price": _amount(price),
+        "currency": carpark.currency,
+        "days": len(stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)),
+        "products": [
+            {
+                "code": q.code,
+                "name": q.name,
+                "spaces_left": q.spaces_left,
+                "fares": [{"code": f.code, "price": _amount(f.price), "refundable": f.refundable} for f in q.fares],
+            }
+            for q in quotes
+        ],
+    }
+
+
+def _amount(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
