@@ -10,9 +10,15 @@ per client with `create_api_token`, then measures three kinds of request, `--sec
 (one keep-alive connection each):
   - baseline: GET /healthz, a bare async Django view returning a fixed JSON, in the same process;
   - quotes:   GET /api/v1/availability for random stays at LHR-T5 (token check, rate-limit count, tariff, capacity);
-  - creations: POST /api/v1/bookings for random stays over a year (unique agent_ref; never full).
+  - creations: POST /api/v1/bookings for random stays over a year (unique agent_ref; never full);
+  - single:   GET /api/v1/availability for random 7-day stays at BNC-1, a car park as every one was before
+              products: one product priced by its tariff alone (today's single-tariff quote);
+  - products: the same at BNC-5: five products with two fares each, a 12-month calendar of daily ranges with
+              length-of-stay bands (imported from CSV at set-up: its time is printed), weekday, lead-time and
+              occupancy rules.
 The rate limit is raised for the bench so that it counts every request without refusing any. Targets: quotes
->= 40% of the baseline's requests/s, creations >= 20%, no failures. Client and server share the machine (and
+>= 40% of the baseline's requests/s, creations >= 20%, products >= 35% of the baseline and >= 70% of single, no
+failures. Client and server share the machine (and
 other work on it), so compare ratios, not absolute figures. The last line is one JSON object.
 """
 
@@ -36,7 +42,41 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Steal, bench_database_url, log, manage, print_steal, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import start_server  # noqa: E402  (after the path is set)
 
-TARGETS = {"quotes": 0.40, "creations": 0.20}
+TARGETS = {"quotes": 0.40, "creations": 0.20, "products": 0.35}
+AGAINST_SINGLE = {"products": 0.70}  # products' requests/s beside today's single-tariff quote
+# Two bench car parks (see the docstring), made through the ORM and the calendar's CSV import in `manage.py shell`.
+PRODUCTS_SETUP = """
+import time
+from datetime import date, timedelta
+from decimal import Decimal as D
+from apps.agents.models import Agent
+from apps.carparks.models import CarPark, Tariff
+from apps.products import calendar
+from apps.products.models import Fare, PriceRule, Product
+one = CarPark.objects.create(code="BNC-1", name="Bench single tariff", capacity=500)
+Tariff.objects.create(carpark=one, daily_rate=D("12.00"), minimum_charge=D("20.00"))
+five = CarPark.objects.create(code="BNC-5", name="Bench five products", capacity=500)
+Tariff.objects.create(carpark=five, daily_rate=D("12.00"))
+Product.objects.filter(carpark=five).update(code="P1", spaces=100)
+for n in range(2, 6):
+    Product.objects.create(carpark=five, code=f"P{n}", name=f"Product {n}", spaces=100, position=n)
+rules = [("weekday", 5, 10), ("weekday", 6, 10), ("lead_time", 30, -10), ("occupancy", 70, 10), ("occupancy", 85, 20),
+         ("occupancy", 95, 30)]
+for p in Product.objects.filter(carpark=five):
+    Fare.objects.get_or_create(product=p, code="flex", defaults={"name": "Flexible"})
+    Fare.objects.create(product=p, code="saver", name="Saver", refundable=False, price_percent=D("-10"))
+    PriceRule.objects.bulk_create(PriceRule(product=p, kind=k, threshold=t, percent=D(pc)) for k, t, pc in rules)
+rows = ["product,brand,channel,starts,ends,daily_rate,minimum_charge,bands"]
+for n in range(1, 6):
+    for d in range(366):
+        day = date.today() + timedelta(days=d)
+        rows.append(f"P{n},,,{day},{day},{10 + n + d % 7}.00,20.00,4:9.00 8:8.00")
+started = time.monotonic()
+count = calendar.calendar_import(carpark=five, text="\\n".join(rows))
+print(f"IMPORTED {count} ranges in {time.monotonic() - started:.2f} s")
+Agent.objects.filter(code="skypark").update(product_codes="")
+Agent.objects.get(code="skypark").carparks.add(one, five)
+"""
 _AGENT_REFS = itertools.count(1)  # unique across clients' rounds
 
 
@@ -93,6 +133,17 @@ class Requests:
         arrival, departure = random_stay(self.rng)
         params = {"carpark": "LHR-T5", "arrival": arrival, "departure": departure}
         return "GET", "/api/v1/availability", {"params": params}, 200
+
+    def _week(self, carpark: str):
+        start = date.today() + timedelta(days=self.rng.randrange(1, 350))
+        params = {"carpark": carpark, "arrival": f"{start}T08:00", "departure": f"{start + timedelta(days=6)}T20:00"}
+        return "GET", "/api/v1/availability", {"params": params}, 200
+
+    def single(self):
+        return self._week("BNC-1")
+
+    def products(self):
+        return self._week("BNC-5")
 
     def creations(self):
         self.n += 1
@@ -168,6 +219,7 @@ def main() -> None:
     try:
         manage(env, "migrate", "-v0")
         manage(env, "seed_demo")
+        log("  " + manage(env, "shell", "-c", PRODUCTS_SETUP).strip().splitlines()[-1])
         tokens = [manage(env, "create_api_token", "--agent", "skypark").strip().splitlines()[-1]]
         more = "from apps.agents.services import api_token_create as t; print(*(t(agent_code='skypark') for _ in %s))"
         printed = manage(env, "shell", "-c", more % f"range({args.clients - 1})").split()
@@ -176,7 +228,7 @@ def main() -> None:
             sys.exit(f"expected {args.clients} tokens, got {len(tokens)}")
         server = start_server(env, name="bench-api")
         log(f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s per kind in {args.rounds} rounds")
-        phases = {name: Phase(name) for name in ("baseline", "quotes", "creations")}
+        phases = {name: Phase(name) for name in ("baseline", "quotes", "creations", "single", "products")}
         steal = Steal()
         for round_no in range(args.rounds):  # interleaved, so that the machine's other load hits all alike
             for name, phase in phases.items():
@@ -208,6 +260,15 @@ def main() -> None:
             result[name]["ratio_to_baseline"] = round(ratio, 3)
             result[name]["target"] = TARGETS[name]
             met = ratio >= TARGETS[name] and not phase.failures
+            if name in AGAINST_SINGLE:
+                single = phase.rps / (phases["single"].rps or 1.0)
+                result[name]["ratio_to_single"] = round(single, 3)
+                result[name]["target_single"] = AGAINST_SINGLE[name]
+                met &= single >= AGAINST_SINGLE[name]
+                print(
+                    f"{name}: {single:.0%} of single's {phases['single'].rps:.1f} req/s "
+                    f"(target {AGAINST_SINGLE[name]:.0%})"
+                )
             result[name]["met"] = met
             ok &= met
             print(

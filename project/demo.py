@@ -1,5 +1,6 @@
 """The demo world of docs/operations.md section 4, created idempotently (safe to run again)."""
 
+from datetime import date
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -8,6 +9,7 @@ from django.db import transaction
 
 from apps.agents.models import Agent, AgentMailbox
 from apps.carparks.models import Brand, BrandDomain, CarPark, Lane, Tariff, TariffBand
+from apps.products.models import Extra, Fare, PriceRule, PriceSeason, Product, PromoCode
 from apps.staff.models import StaffAssignment
 
 BRANDS = [
@@ -83,6 +85,25 @@ CARPARK_INFO = {
         "phone": "0161 496 0555",
     },
 }
+# What each car park sells (docs/operations.md 4): products (code, name, spaces, description), the same two fares on
+# each, extras, and a calendar range or rules where a product's price is not simply the car park's tariff.
+PRODUCTS = {
+    "LHR-T5": [
+        ("PR", "Park and Ride", 360, "Park yourself; a shuttle bus takes you to the terminal every 10 minutes."),
+        ("MG", "Meet and Greet", 40, "A driver meets you at the terminal's drop-off and parks your car."),
+    ],
+    "MAN-T2": [("PR", "Park and Ride", 150, "Park yourself; the terminal is a five-minute walk.")],
+}
+FARES = [  # code, name, refundable, cut-off hours, price percent
+    ("flex", "Flexible", True, 24, "0"),
+    ("saver", "Saver", False, 0, "-10"),
+]
+MG_RANGE = ("2026-01-01", "2030-12-31", "25.00", "40.00", "8:20.00")  # starts, ends, daily, minimum, bands
+PR_RULES = [("occupancy", 70, "10"), ("occupancy", 85, "20"), ("occupancy", 95, "30")]  # dearer as days fill
+EXTRAS = {"LHR-T5": [("EV", "EV charging", "8.00", "day", 10)]}
+PROMOS = [("WELCOME10", "parkgate-demo", "percent", "10")]
+AGENT_PRODUCTS = {"product_codes": "PR MG", "default_product": "PR", "default_fare": "flex"}
+
 AGENTS = [
     ("skypark", "SkyPark Agents", "labels", "0.15"),
     ("holidayx", "HolidayX", "csv", "0.12"),
@@ -144,6 +165,11 @@ def seed_demo(base_url: str = DEFAULT_BASE_URL) -> None:
             Lane.objects.update_or_create(carpark=carpark, code=lane_code, defaults={"direction": direction})
         carparks.append(carpark)
         _seed_tariffs(carpark, brands)
+        _seed_products(carpark)
+    for code, brand, kind, value in PROMOS:
+        PromoCode.objects.update_or_create(
+            code=code, defaults={"brand": brands[brand], "kind": kind, "value": Decimal(value), "active": True}
+        )
     for code, name, fmt, rate in AGENTS:
         agent, _ = Agent.objects.update_or_create(
             code=code,
@@ -155,6 +181,7 @@ def seed_demo(base_url: str = DEFAULT_BASE_URL) -> None:
                 "allowed_networks": "",
                 "allowed_senders": "",
                 "smtp_username": "",
+                **AGENT_PRODUCTS,
             },
         )
         agent.carparks.set(carparks)
@@ -180,3 +207,60 @@ def _seed_tariffs(carpark: CarPark, brands: dict[str, Brand]) -> None:
             TariffBand.objects.update_or_create(
                 tariff=tariff, from_day=from_day, defaults={"daily_rate": Decimal(band_rate)}
             )
+
+
+def _seed_products(carpark: CarPark) -> None:
+    """The car park's default product (made with it) becomes PR; then PR, MG, their fares, calendars and extras."""
+    products = PRODUCTS[carpark.code]
+    if not Product.objects.filter(carpark=carpark, code=products[0][0]).exists():
+        Product.objects.filter(carpark=carpark, is_default=True).update(code=products[0][0])
+    Product.objects.filter(carpark=carpark).exclude(code=products[0][0]).update(is_default=False)
+    for position, (code, name, spaces, description) in enumerate(products):
+        product, _ = Product.objects.update_or_create(
+            carpark=carpark,
+            code=code,
+            defaults={
+                "name": name,
+                "spaces": spaces,
+                "description": description,
+                "position": position,
+                "is_default": position == 0,
+            },
+        )
+        for fare_position, (fare, fare_name, refundable, cutoff, percent) in enumerate(FARES):
+            Fare.objects.update_or_create(
+                product=product,
+                code=fare,
+                defaults={
+                    "name": fare_name,
+                    "refundable": refundable,
+                    "refund_cutoff_hours": cutoff,
+                    "price_percent": Decimal(percent),
+                    "position": fare_position,
+                },
+            )
+        if code == "MG":
+            starts, ends, daily, minimum, bands = MG_RANGE
+            PriceSeason.objects.update_or_create(
+                product=product,
+                brand=None,
+                channel="",
+                starts=date.fromisoformat(starts),
+                defaults={
+                    "ends": date.fromisoformat(ends),
+                    "daily_rate": Decimal(daily),
+                    "minimum_charge": Decimal(minimum),
+                    "bands": bands,
+                },
+            )
+        if code == "PR":
+            for kind, threshold, percent in PR_RULES:
+                PriceRule.objects.update_or_create(
+                    product=product, kind=kind, threshold=threshold, defaults={"percent": Decimal(percent)}
+                )
+    for code, name, price, per, stock in EXTRAS.get(carpark.code, []):
+        Extra.objects.update_or_create(
+            carpark=carpark,
+            code=code,
+            defaults={"name": name, "price": Decimal(price), "per": per, "stock_per_day": stock},
+        )

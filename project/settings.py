@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.carparks",
     "apps.agents",
+    "apps.products",
     "apps.bookings",
     "apps.access",
     "apps.mail",

@@ -48,6 +48,19 @@ class Agent(models.Model):
     carparks = models.ManyToManyField(
         "carparks.CarPark", related_name="agents", blank=True, help_text="Contracted car parks"
     )
+    # What the agent sells (apps.products): product codes at its car parks, and what a booking naming none gets.
+    product_codes = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Product codes it may sell, space-separated (e.g. PR MG); empty: all. A car park with none of "
+        "them: its default product",
+    )
+    default_product = models.CharField(
+        max_length=16, blank=True, help_text="Product code when a booking names none; empty: the car park's default"
+    )
+    default_fare = models.CharField(
+        max_length=16, blank=True, help_text="Fare code when a booking names none; empty: the product's first"
+    )
     # Who may send mail for this agent (docs/email-ingress.md 1); empty = anyone.
     allowed_networks = models.TextField(blank=True, help_text="CIDR blocks, one per line")
     allowed_senders = models.TextField(blank=True, help_text="Envelope senders: addresses or @domains, one per line")
@@ -59,6 +72,9 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def sells(self, product_code: str) -> bool:
+        return not self.product_codes.split() or product_code in self.product_codes.split()
 
 
 class AgentMailbox(models.Model):

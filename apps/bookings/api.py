@@ -14,11 +14,12 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Header, NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from apps.agents.services import TokenOwner
-from apps.bookings import idempotency, selectors, services, validation
+from apps.bookings import idempotency, sale, selectors, services, validation
 from apps.bookings.api_access import (
     AgentToken,
     ApiError,
@@ -31,6 +32,7 @@ from apps.bookings.schemas import (
     DATETIME_DOC,
     ERRORS,
     AvailabilityOut,
+    BookingAmended,
     BookingIn,
     BookingOut,
     BookingPage,
@@ -47,6 +49,11 @@ A stay is priced and holds a space per calendar day at the car park: every local
 counts (leaving at exactly midnight starts no new day); times lie between 2000-01-01 and about three years ahead.
 Errors are `{"error": CODE, "detail": ...}`; one about a field has `detail: [{"loc": [..., FIELD], "msg": ...}]`.
 A commission or price beyond your terms (rate plus tolerance; distance from the tariff) is a 422 naming it.
+Products: `GET /availability` lists each product you sell at the car park with its fares' prices and the spaces
+left for you (your share); its top-level fields are your default product and fare's. `POST /bookings` takes
+`product`, `fare` and `extras` (all optional: your defaults); an unknown one is a 422 `invalid` naming the field
+with the `allowed` values; a product without space for you on a day is a 409 `no_capacity` naming it.
+Amending dates, car park or product charges the fare's amend fee: the answer's `amendment` shows it.
 `POST /bookings` honours an `Idempotency-Key` header for 24 h (the same body gets the first answer again).
 Requests are rate limited per token (429 with `Retry-After`)."""
 
@@ -116,7 +123,8 @@ def _domain_error(exc: Exception, where: tuple[str, ...] = ("body", "body")) -> 
     if isinstance(exc, LocalTimeError):
         return ApiError(422, exc.code, str(exc))
     if getattr(exc, "field", None):
-        return ApiError(422, exc.code, [{"loc": [*where, exc.field], "msg": str(exc)}])
+        allowed = {"allowed": exc.allowed} if getattr(exc, "allowed", None) is not None else {}
+        return ApiError(422, exc.code, [{"loc": [*where, exc.field], "msg": str(exc), **allowed}])
     return ApiError(422, getattr(exc, "code", "invalid"), str(exc))
 
 
@@ -168,14 +176,7 @@ def _availability(owner: TokenOwner, carpark_code: str, arrival: str, departure:
         validation.stay_times_check(arrival=start, departure=end)
     except services.BookingInvalid as exc:
         raise _domain_error(exc, ("query",)) from None
-    q = selectors.quote(carpark=carpark, arrival=start, departure=end)
-    return {
-        "available": q.available,
-        "spaces_left": q.spaces_left,
-        "price": None if q.price is None else f"{q.price:.2f}",
-        "currency": q.currency,
-        "days": q.days,
-    }
+    return sale.availability_data(carpark=carpark, arrival=start, departure=end, at=timezone.now(), agent=owner.agent)
 
 
 def _create(owner: TokenOwner, body: BookingIn) -> tuple[int, dict]:
@@ -197,6 +198,9 @@ def _create(owner: TokenOwner, body: BookingIn) -> tuple[int, dict]:
             agent_ref=body.agent_ref,
             flight_outbound=flights.outbound,
             flight_return=flights.return_,
+            product=body.product,
+            fare=body.fare,
+            extras=[e.dict() for e in body.extras or []],
         )
     except DOMAIN_ERRORS as exc:
         raise _domain_error(exc) from None
@@ -247,11 +251,19 @@ def _amend(owner: TokenOwner, ref: str, body: BookingPatch) -> dict:
         changes["price"] = body.price
     if body.commission is not None:
         changes["commission"] = body.commission
+    for field in ("product", "fare"):
+        if getattr(body, field) is not None:
+            changes[field] = getattr(body, field)
+    if body.extras is not None:
+        changes["extras"] = [e.dict() for e in body.extras]
     try:
-        booking = services.booking_amend(booking=booking, **changes)
+        amended = services.booking_amend(booking=booking, **changes)
     except DOMAIN_ERRORS as exc:
         raise _domain_error(exc) from None
-    return _out(booking)
+    return {
+        **_out(selectors.agent_booking(agent_id=owner.agent_id, ref=amended.reference)),
+        "amendment": amended.amendment.as_dict(),
+    }
 
 
 def _get(owner: TokenOwner, ref: str) -> dict:
@@ -351,7 +363,7 @@ async def get_booking(request, ref: str):
     return await _as_agent(request, _get, ref)
 
 
-@api.patch("/bookings/{ref}", response={200: BookingOut, **ERRORS}, by_alias=True, summary="Amend a booking")
+@api.patch("/bookings/{ref}", response={200: BookingAmended, **ERRORS}, by_alias=True, summary="Amend a booking")
 async def amend_booking(request, ref: str, body: BookingPatch):
     return await _as_agent(request, _amend, ref, body)
 

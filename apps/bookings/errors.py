@@ -8,9 +8,10 @@ class BookingInvalid(ValueError):
 
     code = "invalid"
 
-    def __init__(self, message: str = "", field: str | None = None):
+    def __init__(self, message: str = "", field: str | None = None, allowed: list[str] | None = None):
         super().__init__(message)
         self.field = field  # the input it is about, by its API name (`arrival`, `commission`), when it is one
+        self.allowed = allowed  # the values it may take, when they are few (products, fares, extras)
 
 
 class NotContracted(BookingInvalid):
@@ -26,6 +27,16 @@ class NoCapacity(Exception):
         self.carpark, self.dates = carpark, dates
         days = ", ".join(d.strftime("%a %d %b %Y") for d in dates)
         super().__init__(f"{carpark.name} is full on {days}")
+
+
+class ProductNoCapacity(NoCapacity):
+    """A product (not the whole car park) has no space for the seller on some day: full, its channel's share used
+    up, or stopped from sale."""
+
+    def __init__(self, carpark: CarPark, product, dates: list, why: str = "full"):
+        self.carpark, self.dates, self.product = carpark, dates, product
+        days = ", ".join(d.strftime("%a %d %b %Y") for d in dates)
+        Exception.__init__(self, f"{product.name} ({product.code}) at {carpark.name} is {why} on {days}")
 
 
 class DuplicateAgentRef(Exception):

@@ -70,6 +70,11 @@ class Booking(models.Model):
         db_persist=True,
         help_text="Later of departure and return_ready_at (UTC)",
     )
+    # What was sold (apps.products): the product, its fare, the promo code used and the price's breakdown as shown.
+    product = models.ForeignKey("products.Product", null=True, related_name="+", on_delete=models.PROTECT)
+    fare = models.ForeignKey("products.Fare", null=True, blank=True, related_name="+", on_delete=models.PROTECT)
+    promo = models.ForeignKey("products.PromoCode", null=True, blank=True, related_name="+", on_delete=models.PROTECT)
+    price_breakdown = models.JSONField(null=True, blank=True, help_text="Per day, rule applied, extras, discount")
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, help_text="Confirmation email sent (web)")
     payment_due_by = models.DateTimeField(null=True, blank=True, help_text="A pending payment expires then (UTC)")
     cancellation_fee = models.DecimalField(
@@ -106,6 +111,21 @@ class Booking(models.Model):
     def holds_space(self) -> bool:
         """A booking holds a space on its days unless it is cancelled or expired (see apps.bookings.capacity)."""
         return self.status not in (self.Status.CANCELLED, self.Status.EXPIRED)
+
+
+class BookingExtra(models.Model):
+    """An extra sold with a booking (apps.products.Extra): its quantity and the price it was sold at."""
+
+    booking = models.ForeignKey(Booking, related_name="extras", on_delete=models.CASCADE)
+    extra = models.ForeignKey("products.Extra", related_name="+", on_delete=models.PROTECT)
+    quantity = models.PositiveSmallIntegerField(default=1)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["booking", "extra"], name="booking_extra_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id} {self.extra_id} x{self.quantity}"
 
 
 class Vehicle(models.Model):

@@ -57,6 +57,21 @@ class FlightsPatch(Schema):
 Price = Decimal | None
 
 
+class ExtraIn(Schema):
+    code: str = Field(min_length=1, max_length=16, description="An extra of the car park, e.g. EV")
+    quantity: int = Field(1, ge=1, le=20)
+
+
+class ExtraOut(Schema):
+    code: str
+    quantity: int
+    price: str = Field(pattern=r"^\d+\.\d{2}$")
+
+
+PRODUCT_DOC = "A product code you sell, e.g. PR; default: your default product (else the car park's)"
+FARE_DOC = "A fare of the product, e.g. flex or saver; default: your default fare (else the product's first)"
+
+
 class BookingIn(Schema):
     agent_ref: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
         min_length=1, max_length=64, description="Your own reference, unique among yours (surrounding spaces dropped)"
@@ -69,6 +84,9 @@ class BookingIn(Schema):
     flights: Flights | None = None
     price: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: the tariff's price")
     commission: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: your rate")
+    product: str | None = Field(None, min_length=1, max_length=16, description=PRODUCT_DOC)
+    fare: str | None = Field(None, min_length=1, max_length=16, description=FARE_DOC)
+    extras: list[ExtraIn] | None = Field(None, max_length=10)
 
 
 class BookingPatch(Schema):
@@ -80,6 +98,9 @@ class BookingPatch(Schema):
     flights: FlightsPatch | None = None
     price: Price = Field(None, ge=0, max_digits=10, decimal_places=2, description="Default: re-priced if moved")
     commission: Price = Field(None, ge=0, max_digits=10, decimal_places=2)
+    product: str | None = Field(None, min_length=1, max_length=16, description="Another product you sell")
+    fare: str | None = Field(None, min_length=1, max_length=16, description="Another fare of the product")
+    extras: list[ExtraIn] | None = Field(None, max_length=10, description="Replaces the booking's extras")
 
 
 class CustomerOut(Schema):
@@ -105,6 +126,9 @@ class BookingOut(Schema):
     customer: CustomerOut
     vehicles: list[VehicleOut]
     flights: FlightsOut
+    product: str | None = Field(description="The product's code (null: booked before products)")
+    fare: str | None
+    extras: list[ExtraOut]
     price: str = Field(pattern=r"^\d+\.\d{2}$")
     currency: str
     overbooked: bool
@@ -112,17 +136,42 @@ class BookingOut(Schema):
     updated_at: str = Field(json_schema_extra={"format": "date-time"})
 
 
+class AmendmentOut(Schema):
+    previous_price: str
+    price: str
+    price_difference: str = Field(description="price - previous_price; the fee is part of it")
+    fee: str = Field(description="The fare's amend fee charged for new dates, car park or product")
+
+
+class BookingAmended(BookingOut):
+    amendment: AmendmentOut
+
+
 class BookingPage(Schema):
     items: list[BookingOut]
     next: str | None = Field(description="URL of the next page, or null")
 
 
+class FareQuoteOut(Schema):
+    code: str
+    price: str | None = Field(description="The stay's price with this fare; null when it has no price")
+    refundable: bool
+
+
+class ProductQuoteOut(Schema):
+    code: str
+    name: str
+    spaces_left: int = Field(description="For you: the product's spaces, within your share of them")
+    fares: list[FareQuoteOut]
+
+
 class AvailabilityOut(Schema):
-    available: bool
+    available: bool = Field(description="Top-level fields: your default product and fare")
     spaces_left: int
-    price: str | None = Field(description="The tariff's price of the stay; null when the car park has no tariff")
+    price: str | None = Field(description="The stay's price; null when the car park has no tariff")
     currency: str
     days: int
+    products: list[ProductQuoteOut] = Field(description="Each product you may sell here")
 
 
 class CarParkOut(Schema):

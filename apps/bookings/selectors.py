@@ -109,6 +109,11 @@ def booking_as_dict(booking: Booking) -> dict:
             "return_estimated": utc_iso(booking.return_estimated) if booking.return_estimated else None,
             "return_status": booking.return_status or None,
         },
+        "product": booking.product.code if booking.product_id else None,
+        "fare": booking.fare.code if booking.fare_id else None,
+        "extras": [
+            {"code": e.extra.code, "quantity": e.quantity, "price": f"{e.price:.2f}"} for e in booking.extras.all()
+        ],
         "price": f"{booking.price:.2f}",
         "currency": booking.currency,
         "overbooked": booking.overbooked,
@@ -127,6 +132,7 @@ def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
             "carpark": b.carpark.code,
             "customer": b.customer.name,
             "plates": [v.registration for v in b.vehicles.all()],
+            "sold": sold_words(b),
             "arrival": utc_iso(b.arrival),
             "departure": utc_iso(b.departure),
             "status": b.status,
@@ -138,8 +144,15 @@ def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
     ]
 
 
+def sold_words(booking: Booking) -> str:
+    """What staff need to know on arrival of what was sold: the product and the extras ("MG · EV charging x 1")."""
+    parts = [booking.product.code] if booking.product_id else []
+    parts += [f"{e.extra.name} x {e.quantity}" for e in booking.extras.all()]
+    return " · ".join(parts)
+
+
 def _with_details(qs):
-    return qs.select_related("carpark", "customer").prefetch_related("vehicles")
+    return qs.select_related("carpark", "customer", "product", "fare").prefetch_related("vehicles", "extras__extra")
 
 
 def agent_booking(*, agent_id: int, ref: str) -> Booking | None:

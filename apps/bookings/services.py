@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.agents.models import Agent
-from apps.bookings import capacity, flights, signals, terms
+from apps.bookings import capacity, flights, sale, signals, terms
 from apps.bookings.cancellation import cancellation_fee
 from apps.bookings.capacity import Stay
 from apps.bookings.errors import (
@@ -36,7 +36,6 @@ from apps.bookings.validation import (
     clean_money,
     clean_vehicles,
     commission_checked,
-    price_or_tariff,
     text_field,
 )
 from apps.carparks.models import Brand, CarPark
@@ -127,6 +126,10 @@ def booking_create(
     correct_out_of_terms: bool = False,
     form_token: str | None = None,
     pending_payment: bool = False,
+    product: str | None = None,
+    fare: str | None = None,
+    extras: list[dict] | None = None,
+    promo_code: str = "",
 ) -> Booking:
     """Make a booking, holding a space on each of its days. See docs/contracts-internal.md.
 
@@ -135,6 +138,8 @@ def booking_create(
     `form_token`: a website form's one-time token; sent again, it gets the booking it made (BookingFormToken).
     `pending_payment`: a website booking paid by card: it holds its spaces as `pending_payment` until paid or
     `carpark.payment_window_min` has passed (apps.bookings.prepaid). Never for an agent's booking.
+    `product`, `fare`, `extras` ([{"code", "quantity"}]), `promo_code`: what is sold (apps.bookings.sale); the
+    price, unless an agent states one, is the product's (apps.products.pricing), with its breakdown recorded.
     """
     if pending_payment and agent is not None:
         raise BookingInvalid("an agent's booking is paid by invoice, never pending a card payment")
@@ -148,11 +153,19 @@ def booking_create(
     if source not in Booking.Source.values:
         raise BookingInvalid(f"unknown source {source!r}")
     check_seller(carpark, agent, brand)
-    amount = price_or_tariff(price, carpark, brand, arrival, departure)
+    what = {"product": product, "fare": fare, "extras": extras, "promo_code": promo_code}
+    sold = sale.sale_for(
+        carpark=carpark, brand=brand, agent=agent, arrival=arrival, departure=departure, at=timezone.now(), **what
+    )
+    quoted = sold.breakdown.total if sold.breakdown else None
     notes: list[str] = []
-    if price is not None:
-        stay = {"carpark": carpark, "brand": brand, "arrival": arrival, "departure": departure}
-        amount = agent_price(agent, amount, notes, correct=correct_out_of_terms, **stay)
+    stated = clean_money(price, "price")
+    if stated is not None:
+        amount = agent_price(agent, stated, notes, correct=correct_out_of_terms, reference=quoted)
+    elif quoted is None:
+        raise BookingInvalid(f"{carpark.code} has no tariff: give a price")
+    else:
+        amount = quoted
     fields = {
         "carpark": carpark,
         "brand": brand,
@@ -179,12 +192,14 @@ def booking_create(
     stay = _stay(carpark, arrival, departure)
     customer = {"name": name, "email": email, "phone": phone}
     if form_token:
-        insert = partial(_insert_with_new_reference, fields, customer, cleaned_vehicles, stay, allow_overbooking)
+        insert = partial(
+            _insert_with_new_reference, fields, customer, cleaned_vehicles, (stay, sold), allow_overbooking
+        )
         return _once_per_form_token(form_token, email, insert)
-    return _insert_with_new_reference(fields, customer, cleaned_vehicles, stay, allow_overbooking)
+    return _insert_with_new_reference(fields, customer, cleaned_vehicles, (stay, sold), allow_overbooking)
 
 
-def _insert_with_new_reference(fields: dict, customer: dict, vehicles: list[VehicleInput], stay: Stay, overbook: bool):
+def _insert_with_new_reference(fields: dict, customer: dict, vehicles: list[VehicleInput], stay: tuple, overbook: bool):
     agent, agent_ref = fields["agent"], fields["agent_ref"]
     for _ in range(8):  # a new random reference on the (rare) collision
         try:
@@ -219,16 +234,22 @@ def _once_per_form_token(token: str, email: str, insert) -> Booking:
     return booking
 
 
-def _insert_booking(fields: dict, customer: dict, vehicles: list[VehicleInput], stay: Stay, allow_overbooking: bool):
-    """One attempt, in one transaction (a savepoint when nested): holds, rows, signals. The unique constraints
-    catch a duplicate agent reference or reference (IntegrityError), with no look-up beforehand."""
+def _insert_booking(fields: dict, customer: dict, vehicles: list[VehicleInput], stays: tuple, allow_overbooking: bool):
+    """One attempt, in one transaction (a savepoint when nested): holds (the car park's days, then the product's
+    and extras'), rows, signals. The unique constraints catch a duplicate agent reference or reference
+    (IntegrityError), with no look-up beforehand."""
+    stay, sold = stays
     with transaction.atomic():
         try:
             full = capacity.take_new(stay=stay, allow_overbooking=allow_overbooking)
         except capacity.DaysFull as exc:
             raise NoCapacity(fields["carpark"], exc.dates) from None
+        full = sale.take(old=None, new=sold, allow_overbooking=allow_overbooking) or bool(full)
         owner = Customer.objects.create(**customer)
-        booking = Booking.objects.create(reference=new_reference(), customer=owner, overbooked=bool(full), **fields)
+        booking = Booking(reference=new_reference(), customer=owner, overbooked=full, **fields)
+        sale.record(booking, sold)
+        booking.save(force_insert=True)
+        sale.record_extras(booking, sold, new=True)
         _replace_vehicles(booking, vehicles, new=True)
         signals.booking_created.send(sender=Booking, booking=booking)
         _after_commit_notifications(booking)
@@ -248,21 +269,26 @@ _AMENDABLE = {
     "commission",
     "flight_outbound",
     "flight_return",
+    "product",
+    "fare",
+    "extras",
 }
 
 
 def booking_amend(
     *, booking: Booking, allow_overbooking: bool = False, correct_out_of_terms: bool = False, **changes
 ) -> Booking:
-    """Change a confirmed booking. New days are capacity-checked; new dates or car park re-price it unless a
-    `price` is given; a new price re-computes an agent's commission unless `commission` is given. A given price
-    or commission is held to the agent's terms as in booking_create."""
+    """Change a confirmed booking. New days are capacity-checked; new dates, car park, product, fare or extras
+    re-price it (plus the fare's amend fee for new dates, car park or product) unless a `price` is given; a new
+    price re-computes an agent's commission unless `commission` is given. A given price or commission is held to
+    the agent's terms as in booking_create. The booking returned carries `amendment` (apps.bookings.sale.Amendment):
+    the price before and after, their difference and the fee in it."""
     unknown = set(changes) - _AMENDABLE
     if unknown:
         raise BookingInvalid(f"cannot change {', '.join(sorted(unknown))}")
     with transaction.atomic():
-        current = Booking.objects.select_for_update(of=("self",)).select_related("carpark", "customer", "agent")
-        current = current.get(pk=booking.pk)
+        current = Booking.objects.select_for_update(of=("self",))
+        current = current.select_related("carpark", "customer", "agent", "product", "fare", "promo").get(pk=booking.pk)
         if current.status == Booking.Status.CANCELLED:
             raise BookingInvalid("a cancelled booking cannot be changed")
         if current.status != Booking.Status.CONFIRMED:
@@ -276,25 +302,59 @@ def booking_amend(
         moved = (carpark.pk, arrival, departure) != (current.carpark_id, current.arrival, current.departure)
         if carpark.pk != current.carpark_id:
             check_seller(carpark, current.agent, current.brand)
+        same_carpark = carpark.pk == current.carpark_id and current.product is not None
+        what = {
+            "product": changes.get("product") or (current.product.code if same_carpark else None),
+            "fare": changes.get("fare") or (current.fare.code if same_carpark and current.fare else None),
+            "extras": changes["extras"]
+            if "extras" in changes
+            else [{"code": e.extra.code, "quantity": e.quantity} for e in current.extras.select_related("extra")]
+            if same_carpark
+            else [],
+        }
+        sold = sale.sale_for(
+            carpark=carpark,
+            brand=current.brand,
+            agent=current.agent,
+            arrival=arrival,
+            departure=departure,
+            at=timezone.now(),
+            kept_promo=current.promo,
+            new_sale=moved or bool(changes.get("product")),
+            **what,
+        )
+        resold = moved or sold.product.pk != current.product_id or sold.fare != current.fare or "extras" in changes
+        fee = sale.amend_fee(current, sold, moved=moved)
         notes: list[str] = []
         if changes.get("price") is not None:
-            stay = {"carpark": carpark, "brand": current.brand, "arrival": arrival, "departure": departure}
+            quoted = sold.breakdown.total + fee if sold.breakdown else None
             stated = clean_money(changes["price"], "price")
-            current.price = agent_price(current.agent, stated, notes, correct=correct_out_of_terms, **stay)
-        elif moved:
-            current.price = price_or_tariff(None, carpark, current.brand, arrival, departure)
+            current.price = agent_price(current.agent, stated, notes, correct=correct_out_of_terms, reference=quoted)
+        elif resold:
+            if sold.breakdown is None:
+                raise BookingInvalid(f"{carpark.code} has no tariff: give a price")
+            current.price = sold.breakdown.total + fee
         if "commission" in changes:
             current.commission = commission_checked(
                 changes["commission"], current.agent, current.price, correct=correct_out_of_terms, notes=notes
             )
         elif current.price != previous_price and current.agent is not None:
             current.commission = commission_checked(None, current.agent, current.price)
-        if moved:
+        if resold:
             old = _stay(current.carpark, current.arrival, current.departure)
             new = _stay(carpark, arrival, departure)
             kept = old.keys() & new.keys()
             overbooked_now = _take_holds(carpark, old, new, allow_overbooking)
+            old_extras = sale.booked_extra_days(current, old.dates)
+            overbooked_now = (
+                sale.take(
+                    old=sale.held_stay(current), new=sold, allow_overbooking=allow_overbooking, old_extras=old_extras
+                )
+                or overbooked_now
+            )
             current.overbooked = overbooked_now or (current.overbooked and bool(kept))
+            sale.record(current, sold)
+            sale.record_extras(current, sold)
         terms.flag_for_review(current, notes)
         current.carpark, current.arrival, current.departure = carpark, arrival, departure
         current.currency = carpark.currency
@@ -316,6 +376,7 @@ def booking_amend(
             sender=Booking, booking=current, previous_price=previous_price, previous_commission=previous_commission
         )
         booking_changes_publish(booking_ids=[current.pk], also_to_carpark_id=moved_from)
+    current.amendment = sale.Amendment(previous_price, current.price, fee if resold else Decimal("0"))
     return current
 
 
@@ -338,13 +399,20 @@ def booking_cancel(*, booking: Booking) -> Booking:
     A website booking cancelled inside its car park's cut-off keeps the cancellation fee (apps.bookings.cancellation),
     which the ledger keeps as sold; what was paid beyond it is refunded (apps.payments, on booking_cancelled)."""
     with transaction.atomic():
-        current = Booking.objects.select_for_update(of=("self",)).select_related("carpark").get(pk=booking.pk)
+        current = Booking.objects.select_for_update(of=("self",)).select_related("carpark", "agent").get(pk=booking.pk)
         if current.status in (Booking.Status.CANCELLED, Booking.Status.EXPIRED):
             return current
         if current.status in (Booking.Status.ARRIVED, Booking.Status.DEPARTED):
             raise BookingClosed(f"booking {current.reference} has already arrived")
         previous_status = current.status
         capacity.move_holds(old=_stay(current.carpark, current.arrival, current.departure), new=None)
+        dates = _stay(current.carpark, current.arrival, current.departure).dates
+        sale.take(
+            old=sale.held_stay(current),
+            new=None,
+            allow_overbooking=True,
+            old_extras=sale.booked_extra_days(current, dates),
+        )
         current.status = Booking.Status.CANCELLED
         fee = cancellation_fee(current) if previous_status == Booking.Status.CONFIRMED else None
         current.cancellation_fee = fee or None

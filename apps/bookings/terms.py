@@ -17,8 +17,6 @@ from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 
 from apps.agents.models import Agent
 from apps.bookings.models import Booking
-from apps.bookings.selectors import tariff_price
-from apps.carparks.models import Brand, CarPark
 
 PENNY = Decimal("0.01")
 
@@ -41,16 +39,15 @@ def commission_limit(agent: Agent, price: Decimal) -> Decimal:
     return (price * share).quantize(PENNY, rounding=ROUND_UP)
 
 
-def agree_price(
-    *, agent: Agent, price: Decimal, carpark: CarPark, brand: Brand | None, arrival, departure, correct: bool
-) -> tuple[Decimal, str]:
+def agree_price(*, agent: Agent, price: Decimal, reference: Decimal | None, correct: bool) -> tuple[Decimal, str]:
     """The price to record for one the agent stated for the stay, and why it needs review ("" when it does not).
 
-    Beyond the tolerance from the tariff's price: `accept` records it, `flag` records it with a note, `refuse`
-    raises OutOfTerms, or with `correct` (email) records the tariff's price with a note. No tariff: no check."""
+    `reference`: what we would charge for the stay (the product's price, apps.products.pricing; "the tariff's").
+    Beyond the tolerance from it: `accept` records it, `flag` records it with a note, `refuse` raises OutOfTerms,
+    or with `correct` (email) records the tariff's price with a note. No reference price: no check."""
     if agent.price_policy == Agent.PricePolicy.ACCEPT:
         return price, ""
-    tariff = tariff_price(carpark=carpark, brand=brand, arrival=arrival, departure=departure)
+    tariff = reference
     if tariff is None:
         return price, ""
     if abs(price - tariff) <= tariff * agent.price_tolerance:

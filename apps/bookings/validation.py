@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps.agents.models import Agent
 from apps.bookings import terms
 from apps.bookings.errors import BookingInvalid, NotContracted
-from apps.bookings.selectors import tariff_price
 from apps.carparks.models import Brand, CarPark
 from apps.core import plates
 
@@ -130,16 +129,6 @@ def check_seller(carpark: CarPark, agent: Agent | None, brand: Brand | None) -> 
         raise BookingInvalid(f"{brand.name} does not sell {carpark.name}")
 
 
-def price_or_tariff(price, carpark: CarPark, brand: Brand | None, arrival: datetime, departure: datetime) -> Decimal:
-    amount = clean_money(price, "price")
-    if amount is not None:
-        return amount
-    quoted = tariff_price(carpark=carpark, brand=brand, arrival=arrival, departure=departure)
-    if quoted is None:
-        raise BookingInvalid(f"{carpark.code} has no tariff: give a price")
-    return quoted
-
-
 def commission_checked(commission, agent: Agent | None, price: Decimal, *, correct=False, notes=None) -> Decimal | None:
     """The agent's own figure when given (held to its terms), else its contracted rate of the price."""
     amount = clean_money(commission, "commission")
@@ -152,11 +141,14 @@ def commission_checked(commission, agent: Agent | None, price: Decimal, *, corre
     return amount
 
 
-def agent_price(agent: Agent | None, price: Decimal, notes: list, *, correct: bool, **stay) -> Decimal:
-    """A price the agent stated for the stay, held to its terms (a price with no agent is taken as given)."""
+def agent_price(
+    agent: Agent | None, price: Decimal, notes: list, *, correct: bool, reference: Decimal | None
+) -> Decimal:
+    """A price the agent stated for the stay, held to its terms against what we would charge (`reference`);
+    a price with no agent is taken as given."""
     if agent is None:
         return price
-    return _within_terms(terms.agree_price, notes, agent=agent, price=price, correct=correct, **stay)
+    return _within_terms(terms.agree_price, notes, agent=agent, price=price, correct=correct, reference=reference)
 
 
 def _within_terms(agree, notes: list | None, **figures):

@@ -6,7 +6,7 @@ bookings. Which bookings a browser may manage is kept in a signed cookie (no ser
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
@@ -16,13 +16,16 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.bookings import selectors, services
+from apps.bookings import sale, selectors, services
 from apps.bookings.cancellation import cancellation_fee, free_until
+from apps.bookings.choices import Choice
 from apps.bookings.forms import AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.carparks.selectors import brand_carparks, brand_for_host
 from apps.core.concurrency import run_sync
+from apps.products import selectors as product_catalogue
+from apps.products.fares import FareTerms
 
 MANAGE_COOKIE = "pg_manage"
 MANAGE_COOKIE_SALT = "parkgate.manage"
@@ -94,7 +97,52 @@ async def quote(request):
         },
         tz=carpark.tz,
     )
-    return _page(request, site, "site/quote.html", _quote_context(carpark, offer, book_form))
+    menu = await run_sync(_menu, site, carpark, arrival, departure, request.GET)
+    search = [(k, request.GET[k]) for k in SEARCH_FIELDS if k in request.GET]
+    return _page(request, site, "site/quote.html", _quote_context(carpark, offer, book_form, search=search, **menu))
+
+
+SEARCH_FIELDS = ("carpark", "arrival", "arrival_fold", "departure", "departure_fold", "form_token")
+
+
+def _menu(site: Site, carpark: CarPark, arrival, departure, data) -> dict:
+    """The products side by side with their fares' prices, the extras, and the breakdown of the customer's choice
+    (the default product and fare until they choose); an unknown choice or a refused promo code says why."""
+    products = sale.quotes_for(
+        carpark=carpark, arrival=arrival, departure=departure, at=timezone.now(), brand=site.brand, agent=None
+    )
+    extras = list(product_catalogue.catalogue(carpark=carpark)[1].values())
+    choice = Choice.from_data(data, [x.code for x in extras])
+    if not choice.product:
+        default, fare = sale.default_quote(products, carpark=carpark, agent=None)
+        if default is not None:
+            choice = replace(choice, product=default.code, fare=fare.code if fare else None)
+    priced, problem = None, ""
+    try:
+        priced = sale.sale_for(
+            carpark=carpark,
+            brand=site.brand,
+            agent=None,
+            arrival=arrival,
+            departure=departure,
+            at=timezone.now(),
+            product=choice.product,
+            fare=choice.fare,
+            extras=choice.extras_list(),
+            promo_code=choice.promo,
+            new_sale=False,
+        ).breakdown
+    except services.BookingInvalid as exc:
+        problem = str(exc)
+    chosen = next((p for p in products if p.code == choice.product), None)
+    return {
+        "products": products,
+        "extras": [(x, choice.extras.get(x.code, 0)) for x in extras],
+        "choice": choice,
+        "breakdown": priced,
+        "choice_problem": problem,
+        "choice_available": bool(chosen and chosen.spaces_left > 0 and priced is not None),
+    }
 
 
 def _quote_context(carpark: CarPark, offer: selectors.Quote, form: BookForm, **extra) -> dict:
@@ -119,9 +167,12 @@ async def book(request):
     if not (arrival and departure):
         return _page(request, site, "site/home.html", {"form": _search_form(site, request.POST)}, status=400)
     offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
+    menu = await run_sync(_menu, site, carpark, arrival, departure, request.POST)
+    search = [(k, request.POST[k]) for k in SEARCH_FIELDS if k in request.POST]
+    menu["search"] = search
     if not valid:
-        return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
-    data = form.cleaned_data
+        return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form, **menu), status=400)
+    data, choice = form.cleaned_data, menu["choice"]
     try:
         booking = await run_sync(
             services.booking_create,
@@ -138,14 +189,18 @@ async def book(request):
             brand=site.brand,
             form_token=data["form_token"],
             pending_payment=True,
+            product=choice.product,
+            fare=choice.fare,
+            extras=choice.extras_list(),
+            promo_code=choice.promo,
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
-        context = _quote_context(carpark, offer, form, full_message=f"Sorry, we are full: {exc}.")
+        context = _quote_context(carpark, offer, form, full_message=f"Sorry, we are full: {exc}.", **menu)
         return _page(request, site, "site/quote.html", context, status=409)
     except services.BookingInvalid as exc:
         form.add_error(None, str(exc))
-        return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form), status=400)
+        return _page(request, site, "site/quote.html", _quote_context(carpark, offer, form, **menu), status=400)
     # Prepaid: until paid, the booking's page is its payment step (apps.payments.urls), then its confirmation.
     response = HttpResponseRedirect(reverse("site-booked", args=[booking.reference]))
     _allow_manage(request, response, booking.reference)
@@ -207,6 +262,8 @@ def _booking_context(booking: Booking, **extra) -> dict:
         "cancellation_fee": fee,
         "refund_if_cancelled": booking.price - fee,
         "free_cancellation_until": free_until(booking),
+        "extras": list(booking.extras.all()),
+        "fare_terms": FareTerms.of(booking.fare).describe() if booking.fare_id else "",
         **extra,
     }
 

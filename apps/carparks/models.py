@@ -104,14 +104,11 @@ class CarPark(models.Model):
     )
     anti_passback = models.CharField(max_length=8, choices=AntiPassback.choices, default=AntiPassback.HARD)
     read_retention_days = models.PositiveIntegerField(default=90)
-    # Card payments (apps.payments): a website booking unpaid this long expires and frees its spaces; a cancellation
-    # is free until `free_cancellation_hours` before arrival, after that `cancellation_fee` is kept (the products
-    # issue turns this into fares).
+    # Card payments (apps.payments): a website booking unpaid this long expires and frees its spaces. What a
+    # cancellation keeps is the booking's fare's (apps.products.fares).
     payment_window_min = models.PositiveIntegerField(
         default=20, help_text="Minutes a website booking waits for payment"
     )
-    cancellation_fee = models.DecimalField(max_digits=10, decimal_places=2, default=0)
-    free_cancellation_hours = models.PositiveIntegerField(default=24)
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"

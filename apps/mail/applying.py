@@ -163,6 +163,7 @@ def _details(agent: Agent, action: BookingAction) -> dict:
         "commission": _amount(action.commission, carpark, "commission"),
         "flight_outbound": action.flight_outbound,
         "flight_return": action.flight_return,
+        "product": action.product or None,  # None: the agent's default (new) or the booking's own (amend)
     }
 
 

@@ -18,6 +18,7 @@ from apps.access import selectors as access_selectors
 from apps.access.models import Alert, Device, PlateRead, Visit
 from apps.agents.models import Agent
 from apps.bookings.models import Booking, Vehicle
+from apps.bookings.selectors import sold_words
 from apps.carparks.models import CarPark, Lane
 from apps.core import plates
 from apps.staff.models import StaffAssignment
@@ -173,8 +174,8 @@ def expected_today(*, carpark: CarPark, field: str, day_start: datetime, day_end
     bookings = (
         Booking.objects.filter(carpark=carpark, **{f"{field}__gte": day_start, f"{field}__lt": day_end})
         .exclude(status=Booking.Status.CANCELLED)
-        .select_related("customer")
-        .prefetch_related("vehicles")
+        .select_related("customer", "product")
+        .prefetch_related("vehicles", "extras__extra")
         .order_by(field)
     )
     done_statuses = ("arrived", "departed") if field == "arrival" else ("departed",)
@@ -184,6 +185,7 @@ def expected_today(*, carpark: CarPark, field: str, day_start: datetime, day_end
             "reference": b.reference,
             "customer": b.customer.name,
             "plates": [v.registration for v in b.vehicles.all()],
+            "sold": sold_words(b),
             "at": iso(getattr(b, field)),
             "status": b.status,
             "done": b.status in done_statuses,

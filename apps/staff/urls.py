@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.staff import payments_views, views
+from apps.staff import payments_views, prices, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,4 +13,6 @@ urlpatterns = [
     path("bookings/<str:reference>/payments", payments_views.booking_payments, name="dashboard-booking-payments"),
     path("payments/failed", payments_views.failed_payments, name="dashboard-failed-payments"),
     path("refunds/<int:refund_id>/retry", payments_views.refund_retry, name="dashboard-refund-retry"),
+    path("prices/<str:code>/", prices.prices, name="dashboard-prices"),
+    path("prices/<str:code>/calendar.csv", prices.prices_csv, name="dashboard-prices-csv"),
 ]

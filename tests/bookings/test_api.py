@@ -125,6 +125,14 @@ def test_availability(agent):
         "price": "10.00",
         "currency": "GBP",
         "days": 2,
+        "products": [  # a car park made without products sells its default one (apps.products.receivers)
+            {
+                "code": "STD",
+                "name": "Parking",
+                "spaces_left": 2,
+                "fares": [{"code": "flex", "price": "10.00", "refundable": True}],
+            }
+        ],
     }
     post(agent, "/bookings", body(carpark="TINY", arrival="2026-12-02T08:00", departure="2026-12-02T20:00"))
     assert agent.get("/api/v1/availability", q).json()["spaces_left"] == 1

@@ -24,6 +24,7 @@ from apps.core.jobs import run_job
 from apps.payments import services
 from apps.payments.models import Payment, Refund, WebhookEvent
 from apps.payments.providers import Intent
+from apps.products.models import Fare
 from tests.bookings.conftest import local, make_world
 from tests.payments.conftest import WEBHOOK_SECRET
 from tests.support import free_port
@@ -164,10 +165,9 @@ def test_a_cancellation_refunds_what_the_fare_allows(stripe_settings, localstrip
     early = paid_booking(world, localstripe)
     booking_cancel(booking=early)  # long before the cut-off: all of it back
     assert Refund.objects.get(payment__booking=early).amount == early.price
-    world.carpark.cancellation_fee, world.carpark.free_cancellation_hours = Decimal("10.00"), 24 * 365 * 5
-    world.carpark.save()
+    Fare.objects.filter(product__carpark=world.carpark).update(cancellation_fee=Decimal("10.00"))
     late = paid_booking(world, localstripe, email="late@example.com")
-    booking_cancel(booking=Booking.objects.get(pk=late.pk))  # inside the cut-off: the fee is kept
+    booking_cancel(booking=Booking.objects.get(pk=late.pk))  # the fare's fee is kept
     refund = Refund.objects.get(payment__booking=late)
     assert refund.status == "succeeded" and refund.amount == late.price - Decimal("10.00")
     assert selectors.booking_balance(late.pk) == selectors.booking_balance(early.pk) == 0

@@ -40,6 +40,7 @@ class BookingAction:
     flight_return: str = ""
     price: Money | None = None
     commission: Money | None = None
+    product: str = ""  # a product code (apps.products); "" when the format has none: the agent's default
     error: str = ""
     source: dict = field(default_factory=dict)  # where it came from (e.g. CSV file name), for the result
 

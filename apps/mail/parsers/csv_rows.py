@@ -27,6 +27,7 @@ COLUMNS = {
     "colour": "colour",
     "outbound_flight": "flight_outbound",
     "return_flight": "flight_return",
+    "product": "product",  # a product code, e.g. MG; without it the agent's default product
 }
 DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M")
 MAX_ROWS = 10_000
@@ -83,7 +84,7 @@ def _action(values: dict[str, str], *, row_no: int, line: int, filename: str) ->
     if kind == "cancel":
         return action
     for attr in ("carpark_code", "customer_name", "customer_email", "customer_phone", "registration", "make",
-                 "model", "colour", "flight_outbound", "flight_return"):  # fmt: skip
+                 "model", "colour", "flight_outbound", "flight_return", "product"):  # fmt: skip
         setattr(action, attr, get(attr))
     try:
         action.arrival = parse_local(get("arrival"), DATE_FORMATS, "arrival") if get("arrival") else None

@@ -35,6 +35,7 @@ FIELDS = {
     "colour": "colour",
     "total price": "price",
     "commission": "commission",
+    "product": "product",  # a product code, e.g. MG; without it the agent's default product
 }
 DATE_FORMATS = ("%d/%m/%Y %H:%M",)
 
@@ -76,7 +77,7 @@ def action_from(f: dict[str, str]) -> BookingAction:
     if action.action == "cancel":
         return action
     for attr in ("carpark_code", "customer_name", "customer_email", "customer_phone", "registration", "make",
-                 "model", "colour", "flight_outbound", "flight_return"):  # fmt: skip
+                 "model", "colour", "flight_outbound", "flight_return", "product"):  # fmt: skip
         setattr(action, attr, f.get(attr, ""))
     try:
         action.arrival = _when(f, "arrival", "Drop Off")

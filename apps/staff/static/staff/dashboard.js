@@ -221,7 +221,7 @@
       el("span", { class: "mark", "aria-hidden": "true", text: b.done ? "✓" : b.status === "no_show" ? "✗" : "·" }),
       el("span", { class: "time", text: timeAt(b.at, cp.timezone) }),
       el("span", { class: "plate", text: b.plates.join(", ") }),
-      el("span", { class: "who", text: `${b.customer} · ${b.reference}` }),
+      el("span", { class: "who", text: `${b.customer} · ${b.reference}` + (b.sold ? ` · ${b.sold}` : "") }),
       ...(kind === "departures" && b.return_status ? [el("span", { class: `flight flight-${b.return_status}`,
         text: `${b.return_flight} ${b.return_status}` + (b.return_estimated ? ` ${timeAt(b.return_estimated, cp.timezone)}` : "") })] : []),
       el("span", { class: "visually-hidden", text: b.done ? doneWord : b.status === "no_show" ? "no-show" : "expected" }),
@@ -331,7 +331,7 @@
     const at = Date.parse(b[field]);
     if (b.carpark === cp.code && b.status !== "cancelled" && at >= Date.parse(cp.day_start) && at < Date.parse(cp.day_end)) {
       const done = doneStatuses.includes(b.status) || doneVisits.includes(cp.visited[b.reference]) || Boolean(old && old.done);
-      const item = { reference: b.reference, customer: b.customer, plates: b.plates, at: b[field], status: b.status, done,
+      const item = { reference: b.reference, customer: b.customer, plates: b.plates, sold: b.sold, at: b[field], status: b.status, done,
         return_flight: b.return_flight, return_status: b.return_status, return_estimated: b.return_estimated };
       const later = list.items.findIndex((i) => Date.parse(i.at) > at);
       list.items.splice(later < 0 ? list.items.length : later, 0, item);

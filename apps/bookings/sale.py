@@ -1,0 +1,264 @@
+"""What a booking sells (apps.products): its product, fare, extras and promo code, resolved and priced for the
+seller, and the holds they take in the booking's transaction (after the car park's days, apps.bookings.capacity).
+
+The seller's channel is the agent's code (API and email) or "web" (brands' websites and staff). Bookings that name
+no product or fare (older API clients, email formats without a product) get the agent's defaults, else the car
+park's default product and that product's first fare.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from apps.agents.models import Agent
+from apps.bookings import capacity
+from apps.bookings.errors import BookingInvalid, ProductNoCapacity
+from apps.bookings.models import Booking, BookingExtra
+from apps.bookings.pricing import stay_dates
+from apps.bookings.selectors import tariff_rule
+from apps.carparks.models import Brand, CarPark
+from apps.products import holds, promos
+from apps.products import selectors as catalogue
+from apps.products.errors import PromoRefused, UnknownChoice
+from apps.products.models import Extra, Fare, PromoCode
+from apps.products.pricing import Breakdown
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What an amendment did to the price (the fee is part of the new price)."""
+
+    previous_price: Decimal
+    price: Decimal
+    fee: Decimal
+
+    @property
+    def price_difference(self) -> Decimal:
+        return self.price - self.previous_price
+
+    def as_dict(self) -> dict:
+        return {
+            "previous_price": f"{self.previous_price:.2f}",
+            "price": f"{self.price:.2f}",
+            "price_difference": f"{self.price_difference:.2f}",
+            "fee": f"{self.fee:.2f}",
+        }
+
+
+@dataclass(frozen=True)
+class Sale:
+    carpark: CarPark
+    info: catalogue.ProductInfo
+    fare: Fare | None
+    extras: list[tuple[Extra, int]]
+    promo: PromoCode | None
+    channel: str
+    breakdown: Breakdown | None
+    stay: holds.ProductStay
+    promo_is_new: bool = True
+
+    @property
+    def product(self):
+        return self.info.product
+
+    def extra_days(self) -> Counter:
+        return Counter({(x.pk, d): q for x, q in self.extras for d in self.stay.dates})
+
+
+def _invalid(exc: UnknownChoice | PromoRefused) -> BookingInvalid:
+    if isinstance(exc, UnknownChoice):
+        return BookingInvalid(str(exc), field=exc.field, allowed=exc.allowed)
+    return BookingInvalid(str(exc), field=exc.field)
+
+
+def sale_for(
+    *,
+    carpark: CarPark,
+    brand: Brand | None,
+    agent: Agent | None,
+    arrival: datetime,
+    departure: datetime,
+    at: datetime,
+    product: str | None = None,
+    fare: str | None = None,
+    extras: list[dict] | None = None,
+    promo_code: str = "",
+    kept_promo: PromoCode | None = None,
+    new_sale: bool = True,
+) -> Sale:
+    """Resolve and price what is sold; BookingInvalid naming the field (and the allowed values) for an unknown
+    product, fare or extra or a refused promo code; ProductNoCapacity for a day stopped from sale (new sales)."""
+    try:
+        info = catalogue.product_for_sale(carpark=carpark, agent=agent, code=product)
+        chosen_fare = catalogue.fare_for_sale(info=info, agent=agent, code=fare)
+        chosen_extras = catalogue.extras_for_sale(carpark=carpark, wanted=extras or [])
+        promo = promos.promo_find(promo_code) if promo_code and promo_code.strip() else kept_promo
+    except (UnknownChoice, PromoRefused) as exc:
+        raise _invalid(exc) from None
+    dates = stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)
+    channel = catalogue.channel_of(agent)
+    if promo is not None and promo is not kept_promo:
+        local = carpark.tz
+        refusal = promos.promo_refusal(
+            promo,
+            brand_id=brand.pk if brand else None,
+            product_id=info.product.pk,
+            booked_on=at.astimezone(local).date(),
+            arrival=arrival.astimezone(local).date(),
+            departure=departure.astimezone(local).date(),
+            days=len(dates),
+        )
+        if refusal:
+            raise BookingInvalid(refusal, field="promo_code")
+    if new_sale:
+        stopped = catalogue.stopped_dates(product_id=info.product.pk, channel=channel, dates=dates)
+        if stopped:
+            raise ProductNoCapacity(carpark, info.product, stopped, why="not on sale")
+    breakdown = catalogue.price(
+        info=info,
+        fare=chosen_fare,
+        carpark=carpark,
+        brand=brand,
+        channel=channel,
+        dates=dates,
+        at=at,
+        extras=chosen_extras,
+        promo=promo,
+        tariff=tariff_rule(carpark=carpark, brand=brand),
+    )
+    stay = holds.ProductStay(
+        info.product.pk, info.product.capacity(carpark.capacity), channel, info.allocations.get(channel), tuple(dates)
+    )
+    return Sale(
+        carpark,
+        info,
+        chosen_fare,
+        chosen_extras,
+        promo,
+        channel,
+        breakdown,
+        stay,
+        promo is not None and promo is not kept_promo,
+    )
+
+
+def take(
+    *, old: holds.ProductStay | None, new: Sale | None, allow_overbooking: bool, old_extras: Counter | None = None
+) -> bool:
+    """Move the product's and extras' holds from `old` to `new` (inside the booking's transaction) and count a new
+    promo code's use; True when a day was taken although full (overbooking allowed: agents' emails)."""
+    try:
+        full = holds.move_product_holds(old=old, new=new.stay if new else None, allow_overbooking=allow_overbooking)
+    except holds.ProductFull as exc:
+        why = "full for your channel (its share is used up)" if exc.share else "full"
+        raise ProductNoCapacity(new.carpark, new.product, exc.dates, why=why) from None
+    new_extras = new.extra_days() if new else Counter()
+    stock = {x.pk: x.stock_per_day for x, _ in (new.extras if new else [])}
+    try:
+        holds.move_extra_holds(
+            old=old_extras or Counter(), new=new_extras, stock=stock, allow_overbooking=allow_overbooking
+        )
+    except holds.ExtraSoldOut as exc:
+        extra = next(x for x, _ in new.extras if x.pk == exc.extra_id)
+        days = ", ".join(d.strftime("%a %d %b %Y") for d in exc.dates)
+        raise BookingInvalid(f"{extra.name} is sold out on {days}", field="extras") from None
+    if new is not None and new.promo is not None and new.promo_is_new:
+        try:
+            promos.promo_use(promo=new.promo)
+        except PromoRefused as exc:
+            raise _invalid(exc) from None
+    return bool(full)
+
+
+def amend_fee(booking: Booking, new: Sale, *, moved: bool) -> Decimal:
+    """The booking's fare's amend fee when its dates, car park or product change (changing fare or extras only is
+    free: it is a new choice, priced as such)."""
+    if booking.fare is None or not (moved or new.product.pk != booking.product_id):
+        return Decimal("0")
+    return booking.fare.amend_fee
+
+
+def booked_extra_days(booking: Booking, dates) -> Counter:
+    """What a booking's extras hold now (for moving them on an amendment or releasing them on a cancel)."""
+    return Counter({(e.extra_id, d): e.quantity for e in booking.extras.all() for d in dates})
+
+
+def record(booking: Booking, sale: Sale) -> None:
+    """The sale's fields on the booking (not saved)."""
+    booking.product, booking.fare, booking.promo = sale.product, sale.fare, sale.promo
+    booking.price_breakdown = sale.breakdown.as_dict() if sale.breakdown else None
+
+
+def record_extras(booking: Booking, sale: Sale, *, new: bool = False) -> None:
+    """The sale's extras as the booking's rows (replacing any), at the prices of its breakdown."""
+    if not new:
+        BookingExtra.objects.filter(booking=booking).delete()
+    lines = sale.breakdown.extras if sale.breakdown else [None] * len(sale.extras)
+    BookingExtra.objects.bulk_create(
+        BookingExtra(booking=booking, extra=x, quantity=q, price=line.amount if line else x.price)
+        for (x, q), line in zip(sale.extras, lines, strict=True)
+    )
+
+
+def held_stay(booking: Booking) -> holds.ProductStay | None:
+    """The product days a booking holds now (to release or move them)."""
+    if booking.product_id is None or not booking.holds_space:
+        return None
+    dates = stay_dates(arrival=booking.arrival, departure=booking.departure, tz=booking.carpark.tz)
+    return holds.ProductStay(booking.product_id, 0, catalogue.channel_of(booking.agent), None, tuple(dates))
+
+
+def quotes_for(
+    *, carpark: CarPark, arrival: datetime, departure: datetime, at: datetime, brand: Brand | None, agent: Agent | None
+) -> list[catalogue.ProductQuote]:
+    """Each product the seller may sell for the stay: spaces left for it (never more than the car park's) and each
+    fare's price with its breakdown (no holds: the booking checks again under locks)."""
+    dates = stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)
+    quotes = catalogue.product_quotes(
+        carpark=carpark, dates=dates, at=at, tariff=tariff_rule(carpark=carpark, brand=brand), brand=brand, agent=agent
+    )
+    left = capacity.spaces_left(carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates)
+    return [replace(q, spaces_left=min(q.spaces_left, left)) for q in quotes]
+
+
+def default_quote(quotes: list[catalogue.ProductQuote], *, carpark: CarPark, agent: Agent | None):
+    """The quote and fare a booking naming neither would get (the API's top-level availability)."""
+    try:
+        info = catalogue.product_for_sale(carpark=carpark, agent=agent, code=None)
+        fare = catalogue.fare_for_sale(info=info, agent=agent, code=None)
+    except UnknownChoice:
+        return None, None
+    quote = next((q for q in quotes if q.code == info.product.code), None)
+    if quote is None:
+        return None, None
+    return quote, next((f for f in quote.fares if fare is None or f.code == fare.code), None)
+
+
+def availability_data(*, carpark: CarPark, arrival: datetime, departure: datetime, at: datetime, agent: Agent) -> dict:
+    """The agents' API's availability (docs/operations.md 5): the agent's default product and fare at the top level,
+    then each product it sells with its fares' prices and the spaces left for it."""
+    quotes = quotes_for(carpark=carpark, arrival=arrival, departure=departure, at=at, brand=None, agent=agent)
+    default, fare = default_quote(quotes, carpark=carpark, agent=agent)
+    spaces_left = default.spaces_left if default else 0
+    price = fare.price if fare else None
+    return {
+        "available": spaces_left > 0 and price is not None,
+        "spaces_left": spaces_left,
+        "price": _amount(price),
+        "currency": carpark.currency,
+        "days": len(stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)),
+        "products": [
+            {
+                "code": q.code,
+                "name": q.name,
+                "spaces_left": q.spaces_left,
+                "fares": [{"code": f.code, "price": _amount(f.price), "refundable": f.refundable} for f in q.fares],
+            }
+            for q in quotes
+        ],
+    }
+
+
+def _amount(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"

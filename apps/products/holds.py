@@ -1,0 +1,132 @@
+"""Spaces of a product (in all and per channel) and stock of extras, held per local date under row locks.
+
+The same scheme as apps.bookings.capacity, after it in the booking's transaction: every writer locks all the rows
+it will touch in one INSERT ... ON CONFLICT DO UPDATE statement, in one order (product days by (product, date,
+channel), then extra days by (extra, date)), checks under the lock, then changes the counts. A product's row with
+channel "" counts every channel (its spaces); the channel's own row counts against the channel's allocation.
+"""
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from django.db import connection, transaction
+
+from apps.products.models import ExtraDay, ProductDay
+
+Key = tuple[int, date, str]  # (product id, date, channel)
+ExtraKey = tuple[int, date]  # (extra id, date)
+
+
+@dataclass(frozen=True)
+class ProductStay:
+    product_id: int
+    spaces: int
+    channel: str
+    share: int | None  # the channel's allocation, None: only the product's spaces
+    dates: tuple[date, ...]
+
+    def keys(self) -> set[Key]:
+        return {(self.product_id, d, c) for d in self.dates for c in ("", self.channel)}
+
+
+class ProductFull(Exception):
+    """Days of the stay with no space left for the product (`share`: the channel's allocation ran out)."""
+
+    def __init__(self, dates: list[date], share: bool):
+        super().__init__(", ".join(d.isoformat() for d in dates))
+        self.dates, self.share = dates, share
+
+
+class ExtraSoldOut(Exception):
+    def __init__(self, extra_id: int, dates: list[date]):
+        super().__init__(", ".join(d.isoformat() for d in dates))
+        self.extra_id, self.dates = extra_id, dates
+
+
+def _in_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("holds must be changed inside the booking's transaction")
+
+
+def _lock_and_add(table: str, columns: list[str], types: list[str], keys: list[tuple], deltas: list[int]) -> dict:
+    """Create and lock the rows of `keys` in key order and add each its delta; returns the held counts after.
+    The first statement locks every row (a no-op update) before any count changes, so the check after sees every
+    commit that came before."""
+    ordered = sorted(zip(keys, deltas, strict=True))
+    arrays = [list(col) for col in zip(*(k for k, _ in ordered), strict=True)]
+    names = ", ".join(columns)
+    unnest = ", ".join(f"%s::{t}[]" for t in types)
+    sql = (
+        f"INSERT INTO {table} ({names}, held) "  # noqa: S608  (our own table and column names; values bound)
+        f"SELECT *, 0 FROM unnest({unnest}) AS k ORDER BY {', '.join(str(n + 1) for n in range(len(columns)))} "
+        f"ON CONFLICT ({names}) DO UPDATE SET held = {table}.held RETURNING {names}, held"
+    )
+    changed = [(k, d) for k, d in ordered if d]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        held = {tuple(row[:-1]): row[-1] for row in cursor.fetchall()}
+        if changed:
+            cursor.execute(
+                f"UPDATE {table} AS t SET held = t.held + c.delta "  # noqa: S608
+                f"FROM unnest({unnest}, %s::int[]) AS c({names}, delta) "
+                f"WHERE {' AND '.join(f't.{c} = c.{c}' for c in columns)}",
+                [*[list(col) for col in zip(*(k for k, _ in changed), strict=True)], [d for _, d in changed]],
+            )
+    return {k: held[k] + d for k, d in ordered}
+
+
+def move_product_holds(*, old: ProductStay | None, new: ProductStay | None, allow_overbooking: bool) -> list[date]:
+    """Release what `old` held and `new` does not, take what `new` needs; returns the days taken although full
+    (only with `allow_overbooking`: agents' emails), else raises ProductFull."""
+    _in_transaction()
+    old_keys, new_keys = (old.keys() if old else set()), (new.keys() if new else set())
+    take, release = new_keys - old_keys, old_keys - new_keys
+    if not take and not release:
+        return []
+    keys = sorted(take | release)
+    after = _lock_and_add(
+        ProductDay._meta.db_table,
+        ["product_id", "date", "channel"],
+        ["bigint", "date", "text"],
+        keys,
+        [1 if k in take else -1 for k in keys],
+    )
+    over_total = sorted({d for (p, d, c) in take if c == "" and after[(p, d, c)] > new.spaces})
+    over_share = sorted(
+        {d for (p, d, c) in take if c and c == new.channel and new.share is not None and after[(p, d, c)] > new.share}
+    )
+    if (over_total or over_share) and not allow_overbooking:
+        raise ProductFull(over_total or over_share, share=not over_total)
+    return sorted(set(over_total) | set(over_share))
+
+
+def move_extra_holds(*, old: Counter, new: Counter, stock: dict[int, int], allow_overbooking: bool) -> None:
+    """`old`/`new`: quantity per (extra id, date); `stock`: per extra id. Raises ExtraSoldOut past the stock."""
+    _in_transaction()
+    deltas = {k: new.get(k, 0) - old.get(k, 0) for k in set(old) | set(new)}
+    keys = sorted(k for k, d in deltas.items() if d)
+    if not keys:
+        return
+    after = _lock_and_add(
+        ExtraDay._meta.db_table, ["extra_id", "date"], ["bigint", "date"], keys, [deltas[k] for k in keys]
+    )
+    for extra_id in sorted({e for e, _ in keys}):
+        over = sorted(d for (e, d) in keys if e == extra_id and deltas[(e, d)] > 0 and after[(e, d)] > stock[e])
+        if over and not allow_overbooking:
+            raise ExtraSoldOut(extra_id, over)
+
+
+def occupancy(*, product_id: int, spaces: int, dates: list[date]) -> dict[date, int]:
+    """Percent of the product's spaces held per date (a read without locks, for pricing)."""
+    rows = ProductDay.objects.filter(product_id=product_id, channel="", date__in=dates).values_list("date", "held")
+    return {d: (100 * held // spaces if spaces else 100) for d, held in rows}
+
+
+def days_held(*, product_ids: list[int], channel: str, dates: list[date]) -> dict[tuple[int, str], dict[date, int]]:
+    """Held per (product, "" or `channel`) per date, for quotes of several products in one read (no locks)."""
+    found: dict[tuple[int, str], dict[date, int]] = defaultdict(dict)
+    rows = ProductDay.objects.filter(product_id__in=product_ids, date__in=dates, channel__in=["", channel])
+    for product_id, day, ch, held in rows.values_list("product_id", "date", "channel", "held"):
+        found[(product_id, ch)][day] = held
+    return found

@@ -1,0 +1,264 @@
+"""Product reads: what a seller may sell at a car park, and each product's fares priced for a stay.
+
+A car park's catalogue (products, fares, allocations, calendars) is read in a few queries and kept per process for
+CATALOGUE_CACHE_S, like the tariffs (apps.bookings.selectors): every quote prices every product, the catalogue
+changes seldom. A calendar edited by staff applies to new quotes and bookings within that time.
+"""
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from apps.agents.models import Agent
+from apps.carparks.models import Brand, CarPark
+from apps.products import holds
+from apps.products.errors import UnknownChoice
+from apps.products.fares import FareTerms
+from apps.products.models import WEB, Extra, Fare, Product, PromoCode, StopSell
+from apps.products.pricing import (
+    Breakdown,
+    Calendar,
+    ExtraItem,
+    FarePrice,
+    Promo,
+    Rule,
+    Season,
+    Tariff,
+    parse_bands,
+    price_stay,
+)
+
+CATALOGUE_CACHE_S = 5.0
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    product: Product
+    fares: tuple[Fare, ...]
+    allocations: dict[str, int]
+    seasons: tuple[Season, ...]  # sorted by `starts`
+    span: int  # the longest range's days (pricing.Calendar.span)
+    rules: tuple[Rule, ...]
+    texts: dict[int, tuple[str, str]] = field(default_factory=dict)  # brand id -> (name, description)
+
+    def name(self, brand: Brand | None) -> str:
+        return self.texts.get(brand.pk if brand else 0, (self.product.name,))[0]
+
+    def description(self, brand: Brand | None) -> str:
+        return self.texts.get(brand.pk if brand else 0, ("", self.product.description))[1]
+
+    def fare(self, code: str) -> Fare | None:
+        return next((f for f in self.fares if f.code == code), None)
+
+
+_catalogues: dict[int, tuple[float, list[ProductInfo], dict[str, Extra]]] = {}
+
+
+def catalogue(*, carpark: CarPark) -> tuple[list[ProductInfo], dict[str, Extra]]:
+    """The car park's products (in their order) and extras by code."""
+    hit = _catalogues.get(carpark.pk)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1], hit[2]
+    products = list(
+        Product.objects.filter(carpark_id=carpark.pk).prefetch_related(
+            "fares", "allocations", "seasons", "rules", "texts"
+        )
+    )
+    infos = []
+    for p in products:
+        seasons = sorted(
+            (Season(s.starts, s.ends, s.daily_rate, s.minimum_charge, parse_bands(s.bands), s.brand_id, s.channel)
+             for s in p.seasons.all()),
+            key=lambda s: s.starts,
+        )  # fmt: skip
+        infos.append(
+            ProductInfo(
+                product=p,
+                fares=tuple(p.fares.all()),
+                allocations={a.channel: a.spaces for a in p.allocations.all()},
+                seasons=tuple(seasons),
+                span=max(((s.ends - s.starts).days for s in seasons), default=0),
+                rules=tuple(Rule(r.kind, r.threshold, r.percent) for r in p.rules.all()),
+                texts={t.brand_id: (t.name, t.description) for t in p.texts.all()},
+            )
+        )
+    extras = {x.code: x for x in Extra.objects.filter(carpark_id=carpark.pk)}
+    if len(_catalogues) > 1000:
+        _catalogues.clear()
+    _catalogues[carpark.pk] = (time.monotonic() + CATALOGUE_CACHE_S, infos, extras)
+    return infos, extras
+
+
+def forget_catalogue(carpark_id: int) -> None:
+    """After a change made in this process (staff's editor, tests): the next read loads it again."""
+    _catalogues.pop(carpark_id, None)
+
+
+def channel_of(agent: Agent | None) -> str:
+    return agent.code if agent is not None else WEB
+
+
+def sellable(*, carpark: CarPark, agent: Agent | None) -> list[ProductInfo]:
+    """What the seller may sell here: an agent its product codes, or the car park's default product when none of
+    them is sold here (a contracted car park always sells the agent something)."""
+    infos, _ = catalogue(carpark=carpark)
+    offered = [i for i in infos if agent is None or agent.sells(i.product.code)]
+    return offered or [i for i in infos if i.product.is_default]
+
+
+def product_for_sale(*, carpark: CarPark, agent: Agent | None, code: str | None) -> ProductInfo:
+    """The product a booking names (by code, any case), else the agent's default, else the car park's."""
+    offered = sellable(carpark=carpark, agent=agent)
+    if code:
+        found = next((i for i in offered if i.product.code.upper() == code.strip().upper()), None)
+        if found is None:
+            raise UnknownChoice("product", code, [i.product.code for i in offered])
+        return found
+    wanted = agent.default_product if agent is not None else ""
+    found = next((i for i in offered if wanted and i.product.code == wanted), None)
+    found = found or next((i for i in offered if i.product.is_default), None) or (offered[0] if offered else None)
+    if found is None:
+        raise UnknownChoice("product", "", [])
+    return found
+
+
+def fare_for_sale(*, info: ProductInfo, agent: Agent | None, code: str | None) -> Fare | None:
+    """The fare a booking names, else the agent's default when the product has it, else the product's first."""
+    if code:
+        fare = info.fare(code.strip().lower())
+        if fare is None:
+            raise UnknownChoice("fare", code, [f.code for f in info.fares])
+        return fare
+    wanted = agent.default_fare if agent is not None else ""
+    return (wanted and info.fare(wanted)) or (info.fares[0] if info.fares else None)
+
+
+def extras_for_sale(*, carpark: CarPark, wanted: list[dict]) -> list[tuple[Extra, int]]:
+    """[{"code", "quantity"}] -> [(Extra, quantity)]; unknown codes raise UnknownChoice("extras", ...)."""
+    _, extras = catalogue(carpark=carpark)
+    chosen: dict[str, int] = defaultdict(int)
+    for item in wanted:
+        code = str(item.get("code", "")).strip().upper()
+        if code not in extras:
+            raise UnknownChoice("extras", item.get("code", ""), sorted(extras))
+        chosen[code] += int(item.get("quantity", 1))
+    return [(extras[c], q) for c, q in chosen.items() if q > 0]
+
+
+def stopped_dates(*, product_id: int, channel: str, dates: list[date]) -> list[date]:
+    rows = StopSell.objects.filter(product_id=product_id, date__in=dates, channel__in=["", channel])
+    return sorted(set(rows.values_list("date", flat=True)))
+
+
+def price(
+    *,
+    info: ProductInfo,
+    fare: Fare | None,
+    carpark: CarPark,
+    brand: Brand | None,
+    channel: str,
+    dates: list[date],
+    at: datetime,
+    tariff: Tariff | None,
+    extras: list[tuple[Extra, int]] = (),
+    promo: PromoCode | None = None,
+    occupancy: dict[date, int] | None = None,
+) -> Breakdown | None:
+    """The pricing function fed from the database: the calendar, the days' occupancy, the booking's local date."""
+    spaces = info.product.capacity(carpark.capacity)
+    calendar = Calendar(info.seasons, info.rules, tariff, span=info.span)
+    return price_stay(
+        calendar,
+        FarePrice(fare.code, fare.price_percent) if fare else FarePrice(""),
+        dates=dates,
+        brand_id=brand.pk if brand else None,
+        channel=channel,
+        booked_on=at.astimezone(carpark.tz).date(),
+        occupancy=_occupancy(info, spaces, dates) if occupancy is None else occupancy,
+        extras=tuple(ExtraItem(x.code, x.name, x.price, x.per == Extra.Per.DAY, q) for x, q in extras),
+        promo=None if promo is None else Promo(promo.code, promo.kind == PromoCode.Kind.PERCENT, promo.value),
+    )
+
+
+def _occupancy(info: ProductInfo, spaces: int, dates: list[date]) -> dict[date, int]:
+    """The days' occupancy, read only when a rule looks at it."""
+    if not any(r.kind == "occupancy" for r in info.rules):
+        return {}
+    return holds.occupancy(product_id=info.product.pk, spaces=spaces, dates=dates)
+
+
+@dataclass(frozen=True)
+class FareQuote:
+    code: str
+    name: str
+    price: Decimal | None
+    refundable: bool
+    terms: str
+    breakdown: Breakdown | None
+
+
+@dataclass(frozen=True)
+class ProductQuote:
+    code: str
+    name: str
+    description: str
+    spaces_left: int
+    fares: list[FareQuote]
+
+
+def product_quotes(
+    *,
+    carpark: CarPark,
+    dates: list[date],
+    at: datetime,
+    tariff: Tariff | None,
+    brand: Brand | None = None,
+    agent: Agent | None = None,
+) -> list[ProductQuote]:
+    """Each product the seller may sell, with spaces left for its channel and each fare's price for the stay's
+    local `dates` (no holds); `tariff`: the car park's for the brand (days no calendar range covers)."""
+    channel = channel_of(agent)
+    infos = sellable(carpark=carpark, agent=agent)
+    days = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
+    stopped = set(
+        StopSell.objects.filter(
+            product__in=[i.product for i in infos], date__in=dates, channel__in=["", channel]
+        ).values_list("product_id", flat=True)
+    )
+    quotes = []
+    for info in infos:
+        pk, spaces = info.product.pk, info.product.capacity(carpark.capacity)
+        share = info.allocations.get(channel)
+        left = spaces - max(days[(pk, "")].values(), default=0)
+        if share is not None:
+            left = min(left, share - max(days[(pk, channel)].values(), default=0))
+        occupancy = {d: (100 * held // spaces if spaces else 100) for d, held in days[(pk, "")].items()}
+        fares = []
+        for fare in info.fares or (None,):
+            breakdown = price(
+                info=info,
+                fare=fare,
+                carpark=carpark,
+                brand=brand,
+                channel=channel,
+                dates=dates,
+                at=at,
+                tariff=tariff,
+                occupancy=occupancy,
+            )
+            terms = FareTerms.of(fare)
+            fares.append(
+                FareQuote(
+                    fare.code if fare else "",
+                    fare.name if fare else "",
+                    breakdown.total if breakdown else None,
+                    terms.refundable,
+                    terms.describe(),
+                    breakdown,
+                )
+            )
+        left = 0 if pk in stopped else max(0, left)
+        quotes.append(ProductQuote(info.product.code, info.name(brand), info.description(brand), left, fares))
+    return quotes
