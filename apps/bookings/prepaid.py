@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from apps.bookings import capacity, signals
+from apps.bookings import capacity, sale, signals
 from apps.bookings.cancellation import cancellation_fee  # noqa: F401  (re-exported: the fare's part of prepaid)
 from apps.bookings.errors import NoCapacity
 from apps.bookings.models import Booking
@@ -37,14 +37,16 @@ def booking_payment_confirm(*, booking_id: int) -> Booking:
     """
     with transaction.atomic():
         booking = _locked(booking_id)
-        if booking.status == Booking.Status.EXPIRED:
+        expired = booking.status == Booking.Status.EXPIRED
+        if not expired and booking.status != Booking.Status.PENDING_PAYMENT:
+            return booking
+        booking.status, booking.payment_due_by = Booking.Status.CONFIRMED, None
+        if expired:
             try:
                 capacity.take_new(stay=_stay(booking.carpark, booking.arrival, booking.departure))
             except capacity.DaysFull as full:
                 raise NoCapacity(booking.carpark, full.dates) from None
-        elif booking.status != Booking.Status.PENDING_PAYMENT:
-            return booking
-        booking.status, booking.payment_due_by = Booking.Status.CONFIRMED, None
+            sale.retake(booking)
         booking.save(update_fields=["status", "payment_due_by", "updated_at"])
         signals.booking_amended.send(
             sender=Booking, booking=booking, previous_price=booking.price, previous_commission=booking.commission
@@ -63,6 +65,7 @@ def booking_expire(*, booking_id: int, now: datetime | None = None) -> bool:
         if booking.status != Booking.Status.PENDING_PAYMENT or booking.payment_due_by > now:
             return False
         capacity.move_holds(old=_stay(booking.carpark, booking.arrival, booking.departure), new=None)
+        sale.release(booking)
         booking.status = Booking.Status.EXPIRED
         booking.save(update_fields=["status", "updated_at"])
         signals.booking_cancelled.send(sender=Booking, booking=booking, previous_status=Booking.Status.PENDING_PAYMENT)

@@ -201,6 +201,40 @@ def record_extras(booking: Booking, sale: Sale, *, new: bool = False) -> None:
     )
 
 
+def release(booking: Booking) -> None:
+    """Free what a live booking holds of its product's days and its extras' stock (a cancel, an expiry)."""
+    dates = stay_dates(arrival=booking.arrival, departure=booking.departure, tz=booking.carpark.tz)
+    take(old=held_stay(booking), new=None, allow_overbooking=True, old_extras=booked_extra_days(booking, dates))
+
+
+def retake(booking: Booking) -> None:
+    """Hold again what an expired booking held, its status live again (a payment came after the expiry):
+    ProductNoCapacity or BookingInvalid (an extra sold out) when it is gone meanwhile."""
+    carpark = booking.carpark
+    infos, _extras = catalogue.catalogue(carpark=carpark)
+    info = next(i for i in infos if i.product.pk == booking.product_id)
+    channel = catalogue.channel_of(booking.agent)
+    dates = stay_dates(arrival=booking.arrival, departure=booking.departure, tz=carpark.tz)
+    stay = holds.ProductStay(
+        info.product.pk, info.product.capacity(carpark.capacity), channel, info.allocations.get(channel), tuple(dates)
+    )
+    try:
+        holds.move_product_holds(old=None, new=stay, allow_overbooking=False)
+    except holds.ProductFull as exc:
+        why = "full for your channel (its share is used up)" if exc.share else "full"
+        raise ProductNoCapacity(booking.carpark, booking.product, exc.dates, why=why) from None
+    extras = list(booking.extras.select_related("extra"))
+    try:
+        holds.move_extra_holds(
+            old=Counter(),
+            new=booked_extra_days(booking, dates),
+            stock={e.extra_id: e.extra.stock_per_day for e in extras},
+            allow_overbooking=False,
+        )
+    except holds.ExtraSoldOut as exc:
+        raise BookingInvalid("an extra of this booking is sold out meanwhile", field="extras") from exc
+
+
 def held_stay(booking: Booking) -> holds.ProductStay | None:
     """The product days a booking holds now (to release or move them)."""
     if booking.product_id is None or not booking.holds_space:

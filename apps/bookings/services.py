@@ -406,13 +406,7 @@ def booking_cancel(*, booking: Booking) -> Booking:
             raise BookingClosed(f"booking {current.reference} has already arrived")
         previous_status = current.status
         capacity.move_holds(old=_stay(current.carpark, current.arrival, current.departure), new=None)
-        dates = _stay(current.carpark, current.arrival, current.departure).dates
-        sale.take(
-            old=sale.held_stay(current),
-            new=None,
-            allow_overbooking=True,
-            old_extras=sale.booked_extra_days(current, dates),
-        )
+        sale.release(current)
         current.status = Booking.Status.CANCELLED
         fee = cancellation_fee(current) if previous_status == Booking.Status.CONFIRMED else None
         current.cancellation_fee = fee or None

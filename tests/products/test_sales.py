@@ -236,8 +236,8 @@ def test_the_breakdown_shown_is_what_the_ledger_posts(demo_world):
     assert [d["amount"] for d in shown["days"]] == ["22.50"] * 7 and shown["stay"] == "157.50"
     assert shown["discount"] == {"label": "WELCOME10 (10% off)", "amount": "15.75"}
     assert shown["total"] == "197.75" == f"{booking.price:.2f}"  # 157.50 + 56.00 - 15.75
-    revenue = LedgerLine.objects.filter(booking=booking, account__code=chart.PARKING_REVENUE).aggregate(s=Sum("amount"))
-    assert -revenue["s"] == Decimal(shown["total"])
+    sold = LedgerLine.objects.filter(booking=booking, account__code__in=[chart.PARKING_REVENUE, chart.OUTPUT_VAT])
+    assert -sold.aggregate(s=Sum("amount"))["s"] == Decimal(shown["total"])  # net + VAT: the price is VAT-inclusive
 
 
 def test_calendar_overlaps_are_refused_naming_the_conflict_and_csv_round_trips(demo_world):
