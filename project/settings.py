@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.mail",
     "apps.accounting",
     "apps.staff",
+    "apps.customers",  # messages to customers, subject access and erasure, retention
 ]
 
 MIDDLEWARE = [
