@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("dashboard/customers/", include("apps.customers.urls")),
     path("dashboard/", include("apps.staff.urls")),
     path("accounting/", include("apps.accounting.urls")),
     path("api/device/v1/", device_api.urls),
