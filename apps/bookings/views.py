@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.signing import BadSignature
 from django.http import Http404, HttpResponseRedirect
@@ -325,4 +326,7 @@ async def policy(request, slug: str):
     found = next((p for p in site.brand.policies() if p.slug == slug), None)
     if found is None:
         raise Http404("No such page")
-    return _page(request, site, "site/policy.html", {"policy": found})
+    context = {"policy": found}
+    if slug == "privacy":  # how long each car park keeps what, from its settings (apps.customers.retention)
+        context["retention"] = {"carparks": site.carparks, "raw_email_days": settings.RAW_EMAIL_RETENTION_DAYS}
+    return _page(request, site, "site/policy.html", context)

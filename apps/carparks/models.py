@@ -100,6 +100,13 @@ class CarPark(models.Model):
     )
     anti_passback = models.CharField(max_length=8, choices=AntiPassback.choices, default=AntiPassback.HARD)
     read_retention_days = models.PositiveIntegerField(default=90)
+    # Personal data kept (issue 32; apps.customers.retention enforces it, the brands' privacy pages state it).
+    booking_retention_months = models.PositiveSmallIntegerField(
+        default=24, help_text="Months after departure until a booking's personal data is erased"
+    )
+    message_retention_days = models.PositiveSmallIntegerField(
+        default=365, help_text="Days the messages sent to customers are kept"
+    )
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"

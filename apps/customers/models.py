@@ -76,16 +76,3 @@ class Erasure(models.Model):
 
     def __str__(self) -> str:
         return f"erasure {self.at:%Y-%m-%d %H:%M} ({self.trigger})"
-
-
-class Retention(models.Model):
-    """How long a car park keeps personal data (reads of unknown vehicles: CarPark.read_retention_days)."""
-
-    carpark = models.OneToOneField("carparks.CarPark", related_name="retention", on_delete=models.CASCADE)
-    booking_months = models.PositiveSmallIntegerField(
-        default=24, help_text="Months after departure until a booking's personal data is erased"
-    )
-    message_days = models.PositiveSmallIntegerField(default=365, help_text="Days messages sent are kept")
-
-    def __str__(self) -> str:
-        return f"retention of {self.carpark_id}"

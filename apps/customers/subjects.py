@@ -24,6 +24,8 @@ class Subject:
     emails: set[str] = field(default_factory=set)
     phones: set[str] = field(default_factory=set)
     plates: set[str] = field(default_factory=set)  # normal form
+    # Only rows linked to the bookings (retention erases one old booking, not the person's newer ones by plate)
+    linked_only: bool = False
 
     @property
     def lookalike_keys(self) -> set[str]:
@@ -46,19 +48,27 @@ class Subject:
         return Customer.objects.filter(pk__in=self.customer_ids)
 
     def vehicles(self) -> QuerySet[Vehicle]:
+        if self.linked_only:
+            return Vehicle.objects.filter(booking_id__in=self.booking_ids)
         return Vehicle.objects.filter(Q(booking_id__in=self.booking_ids) | Q(registration__in=self.plates))
 
     def reads(self) -> QuerySet[PlateRead]:
+        if self.linked_only:
+            return PlateRead.objects.filter(booking_id__in=self.booking_ids)
         return PlateRead.objects.filter(
             Q(booking_id__in=self.booking_ids) | Q(plate__in=self.plates) | Q(lookalike_key__in=self.lookalike_keys)
         )
 
     def visits(self) -> QuerySet[Visit]:
+        if self.linked_only:
+            return Visit.objects.filter(booking_id__in=self.booking_ids)
         return Visit.objects.filter(
             Q(booking_id__in=self.booking_ids) | Q(plate__in=self.plates) | Q(lookalike_key__in=self.lookalike_keys)
         )
 
     def alerts(self) -> QuerySet[Alert]:
+        if self.linked_only:
+            return Alert.objects.filter(read__in=self.reads())
         plates = self.plates | self.lookalike_keys
         return Alert.objects.filter(Q(plate__in=plates) | Q(read__in=self.reads()) | self._mentions(Alert, "detail"))
 
@@ -69,6 +79,8 @@ class Subject:
             q |= Q(result__contains=[{"booking": ref}])
             if agent_id and agent_ref:
                 q |= Q(agent_id=agent_id, result__contains=[{"agent_ref": agent_ref}])
+        if self.linked_only:
+            return InboundEmail.objects.filter(q)
         q |= (
             self._mentions(InboundEmail, "subject")
             | self._mentions(InboundEmail, "result")
@@ -84,9 +96,13 @@ class Subject:
     def audit_entries(self) -> QuerySet[AuditLog]:
         """Audit entries about their bookings, or whose data names them."""
         about = Q(object_type="bookings.Booking", object_id__in=[str(i) for i in self.booking_ids])
+        if self.linked_only:
+            return AuditLog.objects.filter(about)
         return AuditLog.objects.filter(about | self._mentions(AuditLog, "data"))
 
     def idempotency_responses(self) -> QuerySet[ApiIdempotencyKey]:
+        if self.linked_only:  # kept 24 hours: long gone when a booking's retention ends
+            return ApiIdempotencyKey.objects.none()
         return ApiIdempotencyKey.objects.filter(self._mentions(ApiIdempotencyKey, "response"))
 
     def _mentions(self, model, column: str) -> Q:
@@ -128,20 +144,34 @@ def find_subject(*, email: str = "", plate: str = "", name: str = "") -> Subject
     return subject
 
 
+def booking_subject(booking_id: int) -> Subject:
+    """One booking's personal data and the rows linked to it, for retention (not the person's other bookings)."""
+    subject = Subject(matched_by="booking", booking_ids={booking_id}, linked_only=True)
+    _describe(subject)
+    return subject
+
+
 def _grow(subject: Subject) -> None:
     """Add what their bookings say about them, and the other bookings under their email addresses."""
     for _ in range(2):
-        customers = Customer.objects.filter(bookings__pk__in=subject.booking_ids).values_list("pk", "name", "email")
-        for pk, name, email in customers:
-            subject.customer_ids.add(pk)
-            subject.names.add(name)
-            if email:
-                subject.emails.add(email.lower())
+        emails = Customer.objects.filter(bookings__pk__in=subject.booking_ids).exclude(email="")
+        subject.emails |= {e.lower() for e in emails.values_list("email", flat=True)}
         if subject.emails:
             more = Q()
             for email in subject.emails:
                 more |= Q(customer__email__iexact=email)
             subject.booking_ids |= set(Booking.objects.filter(more).values_list("pk", flat=True))
+    _describe(subject)
+
+
+def _describe(subject: Subject) -> None:
+    """Their identifiers as their bookings hold them."""
+    customers = Customer.objects.filter(bookings__pk__in=subject.booking_ids).values_list("pk", "name", "email")
+    for pk, name, email in customers:
+        subject.customer_ids.add(pk)
+        subject.names.add(name)
+        if email:
+            subject.emails.add(email.lower())
     phones = Customer.objects.filter(pk__in=subject.customer_ids).exclude(phone="").values_list("phone", flat=True)
     subject.phones |= set(phones)
     subject.plates |= set(
