@@ -285,3 +285,12 @@ LOGGING = {
         "axes": {"level": "WARNING"},  # django-axes' per-attempt chatter; lock-outs are warnings
     },
 }
+
+# --- Messages to customers (apps.customers) ---------------------------------------------------------------------
+# Text messages: `console` (logged) or `http` (a provider's JSON API, apps/customers/sms.py); docs/operations.md.
+SMS_BACKEND = env.str("SMS_BACKEND", default="console")
+SMS_HTTP_URL = env.str("SMS_HTTP_URL", default="")
+SMS_HTTP_TOKEN = env.str("SMS_HTTP_TOKEN", default="")
+SMS_SENDER = env.str("SMS_SENDER", default="Parkgate")
+# A failed send is tried again by the sweep after 1, 2, 4 ... minutes, this many times in all.
+CUSTOMER_MESSAGE_ATTEMPTS = env.int("CUSTOMER_MESSAGE_ATTEMPTS", default=6)

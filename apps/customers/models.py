@@ -30,6 +30,7 @@ class CustomerMessage(models.Model):
     kind = models.CharField(max_length=32, help_text="The template: confirmed, amended, cancelled, reminder, ...")
     event = models.CharField(max_length=100, help_text="What it is about, once per booking and channel")
     channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.EMAIL)
+    extra = models.JSONField(default=dict, blank=True, help_text="What the event adds: a refund, a pay link, ...")
     recipient = models.CharField(max_length=320, blank=True, help_text="Address or number it was sent to")
     subject = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
@@ -37,6 +38,7 @@ class CustomerMessage(models.Model):
     last_error = models.TextField(blank=True)
     provider_id = models.CharField(max_length=255, blank=True, help_text="Message-ID or the provider's id")
     created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When the sweep tries a failed send again")
     sent_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
 
@@ -46,7 +48,9 @@ class CustomerMessage(models.Model):
         ]
         indexes = [
             # the outbox sweep
-            models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="customer_message_pending"),
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="customer_message_pending"
+            ),
             models.Index(fields=["created_at"], name="customer_message_created"),  # retention
         ]
 
