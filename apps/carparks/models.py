@@ -29,7 +29,7 @@ class Brand(models.Model):
     logo_text = models.CharField(max_length=40, blank=True, help_text="Short wordmark shown as the logo")
     support_email = models.EmailField(blank=True)
     email_from = models.EmailField(
-        blank=True, help_text="Address customers' messages come from (its name is the brand's); empty: DEFAULT_FROM_EMAIL's"
+        blank=True, help_text="Address customers' messages come from (named as the brand); empty: DEFAULT_FROM_EMAIL's"
     )
     support_phone = models.CharField(max_length=32, blank=True)
     # Emails are built in jobs, with no request to take a host from: their links start here.
