@@ -20,5 +20,6 @@ urlpatterns = [
     path("api/device/v1/", device_api.urls),
     path("api/v1/", agents_api.urls),
     path("", site_views.home, name="home"),
+    path("", include("apps.customers.site_urls")),
     path("", include("apps.bookings.urls")),
 ]

@@ -72,6 +72,7 @@ def _erase(subject: Subject, *, reason: str, trigger: str, actor=None, actor_lab
             model="",
             colour="",
         ),
+        "bookings.BookingChange": _scrub_rows(subject.history(), found, "changes", "snapshot"),
         "bookings.Booking": _scrub_rows(subject.bookings().exclude(review_note=""), found, "review_note"),
         "access.PlateRead": _erase_reads(subject, found),
         "access.Visit": subject.visits().update(plate=ERASED_PLATE, lookalike_key=ERASED_PLATE),

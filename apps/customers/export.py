@@ -37,6 +37,9 @@ def subject_document(subject: Subject) -> dict:
         "generated_at": timezone.now(),
         "people": list(subject.customers().order_by("pk").values("name", "email", "phone")),
         "bookings": [_booking(b) for b in bookings.order_by("arrival", "pk")],
+        "history": list(
+            subject.history().order_by("at", "pk").values("booking__reference", "at", "action", "actor", "changes")
+        ),
         "payments": list(
             Payment.objects.filter(booking_id__in=subject.booking_ids)
             .order_by("received_at", "pk")

@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from apps.access.models import Alert, PlateRead, Visit
-from apps.bookings.models import ApiIdempotencyKey, Booking, Customer, Vehicle
+from apps.bookings.models import ApiIdempotencyKey, Booking, BookingChange, Customer, Vehicle
 from apps.core import plates as plate_forms
 from apps.core.models import AuditLog
 from apps.customers import scrub
@@ -46,6 +46,9 @@ class Subject:
 
     def customers(self) -> QuerySet[Customer]:
         return Customer.objects.filter(pk__in=self.customer_ids)
+
+    def history(self) -> QuerySet[BookingChange]:
+        return BookingChange.objects.filter(booking_id__in=self.booking_ids)
 
     def vehicles(self) -> QuerySet[Vehicle]:
         if self.linked_only:

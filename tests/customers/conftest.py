@@ -55,7 +55,7 @@ def agent_email_booking(arrival, departure, *, ref="SPX-777") -> Booking:
 def web_booking(
     brand: Brand, *, name=NAME, email="Jane.Smith@Example.com", phone=PHONE, plate=WEB_PLATE, days=10
 ) -> Booking:
-    arrival = timezone.now().replace(microsecond=0) + timedelta(days=days)
+    arrival = timezone.now().replace(second=0, microsecond=0) + timedelta(days=days)
     return bookings.booking_create(
         carpark=CarPark.objects.get(code="LHR-T5"),
         arrival=arrival,
