@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",  # staff login lock-outs; its attempts and logs in the admin
+    "django_otp",  # staff two-factor sign-in (apps.staff.twofactor)
+    "django_otp.plugins.otp_totp",
     "channels",
     "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "apps.core",
@@ -61,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "apps.staff.twofactor.SecondFactorMiddleware",  # supervisors, accountants, superusers: a TOTP code too
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
@@ -297,3 +301,7 @@ CUSTOMER_MESSAGE_ATTEMPTS = env.int("CUSTOMER_MESSAGE_ATTEMPTS", default=6)
 # Customers' VAT receipts: prices include VAT at this rate (0.20 = 20 %); the seller's VAT number printed on them.
 CUSTOMER_VAT_RATE = env.float("CUSTOMER_VAT_RATE", default=0.20)
 CUSTOMER_VAT_NUMBER = env.str("CUSTOMER_VAT_NUMBER", default="")
+# Staff two-factor sign-in (apps.staff.twofactor): supervisors, accountants and superusers give a TOTP code after
+# their password; `check --deploy` fails while it is off or one of them has no authenticator set up.
+STAFF_TWO_FACTOR = env.bool("STAFF_TWO_FACTOR", default=True)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Parkgate")
