@@ -302,6 +302,7 @@ CUSTOMER_MESSAGE_ATTEMPTS = env.int("CUSTOMER_MESSAGE_ATTEMPTS", default=6)
 CUSTOMER_VAT_RATE = env.float("CUSTOMER_VAT_RATE", default=0.20)
 CUSTOMER_VAT_NUMBER = env.str("CUSTOMER_VAT_NUMBER", default="")
 # Staff two-factor sign-in (apps.staff.twofactor): supervisors, accountants and superusers give a TOTP code after
-# their password; `check --deploy` fails while it is off or one of them has no authenticator set up.
-STAFF_TWO_FACTOR = env.bool("STAFF_TWO_FACTOR", default=True)
+# their password; `check --deploy` fails while it is off or one of them has no authenticator set up. Off by default
+# only with DEBUG (the demo's `demo`/`demo` sign-in stays one step).
+STAFF_TWO_FACTOR = env.bool("STAFF_TWO_FACTOR", default=not DEBUG)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Parkgate")

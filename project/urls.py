@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from apps.bookings import views as site_views
 from apps.bookings.api import api as agents_api
+from apps.staff.twofactor_views import sessions as staff_sessions
 from apps.staff.twofactor_views import two_factor
 from device_gateway.api import api as device_api
 from project import views
@@ -16,6 +17,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/two-factor/", two_factor, name="two-factor"),
+    path("accounts/sessions/", staff_sessions, name="staff-sessions"),
     path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(

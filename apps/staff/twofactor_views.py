@@ -5,6 +5,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import render
 
 from apps.core.concurrency import run_sync
+from apps.staff import sessions as staff_sessions
 from apps.staff import twofactor
 
 
@@ -22,3 +23,14 @@ async def two_factor(request):
         error = "That code is not right (or came too late). Try the current one."
     context = {"user": user, "next": next_url, "error": error, **await run_sync(twofactor.totp_setup, user=user)}
     return render(request, "registration/two_factor.html", context, status=400 if error else 200)
+
+
+@login_required
+async def sessions(request):
+    """The staff member's own sessions; revoke any (signing that browser out)."""
+    user = await request.auser()
+    if request.method == "POST":
+        await run_sync(staff_sessions.staff_session_revoke, user=user, session_id=request.POST.get("session", "")[:16])
+        return HttpResponseRedirect(request.path)
+    rows = await run_sync(staff_sessions.staff_sessions, user_id=user.pk, current_key=request.session.session_key)
+    return render(request, "registration/sessions.html", {"user": user, "sessions": rows})

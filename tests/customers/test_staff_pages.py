@@ -42,3 +42,13 @@ def test_staff_find_export_and_erase(parkgate, people):
     done = post(client, "/dashboard/customers/erase", {"email": EMAIL, "reason": "request by phone"})
     assert done.status_code == 200 and re.search(r"bookings.Customer: 1", done.text)
     assert Customer.objects.get(pk=people.customer_id).email == "" and Erasure.objects.get().actor_label == "priya"
+
+
+def test_staff_list_and_revoke_their_sessions(parkgate, people):
+    here, elsewhere = login(parkgate, "priya"), login(parkgate, "priya")
+    listed = here.get("/accounts/sessions/")
+    ids = re.findall(r'name="session" value="([0-9a-f]{16})"', listed.text)
+    assert listed.status_code == 200 and "this browser" in listed.text and len(ids) == 1
+    assert post(here, "/accounts/sessions/", {"session": ids[0]}).status_code == 302
+    assert elsewhere.get("/dashboard/customers/").status_code == 302  # signed out: to the login page
+    assert here.get("/dashboard/customers/").status_code == 200
