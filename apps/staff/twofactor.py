@@ -15,6 +15,7 @@ from django.db import DatabaseError, transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -28,6 +29,20 @@ OPEN_PATHS = ("/accounts/two-factor/", "/accounts/logout/", "/static/", "/health
 
 def second_factor_required(*, user) -> bool:
     return bool(user.is_superuser or StaffAssignment.objects.filter(user=user, role__in=ROLES).exists())
+
+
+def session_lacks_second_factor(*, user, session) -> bool:
+    """For connections that bypass the HTTP middleware (the dashboard's WebSocket): is this session signed in with
+    the password alone by someone who needs a second factor?"""
+    if not settings.STAFF_TWO_FACTOR or session is None:
+        return False
+    device_id = session.get(DEVICE_ID_SESSION_KEY)
+    if (
+        device_id
+        and TOTPDevice.objects.filter(user=user, confirmed=True, pk=str(device_id).rsplit("/", 1)[-1]).exists()
+    ):
+        return False
+    return second_factor_required(user=user)
 
 
 def users_without_second_factor() -> list[str]:

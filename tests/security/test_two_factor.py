@@ -2,13 +2,16 @@
 code at every later one, in Chromium against a real `serve` with STAFF_TWO_FACTOR on; `check --deploy` fails while
 a supervisor has no second factor."""
 
+import asyncio
+
 import pyotp
 import pytest
+import websockets
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.staff import twofactor
 from apps.staff.services import staff_member_set
-from tests.dashboard.conftest import PASSWORD, chromium  # noqa: F401  (the module's browser)
+from tests.dashboard.conftest import PASSWORD, chromium, dashboard_socket, login  # noqa: F401  (chromium: the browser)
 from tests.support import start_server
 
 
@@ -25,6 +28,15 @@ def sign_in(page, server, username: str) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/accounts/two-factor/**")
+
+
+def test_a_password_alone_opens_no_dashboard_socket(guarded, demo_world):
+    staff_member_set(username="sid", password=PASSWORD, carpark_codes=["LHR-T5"], role="supervisor")
+    client = login(guarded, "sid")
+    assert client.get("/dashboard/").headers["location"].startswith("/accounts/two-factor/")
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        asyncio.run(dashboard_socket(guarded, client))
+    assert refused.value.response.status_code == 403
 
 
 def test_a_supervisor_signs_in_with_totp(guarded, demo_world, chromium):  # noqa: F811
