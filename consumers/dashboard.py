@@ -22,7 +22,7 @@ from django.conf import settings
 from apps.core import metrics
 from apps.core.concurrency import run_sync
 from apps.core.events import carpark_group, carpark_messages, staff_group
-from apps.staff import selectors
+from apps.staff import selectors, twofactor
 from consumers.fanout import fanout, single_event_frame, snapshots
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        session = self.scope.get("session")
+        if settings.STAFF_TWO_FACTOR and await run_sync(
+            twofactor.session_lacks_second_factor, user=user, session=session
+        ):
+            await self.close()  # signed in with the password only: the second step first (HTTP 403)
+            return
         self.carpark_ids = await run_sync(selectors.carpark_ids_for_user, user_id=user.pk)
         if not self.carpark_ids:
             await self.close()

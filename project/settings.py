@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",  # staff login lock-outs; its attempts and logs in the admin
+    "django_otp",  # staff two-factor sign-in (apps.staff.twofactor)
+    "django_otp.plugins.otp_totp",
     "channels",
     "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "apps.core",
@@ -54,6 +56,7 @@ INSTALLED_APPS = [
     "apps.staff",
     "apps.insight",
     "apps.ground",
+    "apps.customers",  # messages to customers, subject access and erasure, retention
 ]
 
 MIDDLEWARE = [
@@ -64,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "apps.staff.twofactor.SecondFactorMiddleware",  # supervisors, accountants, superusers: a TOTP code too
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
@@ -317,3 +322,20 @@ LOGGING = {
         "axes": {"level": "WARNING"},  # django-axes' per-attempt chatter; lock-outs are warnings
     },
 }
+
+# --- Messages to customers (apps.customers) ---------------------------------------------------------------------
+# Text messages: `console` (logged) or `http` (a provider's JSON API, apps/customers/sms.py); docs/operations.md.
+SMS_BACKEND = env.str("SMS_BACKEND", default="console")
+SMS_HTTP_URL = env.str("SMS_HTTP_URL", default="")
+SMS_HTTP_TOKEN = env.str("SMS_HTTP_TOKEN", default="")
+SMS_SENDER = env.str("SMS_SENDER", default="Parkgate")
+# A failed send is tried again by the sweep after 1, 2, 4 ... minutes, this many times in all.
+CUSTOMER_MESSAGE_ATTEMPTS = env.int("CUSTOMER_MESSAGE_ATTEMPTS", default=6)
+# Customers' VAT receipts: prices include VAT at this rate (0.20 = 20 %); the seller's VAT number printed on them.
+CUSTOMER_VAT_RATE = env.float("CUSTOMER_VAT_RATE", default=0.20)
+CUSTOMER_VAT_NUMBER = env.str("CUSTOMER_VAT_NUMBER", default="")
+# Staff two-factor sign-in (apps.staff.twofactor): supervisors, accountants and superusers give a TOTP code after
+# their password; `check --deploy` fails while it is off or one of them has no authenticator set up. Off by default
+# only with DEBUG (the demo's `demo`/`demo` sign-in stays one step).
+STAFF_TWO_FACTOR = env.bool("STAFF_TWO_FACTOR", default=not DEBUG)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Parkgate")

@@ -5,6 +5,8 @@ from django.urls import include, path
 from apps.bookings import views as site_views
 from apps.bookings.api import api as agents_api
 from apps.ground.api import api as ops_api
+from apps.staff.twofactor_views import sessions as staff_sessions
+from apps.staff.twofactor_views import two_factor
 from device_gateway.api import api as device_api
 from project import views
 
@@ -15,6 +17,15 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", two_factor, name="two-factor"),
+    path("accounts/sessions/", staff_sessions, name="staff-sessions"),
+    path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"
+    ),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("dashboard/customers/", include("apps.customers.urls")),
     path("dashboard/", include("apps.staff.urls")),
     path("accounting/", include("apps.accounting.urls")),
     path("reports/", include("apps.insight.urls")),
@@ -24,5 +35,6 @@ urlpatterns = [
     path("ops/", include("apps.ground.urls")),
     path("api/ops/v1/", ops_api.urls),
     path("", site_views.home, name="home"),
+    path("", include("apps.customers.site_urls")),
     path("", include("apps.bookings.urls")),
 ]

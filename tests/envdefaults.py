@@ -10,6 +10,8 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("PARKGATE_HTTPS", "0")
+# Staff sign in with a password alone unless a test turns the second factor on (tests/security/test_two_factor.py).
+os.environ.setdefault("STAFF_TWO_FACTOR", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver,.parkgate.test")
 # The run's own directory for prometheus-client's multi-process files (its servers inherit it): no samples of an
 # earlier run are added to this one's.

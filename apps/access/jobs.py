@@ -1,4 +1,6 @@
-"""Lane operations in the background: command time-outs, offline sweeps, allow-lists, no-shows, read retention.
+"""Lane operations in the background: command time-outs, offline sweeps, allow-lists, no-shows.
+
+Read retention runs in apps.customers.retention (one job for all personal data).
 
 Every job takes ids (or nothing) and is idempotent: arq may run one twice.
 """
@@ -38,13 +40,6 @@ def allowlists_refresh_all() -> None:
 @periodic("access.bookings_mark_no_show", minute=set(range(0, 60, 5)))
 def bookings_mark_no_show() -> None:
     services.bookings_mark_no_show()
-
-
-@periodic("access.reads_purge", hour={3}, minute={17})
-def reads_purge() -> None:
-    """Reads of vehicles with no booking or permit, older than the car park's retention (spec 6)."""
-    services.reads_purge()
-    cameras.unmapped_reads_purge()
 
 
 @job("access.unmapped_reads_decide")

@@ -18,6 +18,11 @@ def on_booking_amended(sender, booking, **kwargs) -> None:
     services.booking_ledger_sync(booking=booking, memo=f"{booking.reference} amended")
 
 
+def on_booking_confirmed(sender, booking, **kwargs) -> None:
+    """Paid: sold again if it had expired meanwhile (a pending booking was already sold)."""
+    services.booking_ledger_sync(booking=booking, memo=f"{booking.reference} paid")
+
+
 def on_booking_cancelled(sender, booking, **kwargs) -> None:
     services.booking_ledger_sync(booking=booking, memo=f"{booking.reference} cancelled")
 
@@ -33,4 +38,5 @@ def connect() -> None:
     signals.booking_created.connect(on_booking_created, dispatch_uid="accounting.booking_created")
     signals.booking_amended.connect(on_booking_amended, dispatch_uid="accounting.booking_amended")
     signals.booking_cancelled.connect(on_booking_cancelled, dispatch_uid="accounting.booking_cancelled")
+    signals.booking_confirmed.connect(on_booking_confirmed, dispatch_uid="accounting.booking_confirmed")
     visit_overstayed.connect(on_visit_overstayed, dispatch_uid="accounting.visit_overstayed")

@@ -41,6 +41,7 @@ from apps.bookings.schemas import (
     Flights,
 )
 from apps.carparks.models import CarPark
+from apps.core.actor import acting
 
 DESCRIPTION = """Bookings for agents. Authenticate with `Authorization: Bearer <token>` (from `manage.py
 create_api_token`). Times in responses are UTC (`Z`); times in requests carry an offset or `Z`, and without one
@@ -257,7 +258,8 @@ def _amend(owner: TokenOwner, ref: str, body: BookingPatch) -> dict:
     if body.extras is not None:
         changes["extras"] = [e.dict() for e in body.extras]
     try:
-        amended = services.booking_amend(booking=booking, **changes)
+        with acting("agent", owner.agent.code):
+            amended = services.booking_amend(booking=booking, **changes)
     except DOMAIN_ERRORS as exc:
         raise _domain_error(exc) from None
     return {
@@ -273,7 +275,8 @@ def _get(owner: TokenOwner, ref: str) -> dict:
 def _cancel(owner: TokenOwner, ref: str) -> dict:
     booking = _own_booking(owner, ref)
     try:
-        booking = services.booking_cancel(booking=booking)
+        with acting("agent", owner.agent.code):
+            booking = services.booking_cancel(booking=booking)
     except DOMAIN_ERRORS as exc:
         raise _domain_error(exc) from None
     return _out(booking)

@@ -212,4 +212,7 @@ class ManageLookupForm(forms.Form):
 
 
 class AmendForm(VehiclesMixin, StayForm):
-    field_order = ["arrival", "departure", "registration", "registration_2"]
+    field_order = ["arrival", "departure", "registration", "registration_2", "flight_outbound", "flight_return"]
+    # Changing flights is free (no re-pricing): they only tell the car park when to expect the car back.
+    flight_outbound = forms.CharField(label="Outbound flight", max_length=16, required=False)
+    flight_return = forms.CharField(label="Return flight", max_length=16, required=False)

@@ -1,58 +1,13 @@
-"""Bookings' background jobs: the customer's confirmation email and the idempotency keys' clean-up."""
+"""Bookings' background jobs: the idempotency keys' clean-up (customers' messages: apps.customers.messages)."""
 
 from datetime import timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
-from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
-from apps.bookings.models import ApiIdempotencyKey, Booking
-from apps.carparks.models import Brand, CarPark
-from apps.core.jobs import job, periodic
+from apps.bookings.models import ApiIdempotencyKey
+from apps.core.jobs import periodic
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-
-
-@job("bookings.send_confirmation")
-def send_confirmation(*, booking_id: int) -> None:
-    """Email a website booking's confirmation once. The row lock makes a second run (arq retries) a no-op."""
-    with transaction.atomic():
-        booking = (
-            Booking.objects.select_for_update(of=("self",))
-            .select_related("carpark", "customer", "brand")
-            .prefetch_related("vehicles")
-            .filter(pk=booking_id, confirmation_sent_at__isnull=True)
-            .first()
-        )
-        if booking is None or not booking.customer.email:
-            return
-        context = {
-            "booking": booking,
-            "links": _site_links(booking.brand, booking.carpark) if booking.brand else {},
-        }
-        brand_name = booking.brand.name if booking.brand else "Parkgate"
-        with timezone.override(booking.carpark.tz):  # times in the car park's local time (carpark_time filter)
-            message = render_to_string("email/confirmation.txt", context)
-        send_mail(
-            subject=f"{brand_name}: booking {booking.reference} confirmed",
-            message=message,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[booking.customer.email],
-        )
-        booking.confirmation_sent_at = timezone.now()
-        booking.save(update_fields=["confirmation_sent_at"])
-
-
-def _site_links(brand: Brand, carpark: CarPark) -> dict:
-    """The brand's pages an email links to, absolute on its base URL (the job has no request to take a host from)."""
-    return {
-        "manage": brand.link(reverse("site-manage")),
-        "carpark": brand.link(reverse("site-carpark", args=[carpark.code])),
-        "policies": [(p.title, brand.link(reverse(f"site-{p.slug}"))) for p in brand.policies()],
-    }
 
 
 @periodic("bookings.expire_idempotency_keys", minute={7})

@@ -231,3 +231,22 @@ class FlightStatus(models.Model):
     def landing(self):
         """Actual, else estimated landing (None when neither is known: nothing moves)."""
         return self.actual or self.estimated
+
+
+class BookingChange(models.Model):
+    """One step of a booking's history (apps.bookings.history): what changed, when, by whom (customer, agent,
+    staff, system), with the booking as it stood after it. Shown to the customer on the manage page."""
+
+    booking = models.ForeignKey(Booking, related_name="changes", on_delete=models.CASCADE)
+    at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=16, help_text="created, amended, cancelled, ...")
+    actor = models.CharField(max_length=8, help_text="customer, agent, staff or system")
+    actor_label = models.CharField(max_length=150, blank=True, help_text="Which agent or staff member")
+    changes = models.JSONField(default=list, blank=True, help_text='[{"field", "from", "to"}]')
+    snapshot = models.JSONField(default=dict, help_text="The booking after this step")
+
+    class Meta:
+        indexes = [models.Index(fields=["booking", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id} {self.action} by {self.actor} at {self.at:%Y-%m-%d %H:%M}"

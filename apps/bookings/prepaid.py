@@ -16,7 +16,7 @@ from apps.bookings import capacity, sale, signals
 from apps.bookings.cancellation import cancellation_fee  # noqa: F401  (re-exported: the fare's part of prepaid)
 from apps.bookings.errors import NoCapacity
 from apps.bookings.models import Booking
-from apps.bookings.services import _after_commit_notifications, _stay, booking_changes_publish
+from apps.bookings.services import _stay, booking_changes_publish
 
 ZERO = Decimal("0.00")
 
@@ -48,10 +48,7 @@ def booking_payment_confirm(*, booking_id: int) -> Booking:
                 raise NoCapacity(booking.carpark, full.dates) from None
             sale.retake(booking)
         booking.save(update_fields=["status", "payment_due_by", "updated_at"])
-        signals.booking_amended.send(
-            sender=Booking, booking=booking, previous_price=booking.price, previous_commission=booking.commission
-        )
-        _after_commit_notifications(booking)
+        signals.booking_confirmed.send(sender=Booking, booking=booking)
         booking_changes_publish(booking_ids=[booking.pk])
     return booking
 

@@ -40,7 +40,6 @@ from apps.bookings.validation import (
 )
 from apps.carparks.models import Brand, CarPark
 from apps.core import events, plates
-from apps.core.jobs import enqueue
 
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out on the phone
 
@@ -90,15 +89,6 @@ def _replace_vehicles(booking: Booking, vehicles: list[VehicleInput], *, new: bo
 
 def _violated_constraint(exc: IntegrityError) -> str | None:
     return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-
-
-def _after_commit_notifications(booking: Booking) -> None:
-    """Website bookings get a confirmation email (a job, sent once the booking has committed), once confirmed: a
-    booking waiting for its payment gets it when paid (apps.bookings.prepaid)."""
-    if booking.status != Booking.Status.CONFIRMED:
-        return
-    if booking.brand_id and booking.customer.email and booking.confirmation_sent_at is None:
-        enqueue("bookings.send_confirmation", booking_id=booking.pk)
 
 
 # --- the services --------------------------------------------------------------------------------------------
@@ -252,7 +242,6 @@ def _insert_booking(fields: dict, customer: dict, vehicles: list[VehicleInput], 
         sale.record_extras(booking, sold, new=True)
         _replace_vehicles(booking, vehicles, new=True)
         signals.booking_created.send(sender=Booking, booking=booking)
-        _after_commit_notifications(booking)
         booking_changes_publish(booking_ids=[booking.pk])
     return booking
 

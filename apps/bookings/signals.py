@@ -8,6 +8,7 @@ Every signal is sent with `booking` (the saved Booking) and:
 - booking_created:   nothing else
 - booking_amended:   previous_price (Decimal), previous_commission (Decimal | None)
 - booking_cancelled: previous_status (str)
+- booking_confirmed: nothing else (a booking that waited for its payment is paid: apps.bookings.prepaid)
 """
 
 from django.dispatch import Signal
@@ -15,3 +16,4 @@ from django.dispatch import Signal
 booking_created = Signal()
 booking_amended = Signal()
 booking_cancelled = Signal()
+booking_confirmed = Signal()

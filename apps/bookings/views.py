@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.signing import BadSignature
 from django.http import Http404, HttpResponseRedirect
@@ -16,13 +17,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.bookings import sale, selectors, services
+from apps.bookings import history, sale, selectors, services
 from apps.bookings.cancellation import cancellation_fee, free_until
 from apps.bookings.choices import Choice
 from apps.bookings.forms import AmendForm, BookForm, ManageLookupForm, SearchForm, new_form_token
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.carparks.selectors import brand_carparks, brand_for_host
+from apps.core.actor import acting
 from apps.core.concurrency import run_sync
 from apps.products import selectors as product_catalogue
 from apps.products.fares import FareTerms
@@ -321,6 +323,8 @@ def _amend_form(booking: Booking, data=None) -> AmendForm:
         "departure": booking.departure,
         "registration": regs[0] if regs else "",
         "registration_2": regs[1] if len(regs) > 1 else "",
+        "flight_outbound": booking.flight_outbound,
+        "flight_return": booking.flight_return,
     }
     return AmendForm(data, initial=initial, tz=tz)
 
@@ -329,8 +333,11 @@ async def booking_detail(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
     # ?changed=1: back from paying the difference of an amendment (apps.payments), which has been applied
-    notice = "Your booking has been changed." if request.GET.get("changed") else None
+    notice = "Your booking has been changed." if request.GET.get("changed") else ""
+    if request.GET.get("resent"):
+        notice = "We have emailed your confirmation again."
     context = _booking_context(booking, form=_amend_form(booking), notice=notice)
+    context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
 
 
@@ -343,13 +350,16 @@ async def booking_amend(request, reference: str):
     if not form.is_valid():
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
     try:
-        await run_sync(
-            services.booking_amend,
-            booking=booking,
-            arrival=form.cleaned_data["arrival_utc"],
-            departure=form.cleaned_data["departure_utc"],
-            vehicles=form.vehicles(),
-        )
+        with acting("customer"):
+            await run_sync(
+                services.booking_amend,
+                booking=booking,
+                arrival=form.cleaned_data["arrival_utc"],
+                departure=form.cleaned_data["departure_utc"],
+                vehicles=form.vehicles(),
+                flight_outbound=form.cleaned_data["flight_outbound"],
+                flight_return=form.cleaned_data["flight_return"],
+            )
     except services.NoCapacity as exc:
         form.add_error(None, f"Sorry, we are full: {exc}. Your booking is unchanged.")
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=409)
@@ -358,6 +368,7 @@ async def booking_amend(request, reference: str):
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
     context = _booking_context(booking, form=_amend_form(booking), notice="Your booking has been changed.")
+    context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
 
 
@@ -368,11 +379,14 @@ async def booking_cancel(request, reference: str):
         return HttpResponseRedirect(reverse("site-booking", args=[reference]))
     notice = "Your booking has been cancelled."
     try:
-        await run_sync(services.booking_cancel, booking=booking)
+        with acting("customer"):
+            await run_sync(services.booking_cancel, booking=booking)
     except services.BookingClosed:
         notice = "This booking has already started and can no longer be cancelled online."
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
-    return _page(request, site, "site/booking.html", _booking_context(booking, notice=notice))
+    context = _booking_context(booking, notice=notice)
+    context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
+    return _page(request, site, "site/booking.html", context)
 
 
 # --- where to find us, policies ------------------------------------------------------------------------------
@@ -392,4 +406,7 @@ async def policy(request, slug: str):
     found = next((p for p in site.brand.policies() if p.slug == slug), None)
     if found is None:
         raise Http404("No such page")
-    return _page(request, site, "site/policy.html", {"policy": found})
+    context = {"policy": found}
+    if slug == "privacy":  # how long each car park keeps what, from its settings (apps.customers.retention)
+        context["retention"] = {"carparks": site.carparks, "raw_email_days": settings.RAW_EMAIL_RETENTION_DAYS}
+    return _page(request, site, "site/policy.html", context)

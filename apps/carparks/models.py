@@ -28,6 +28,9 @@ class Brand(models.Model):
     accent_colour = models.CharField(max_length=7, default="#f59e0b")
     logo_text = models.CharField(max_length=40, blank=True, help_text="Short wordmark shown as the logo")
     support_email = models.EmailField(blank=True)
+    email_from = models.EmailField(
+        blank=True, help_text="Address customers' messages come from (named as the brand); empty: DEFAULT_FROM_EMAIL's"
+    )
     support_phone = models.CharField(max_length=32, blank=True)
     # Emails are built in jobs, with no request to take a host from: their links start here.
     base_url = models.URLField(
@@ -108,6 +111,13 @@ class CarPark(models.Model):
     # cancellation keeps is the booking's fare's (apps.products.fares).
     payment_window_min = models.PositiveIntegerField(
         default=20, help_text="Minutes a website booking waits for payment"
+    )
+    # Personal data kept (issue 32; apps.customers.retention enforces it, the brands' privacy pages state it).
+    booking_retention_months = models.PositiveSmallIntegerField(
+        default=24, help_text="Months after departure until a booking's personal data is erased"
+    )
+    message_retention_days = models.PositiveSmallIntegerField(
+        default=365, help_text="Days the messages sent to customers are kept"
     )
 
     def __str__(self) -> str:

@@ -29,6 +29,7 @@ from apps.bookings.services import (
     local_to_utc,
 )
 from apps.carparks.models import CarPark
+from apps.core.actor import acting
 from apps.mail.models import AgentBookingState, InboundEmail
 from apps.mail.parsers import BookingAction, Money
 
@@ -76,7 +77,8 @@ def _apply_one(email, agent, sent_at, action: BookingAction, state: AgentBooking
         return entry | {"result": "failed", "error": action.error or "missing reference"}
     try:
         with transaction.atomic():
-            outcome = _decide_and_apply(agent, sent_at, action, state)
+            with acting("agent", agent.code):
+                outcome = _decide_and_apply(agent, sent_at, action, state)
             if outcome.result != "superseded":
                 state.last_sent_at = max(sent_at, state.last_sent_at or sent_at)
                 state.last_email = email

@@ -1,4 +1,4 @@
-"""Mail jobs: one per stored message, the outbox sweep, error reports and the raw-message retention."""
+"""Mail jobs: one per stored message, the outbox sweep, error reports (raw mail retention: apps.customers.retention)."""
 
 from apps.core.jobs import job, periodic
 from apps.mail import services
@@ -18,8 +18,3 @@ def error_report(*, message_id: int) -> None:
 def sweep() -> None:
     """Messages the queue never delivered (Redis down at receipt, a process killed after the commit)."""
     services.inbound_email_sweep()
-
-
-@periodic("mail.purge_raw", hour={3}, minute={17})
-def purge_raw() -> None:
-    services.inbound_email_purge_raw()

@@ -6,4 +6,4 @@ class StaffConfig(AppConfig):
     label = "staff"
 
     def ready(self) -> None:
-        from apps.staff import signals  # noqa: F401  (connects the receivers)
+        from apps.staff import sessions, signals, twofactor  # noqa: F401  (connects the receivers, registers the deploy check)

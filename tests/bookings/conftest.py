@@ -68,3 +68,15 @@ def world(db) -> World:
 def committed_world(transactional_db) -> World:
     """The same world committed, for tests whose code runs on other connections (threads, a server)."""
     return make_world()
+
+
+def deliver_confirmation(booking) -> None:
+    """Deliver a booking's confirmation here and now, as the `customers.deliver` job does (its outbox row written
+    as customer_message_send writes it, but with no job queued for a running worker to race us)."""
+    from apps.core.jobs import run_job
+    from apps.customers.models import CustomerMessage
+
+    message, _ = CustomerMessage.objects.get_or_create(
+        booking=booking, channel="email", event="confirmed", kind="confirmed"
+    )
+    run_job("customers.deliver", {"message_id": message.pk})

@@ -9,10 +9,10 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from apps.bookings import jobs, services
+from apps.bookings import services
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
-from tests.bookings.conftest import local
+from tests.bookings.conftest import deliver_confirmation, local
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,7 +79,7 @@ def test_the_confirmation_email_carries_the_car_park_contact_and_policy_links(de
     # made without a brand (so no job is queued for a running worker to race us), then given its brand
     booking = web_booking(skyline, carpark, brand_now=False)
     Booking.objects.filter(pk=booking.pk).update(brand=skyline, source=Booking.Source.WEB)
-    jobs.send_confirmation(booking_id=booking.pk)
+    deliver_confirmation(booking)
     body = mail.outbox[0].body
     base = "http://skyline.parkgate.test:8000"  # the demo world's default base URL, on Skyline's own host
     for link in ("/manage/", "/carparks/MAN-T2/", *POLICIES):

@@ -9,9 +9,9 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from apps.bookings import jobs, services
+from apps.bookings import services
 from apps.bookings.models import Booking
-from tests.bookings.conftest import hidden_inputs, local
+from tests.bookings.conftest import deliver_confirmation, hidden_inputs, local
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -171,8 +171,8 @@ def test_confirmation_email_is_sent_once(committed_world):
     # made without a brand (so no job is queued for a running worker to race us), then given its brand
     booking = web_booking(committed_world, flight_outbound="BA0117", brand=None, source=Booking.Source.STAFF)
     Booking.objects.filter(pk=booking.pk).update(brand=committed_world.brand)
-    jobs.send_confirmation(booking_id=booking.pk)
-    jobs.send_confirmation(booking_id=booking.pk)  # arq may run a job twice
+    deliver_confirmation(booking)
+    deliver_confirmation(booking)  # arq may run a job twice
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["jane@example.com"] and booking.reference in message.subject
@@ -214,7 +214,7 @@ def test_the_email_shows_the_car_parks_local_time(committed_world, arrival, depa
         committed_world, arrival=local(arrival), departure=local(departure), brand=None, source=Booking.Source.STAFF
     )
     Booking.objects.filter(pk=booking.pk).update(brand=committed_world.brand)
-    jobs.send_confirmation(booking_id=booking.pk)
+    deliver_confirmation(booking)
     body = mail.outbox[0].body
     assert f"Arrival:    {shown_arrival}\n" in body and f"Departure:  {shown_departure}\n" in body
 
