@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.mail",
     "apps.accounting",
     "apps.staff",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -147,6 +148,13 @@ SMTP_AUTH_FAILURES_PER_CLIENT = env.int("SMTP_AUTH_FAILURES_PER_CLIENT", default
 SMTP_AUTH_THROTTLE_WINDOW_S = env.int("SMTP_AUTH_THROTTLE_WINDOW_S", default=900)
 RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
+# Outbound webhooks (docs/webhooks.md): endpoints on private or loopback addresses only with WEBHOOKS_ALLOW_PRIVATE.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_TIMEOUT_S = env.float("WEBHOOKS_TIMEOUT_S", default=10.0)
+WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=4)
+WEBHOOKS_RETRY_BASE_S = env.float("WEBHOOKS_RETRY_BASE_S", default=5.0)
+WEBHOOKS_RETRY_FOR_S = env.int("WEBHOOKS_RETRY_FOR_S", default=24 * 3600)
+WEBHOOKS_ROTATION_GRACE_S = env.int("WEBHOOKS_ROTATION_GRACE_S", default=24 * 3600)
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
 # (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
 # DECISIONS_ON_LOOP=false sends every one to the decision threads. Few connections with big batches decide the most:
