@@ -181,6 +181,13 @@ class CarparkFanout:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def _back(self, key: int) -> bool:
+        try:
+            await self.layer.group_add(carpark_group(key), self.channels[key])
+        except Exception:
+            return False
+        return True
+
     async def _rejoin_loop(self, groups, key: int | str) -> None:
         """Groups expire in Redis (and Redis may restart): join again now and then."""
         while True:
@@ -200,6 +207,12 @@ class CarparkFanout:
                     log.warning("dashboards: events interrupted (%s)", exc)
                 failing = True
                 await asyncio.sleep(1)
+                if key != self.STAFF and await self._back(key):
+                    # Redis answers again, and a restarted one has forgotten the group: join it now and resync,
+                    # not only when the next event comes (there may be none for a while; the one lost may be the
+                    # last).
+                    failing = False
+                    await self._resync(key)
                 continue
             if failing and key != self.STAFF:  # events may have been lost meanwhile: everyone reloads a snapshot
                 await self._resync(key)
