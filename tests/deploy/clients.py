@@ -99,7 +99,7 @@ class Dashboard:
     def __init__(self, url: str, cookie: str, origin: str, carpark_id: int):
         self.url, self.cookie, self.origin, self.carpark_id = url, cookie, origin, carpark_id
         self.occupancy: int | None = None
-        self.reconnects = 0
+        self.reconnects, self.frames, self.last_frame_at = 0, 0, 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -120,6 +120,7 @@ class Dashboard:
     async def _read(self, ws) -> None:
         async for text in ws:
             frame = json.loads(text)
+            self.frames, self.last_frame_at = self.frames + 1, time.monotonic()
             if frame.get("type") == "snapshot":
                 for carpark in frame["carparks"]:
                     if carpark["id"] == self.carpark_id:

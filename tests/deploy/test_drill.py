@@ -214,7 +214,12 @@ async def _converged(lanes, dashboards, carpark_id) -> float:
         _closing, lambda: Visit.objects.filter(carpark_id=carpark_id, exited_at__isnull=True).count()
     )
     while any(d.occupancy != truth for d in dashboards):
-        assert time.monotonic() - settled < 10, f"dashboards {[d.occupancy for d in dashboards]} != {truth}"
+        stale = [
+            (d.occupancy, d.reconnects, d.frames, round(time.monotonic() - d.last_frame_at, 1)) for d in dashboards
+        ]
+        assert time.monotonic() - settled < 10, (
+            f"dashboards (occupancy, reconnects, frames, s since one) {stale} != {truth}"
+        )
         await asyncio.sleep(0.05)
     took = round(time.monotonic() - settled, 2)
     for lane in lanes:

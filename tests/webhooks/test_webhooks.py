@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from django.utils import timezone
 from standardwebhooks import Webhook
 
 from apps.agents.models import Agent
@@ -198,3 +199,27 @@ def test_private_addresses_are_refused_unless_allowed(settings):
         assert refused.value.field == "url"
     with pytest.raises(services.EndpointInvalid):
         services.endpoint_create(url="https://example.com/h", events=["booking.nope"], agent_id=None)
+
+
+def test_status_changes_outside_the_booking_services_write_their_event_in_the_same_transaction(settings, demo_world):
+    """The no-show sweep (and the lane's one-statement decisions) change the status in SQL: the trigger writes the
+    event with the change, and a change rolled back leaves none."""
+    from django.db import transaction
+
+    from apps.access.services import bookings_mark_no_show
+    from apps.bookings.models import Booking
+    from apps.webhooks.models import Event
+    from tests.dashboard.conftest import make_booking
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    services.endpoint_create(url="http://127.0.0.1:9/ops", events=["booking.no_show"], agent_id=None)
+    past = timezone.now() - timedelta(days=3)
+    gone = make_booking("LHR-T5", "NS11 AAA", arrival=past, departure=past + timedelta(days=1))
+    kept = make_booking("LHR-T5", "NS22 BBB", arrival=past, departure=past + timedelta(days=1))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Booking.objects.filter(pk=kept.pk).update(status="no_show")
+        raise RuntimeError("rolled back")
+    assert not Event.objects.filter(booking=kept).exists()
+    Booking.objects.filter(pk=kept.pk).update(status="cancelled")  # not subscribed, and not a trigger's status
+    assert bookings_mark_no_show() == 1
+    assert list(Event.objects.values_list("type", "booking_id")) == [("booking.no_show", gone.pk)]
