@@ -63,7 +63,9 @@ class Receiver:
     def start(self) -> None:
         import uvicorn
 
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", backlog=4096)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", backlog=4096, interface="asgi3"
+        )
         self.server = uvicorn.Server(config)
         threading.Thread(target=self.server.run, daemon=True).start()
         while not self.server.started:
@@ -144,7 +146,7 @@ def main() -> None:
         slow_then = sum(1 for (e, _) in list(receiver.arrived) if e == 0)
         failing_attempts = Delivery.objects.filter(endpoint__url=f"{base}/e1").exclude(attempts=0).count()
         created = {f"msg_{pk}": at.timestamp() for pk, at in Event.objects.values_list("id", "created_at")}
-        lat = sorted(t - created[m] for (e, m), t in list(receiver.arrived) if e in healthy and m in created)
+        lat = sorted(t - created[m] for (e, m), t in list(receiver.arrived.items()) if e in healthy and m in created)
         share = steal.share()
     finally:
         for w in workers:
