@@ -189,7 +189,7 @@ async def _drill(nginx, serves, workers, redis, env, devices, cookie, carpark_id
     for task in tasks[LANES:]:
         await task
     figures["load_s"] = round(time.monotonic() - started, 1)
-    _check_reads(lanes, figures)
+    await asyncio.to_thread(_closing, lambda: _check_reads(lanes, figures))
     await asyncio.to_thread(_closing, lambda: _check_bookings(mailers, figures))
     figures["dashboard_reconnects"] = sum(d.reconnects for d in dashboards)
 
