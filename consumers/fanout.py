@@ -128,6 +128,7 @@ class CarparkFanout:
         self.scheduled: set[int] = set()
         self.last_flush: dict[int, float] = defaultdict(float)
         self.sent_occupancy: dict[int, int] = {}  # the last occupancy sent to this process's sockets, per car park
+        self.joined: set[int] = set()  # car parks with a socket subscribed since the last occupancy sent
         self.writing: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.tasks: set[asyncio.Task] = set()
         self.frames_sent = 0
@@ -136,6 +137,7 @@ class CarparkFanout:
     async def subscribe(self, carpark_id: int, code: str, subscriber: Subscriber) -> None:
         self.codes[carpark_id] = code
         self.subscribers[carpark_id].add(subscriber)
+        self.joined.add(carpark_id)
         async with self.joining:
             if carpark_id not in self.channels:
                 await self._listen(carpark_id)
@@ -204,7 +206,9 @@ class CarparkFanout:
             except Exception as exc:
                 log.debug("dashboards: occupancy not recounted (%s)", exc)
                 continue
-            if count != self.sent_occupancy.get(carpark_id):
+            # A new socket's snapshot may have been counted (shared with sockets that asked before it) ahead of a
+            # flush it did not get: it gets the count too.
+            if count != self.sent_occupancy.get(carpark_id) or carpark_id in self.joined:
                 self.add(carpark_id, "occupancy", {"occupancy": count})
 
     async def _rejoin_loop(self, groups, key: int | str) -> None:
@@ -281,6 +285,7 @@ class CarparkFanout:
                 delta.occupancy = await self._occupancy(carpark_id, delta.occupancy)
             if delta.occupancy is not None:
                 self.sent_occupancy[carpark_id] = delta.occupancy
+                self.joined.discard(carpark_id)
             text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
             await self._write(self.subscribers[carpark_id], text, self.interval(carpark_id))
 
