@@ -7,6 +7,7 @@ import random
 import smtplib
 import ssl
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -100,21 +101,29 @@ class Dashboard:
         self.url, self.cookie, self.origin, self.carpark_id = url, cookie, origin, carpark_id
         self.occupancy: int | None = None
         self.reconnects, self.frames, self.last_frame_at = 0, 0, 0.0
+        self.last_error = ""
+        self.reasons: Counter[str] = Counter()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 headers = {"Cookie": self.cookie, "Origin": self.origin}
-                async with websockets.connect(self.url, ssl=TLS, additional_headers=headers, open_timeout=5) as ws:
+                async with websockets.connect(
+                    self.url, ssl=TLS, additional_headers=headers, open_timeout=5, max_size=None
+                ) as ws:
                     reader = asyncio.create_task(self._read(ws))
                     stopper = asyncio.create_task(stop.wait())
                     await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    reader.cancel()
                     stopper.cancel()
-            except (TimeoutError, OSError, websockets.WebSocketException):
-                pass
+                    if reader.done():
+                        error = reader.exception()
+                        self.last_error = repr(error)[:100] if error else f"closed {ws.close_code} {ws.close_reason}"
+                    reader.cancel()
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                self.last_error = repr(exc)[:100]
             if not stop.is_set():
                 self.reconnects += 1
+                self.reasons[self.last_error[:60]] += 1
                 await asyncio.sleep(0.2 + random.random() * 0.3)
 
     async def _read(self, ws) -> None:

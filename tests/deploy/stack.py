@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import ROOT, Process, free_port
+from tests.support import ARTIFACTS, ROOT, Process, free_port
 
 NGINX_CONF = ROOT / "deploy" / "nginx" / "parkgate.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -78,8 +78,8 @@ class Nginx:
     def start(self) -> "Nginx":
         cert, key = self_signed(self.directory)
         site = NGINX_CONF.read_text()
-        servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n" for p in self.upstream_ports)
-        shipped = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n" for p in (8001, 8002, 8003))
+        servers = "".join(f"    server 127.0.0.1:{p} max_fails=0;\n" for p in self.upstream_ports)
+        shipped = "".join(f"    server 127.0.0.1:{p} max_fails=0;\n" for p in (8001, 8002, 8003))
         site = _replace(site, shipped, servers)
         site = _replace(site, "    listen 80;\n    listen [::]:80;\n", f"    listen 127.0.0.1:{self.http_port};\n")
         site = _replace(
@@ -127,6 +127,9 @@ http {{
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        with contextlib.suppress(OSError):
+            ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copy(self.directory / "error.log", ARTIFACTS / "drill-nginx-error.log")
 
 
 @dataclass

@@ -9,6 +9,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,6 +193,7 @@ async def _drill(nginx, serves, workers, redis, env, devices, cookie, carpark_id
     await asyncio.to_thread(_closing, lambda: _check_reads(lanes, figures))
     await asyncio.to_thread(_closing, lambda: _check_bookings(mailers, figures))
     figures["dashboard_reconnects"] = sum(d.reconnects for d in dashboards)
+    figures["dashboard_reconnect_reasons"] = dict(sum((d.reasons for d in dashboards), Counter()).most_common(3))
 
 
 def _closing(work):
@@ -214,12 +216,9 @@ async def _converged(lanes, dashboards, carpark_id) -> float:
         _closing, lambda: Visit.objects.filter(carpark_id=carpark_id, exited_at__isnull=True).count()
     )
     while any(d.occupancy != truth for d in dashboards):
-        stale = [
-            (d.occupancy, d.reconnects, d.frames, round(time.monotonic() - d.last_frame_at, 1)) for d in dashboards
-        ]
-        assert time.monotonic() - settled < 10, (
-            f"dashboards (occupancy, reconnects, frames, s since one) {stale} != {truth}"
-        )
+        now = time.monotonic()
+        seen = [(d.occupancy, d.reconnects, round(now - d.last_frame_at, 1), d.last_error) for d in dashboards]
+        assert now - settled < 10, f"dashboards (occupancy, reconnects, s since a frame, why) {seen} != {truth}"
         await asyncio.sleep(0.05)
     took = round(time.monotonic() - settled, 2)
     for lane in lanes:
