@@ -124,8 +124,12 @@ def test_an_agents_endpoint_gets_its_bookings_events_signed_in_order_with_the_ap
     assert all(set(p) == {"type", "timestamp", "data"} for p in payloads)
     wait_for(lambda: len(receiver.at("/operator")) == 2, timeout=45, message="the operator's two booking.created")
     assert receiver.at("/other") == []
-    log = agent_api.get(f"/webhooks/{created['id']}/deliveries").json()
-    assert [d["status"] for d in log] == ["delivered"] * 6
+
+    def delivered_log():  # the worker records each answer just after the receiver has sent it
+        log = agent_api.get(f"/webhooks/{created['id']}/deliveries").json()
+        return [d["status"] for d in log] == ["delivered"] * 6 and log
+
+    log = wait_for(delivered_log, timeout=45, message="the delivery log")
     assert all(d["last_status_code"] == 200 and d["last_response"] == "ok" for d in log)
 
 
