@@ -41,6 +41,7 @@ SLICE = 20  # sockets written per slice of a flush (about a millisecond of the l
 SPREAD_S = 0.2  # a big flush's slices are spread over at most this long: MAX_INTERVAL_S + SPREAD_S + the recount
 #                 leaves about 0.25 s of the 1 s promise for the network and the browser
 REJOIN_EVERY_S = 30  # re-join groups (they expire in Redis, and Redis may have restarted)
+RECOUNT_EVERY_S = 1.0  # a watched car park's occupancy is counted this often, and sent when it is not what was sent
 
 
 class Subscriber(Protocol):
@@ -126,6 +127,8 @@ class CarparkFanout:
         self.pending: dict[int, Delta] = {}
         self.scheduled: set[int] = set()
         self.last_flush: dict[int, float] = defaultdict(float)
+        self.sent_occupancy: dict[int, int] = {}  # the last occupancy sent to this process's sockets, per car park
+        self.joined: set[int] = set()  # car parks with a socket subscribed since the last occupancy sent
         self.writing: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.tasks: set[asyncio.Task] = set()
         self.frames_sent = 0
@@ -134,6 +137,7 @@ class CarparkFanout:
     async def subscribe(self, carpark_id: int, code: str, subscriber: Subscriber) -> None:
         self.codes[carpark_id] = code
         self.subscribers[carpark_id].add(subscriber)
+        self.joined.add(carpark_id)
         async with self.joining:
             if carpark_id not in self.channels:
                 await self._listen(carpark_id)
@@ -166,6 +170,7 @@ class CarparkFanout:
         self._spawn(self._receive_loop(key))
         if key != self.STAFF:
             self._spawn(self._rejoin_loop(lambda: [carpark_group(key)], key))
+            self._spawn(self._recount_loop(key))
         else:
             self._spawn(self._rejoin_loop(lambda: [staff_group(uid) for uid in list(self.staff)], key))
 
@@ -180,6 +185,31 @@ class CarparkFanout:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _back(self, key: int) -> bool:
+        try:
+            await self.layer.group_add(carpark_group(key), self.channels[key])
+        except Exception:
+            return False
+        return True
+
+    async def _recount_loop(self, carpark_id: int) -> None:
+        """The channel layer may drop an event (a full channel, Redis restarting, a process starting), and when it is
+        the last one for a while nothing would correct the screens: the occupancy is counted now and then and sent
+        when it differs from what this process last sent. A lost event leaves a figure wrong for a second at most."""
+        while True:
+            await asyncio.sleep(RECOUNT_EVERY_S)
+            if not self.subscribers[carpark_id] or carpark_id in self.scheduled:
+                continue
+            try:
+                count = await run_sync(selectors.carpark_occupancy, carpark_id=carpark_id)
+            except Exception as exc:
+                log.debug("dashboards: occupancy not recounted (%s)", exc)
+                continue
+            # A new socket's snapshot may have been counted (shared with sockets that asked before it) ahead of a
+            # flush it did not get: it gets the count too.
+            if count != self.sent_occupancy.get(carpark_id) or carpark_id in self.joined:
+                self.add(carpark_id, "occupancy", {"occupancy": count})
 
     async def _rejoin_loop(self, groups, key: int | str) -> None:
         """Groups expire in Redis (and Redis may restart): join again now and then."""
@@ -200,6 +230,12 @@ class CarparkFanout:
                     log.warning("dashboards: events interrupted (%s)", exc)
                 failing = True
                 await asyncio.sleep(1)
+                if key != self.STAFF and await self._back(key):
+                    # Redis answers again, and a restarted one has forgotten the group: join it now and resync,
+                    # not only when the next event comes (there may be none for a while; the one lost may be the
+                    # last).
+                    failing = False
+                    await self._resync(key)
                 continue
             if failing and key != self.STAFF:  # events may have been lost meanwhile: everyone reloads a snapshot
                 await self._resync(key)
@@ -247,6 +283,9 @@ class CarparkFanout:
         async with self.writing[carpark_id]:
             if delta.needs_count:
                 delta.occupancy = await self._occupancy(carpark_id, delta.occupancy)
+            if delta.occupancy is not None:
+                self.sent_occupancy[carpark_id] = delta.occupancy
+                self.joined.discard(carpark_id)
             text = json.dumps(delta.frame(carpark_id, self.codes[carpark_id]))
             await self._write(self.subscribers[carpark_id], text, self.interval(carpark_id))
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "apps.insight",
     "apps.ground",
     "apps.customers",  # messages to customers, subject access and erasure, retention
+    "apps.webhooks",  # outbound webhooks to agents and the operator (Standard Webhooks)
 ]
 
 MIDDLEWARE = [
@@ -158,6 +159,13 @@ RAW_EMAIL_RETENTION_DAYS = env.int("RAW_EMAIL_RETENTION_DAYS", default=90)
 # Flight-status feed (docs/flight-status.md): flights nobody booked (yet) are forgotten this long after their date.
 FLIGHT_STATUS_KEEP_DAYS = env.int("FLIGHT_STATUS_KEEP_DAYS", default=3)
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)  # agents' REST API, per token
+# Outbound webhooks (docs/webhooks.md): endpoints on private or loopback addresses only with WEBHOOKS_ALLOW_PRIVATE.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_TIMEOUT_S = env.float("WEBHOOKS_TIMEOUT_S", default=10.0)
+WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=4)
+WEBHOOKS_RETRY_BASE_S = env.float("WEBHOOKS_RETRY_BASE_S", default=5.0)
+WEBHOOKS_RETRY_FOR_S = env.int("WEBHOOKS_RETRY_FOR_S", default=24 * 3600)
+WEBHOOKS_ROTATION_GRACE_S = env.int("WEBHOOKS_ROTATION_GRACE_S", default=24 * 3600)
 # Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
 # (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
 # DECISIONS_ON_LOOP=false sends every one to the decision threads. Few connections with big batches decide the most:

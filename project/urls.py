@@ -4,11 +4,16 @@ from django.urls import include, path
 
 from apps.bookings import views as site_views
 from apps.bookings.api import api as agents_api
+from apps.bookings.api import fallback as agents_api_fallback
 from apps.ground.api import api as ops_api
 from apps.staff.twofactor_views import sessions as staff_sessions
 from apps.staff.twofactor_views import two_factor
+from apps.webhooks.api import router as webhooks_router
 from device_gateway.api import api as device_api
 from project import views
+
+agents_api.add_router("/webhooks", webhooks_router)
+agents_api.add_router("", agents_api_fallback)  # last: any other path under /api/v1/ gets the API's JSON 404
 
 urlpatterns = [
     path("healthz", views.healthz),

@@ -16,3 +16,8 @@ os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver,.parkgate
 # The run's own directory for prometheus-client's multi-process files (its servers inherit it): no samples of an
 # earlier run are added to this one's.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="parkgate-metrics-"))
+# Outbound webhooks: the tests' receivers listen on loopback; short timeouts and retries keep the tests quick.
+os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE", "1")
+os.environ.setdefault("WEBHOOKS_TIMEOUT_S", "1")
+os.environ.setdefault("WEBHOOKS_RETRY_BASE_S", "0.2")
+os.environ.setdefault("WEBHOOKS_RETRY_FOR_S", "4")

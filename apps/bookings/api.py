@@ -15,7 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Header, NinjaAPI, Query, Status
+from ninja import Header, NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from apps.agents.services import TokenOwner
@@ -381,7 +381,12 @@ async def carparks(request):
     return await _as_agent(request, _carparks)
 
 
-@api.api_operation(["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", auth=None, include_in_schema=False)
+# The catch-all is a router of its own that project/urls.py mounts last, after routers other apps add to this API
+# (apps.webhooks'): a route registered here would answer their paths first.
+fallback = Router()
+
+
+@fallback.api_operation(["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", auth=None, include_in_schema=False)
 async def unknown(request, rest: str):
     """Any other path under /api/v1/: the same JSON error shape as everything else, not an HTML page."""
     raise ApiError(404, "not_found", f"no such endpoint: {request.path}")

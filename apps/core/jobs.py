@@ -42,6 +42,7 @@ class Periodic:
 
 _jobs: dict[str, JobFunc] = {}
 _periodic: list[Periodic] = []
+_worker_tasks: list[Callable[[], Any]] = []
 
 
 def job(name: str) -> Callable[[JobFunc], JobFunc]:
@@ -63,6 +64,13 @@ def periodic(name: str, **schedule: Any) -> Callable[[JobFunc], JobFunc]:
         return func
 
     return register
+
+
+def worker_task(func: Callable[[], Any]) -> Callable[[], Any]:
+    """A coroutine function that every worker (arq's, or serve's in-process one) runs beside its jobs for as long as
+    it runs: for work woken by something other than the queue (apps.webhooks' PostgreSQL LISTEN)."""
+    _worker_tasks.append(func)
+    return func
 
 
 def registered_jobs() -> dict[str, JobFunc]:
@@ -281,6 +289,7 @@ async def run_inprocess_worker(*, concurrency: int = 2) -> None:
 
     tasks = [asyncio.create_task(consume()) for _ in range(concurrency)]
     tasks += [asyncio.create_task(schedule(p)) for p in _periodic]
+    tasks += [asyncio.create_task(task()) for task in _worker_tasks]
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -305,6 +314,11 @@ def arq_worker_settings() -> dict[str, Any]:
 
     async def on_startup(ctx: dict) -> None:
         runtime.set_main_loop(asyncio.get_running_loop())
+        ctx["parkgate_tasks"] = [asyncio.create_task(task()) for task in _worker_tasks]
+
+    async def on_shutdown(ctx: dict) -> None:
+        for task in ctx.get("parkgate_tasks", []):
+            task.cancel()
 
     return {
         "functions": [func(coro, name=name) for name, coro in coros.items()],
@@ -312,6 +326,7 @@ def arq_worker_settings() -> dict[str, Any]:
         "redis_settings": RedisSettings.from_dsn(settings.REDIS_URL),
         "queue_name": settings.ARQ_QUEUE_NAME,
         "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
         "max_tries": 5,
         "poll_delay": 0.05,  # arq polls Redis for queued jobs; the 0.5 s default delays every email booking
     }
