@@ -17,8 +17,3 @@ booking_created = Signal()
 booking_amended = Signal()
 booking_cancelled = Signal()
 booking_confirmed = Signal()
-
-# allocation_stop_sell: sent (inside its transaction) by whatever stops or resumes selling a car park's spaces to a
-# channel, with `agent_id` (int | None: the channel's agent, None for all or the websites) and `data` (the event's
-# JSON: car park code, date, product, stopped). Outbound webhooks send it as `allocation.stop_sell`.
-allocation_stop_sell = Signal()

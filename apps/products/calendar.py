@@ -18,6 +18,7 @@ from django.db import transaction
 
 from apps.agents.models import Agent
 from apps.carparks.models import Brand, CarPark
+from apps.products import signals
 from apps.products.errors import CalendarConflict
 from apps.products.models import WEB, PriceSeason, Product, StopSell
 from apps.products.pricing import parse_bands
@@ -169,7 +170,18 @@ def calendar_export(*, carpark: CarPark) -> str:
 def stop_sell_set(*, product: Product, day: date, channel: str, stopped: bool) -> None:
     """Switch sale of the product on a day off (`stopped`) or on again, for one channel or ("") all."""
     channel = _check_channel(channel)
-    if stopped:
-        StopSell.objects.get_or_create(product=product, date=day, channel=channel)
-    else:
-        StopSell.objects.filter(product=product, date=day, channel=channel).delete()
+    with transaction.atomic():
+        if stopped:
+            changed = StopSell.objects.get_or_create(product=product, date=day, channel=channel)[1]
+        else:
+            changed = StopSell.objects.filter(product=product, date=day, channel=channel).delete()[0] > 0
+        if changed:
+            agent_id = Agent.objects.filter(code=channel).values_list("pk", flat=True).first() if channel else None
+            data = {
+                "carpark": product.carpark.code,
+                "date": day.isoformat(),
+                "product": product.code,
+                "channel": channel or "all",
+                "stopped": stopped,
+            }
+            signals.allocation_stop_sell.send(sender=StopSell, agent_id=agent_id, data=data)

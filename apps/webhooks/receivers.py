@@ -3,6 +3,7 @@ that same transaction. The lane's and the no-show sweep's status changes are wri
 instead (see the migration): the decisions' one-statement writes on the server's loop never pass a signal."""
 
 from apps.bookings import signals as booking_signals
+from apps.products import signals as product_signals
 from apps.webhooks import services
 
 
@@ -27,4 +28,4 @@ def stop_sell(sender, *, agent_id: int | None = None, data: dict, **kwargs) -> N
 def connect() -> None:
     for name, receiver in _RECEIVERS.items():
         getattr(booking_signals, name).connect(receiver, dispatch_uid=f"webhooks.{name}")
-    booking_signals.allocation_stop_sell.connect(stop_sell, dispatch_uid="webhooks.allocation_stop_sell")
+    product_signals.allocation_stop_sell.connect(stop_sell, dispatch_uid="webhooks.allocation_stop_sell")

@@ -289,3 +289,21 @@ def test_email_formats_map_a_product_or_get_the_agents_default(demo_world):
     sold = dict(Booking.objects.values_list("agent_ref", "product__code"))
     assert sold == {"SPX-MG": "MG", "HX-1": "MG", "HX-2": "PR"}
     assert set(Booking.objects.values_list("fare__code", flat=True)) == {"flex"}
+
+
+def test_a_stop_sell_is_an_allocation_event_for_the_agents_webhooks(demo_world):
+    from apps.webhooks.models import Endpoint, Event
+
+    agent = Agent.objects.order_by("pk").first()
+    Endpoint.objects.create(agent=agent, url="https://hooks.example.com/x", events=["allocation.stop_sell"], secret="s")
+    mg = Product.objects.get(carpark__code="LHR-T5", code="MG")
+    day = date(2027, 7, 10)
+    calendar.stop_sell_set(product=mg, day=day, channel=agent.code, stopped=True)
+    calendar.stop_sell_set(product=mg, day=day, channel=agent.code, stopped=True)  # no change: no event
+    calendar.stop_sell_set(product=mg, day=day, channel=agent.code, stopped=False)
+    events = list(Event.objects.filter(type="allocation.stop_sell").order_by("pk").values("agent_id", "data"))
+    assert [e["data"]["stopped"] for e in events] == [True, False]
+    assert events[0] == {
+        "agent_id": agent.pk,
+        "data": {"carpark": "LHR-T5", "date": "2027-07-10", "product": "MG", "channel": agent.code, "stopped": True},
+    }
