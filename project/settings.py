@@ -339,9 +339,6 @@ SMS_HTTP_TOKEN = env.str("SMS_HTTP_TOKEN", default="")
 SMS_SENDER = env.str("SMS_SENDER", default="Parkgate")
 # A failed send is tried again by the sweep after 1, 2, 4 ... minutes, this many times in all.
 CUSTOMER_MESSAGE_ATTEMPTS = env.int("CUSTOMER_MESSAGE_ATTEMPTS", default=6)
-# Customers' VAT receipts: prices include VAT at this rate (0.20 = 20 %); the seller's VAT number printed on them.
-CUSTOMER_VAT_RATE = env.float("CUSTOMER_VAT_RATE", default=0.20)
-CUSTOMER_VAT_NUMBER = env.str("CUSTOMER_VAT_NUMBER", default="")
 # Staff two-factor sign-in (apps.staff.twofactor): supervisors, accountants and superusers give a TOTP code after
 # their password; `check --deploy` fails while it is off or one of them has no authenticator set up. Off by default
 # only with DEBUG (the demo's `demo`/`demo` sign-in stays one step).

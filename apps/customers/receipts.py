@@ -1,30 +1,34 @@
-"""A booking's VAT receipt: what was bought, paid and refunded, VAT shown as included in the price
-(CUSTOMER_VAT_RATE), as plain data and as a PDF (WeasyPrint: HTML and CSS to PDF)."""
+"""A booking's VAT receipt: what was sold (the stay, any fee kept, overstays), paid and refunded, with the VAT the
+ledger posted on it (apps.accounting: the one VAT split), as plain data and as a PDF (WeasyPrint)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 
-from apps.accounting.models import Payment
+from apps.accounting import chart
+from apps.accounting.models import LedgerLine, Payment
 from apps.accounting.selectors import booking_balance
 from apps.bookings.models import Booking
 
-CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 
 
 def booking_receipt(*, booking_id: int) -> dict:
     booking = Booking.objects.select_related("carpark", "brand", "customer").get(pk=booking_id)
-    rate = Decimal(str(settings.CUSTOMER_VAT_RATE))
     payments = list(
         Payment.objects.filter(booking_id=booking_id)
         .order_by("received_at")
         .values("kind", "method", "amount", "received_at")
     )
-    charged = booking.price if booking.status != Booking.Status.CANCELLED else sum(
-        (p["amount"] if p["kind"] == "payment" else -p["amount"] for p in payments), Decimal("0")
-    )  # fmt: skip
-    vat = (charged * rate / (1 + rate)).quantize(CENT, ROUND_HALF_UP)
+    sold = LedgerLine.objects.filter(
+        booking_id=booking_id, account__code__in=[chart.PARKING_REVENUE, chart.OVERSTAY_REVENUE, chart.OUTPUT_VAT]
+    )
+    charged = -(sold.aggregate(s=Sum("amount"))["s"] or ZERO)
+    vat_lines = sold.filter(account__code=chart.OUTPUT_VAT)
+    vat = -(vat_lines.aggregate(s=Sum("amount"))["s"] or ZERO)
+    rates = sorted({r for r in vat_lines.values_list("vat_rate", flat=True) if r is not None}, reverse=True)
     return {
         "number": f"R-{booking.reference}",
         "issued_at": timezone.now(),
@@ -33,8 +37,8 @@ def booking_receipt(*, booking_id: int) -> dict:
         "charged": charged,
         "net": charged - vat,
         "vat": vat,
-        "vat_rate_percent": (rate * 100).normalize(),
-        "vat_number": settings.CUSTOMER_VAT_NUMBER,
+        "vat_rate_percent": " / ".join(f"{(r * 100).normalize():f}" for r in rates) or "0",
+        "vat_number": settings.VAT_NUMBER,
         "payments": payments,
         "balance": booking_balance(booking_id),
     }

@@ -3,12 +3,14 @@ free, the confirmation resent once per click window, a PDF receipt; lookups answ
 and a wrong email."""
 
 import re
+from decimal import Decimal
 
 from django.test import Client
 
-from apps.bookings.models import BookingChange
+from apps.bookings.models import Booking, BookingChange
 from apps.carparks.models import Brand
 from apps.customers.models import CustomerMessage
+from apps.customers.receipts import booking_receipt
 from tests.customers.conftest import EMAIL, web_booking
 
 
@@ -47,4 +49,8 @@ def test_manage_history_free_changes_resend_and_receipt(demo_world):  # committe
     receipt = client.get(f"/manage/{booking.reference}/receipt.pdf")
     assert receipt.status_code == 200 and receipt["Content-Type"] == "application/pdf"
     assert receipt.content.startswith(b"%PDF-") and len(receipt.content) > 2000
+    figures = booking_receipt(booking_id=booking.pk)  # the VAT the ledger posted, not a second computation
+    sold = Booking.objects.get(pk=booking.pk).price
+    assert figures["charged"] == sold and figures["vat_rate_percent"] == "20"
+    assert abs(figures["vat"] - (sold / 6).quantize(Decimal("0.01"))) <= Decimal("0.01")  # 20% of a VAT-inclusive price
     assert Client(HTTP_HOST="localhost").get(f"/manage/{booking.reference}/receipt.pdf").status_code == 404
