@@ -30,6 +30,7 @@ from apps.carparks.models import CarPark
 from apps.core.jobs import enqueue, run_job
 from apps.customers import rendering, sms
 from apps.customers.models import CustomerMessage
+from apps.payments.overstay import pay_url_for_visit
 
 log = logging.getLogger(__name__)
 Channel, Status = CustomerMessage.Channel, CustomerMessage.Status
@@ -157,7 +158,8 @@ def customer_messages_sweep(*, now: datetime | None = None) -> dict:
         "booking__brand", "booking__carpark"
     ):
         minutes = Visit.objects.filter(pk=charge.visit_id).values_list("overstay_minutes", flat=True).first()
-        extra = {"minutes": minutes or 0, "amount": str(charge.amount), "pay_link": pay_link(charge.booking)}
+        link = pay_url_for_visit(charge.visit_id) if charge.visit_id else None
+        extra = {"minutes": minutes or 0, "amount": str(charge.amount), "pay_link": link or pay_link(charge.booking)}
         due.append(
             (charge.booking_id, "overstay", f"overstay:{charge.pk}", lambda e=extra: e, (Channel.EMAIL, Channel.SMS))
         )
@@ -180,8 +182,7 @@ def customer_messages_sweep(*, now: datetime | None = None) -> dict:
 
 
 def pay_link(booking: Booking) -> str:
-    """Where the customer pays what is owed: their booking's page (the payments work may give a link of its own,
-    passed as `extra["pay_link"]`)."""
+    """Where the customer pays what is owed when no overstay pay link names it (apps.payments): their booking's page."""
     return rendering.site_links(booking)["manage"]
 
 

@@ -1,7 +1,7 @@
 """Card payments' jobs: webhook events applied, refunds sent (and retried), late intents reconciled."""
 
 from apps.core.jobs import job, periodic
-from apps.payments import overstay, services
+from apps.payments import services
 
 
 @job("payments.apply_event")
@@ -18,8 +18,3 @@ def refund(*, refund_id: int) -> None:
 def reconcile() -> None:
     """Every minute: intents whose webhook is late are polled; refunds still waiting are sent again."""
     services.payments_reconcile()
-
-
-@job("payments.send_pay_link")
-def send_pay_link(*, link_id: int) -> None:
-    overstay.pay_link_email(link_id=link_id)

@@ -9,8 +9,6 @@ import hashlib
 import secrets
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +19,6 @@ from apps.accounting.models import OverstayCharge
 from apps.accounting.services import carpark_rates, overstay_charge_compute
 from apps.carparks.models import CarPark, Lane
 from apps.core import events
-from apps.core.jobs import enqueue
 from apps.payments.models import LaneDisplay, OverstayPayLink, Payment
 from apps.payments.providers import provider_name
 from apps.payments.services import PaymentNotDue, _create_intent
@@ -58,7 +55,7 @@ def pay_link_for_held(*, visit_id: int, lane: Lane, alert: Alert | None) -> Over
     if existing is None:
         rates = carpark_rates(visit.booking.carpark_id)
         quote = overstay_charge_compute(
-            departure=visit.booking.departure,
+            departure=visit.booking.due_out,  # the later of the booked departure and the flight's landing
             exited_at=visit.held_at,
             grace_min=visit.booking.carpark.grace_min,
             rate=rates.overstay_rate,
@@ -76,31 +73,18 @@ def pay_link_for_held(*, visit_id: int, lane: Lane, alert: Alert | None) -> Over
 
 
 def pay_link_for_flagged(*, visit: Visit) -> OverstayPayLink | None:
-    """An overstay charged as the car left (`open_and_flag`): the customer is emailed its pay link."""
+    """An overstay charged as the car left (`open_and_flag`): its pay link, which the customer's overstay message
+    carries (apps.customers, the one way customers are written to)."""
     charge = OverstayCharge.objects.filter(visit_id=visit.pk).first()
-    booking = visit.booking
-    if charge is None or booking is None or OverstayPayLink.objects.filter(visit=visit).exists():
+    if charge is None or visit.booking is None or OverstayPayLink.objects.filter(visit=visit).exists():
         return None
-    link = _new_link(visit, visit.exit_lane, charge.amount)
-    if booking.customer.email:
-        enqueue("payments.send_pay_link", link_id=link.pk)
-    return link
+    return _new_link(visit, visit.exit_lane, charge.amount)
 
 
-def pay_link_email(*, link_id: int) -> None:
-    link = OverstayPayLink.objects.select_related("booking__customer", "booking__brand").get(pk=link_id)
-    if link.paid_at is not None or not link.booking.customer.email:
-        return
-    seller = link.booking.brand.name if link.booking.brand else "Parkgate"
-    send_mail(
-        subject=f"{seller}: overstay charge for booking {link.booking.reference}",
-        message=(
-            f"Hello {link.booking.customer.name},\n\nYou left the car park after your booked time. The overstay charge "
-            f"is {link.amount} {link.currency}. Please pay it here:\n\n{pay_url(link)}\n"
-        ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[link.booking.customer.email],
-    )
+def pay_url_for_visit(visit_id: int) -> str | None:
+    """The unpaid pay link of a visit's overstay, absolute on its brand's site (None: there is none)."""
+    link = OverstayPayLink.objects.select_related("booking__brand").filter(visit_id=visit_id, paid_at=None).first()
+    return pay_url(link) if link is not None else None
 
 
 def payment_start_overstay(*, token: str) -> tuple[OverstayPayLink, Payment]:

@@ -21,8 +21,8 @@ def on_visit_held(sender, visit_id, lane, alert, **kwargs) -> None:
 
 
 def on_visit_overstayed(sender, visit, **kwargs) -> None:
-    """`open_and_flag`: the car has left, charged (apps.accounting's receiver, connected first); the customer is
-    emailed the pay link. A held visit let out (policy `hold`) has been paid already."""
+    """`open_and_flag`: the car has left, charged (apps.accounting's receiver, connected first); its pay link goes
+    to the customer in the overstay message (apps.customers). A held visit let out (policy `hold`) was paid already."""
     if visit.carpark.overstay_policy == "open_and_flag":
         overstay.pay_link_for_flagged(visit=visit)
 

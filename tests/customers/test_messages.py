@@ -20,6 +20,7 @@ from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
 from apps.customers import messages, rendering
 from apps.customers.models import CustomerMessage
+from apps.payments.models import OverstayPayLink
 from tests.customers.conftest import EMAIL, PHONE, PLATE, decide, web_booking
 from tests.customers.sinks import SmsProvider, SmtpSink
 from tests.lanes.conftest import make_device
@@ -119,7 +120,8 @@ def test_a_bookings_life_sends_each_message_once(outbound):
     welcome_text = check_rendered(welcome, booking)
     assert "Paid:" in welcome_text and "Still owed:" in welcome_text
     overstay_text = check_rendered(overstay, booking)
-    assert "16.00 GBP" in overstay_text and "http://localhost:8000/manage/" in overstay_text
+    link = OverstayPayLink.objects.get(booking=booking)  # open_and_flag: the overstay's own pay link
+    assert "16.00 GBP" in overstay_text and f"http://localhost:8000/pay/{link.token}" in overstay_text
     assert "We will refund" in parts(cancelled)[0] and other.reference in cancelled["Subject"]
     assert [(t["to"], t["auth"]) for t in sms.received] == [(PHONE, "Bearer sms-token")] * 2
     assert "The barrier reads your plate" in sms.received[0]["text"] and "16.00 GBP" in sms.received[1]["text"]

@@ -1,13 +1,12 @@
 """Overstays paid by card (demo provider, the same services): under `hold` the exit read's alert names a pay link,
 the lane's display (display token only) shows its QR code, and once paid the server opens the barrier (reason
-`paid`) and the visit closes, the ledger settled; under `open_and_flag` the customer is emailed the link."""
+`paid`) and the visit closes, the ledger settled; under `open_and_flag` a pay link is made (the customer's overstay
+message carries it)."""
 
-import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core import mail
 from django.test import Client
 
 from apps.access.models import Alert, BarrierCommand, Device, Visit
@@ -67,13 +66,12 @@ def test_a_held_overstay_is_paid_from_the_lane_display_and_the_barrier_opens(set
     assert "Have a safe journey" in after.text and "paid" in client.get(f"/pay/{link.token}").text.lower()
 
 
-def test_an_overstay_flagged_at_the_exit_gets_its_pay_link_by_email(settings):
+def test_an_overstay_flagged_at_the_exit_gets_a_pay_link(settings):
     settings.PARKGATE_JOBS_BACKEND = "inprocess"
     carpark = build_world()["one"]
     CarParkRates.objects.create(carpark=carpark, overstay_rate=Decimal("5.00"), overstay_unit="hour")
     device = make_device("TST1", ["IN", "OUT"])["device_id"]
     booking = overstaying(carpark, "FL4G1")
     assert decide(device, "OUT", "FL4G1")["action"] == "open"
-    link = OverstayPayLink.objects.get(booking=booking)
-    assert len(mail.outbox) == 1 and f"/pay/{link.token}" in mail.outbox[0].body
-    assert re.search(r"15\.00 GBP", mail.outbox[0].body)
+    link = OverstayPayLink.objects.get(booking=booking)  # the customer's overstay message carries it (customers)
+    assert (link.amount, link.currency) == (Decimal("15.00"), "GBP") and len(link.token) >= 32
