@@ -13,6 +13,7 @@ from apps.bookings.models import Booking
 from apps.customers import scrub
 from apps.customers.models import CustomerMessage, Erasure
 from apps.customers.subjects import ERASED_NAME, ERASED_PLATE, Subject, find_subject
+from apps.ground.models import ConditionPhoto
 
 
 class ErasureRefused(Exception):
@@ -83,6 +84,7 @@ def _erase(subject: Subject, *, reason: str, trigger: str, actor=None, actor_lab
         "customers.CustomerMessage": CustomerMessage.objects.filter(booking_id__in=subject.booking_ids).update(
             recipient=""
         ),
+        "ground.ConditionPhoto": _delete_photos(subject.booking_ids),
     }
     return Erasure.objects.create(
         trigger=trigger,
@@ -93,6 +95,15 @@ def _erase(subject: Subject, *, reason: str, trigger: str, actor=None, actor_lab
         booking_ids=sorted(subject.booking_ids),
         counts={table: n for table, n in counts.items() if n},
     )
+
+
+def _delete_photos(booking_ids) -> int:
+    """Photos of their cars are personal data kept no longer than the booking's: deleted one by one, so each
+    file goes with its row (apps.ground.receivers)."""
+    photos = list(ConditionPhoto.objects.filter(task__booking_id__in=booking_ids))
+    for photo in photos:
+        photo.delete()
+    return len(photos)
 
 
 def _erase_reads(subject: Subject, found) -> int:

@@ -13,10 +13,14 @@ from django.utils import timezone
 from PIL import Image
 
 from apps.access.models import Alert
+from apps.accounting.selectors import booking_balance
+from apps.accounting.services import payment_record
 from apps.bookings import flights
 from apps.bookings import services as bookings
+from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
 from apps.core.models import AuditLog
+from apps.customers.erasure import customer_erase
 from apps.ground import keys, photos, selectors, sheets, tasks
 from apps.ground.models import ConditionPhoto, KeyMove, Task
 from apps.staff.services import staff_member_set
@@ -110,8 +114,12 @@ def test_a_driver_takes_starts_and_finishes_once_with_photos_and_a_key(carpark, 
     assert (task.state, finished, finished_again, again.finished_at) == ("done", True, False, task.finished_at)
     assert AuditLog.objects.filter(action="task.finish").count() == 1
 
-    # the photos go with the booking's tasks (erased with its data), files and all
-    Task.objects.filter(booking=collect.booking).delete()
+    # the photos go when the customer's data is erased (on request or at the end of retention), files and all
+    booking = collect.booking
+    Booking.objects.filter(pk=booking.pk).update(status="departed", departure=timezone.now() - timedelta(hours=1))
+    payment_record(booking_id=booking.pk, amount=booking_balance(booking.pk), method="card")
+    erasure = customer_erase(plate="MG51 ABC", reason="asked to be forgotten")
+    assert erasure.counts["ground.ConditionPhoto"] == 4
     assert not ConditionPhoto.objects.exists() and not stored.exists()
 
 
