@@ -51,8 +51,10 @@ POLICIES = {
         "Vehicles are parked at the owner's risk. Please follow the staff's and the signs' directions on site."
     ),
     "cancellation_policy": (
-        "You can cancel or change your booking free of charge on this site (Manage booking) at any time before "
-        "your arrival. Nothing is charged before you arrive, so nothing needs refunding.\n\n"
+        "You pay when you book. What a cancellation refunds depends on the fare you chose, shown before you pay and "
+        "on your booking's page (Manage booking): a Flexible fare is refunded in full until 24 hours before your "
+        "arrival; a Saver fare is not refundable. A change that costs more is paid before it applies; one that costs "
+        "less is refunded to your card.\n\n"
         "Once you have arrived, the booking can no longer be cancelled online: please ask the car park's staff."
     ),
     "privacy_notice": (
