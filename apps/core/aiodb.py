@@ -97,9 +97,14 @@ class LoopPool:
             await self.pool.putconn(conn)
 
     async def _alive(self) -> psycopg.AsyncConnection:
-        """PostgreSQL restarting (or terminating a backend) leaves an idle connection's socket readable (its goodbye,
-        or EOF): only such a connection costs a check round trip, and a dead one is handed back (the pool replaces
-        it) for the next, without the pool's check back-off."""
+        """A connection known to be alive. PostgreSQL restarting (or terminating a backend) leaves an idle
+        connection's socket readable (its goodbye, or EOF): only such a connection costs a check round trip, and a
+        dead one is handed back (the pool replaces it) for the next.
+
+        Why not the pool's own `check=AsyncConnectionPool.check_connection`: it sends a round trip on every getconn
+        (the hot path's reply waits for each), and after a failed check it sleeps with its reconnection back-off (a
+        second, then longer) before checking the next connection, so a reply waited seconds after a restart left a
+        few dead ones (docs/performance.md, 2026-12-07). psycopg_pool has no setting for either."""
         if not self.opened:
             await self.pool.open()  # safe to call again; concurrent first callers both wait for it
             self.opened = True
