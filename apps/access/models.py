@@ -232,7 +232,11 @@ class Visit(models.Model):
         null=True, blank=True, help_text="Minutes past the booking's departure + grace at exit (overstay)"
     )
     charge_note = models.CharField(
-        max_length=200, blank=True, help_text="Why an exit after the booked departure was not charged (late flight)"
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",  # raw inserts (the one-statement decision, seeded history) too
+        help_text="Why an exit after the booked departure was not charged (late flight)",
     )
     held_at = models.DateTimeField(
         null=True, blank=True, help_text="Held at the exit lane `exit_lane` for overstay (policy `hold`) since"

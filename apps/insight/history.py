@@ -30,6 +30,7 @@ from apps.core import plates
 from apps.insight.bulk import copy_rows, ids_reserve, next_id
 from apps.insight.history_ledger import history_ledger_post
 from apps.insight.models import HistoryDay
+from apps.products.models import Fare, Product
 
 AHEAD_DAYS = 30  # bookings already on the books for the coming month (the forecast's input)
 BATCH = 5000
@@ -120,6 +121,11 @@ def _seed_carpark(carpark: CarPark, *, days: int, now: datetime, profiles, scale
             plan = _plan(rng, carpark, day, channel, profile, agents.get(channel), rules, now)
             if plan is not None:
                 plans.append(plan)
+    # Sold as the car park's default product and its first fare (what a booking naming none is).
+    product_id = Product.objects.filter(carpark=carpark, is_default=True).values_list("pk", flat=True).first()
+    fare_id = Fare.objects.filter(product_id=product_id).order_by("position", "code").values_list("pk", flat=True)[:1]
+    for plan in plans:
+        plan.booking.product_id, plan.booking.fare_id = product_id, next(iter(fare_id), None)
     counts = _write(carpark, plans, now)
     HistoryDay.objects.bulk_create([HistoryDay(carpark=carpark, date=d) for d in todo], ignore_conflicts=True)
     counts["days"] = len(todo)

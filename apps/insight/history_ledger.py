@@ -1,11 +1,12 @@
-"""The ledger postings of generated history, as the accounting services post them (apps/accounting/chart.py)."""
+"""The ledger postings of generated history, as the accounting services post them (apps/accounting/chart.py),
+VAT-split at the rate in force on each posting's day (apps.accounting.vat)."""
 
 from datetime import datetime
 from decimal import Decimal
 
 from django.utils import timezone
 
-from apps.accounting import chart
+from apps.accounting import chart, vat
 from apps.accounting.ledger import account_ids
 from apps.accounting.models import AccountingPeriod, LedgerLine, LedgerTransaction, Payment
 from apps.bookings.models import Booking
@@ -13,6 +14,7 @@ from apps.carparks.models import CarPark
 from apps.insight.bulk import copy_rows, ids_reserve
 
 BATCH = 5000
+CENT = Decimal("0.01")
 
 
 def history_ledger_post(carpark: CarPark, plans: list) -> int:
@@ -25,36 +27,61 @@ def history_ledger_post(carpark: CarPark, plans: list) -> int:
     ids = iter(ids_reserve(LedgerTransaction, _count_postings(plans)))
     created = timezone.now()
 
+    rates: dict = {}
+
+    def day_of(when: datetime):
+        return timezone.localtime(when, tz).date()
+
     def post(kind, when, b, entries, memo) -> int:
         pk = next(ids)
-        txns.append((pk, timezone.localtime(when, tz).date(), kind, b.currency, memo, carpark.pk, b.pk, created))
-        lines.extend((pk, accounts[a], amount, b.pk, agent) for a, amount, agent in entries)
+        txns.append((pk, day_of(when), kind, b.currency, memo, carpark.pk, b.pk, created))
+        lines.extend((pk, accounts[a], amount, b.pk, agent, rate) for a, amount, agent, rate in entries if amount)
         return pk
+
+    def sale(b, gross: Decimal, commission: Decimal, when: datetime) -> list[tuple]:
+        """A supply at the rate in force that day, split as apps.accounting.sales posts it (net, VAT)."""
+        day = day_of(when)
+        if day not in rates:
+            rates[day] = vat.rate_on(carpark_id=carpark.pk, day=day)
+        r = rates[day]
+        s = vat.split(gross, r)
+        entries = [
+            (chart.BOOKING_RECEIVABLES, gross, None, None),
+            (chart.PARKING_REVENUE, -s.net, None, r),
+            (chart.OUTPUT_VAT, -s.vat, None, r),
+        ]
+        if commission:
+            c = vat.split(commission, r)
+            entries += [
+                (chart.COMMISSION_EXPENSE, c.net, b.agent_id, r),
+                (chart.INPUT_VAT, c.vat, b.agent_id, r),
+                (chart.COMMISSION_PAYABLE, -commission, b.agent_id, r),
+            ]
+        return entries
 
     for plan in plans:
         b = plan.booking
-        sold = [(chart.BOOKING_RECEIVABLES, b.price, None), (chart.PARKING_REVENUE, -b.price, None)]
-        if b.commission:
-            sold += [
-                (chart.COMMISSION_EXPENSE, b.commission, None),
-                (chart.COMMISSION_PAYABLE, -b.commission, b.agent_id),
-            ]
+        commission = b.commission or Decimal("0")
         if plan.amended_at:  # sold shorter and cheaper first; the amendment posts the difference
-            first = [(a, (amount * Decimal("0.8")).quantize(Decimal("0.01")), agent) for a, amount, agent in sold]
+            part = Decimal("0.8")
+            first_gross, first_commission = (b.price * part).quantize(CENT), (commission * part).quantize(CENT)
+            first = sale(b, first_gross, first_commission, plan.created)
             post(LedgerTransaction.Kind.BOOKING, plan.created, b, first, f"{b.reference} confirmed")
-            change = [(a, amount - f[1], agent) for (a, amount, agent), f in zip(sold, first, strict=True)]
+            change = sale(b, b.price - first_gross, commission - first_commission, plan.amended_at)
             post(LedgerTransaction.Kind.BOOKING, plan.amended_at, b, change, f"{b.reference} amended")
+            sold = first + change
         else:
+            sold = sale(b, b.price, commission, plan.created)
             post(LedgerTransaction.Kind.BOOKING, plan.created, b, sold, f"{b.reference} confirmed")
-        if plan.cancelled_at:
-            undo = [(a, -amount, agent) for a, amount, agent in sold]
+        if plan.cancelled_at:  # every split reversed exactly, at the rates charged
+            undo = [(a, -amount, agent, rate) for a, amount, agent, rate in sold if amount]
             post(LedgerTransaction.Kind.BOOKING, plan.cancelled_at, b, undo, f"{b.reference} cancelled")
         elif plan.entered and b.agent_id is None:
-            paid = [(chart.CARD, b.price, None), (chart.BOOKING_RECEIVABLES, -b.price, None)]
+            paid = [(chart.CARD, b.price, None, None), (chart.BOOKING_RECEIVABLES, -b.price, None, None)]
             pk = post(LedgerTransaction.Kind.PAYMENT, plan.entered, b, paid, f"{b.reference} card")
             payments.append(_payment(b, "payment", b.price, plan.entered, pk))
             if plan.refund:
-                back = [(chart.BOOKING_RECEIVABLES, plan.refund, None), (chart.CARD, -plan.refund, None)]
+                back = [(chart.BOOKING_RECEIVABLES, plan.refund, None, None), (chart.CARD, -plan.refund, None, None)]
                 pk = post(LedgerTransaction.Kind.REFUND, plan.exited, b, back, f"{b.reference} refund")
                 payments.append(_payment(b, "refund", plan.refund, plan.exited, pk))
     months = {row[1].replace(day=1) for row in txns}
@@ -63,7 +90,7 @@ def history_ledger_post(carpark: CarPark, plans: list) -> int:
     if closed:
         raise ValueError(f"cannot seed history into closed accounting periods: {sorted(closed)}")
     copy_rows(LedgerTransaction, ["id", "date", "kind", "currency", "memo", "carpark", "booking", "created_at"], txns)
-    copy_rows(LedgerLine, ["transaction", "account", "amount", "booking", "agent"], lines)
+    copy_rows(LedgerLine, ["transaction", "account", "amount", "booking", "agent", "vat_rate"], lines)
     Payment.objects.bulk_create(payments, batch_size=BATCH)
     return len(txns)
 

@@ -14,6 +14,8 @@ class Migration(migrations.Migration):
             name="charge_note",
             field=models.CharField(
                 blank=True,
+                default="",
+                db_default="",
                 help_text="Why an exit after the booked departure was not charged (late flight)",
                 max_length=200,
             ),
