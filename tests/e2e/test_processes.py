@@ -115,6 +115,7 @@ def test_check_deploy_passes_in_production_settings_but_not_while_the_demo_user_
         "SECRET_KEY": "x7#Kq2!vR9@mZ4$wL8^nB3&cT6*hJ1(pF5)gD0_sY-eU+aI=oQ",
         "PARKGATE_HTTPS": "1",
         "EMAIL_URL": "smtp+tls://parkgate:secret@smtp.example.com:587",
+        "STAFF_TWO_FACTOR": "1",  # production's default (the tests' environment turns it off)
     }
     refused = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert refused.returncode == 1 and "parkgate.E001" in refused.stderr
