@@ -42,6 +42,9 @@ def host_port(value: str, option: str) -> tuple[str, int]:
 
 class Command(BaseCommand):
     help = "Run Parkgate: HTTP and WebSockets, the SMTP server and (without REDIS_URL) the job worker."
+    # Checked in handle() without touching the database: serve comes up (healthz 200, readyz 503) while PostgreSQL
+    # is down, and Django's model checks otherwise connect to ask its version (GeneratedField).
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--http", default="127.0.0.1:8000", help="HOST:PORT for HTTP and WebSockets")
@@ -54,6 +57,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        self.check(databases=[])
         http_host, http_port = host_port(options["http"], "--http")
         self.smtp_addr = None if options["no_smtp"] else host_port(options["smtp"], "--smtp")
         self.run_worker = settings.PARKGATE_JOBS_BACKEND == "inprocess" and not options["no_worker"]
