@@ -9,7 +9,7 @@ import redis
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.db import OperationalError, connections
+from django.db import OperationalError, connection, connections
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import TransactionTestCase
 
@@ -78,6 +78,16 @@ def _truncating_only_tables_with_rows(original):
 
 
 DatabaseOperations.sql_flush = _truncating_only_tables_with_rows(DatabaseOperations.sql_flush)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _commits_not_waiting_for_the_disk(django_db_setup, django_db_blocker):
+    """The test database need not survive a crash of PostgreSQL: its commits (every test's writes and flush, the
+    served processes' too, which connect later) return without waiting for the WAL to reach the disk."""
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+        cursor.execute("SET synchronous_commit = off")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,7 +23,7 @@ from tests.support import ROOT, start_server, wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SKYPARK = "skypark@bookings.parkgate.test"
-PER_LOGIN, PER_CLIENT, WINDOW_S = 3, 6, 20
+PER_LOGIN, PER_CLIENT, WINDOW_S = 3, 6, 12
 PASSWORD = "long-enough-secret"
 
 
