@@ -28,7 +28,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from apps.core.concurrency import run_sync
-from apps.core.events import carpark_group, carpark_messages, staff_group
+from apps.core.events import carpark_group, carpark_messages, lane_group, staff_group
 from apps.staff import selectors
 
 log = logging.getLogger(__name__)
@@ -111,17 +111,20 @@ def single_event_frame(carpark_id: int, code: str, kind: str, data: dict) -> str
 
 
 class CarparkFanout:
-    """One per process and event loop: joins each watched car park's group, and each connected staff member's
-    group, once, and fans out to the local sockets. The sockets themselves do not listen on the channel layer:
-    with channels-redis, every message a process receives wakes every receiver of that process, so 1,000 sockets
-    listening would cost 1,000 wake-ups per event."""
+    """One per process and event loop: joins each watched car park's group, and each connected staff member's and
+    lane display's group, once, and fans out to the local sockets. The sockets themselves do not listen on the
+    channel layer: with channels-redis, every message a process receives wakes every receiver of that process, so
+    1,000 sockets listening would cost 1,000 wake-ups per event."""
 
     STAFF = "staff"  # the key of the one channel that receives all staff groups' messages
+    DISPLAYS = "displays"  # ... and of the one that receives all lane displays' groups' messages
+    # Per-socket groups: channel key -> (group of an id, message type, the sockets' method it calls)
+    WATCHED = {STAFF: (staff_group, "staff.event", "staff_event"), DISPLAYS: (lane_group, "lane.event", "lane_event")}
 
     def __init__(self, layer, flush_s: float) -> None:
         self.layer, self.flush_s = layer, flush_s
         self.subscribers: dict[int, set[Subscriber]] = defaultdict(set)
-        self.staff: dict[int, set] = defaultdict(set)  # user id -> their local sockets
+        self.watching: dict[str, dict[int, set]] = {key: defaultdict(set) for key in self.WATCHED}  # id -> sockets
         self.codes: dict[int, str] = {}
         self.channels: dict[int | str, str] = {}  # car park id (or STAFF) -> this process's channel for it
         self.pending: dict[int, Delta] = {}
@@ -148,31 +151,41 @@ class CarparkFanout:
 
     async def watch_staff(self, user_id: int, socket) -> None:
         """Deliver `staff.<user id>` events (logged out, roles changed) to this socket's `staff_event`."""
-        self.staff[user_id].add(socket)
-        async with self.joining:
-            if self.STAFF not in self.channels:
-                await self._listen(self.STAFF)
-            if len(self.staff[user_id]) == 1:
-                await self._join(staff_group(user_id), self.STAFF)
+        await self.watch(self.STAFF, user_id, socket)
 
     async def unwatch_staff(self, user_id: int, socket) -> None:
-        self.staff[user_id].discard(socket)
-        if not self.staff[user_id]:
-            del self.staff[user_id]
+        await self.unwatch(self.STAFF, user_id, socket)
+
+    async def watch(self, key: str, ident: int, socket) -> None:
+        """Deliver the events of `ident`'s group (WATCHED[key]) to this socket; joined before it returns."""
+        group, _, _ = self.WATCHED[key]
+        self.watching[key][ident].add(socket)
+        async with self.joining:
+            if key not in self.channels:
+                await self._listen(key)
+            if len(self.watching[key][ident]) == 1:
+                await self._join(group(ident), key)
+
+    async def unwatch(self, key: str, ident: int, socket) -> None:
+        sockets = self.watching[key].get(ident, set())
+        sockets.discard(socket)
+        if not sockets:
+            self.watching[key].pop(ident, None)
             try:
-                await self.layer.group_discard(staff_group(user_id), self.channels[self.STAFF])
+                await self.layer.group_discard(self.WATCHED[key][0](ident), self.channels[key])
             except Exception as exc:
-                log.debug("dashboards: staff group discard failed (%s)", exc)
+                log.debug("dashboards: %s group discard failed (%s)", key, exc)
 
     async def _listen(self, key: int | str) -> None:
         # The default prefix: channels-redis receives all of a process's "specific" channels through one key.
         self.channels[key] = await self.layer.new_channel()
         self._spawn(self._receive_loop(key))
-        if key != self.STAFF:
+        if key not in self.WATCHED:
             self._spawn(self._rejoin_loop(lambda: [carpark_group(key)], key))
             self._spawn(self._recount_loop(key))
         else:
-            self._spawn(self._rejoin_loop(lambda: [staff_group(uid) for uid in list(self.staff)], key))
+            group = self.WATCHED[key][0]
+            self._spawn(self._rejoin_loop(lambda: [group(ident) for ident in list(self.watching[key])], key))
 
     async def _join(self, group: str, key: int | str) -> None:
         """Joined before the subscriber loads its snapshot, so no event falls between the two."""
@@ -230,28 +243,32 @@ class CarparkFanout:
                     log.warning("dashboards: events interrupted (%s)", exc)
                 failing = True
                 await asyncio.sleep(1)
-                if key != self.STAFF and await self._back(key):
+                if key not in self.WATCHED and await self._back(key):
                     # Redis answers again, and a restarted one has forgotten the group: join it now and resync,
                     # not only when the next event comes (there may be none for a while; the one lost may be the
                     # last).
                     failing = False
                     await self._resync(key)
                 continue
-            if failing and key != self.STAFF:  # events may have been lost meanwhile: everyone reloads a snapshot
+            if failing and key not in self.WATCHED:  # events may have been lost meanwhile: all reload a snapshot
                 await self._resync(key)
             failing = False
-            if key != self.STAFF:
+            if key not in self.WATCHED:
                 for kind, data in carpark_messages(message):  # one event, or several sent together (in order)
                     self.add(key, kind, data)
-            if message.get("type") == "staff.event":
-                await self._staff_event(message)
+            else:
+                await self._watched_event(key, message)
 
-    async def _staff_event(self, message: dict) -> None:
-        for socket in list(self.staff.get(message.get("user"), ())):
+    async def _watched_event(self, key: str, message: dict) -> None:
+        _, kind, method = self.WATCHED[key]
+        if message.get("type") != kind:
+            return
+        ident = message.get("user" if key == self.STAFF else "lane")
+        for socket in list(self.watching[key].get(ident, ())):
             try:
-                await socket.staff_event(message)
+                await getattr(socket, method)(message)
             except Exception:
-                log.exception("dashboards: a staff event could not be applied")
+                log.exception("dashboards: a %s could not be applied", kind)
 
     def interval(self, carpark_id: int) -> float:
         """Seconds between flushes: DASHBOARD_FLUSH_S, stretched when many sockets watch so that this process

@@ -21,6 +21,7 @@ class RefuseConsumer(AsyncWebsocketConsumer):
 
 
 def build_application(django_asgi_app):
+    from consumers.routing import display_urlpatterns
     from consumers.routing import websocket_urlpatterns as staff_patterns
     from device_gateway.routing import websocket_urlpatterns as device_patterns
 
@@ -30,6 +31,7 @@ def build_application(django_asgi_app):
     if "dashboard" in settings.SERVE_WEBSOCKETS:
         staff = OriginValidator(AuthMiddlewareStack(URLRouter(staff_patterns)), settings.STAFF_ORIGINS)
         routes.append(re_path(r"^ws/dashboard/", staff))
+        routes += display_urlpatterns  # the lanes' screens are dashboards too (a balancer sends /ws/ to this pool)
     return ProtocolTypeRouter(
         {
             "http": django_asgi_app,

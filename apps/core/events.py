@@ -46,6 +46,10 @@ def staff_group(user_id: int) -> str:
     return f"staff.{user_id}"
 
 
+def lane_group(lane_id: int) -> str:
+    return f"lane.{lane_id}"
+
+
 def publish_to_staff(*, user_id: int, kind: str, data: dict[str, Any]) -> None:
     """Tell a staff member's open dashboards that `kind` happened to them (logged out, roles changed)."""
     _send_on_commit(staff_group(user_id), {"type": "staff.event", "user": user_id, "kind": kind, "data": data})
@@ -68,6 +72,13 @@ def publish_committed_to_carpark(*, carpark_id: int, kind: str, data: dict[str, 
 def publish_to_device(*, device_id: str, kind: str, data: dict[str, Any]) -> None:
     """Tell the live connection of a lane controller (wherever it is held) that `kind` happened (after commit)."""
     _send_on_commit(device_group(device_id), {"type": "device.event", "kind": kind, "data": data})
+
+
+def publish_to_lane(*, lane_id: int, kind: str, data: dict[str, Any]) -> None:
+    """Tell the screens at lane `lane_id` (its display pages, consumers/lane_display.py) that `kind` happened there
+    (after commit). A screen reloads its state from the database on it, so a lost one costs a stale screen only
+    until the next."""
+    _send_on_commit(lane_group(lane_id), {"type": "lane.event", "lane": lane_id, "kind": kind, "data": data})
 
 
 def carpark_messages(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -64,6 +64,7 @@ def pay_link_for_held(*, visit_id: int, lane: Lane, alert: Alert | None) -> Over
         if quote.amount <= 0:
             return None
         existing = _new_link(visit, lane, quote.amount)
+        events.publish_to_lane(lane_id=lane.pk, kind="overstay_held", data={})  # its display shows the QR code
     if alert is not None:
         alert.detail = f"pay {existing.amount} {existing.currency}: {pay_path(existing)}"[:200]
         alert.save(update_fields=["detail"])
@@ -114,6 +115,8 @@ def overstay_paid(payment: Payment) -> None:
     link.paid_at = timezone.now()
     link.save(update_fields=["paid_at"])
     barrier_open_paid(visit_id=link.visit_id)
+    if link.lane_id is not None:
+        events.publish_to_lane(lane_id=link.lane_id, kind="overstay_paid", data={})
 
 
 # --- lane displays ----------------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
 """Overstay pay links (`/pay/<token>`: the token is the key; any host) and the lanes' display pages
 (`/lanes/<lane>/display?token=...`: a display token, never public), a QR code of the held overstay's pay link,
-reloaded every few seconds so the screen follows the barrier."""
+kept up to date over a WebSocket (consumers/lane_display.py) so the screen follows the barrier."""
 
-import io
 import json
 
-import segno
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csp import csp_override
@@ -13,12 +11,11 @@ from django.views.decorators.http import require_POST
 
 from apps.core.concurrency import run_sync
 from apps.payments import overstay, services
+from apps.payments.display import lane_display_context
 from apps.payments.models import OverstayPayLink, Payment
 from apps.payments.providers import provider_name
 from apps.payments.providers.demo import DECLINE_TOKEN
 from apps.payments.views import TRY_AGAIN, _stripe_csp
-
-DISPLAY_REFRESH_S = 2
 
 
 def _link(token: str) -> OverstayPayLink:
@@ -105,23 +102,11 @@ async def pay_overstay_demo(request, token: str):
     return HttpResponseRedirect(f"/pay/{token}")
 
 
-def _qr_svg(url: str) -> str:
-    out = io.BytesIO()
-    segno.make(url, error="m").save(out, kind="svg", scale=8, border=2, xmldecl=False, svgns=True)
-    return out.getvalue().decode()
-
-
 async def lane_display(request, lane_id: int):
     token = request.GET.get("token", "")
     if not await run_sync(overstay.lane_display_allowed, lane_id=lane_id, token=token):
         return HttpResponse("A display token is required.", status=403, content_type="text/plain")
-    link = await run_sync(overstay.lane_display_link, lane_id=lane_id)
-    context = {"refresh_s": DISPLAY_REFRESH_S, "link": link}
-    if link is not None:
-        url = overstay.pay_url(link)
-        if url.startswith("/"):
-            url = request.build_absolute_uri(url)
-        context |= {"pay_url": url, "qr": _qr_svg(url)}
+    context = await run_sync(lane_display_context, lane_id=lane_id, absolute=request.build_absolute_uri)
     response = render(request, "payments/lane_display.html", context)
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"  # the page's address carries its token
