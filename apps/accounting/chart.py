@@ -17,6 +17,8 @@ VAT lines tagged with the rate:
     Dr 1200 Agent receivables [agent] (net)     Dr 2100 [agent] (commission)    Cr 1100 [booking] (each price)
   a credit note is the same with the signs reversed (cancellations or reductions after invoicing).
 - agent invoice paid: Dr 1030 Bank               Cr 1200 [agent]
+- card payout (the acquirer settles card clearing to the bank, keeping its fees; apps.payments imports Stripe's):
+    Dr 1030 Bank (what arrived)   Dr 5200 Card processing fees (fees)   Cr 1020 Card clearing (payments - refunds)
 
 So a booking's balance (1100 for that booking) = sold price + overstay - payments + refunds - amounts moved to an
 agent's invoice: for an agent's booking the agent, not the customer, owes the money once it is invoiced.
@@ -37,6 +39,7 @@ OUTPUT_VAT = "2200"
 PARKING_REVENUE = "4000"
 OVERSTAY_REVENUE = "4100"
 COMMISSION_EXPENSE = "5100"
+CARD_FEES = "5200"
 
 # Where money received by each payment method lands.
 CASH_ACCOUNT_FOR_METHOD = {"cash": CASH, "card": CARD, "bank_transfer": BANK}
@@ -84,6 +87,7 @@ CHART = [
     AccountDef(
         COMMISSION_EXPENSE, "Agent commission expense", "expense", "Commission on agents' bookings (net of VAT)."
     ),
+    AccountDef(CARD_FEES, "Card processing fees", "expense", "What the card acquirer (Stripe) keeps from its payouts."),
 ]
 
 

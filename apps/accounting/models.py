@@ -13,6 +13,7 @@ Chart of accounts (seeded by migration 0002, see `chart.py` for what each accoun
     4000 Parking revenue           income     per booking
     4100 Overstay revenue          income     per booking
     5100 Agent commission expense  expense    per booking
+    5200 Card processing fees      expense    the card acquirer's fees, posted with its payouts
 
 Every line carries a signed `amount`: positive = debit, negative = credit. A `LedgerTransaction` is one balanced
 unit (its lines sum to zero), in one currency, dated in an accounting period (a month). Entries are immutable:
@@ -81,6 +82,7 @@ class LedgerTransaction(models.Model):
         ALLOWANCE = "allowance", "Sale reduced (partial refund of a live booking)"
         CANCELLATION_FEE = "cancellation_fee", "Cancellation fee retained"
         ADJUSTMENT = "adjustment", "Manual correction"
+        CARD_PAYOUT = "card_payout", "Card payout to the bank (fees kept)"
 
     date = models.DateField(db_index=True, help_text="Accounting date (the car park's local date of the event)")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -255,6 +255,27 @@ def overstay_charge_post(*, booking_id: int, exited_at: datetime, visit_id: int 
         )
 
 
+# --- Card payouts -----------------------------------------------------------------------------------------------
+
+
+def card_payout_record(
+    *, reference: str, arrived_on: date, currency: str, settled: Decimal, fees: Decimal
+) -> LedgerTransaction:
+    """A card acquirer's payout to the bank (apps.payments imports Stripe's): `settled` = the card payments less
+    refunds it clears from card clearing, `fees` = what the acquirer kept; the bank receives the difference.
+        Dr 1030 Bank (settled - fees)   Dr 5200 Card processing fees (fees)   Cr 1020 Card clearing (settled)"""
+    for amount in (settled, fees):
+        if not isinstance(amount, Decimal) or amount != amount.quantize(CENT):
+            raise PostingError("amounts must be whole cents")
+    return transaction_post(
+        day=arrived_on,
+        kind=LedgerTransaction.Kind.CARD_PAYOUT,
+        currency=currency,
+        lines=[Line(chart.BANK, settled - fees), Line(chart.CARD_FEES, fees), Line(chart.CARD, -settled)],
+        memo=f"card payout {reference}",
+    )
+
+
 # --- Periods ----------------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
-"""Card payments' jobs: webhook events applied, refunds sent (and retried), late intents reconciled."""
+"""Card payments' jobs: webhook events applied, refunds sent (and retried), late intents reconciled, payouts
+imported."""
 
 from apps.core.jobs import job, periodic
-from apps.payments import services
+from apps.payments import payouts, services
 
 
 @job("payments.apply_event")
@@ -18,3 +19,9 @@ def refund(*, refund_id: int) -> None:
 def reconcile() -> None:
     """Every minute: intents whose webhook is late are polled; refunds still waiting are sent again."""
     services.payments_reconcile()
+
+
+@periodic("payments.import_payouts", hour={5}, minute={40})
+def import_payouts() -> None:
+    """Daily: Stripe's payouts of the last month imported, matched and the paid ones posted (apps.payments.payouts)."""
+    payouts.payouts_import(days=30)

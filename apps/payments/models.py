@@ -136,3 +136,52 @@ class LaneDisplay(models.Model):
 
     def __str__(self) -> str:
         return f"display of lane {self.lane_id}"
+
+
+class Payout(models.Model):
+    """A payout from the card provider to the bank (Stripe's `po_...`), imported with its balance transactions.
+    `matched`: every card payment and refund it settles is one of ours, for the same amount, and its lines add up
+    to what reached the bank. Posted to the ledger once paid (`ledger_transaction`)."""
+
+    provider = models.CharField(max_length=16)
+    payout_id = models.CharField(max_length=100)
+    amount = models.DecimalField(max_digits=12, decimal_places=2, help_text="What reaches the bank")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, help_text="The provider's: pending, in_transit, paid, failed, canceled")
+    arrival_date = models.DateField()
+    settled = models.DecimalField(max_digits=12, decimal_places=2, default=0, help_text="Card payments less refunds")
+    fees = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    matched = models.BooleanField(default=False)
+    ledger_transaction = models.OneToOneField(
+        "accounting.LedgerTransaction", null=True, blank=True, related_name="+", on_delete=models.PROTECT
+    )
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "payout_id"], name="payout_once")]
+        ordering = ["-arrival_date", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.payout_id} {self.amount} {self.currency} {self.status}"
+
+
+class PayoutLine(models.Model):
+    """One balance transaction of a payout: a card payment (matched to ours by its PaymentIntent), a refund
+    (by the provider's refund id), or the provider's own (fees, adjustments: unmatched by nature, posted as fees)."""
+
+    payout = models.ForeignKey(Payout, related_name="lines", on_delete=models.CASCADE)
+    balance_transaction_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=32)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    fee = models.DecimalField(max_digits=12, decimal_places=2)
+    net = models.DecimalField(max_digits=12, decimal_places=2)
+    source_id = models.CharField(max_length=100, blank=True)
+    payment = models.ForeignKey(Payment, null=True, blank=True, related_name="payout_lines", on_delete=models.SET_NULL)
+    refund = models.ForeignKey(Refund, null=True, blank=True, related_name="payout_lines", on_delete=models.SET_NULL)
+    matched = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["payout", "balance_transaction_id"], name="payout_line_once")]
+
+    def __str__(self) -> str:
+        return f"{self.balance_transaction_id} {self.type} {self.amount}"

@@ -1,6 +1,8 @@
-"""Card payments as staff see them: a booking's payments and refunds, and what failed."""
+"""Card payments as staff see them: a booking's payments and refunds, what failed, and the provider's payouts."""
 
-from apps.payments.models import Payment, Refund
+from django.db.models import Prefetch
+
+from apps.payments.models import Payment, Payout, PayoutLine, Refund
 
 
 def booking_payments(*, booking_id: int) -> list[dict]:
@@ -30,3 +32,9 @@ def failed_payments(*, carpark_ids: list[int], limit: int = 200) -> dict:
         .order_by("-updated_at")[:limit]
     )
     return {"payments": list(payments), "refunds": list(refunds)}
+
+
+def payouts_list(*, limit: int = 100) -> list:
+    """The provider's payouts, newest first, with the balance transactions each settled and what they matched."""
+    lines = PayoutLine.objects.select_related("payment__booking", "refund__payment__booking").order_by("pk")
+    return list(Payout.objects.prefetch_related(Prefetch("lines", queryset=lines))[:limit])

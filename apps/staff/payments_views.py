@@ -1,21 +1,24 @@
 """Staff pages for card payments: a booking's payments with partial refunds (reason required, audited), and the
 failed payments and refunds of their car parks (a failed refund can be sent again). Supervisors and accountants;
-a booking at a car park the staff member is not assigned to answers 404."""
+a booking at a car park the staff member is not assigned to answers 404. The provider's payouts, matched or not
+against our card payments, and card clearing reconciled: accountants only (one set of books for all car parks)."""
 
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.accounting.permissions import is_accountant
 from apps.bookings.models import Booking
 from apps.core.concurrency import run_sync
 from apps.payments import selectors as payment_selectors
 from apps.payments import services as payments
 from apps.payments.adjustments import payment_refund_by_staff
 from apps.payments.models import Payment, Refund
+from apps.payments.payouts import clearing_reconciliation
 from apps.staff import selectors
 
 PAYMENT_ROLES = ("supervisor", "accountant")
@@ -81,3 +84,13 @@ async def refund_retry(request, refund_id: int):
         raise Http404("No such refund")
     await run_sync(payments.refund_retry, refund_id=refund.pk, actor=await request.auser())
     return HttpResponseRedirect(reverse("dashboard-failed-payments"))
+
+
+@login_required
+async def payouts(request):
+    user = await request.auser()
+    if not await run_sync(is_accountant, user_id=user.pk, is_superuser=user.is_superuser):
+        return HttpResponseForbidden("Payouts are for accountants.")
+    found = await run_sync(payment_selectors.payouts_list)
+    clearing = await run_sync(clearing_reconciliation)
+    return render(request, "staff/payouts.html", {"payouts": found, "clearing": clearing, "user": user})

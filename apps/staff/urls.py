@@ -12,6 +12,7 @@ urlpatterns = [
     path("lockouts", views.lockouts, name="dashboard-lockouts"),
     path("bookings/<str:reference>/payments", payments_views.booking_payments, name="dashboard-booking-payments"),
     path("payments/failed", payments_views.failed_payments, name="dashboard-failed-payments"),
+    path("payments/payouts", payments_views.payouts, name="dashboard-payouts"),
     path("refunds/<int:refund_id>/retry", payments_views.refund_retry, name="dashboard-refund-retry"),
     path("prices/<str:code>/", prices.prices, name="dashboard-prices"),
     path("prices/<str:code>/calendar.csv", prices.prices_csv, name="dashboard-prices-csv"),

@@ -1,11 +1,13 @@
 """Payment providers behind one small interface: create an intent, confirm it with a card token, retrieve it,
-refund it, parse (and verify) a webhook. Another provider is one module here with these five functions.
+refund it, parse (and verify) a webhook; and, for the accountants, list its payouts to the bank and what each
+settled (balance transactions). Another provider is one module here with these functions.
 
 `stripe` when STRIPE_SECRET_KEY is set, else `demo` (no card is charged). Amounts cross this line in minor units
 (pence), as the providers count them.
 """
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
@@ -49,6 +51,29 @@ class Event:
     data: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PayoutInfo:
+    id: str
+    amount_minor: int  # what reaches the bank
+    currency: str  # upper case
+    status: str  # Stripe's words: pending, in_transit, paid, failed, canceled
+    arrival_date: date
+
+
+@dataclass(frozen=True)
+class BalanceLine:
+    """One balance transaction a payout settles: a card payment (`charge`, `payment`), a refund, or the provider's
+    own (fees, adjustments). Amounts signed as the provider's balance moves; `fee` is what it kept."""
+
+    id: str
+    type: str
+    amount_minor: int
+    fee_minor: int
+    net_minor: int
+    source_id: str  # the charge or refund
+    intent_id: str = ""  # a charge's PaymentIntent
+
+
 class Provider(Protocol):
     name: str
 
@@ -61,6 +86,10 @@ class Provider(Protocol):
     def refund(self, *, intent_id: str, amount_minor: int, idempotency_key: str) -> RefundResult: ...
 
     def parse_webhook(self, payload: bytes, signature: str) -> Event: ...
+
+    def payouts(self, *, created_since: int) -> list[PayoutInfo]: ...
+
+    def payout_lines(self, payout_id: str) -> list[BalanceLine]: ...
 
 
 def to_minor(amount: Decimal) -> int:

@@ -41,3 +41,9 @@ class DemoProvider:
 
     def parse_webhook(self, payload: bytes, signature: str) -> Event:
         raise BadSignature("the demo provider sends no webhooks")
+
+    def payouts(self, *, created_since: int) -> list:
+        return []  # no card is charged, so nothing is paid out
+
+    def payout_lines(self, payout_id: str) -> list:
+        return []

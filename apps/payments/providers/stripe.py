@@ -5,10 +5,21 @@ STRIPE_API_BASE points the library at another server (localstripe in tests and t
 an idempotency key, so a retried call never charges or refunds twice.
 """
 
+from datetime import UTC, datetime
+
 import stripe
 from django.conf import settings
 
-from apps.payments.providers import BadSignature, CardDeclined, Event, Intent, ProviderUnavailable, RefundResult
+from apps.payments.providers import (
+    BadSignature,
+    BalanceLine,
+    CardDeclined,
+    Event,
+    Intent,
+    PayoutInfo,
+    ProviderUnavailable,
+    RefundResult,
+)
 
 
 def _client() -> stripe.StripeClient:
@@ -96,3 +107,43 @@ class StripeProvider:
         obj = event.to_dict()["data"]["object"]
         intent_id = obj["id"] if obj.get("object") == "payment_intent" else (obj.get("payment_intent") or "")
         return Event(id=event["id"], type=event["type"], object_id=obj.get("id", ""), intent_id=intent_id)
+
+    def payouts(self, *, created_since: int) -> list[PayoutInfo]:
+        """Payouts created since then (every page: the library follows `has_more`)."""
+        params = {"limit": 100, "created": {"gte": created_since}}
+        found = self._call(lambda: [p.to_dict() for p in _client().v1.payouts.list(params).auto_paging_iter()])
+        return [
+            PayoutInfo(
+                id=p["id"],
+                amount_minor=int(p["amount"]),
+                currency=str(p["currency"]).upper(),
+                status=p["status"],
+                arrival_date=datetime.fromtimestamp(int(p["arrival_date"]), UTC).date(),
+            )
+            for p in found
+        ]
+
+    def payout_lines(self, payout_id: str) -> list[BalanceLine]:
+        """The balance transactions a payout settled (GET /v1/balance_transactions?payout=...), each charge
+        expanded to name its PaymentIntent."""
+        params = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
+        found = self._call(
+            lambda: [t.to_dict() for t in _client().v1.balance_transactions.list(params).auto_paging_iter()]
+        )
+        lines = []
+        for t in found:
+            source = t.get("source") or {}
+            source = source if isinstance(source, dict) else {"id": source}
+            intent = source.get("payment_intent") if source.get("object") == "charge" else ""
+            lines.append(
+                BalanceLine(
+                    id=t["id"],
+                    type=t["type"],
+                    amount_minor=int(t["amount"]),
+                    fee_minor=int(t.get("fee") or 0),
+                    net_minor=int(t["net"]),
+                    source_id=str(source.get("id") or ""),
+                    intent_id=str((intent.get("id") if isinstance(intent, dict) else intent) or ""),
+                )
+            )
+        return lines
