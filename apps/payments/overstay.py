@@ -21,7 +21,8 @@ from apps.carparks.models import CarPark, Lane
 from apps.core import events
 from apps.payments.models import LaneDisplay, OverstayPayLink, Payment
 from apps.payments.providers import provider_name
-from apps.payments.services import PaymentNotDue, _create_intent
+from apps.payments.services.common import PaymentNotDue
+from apps.payments.services.intents import _create_intent
 
 
 def pay_path(link: OverstayPayLink) -> str:

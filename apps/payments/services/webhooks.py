@@ -1,0 +1,67 @@
+"""What the provider tells us: webhooks verified, stored once by event id and applied by a job (reading the intent
+back, so replayed, late or reordered events end the same way), and the periodic reconcile for webhooks that never
+come."""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.jobs import enqueue
+from apps.payments.models import Payment, Refund, WebhookEvent
+from apps.payments.providers import ProviderUnavailable, get_provider
+from apps.payments.services.intents import payment_sync
+from apps.payments.services.refunds import refund_attempt
+
+log = logging.getLogger(__name__)
+
+
+def webhook_receive(*, provider: str, payload: bytes, signature: str) -> WebhookEvent:
+    """Verify and store a provider's event; its job applies it (once: the event id is unique). BadSignature when
+    the signature is missing or wrong: nothing is stored."""
+    event = get_provider(provider).parse_webhook(payload, signature)
+    with transaction.atomic():
+        stored, new = WebhookEvent.objects.get_or_create(
+            provider=provider,
+            event_id=event.id,
+            defaults={"type": event.type, "payload": {"intent_id": event.intent_id, "object_id": event.object_id}},
+        )
+        if new:
+            enqueue("payments.apply_event", event_id=stored.pk)
+    return stored
+
+
+def webhook_event_apply(*, event_id: int) -> None:
+    """Apply a stored event: the intent it names is read back from the provider and applied (payment_sync), so a
+    replayed, late or reordered event ends the same way. An event about an intent we do not know changes nothing."""
+    stored = WebhookEvent.objects.get(pk=event_id)
+    if stored.applied_at is not None:
+        return
+    intent_id = stored.payload.get("intent_id") or ""
+    payment = Payment.objects.filter(provider=stored.provider, intent_id=intent_id).first() if intent_id else None
+    if payment is not None:
+        payment_sync(payment_id=payment.pk)
+    WebhookEvent.objects.filter(pk=stored.pk, applied_at__isnull=True).update(applied_at=timezone.now())
+
+
+def payments_reconcile(*, older_than: timedelta = timedelta(seconds=30), within: timedelta = timedelta(days=2)) -> int:
+    """Poll the intents of payments still open after `older_than` (their webhook is late or lost) and send
+    refunds still waiting. Returns how many payments it looked at."""
+    now = timezone.now()
+    open_ids = list(
+        Payment.objects.filter(status=Payment.Status.PENDING, created_at__lte=now - older_than)
+        .filter(created_at__gte=now - within)
+        .exclude(intent_id="")
+        .values_list("pk", flat=True)[:200]
+    )
+    for payment_id in open_ids:
+        try:
+            payment_sync(payment_id=payment_id)
+        except ProviderUnavailable:
+            log.warning("reconcile: provider unavailable; payment %s later", payment_id)
+            break
+    waiting = Refund.objects.filter(status=Refund.Status.PENDING, updated_at__lte=now - timedelta(minutes=5))
+    for refund_id in waiting.values_list("pk", flat=True)[:200]:
+        refund_attempt(refund_id=refund_id)
+    return len(open_ids)
