@@ -16,7 +16,7 @@ from apps.bookings import capacity, sale, signals
 from apps.bookings.cancellation import cancellation_fee  # noqa: F401  (re-exported: the fare's part of prepaid)
 from apps.bookings.errors import NoCapacity
 from apps.bookings.models import Booking
-from apps.bookings.services import _stay, booking_changes_publish
+from apps.bookings.services.common import _stay, booking_changes_publish
 
 ZERO = Decimal("0.00")
 

@@ -18,16 +18,9 @@ from django.views.decorators.http import require_POST
 
 from apps.bookings.models import Booking
 from apps.bookings.selectors import quote
-from apps.bookings.views import (
-    _allow_manage,
-    _amend_form,
-    _booking_context,
-    _managed_booking,
-    _page,
-    _site,
-    booked,
-    booking_amend,
-)
+from apps.bookings.views.booking import booked
+from apps.bookings.views.common import _allow_manage, _booking_context, _managed_booking, _page, _site
+from apps.bookings.views.manage import _amend_form, booking_amend
 from apps.core.concurrency import run_sync
 from apps.payments import services
 from apps.payments.models import Payment
