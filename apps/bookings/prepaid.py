@@ -43,7 +43,9 @@ def booking_payment_confirm(*, booking_id: int) -> Booking:
         booking.status, booking.payment_due_by = Booking.Status.CONFIRMED, None
         if expired:
             try:
-                capacity.take_new(stay=_stay(booking.carpark, booking.arrival, booking.departure))
+                capacity.take_new(
+                    stay=_stay(booking.carpark, booking.arrival, booking.departure, sale.allowance(booking))
+                )
             except capacity.DaysFull as full:
                 raise NoCapacity(booking.carpark, full.dates) from None
             sale.retake(booking)

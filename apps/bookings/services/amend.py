@@ -113,7 +113,7 @@ def booking_amend(
             current.commission = commission_checked(None, current.agent, current.price)
         if resold:
             old = _stay(current.carpark, current.arrival, current.departure)
-            new = _stay(carpark, arrival, departure)
+            new = _stay(carpark, arrival, departure, sold.stay.allowance)
             kept = old.keys() & new.keys()
             overbooked_now = _take_holds(carpark, old, new, allow_overbooking)
             old_extras = sale.booked_extra_days(current, old.dates)

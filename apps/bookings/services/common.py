@@ -38,8 +38,10 @@ def local_to_utc(carpark: CarPark, local: datetime) -> datetime:
     return localize(local, carpark.tz)
 
 
-def _stay(carpark: CarPark, arrival: datetime, departure: datetime) -> Stay:
-    return Stay(carpark.pk, carpark.capacity, tuple(stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)))
+def _stay(carpark: CarPark, arrival: datetime, departure: datetime, allowance: dict | None = None) -> Stay:
+    """The car park's days of a stay; `allowance`: the sale's accepted overbooking per day (sale.Sale.stay)."""
+    dates = tuple(stay_dates(arrival=arrival, departure=departure, tz=carpark.tz))
+    return Stay(carpark.pk, carpark.capacity, dates, dict(allowance or {}))
 
 
 def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking: bool) -> bool:

@@ -121,7 +121,7 @@ def booking_create(
     fields.update(
         flights.booking_flight_fields(carpark=carpark, flight_return=fields["flight_return"], departure=departure)
     )
-    stay = _stay(carpark, arrival, departure)
+    stay = _stay(carpark, arrival, departure, sold.stay.allowance)
     customer = {"name": name, "email": email, "phone": phone}
     if form_token:
         insert = partial(
