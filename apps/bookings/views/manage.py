@@ -21,6 +21,7 @@ from apps.bookings.views.common import (
 from apps.carparks.models import Brand
 from apps.core.actor import acting
 from apps.core.concurrency import run_sync
+from apps.products import selectors as product_catalogue
 
 
 def _lookup_allowed(request, brand: Brand) -> bool:
@@ -69,6 +70,8 @@ async def manage(request):
 
 
 def _amend_form(booking: Booking, data=None) -> AmendForm:
+    """The manage page's change form: dates, vehicles, flights and the car park's extras (a database read: call it
+    through run_sync)."""
     tz = booking.carpark.tz
     regs = [v.registration_raw or v.registration for v in booking.vehicles.all()]
     initial = {
@@ -78,8 +81,31 @@ def _amend_form(booking: Booking, data=None) -> AmendForm:
         "registration_2": regs[1] if len(regs) > 1 else "",
         "flight_outbound": booking.flight_outbound,
         "flight_return": booking.flight_return,
+        **{f"extra_{code}": quantity for code, quantity in _booked_extras(booking).items()},
     }
-    return AmendForm(data, initial=initial, tz=tz)
+    extras = product_catalogue.catalogue(carpark=booking.carpark)[1].values() if booking.product_id else ()
+    return AmendForm(data, initial=initial, tz=tz, extras=extras, currency=booking.carpark.currency)
+
+
+def _booked_extras(booking: Booking) -> dict[str, int]:
+    return {e.extra.code: e.quantity for e in booking.extras.all()}
+
+
+def amend_changes(booking: Booking, form: AmendForm) -> dict:
+    """What the valid form asks for, as services.booking_amend takes it (with its API PATCH: one service). Extras
+    go in only when they differ: a new choice of extras re-prices the stay."""
+    data = form.cleaned_data
+    changes = {
+        "arrival": data["arrival_utc"],
+        "departure": data["departure_utc"],
+        "vehicles": form.vehicles(),
+        "flight_outbound": data["flight_outbound"],
+        "flight_return": data["flight_return"],
+    }
+    wanted = form.extras_wanted()
+    if form.extras and wanted != _booked_extras(booking):
+        changes["extras"] = [{"code": code, "quantity": quantity} for code, quantity in wanted.items()]
+    return changes
 
 
 async def booking_detail(request, reference: str):
@@ -89,7 +115,7 @@ async def booking_detail(request, reference: str):
     notice = "Your booking has been changed." if request.GET.get("changed") else ""
     if request.GET.get("resent"):
         notice = "We have emailed your confirmation again."
-    context = _booking_context(booking, form=_amend_form(booking), notice=notice)
+    context = _booking_context(booking, form=await run_sync(_amend_form, booking), notice=notice)
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
 
@@ -99,20 +125,12 @@ async def booking_amend(request, reference: str):
     booking = await _managed_booking(request, site, reference)
     if request.method != "POST":
         return HttpResponseRedirect(reverse("site-booking", args=[reference]))
-    form = _amend_form(booking, request.POST)
+    form = await run_sync(_amend_form, booking, request.POST)
     if not form.is_valid():
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
     try:
         with acting("customer"):
-            await run_sync(
-                services.booking_amend,
-                booking=booking,
-                arrival=form.cleaned_data["arrival_utc"],
-                departure=form.cleaned_data["departure_utc"],
-                vehicles=form.vehicles(),
-                flight_outbound=form.cleaned_data["flight_outbound"],
-                flight_return=form.cleaned_data["flight_return"],
-            )
+            await run_sync(services.booking_amend, booking=booking, **amend_changes(booking, form))
     except services.NoCapacity as exc:
         form.add_error(None, f"Sorry, we are full: {exc}. Your booking is unchanged.")
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=409)
@@ -120,7 +138,8 @@ async def booking_amend(request, reference: str):
         form.add_error(None, str(exc))
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
-    context = _booking_context(booking, form=_amend_form(booking), notice="Your booking has been changed.")
+    form = await run_sync(_amend_form, booking)
+    context = _booking_context(booking, form=form, notice="Your booking has been changed.")
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
 
