@@ -3,7 +3,7 @@ product, or the car park's capacity) is refused 409 until staff accept an allowa
 the allowance and no further; other channels, and other days, are not affected."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,6 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.agents.services import api_token_create
+from apps.bookings import selectors
+from apps.bookings.localtime import localize
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
 from apps.insight.models import Forecast
@@ -57,7 +59,7 @@ def accept(carpark: CarPark, channel: str, spaces: int) -> None:
         risk=0.005,
         recommendations=[
             {"date": DAY.isoformat(), "channel": ch, "spaces": 5, "show": 0.1, "base_mean": 0.0, "base_var": 0.0}
-            for ch in ("skypark", "holidayx")
+            for ch in ("skypark", "holidayx", "web")
         ],
     )
     boss, _ = get_user_model().objects.get_or_create(username="boss")
@@ -88,6 +90,7 @@ def test_an_accepted_allowance_lets_the_channel_sell_beyond_its_share_and_capaci
 
     # the car park at capacity: refused for every channel; an allowance lifts it for its own channel only
     CarPark.objects.filter(pk=carpark.pk).update(capacity=3)  # DAY holds 3 (SP-1..3)
+    carpark.refresh_from_db()
     forget_catalogue(carpark.pk)
     assert book(holidayx, "HX-1", "PR") == 409
     accept(carpark, "holidayx", 1)
@@ -99,3 +102,10 @@ def test_an_accepted_allowance_lets_the_channel_sell_beyond_its_share_and_capaci
     assert book(skypark, "SP-8", "PR") == 409
     accept(carpark, "holidayx", 0)  # withdrawn: nothing more oversells
     assert spaces_left(holidayx, "PR") == 0
+
+    # the websites' quote counts theirs alike (the car park holds 5 of 3)
+    stay = {"carpark": carpark, "arrival": localize(datetime.combine(DAY, time(8)), LONDON)}
+    stay["departure"] = stay["arrival"] + timedelta(hours=12)
+    assert selectors.quote(**stay).spaces_left == 0
+    accept(carpark, "web", 3)
+    assert selectors.quote(**stay).spaces_left == 1

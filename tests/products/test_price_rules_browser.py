@@ -23,7 +23,7 @@ def shot(page, name: str) -> None:
 def test_a_supervisor_edits_ranges_rules_allocations_and_promo_codes(parkgate, demo_world, chromium):  # noqa: F811
     page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
     browser_login(page, parkgate, "demo", "demo")
-    page.goto(f"{parkgate.http}/dashboard/prices/LHR-T5/")
+    assert page.goto(f"{parkgate.http}/dashboard/prices/LHR-T5/").status == 200, page.content()
     page.click("#rules-link")
     expect(page.locator("h1")).to_contain_text("Rules, allocations, promo codes")
 
