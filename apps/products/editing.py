@@ -145,7 +145,9 @@ def promo_code_save(
         errors["product"] = f"Not a product of {carpark.code}."
     if brand is not None and not brand.carparks.filter(pk=carpark.pk).exists():
         errors["brand"] = f"{brand.name} does not sell {carpark.code}."
-    if kind == PromoCode.Kind.PERCENT and not 0 < value <= 100:
+    if kind not in PromoCode.Kind.values:
+        errors["kind"] = f"One of {', '.join(PromoCode.Kind.values)}."
+    elif kind == PromoCode.Kind.PERCENT and not 0 < value <= 100:
         errors["value"] = "A percentage above 0, at most 100."
     elif value <= 0:
         errors["value"] = "An amount above 0."
