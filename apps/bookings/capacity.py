@@ -14,7 +14,7 @@ Everything here must run inside the caller's transaction (the booking services o
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.db import transaction
@@ -32,6 +32,10 @@ class Stay:
     carpark_id: int
     capacity: int
     dates: tuple[date, ...]
+    allowance: dict[date, int] = field(default_factory=dict)  # accepted overbooking (apps.products.holds.allowances)
+
+    def limit(self, day: date) -> int:
+        return self.capacity + self.allowance.get(day, 0)
 
     def keys(self) -> set[DayKey]:
         return {(self.carpark_id, d) for d in self.dates}
@@ -55,7 +59,7 @@ def move_holds(*, old: Stay | None, new: Stay | None, allow_overbooking: bool = 
     if not release and not take:
         return []
     held = _lock_rows(release | take)
-    full = sorted(d for (cp, d) in take if held[(cp, d)] >= new.capacity)
+    full = sorted(d for (cp, d) in take if held[(cp, d)] >= new.limit(d))
     if full and not allow_overbooking:
         raise DaysFull(full)
     _add(take, +1)
@@ -83,14 +87,18 @@ def take_new(*, stay: Stay, allow_overbooking: bool = False) -> list[date]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [stay.carpark_id, sorted(stay.dates)])
         rows = cursor.fetchall()
-    full = sorted(day for day, held in rows if held > stay.capacity)
+    full = sorted(day for day, held in rows if held > stay.limit(day))
     if full and not allow_overbooking:
         raise DaysFull(full)
     return full
 
 
-def spaces_left(*, carpark_id: int, capacity: int, dates: list[date]) -> int:
-    """Spaces still free on the busiest of `dates` (a read without locks: a quote, not a promise)."""
+def spaces_left(*, carpark_id: int, capacity: int, dates: list[date], allowance: dict[date, int] | None = None) -> int:
+    """Spaces still free on the busiest of `dates` (a read without locks: a quote, not a promise); `allowance`: the
+    seller's accepted overbooking per date, as the holds count it."""
+    if allowance:
+        held = dict(CapacityDay.objects.filter(carpark_id=carpark_id, date__in=dates).values_list("date", "held"))
+        return max(0, min(capacity + allowance.get(d, 0) - held.get(d, 0) for d in dates))
     busiest = CapacityDay.objects.filter(carpark_id=carpark_id, date__in=dates).aggregate(m=Max("held"))["m"] or 0
     return max(0, capacity - busiest)
 

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.utils import dateformat, timezone
 
+from apps.bookings.choices import MAX_QUANTITY
 from apps.bookings.localtime import LocalTimeError, both_times, localize
+from apps.bookings.templatetags.money import money
 from apps.bookings.validation import MAX_STAY
 from apps.core import plates
 
@@ -216,3 +218,26 @@ class AmendForm(VehiclesMixin, StayForm):
     # Changing flights is free (no re-pricing): they only tell the car park when to expect the car back.
     flight_outbound = forms.CharField(label="Outbound flight", max_length=16, required=False)
     flight_return = forms.CharField(label="Return flight", max_length=16, required=False)
+
+    def __init__(self, *args, extras=(), currency: str = "", **kwargs):
+        """`extras`: the car park's (apps.products Extra), one quantity field each (`extra_<CODE>`, as the quote
+        page's); the booking's quantities come in `initial`."""
+        super().__init__(*args, **kwargs)
+        self.extras = list(extras)
+        for x in self.extras:
+            self.fields[f"extra_{x.code}"] = forms.IntegerField(
+                label=f"{x.name} ({money(x.price, currency)} {x.get_per_display().lower()})",
+                min_value=0,
+                max_value=MAX_QUANTITY,
+                required=False,
+                initial=0,
+                error_messages={"max_value": f"At most {MAX_QUANTITY} of one extra.", "min_value": "0 or more."},
+            )
+
+    def extra_fields(self) -> list:
+        return [self[f"extra_{x.code}"] for x in self.extras]
+
+    def extras_wanted(self) -> dict[str, int]:
+        """{code: quantity} the form asks for (quantities of 0 left out)."""
+        wanted = {x.code: self.cleaned_data.get(f"extra_{x.code}") or 0 for x in self.extras}
+        return {code: quantity for code, quantity in wanted.items() if quantity}

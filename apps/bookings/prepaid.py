@@ -16,7 +16,7 @@ from apps.bookings import capacity, sale, signals
 from apps.bookings.cancellation import cancellation_fee  # noqa: F401  (re-exported: the fare's part of prepaid)
 from apps.bookings.errors import NoCapacity
 from apps.bookings.models import Booking
-from apps.bookings.services import _stay, booking_changes_publish
+from apps.bookings.services.common import _stay, booking_changes_publish
 
 ZERO = Decimal("0.00")
 
@@ -43,7 +43,9 @@ def booking_payment_confirm(*, booking_id: int) -> Booking:
         booking.status, booking.payment_due_by = Booking.Status.CONFIRMED, None
         if expired:
             try:
-                capacity.take_new(stay=_stay(booking.carpark, booking.arrival, booking.departure))
+                capacity.take_new(
+                    stay=_stay(booking.carpark, booking.arrival, booking.departure, sale.allowance(booking))
+                )
             except capacity.DaysFull as full:
                 raise NoCapacity(booking.carpark, full.dates) from None
             sale.retake(booking)

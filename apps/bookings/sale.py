@@ -127,9 +127,7 @@ def sale_for(
         promo=promo,
         tariff=tariff_rule(carpark=carpark, brand=brand),
     )
-    stay = holds.ProductStay(
-        info.product.pk, info.product.capacity(carpark.capacity), channel, info.allocations.get(channel), tuple(dates)
-    )
+    stay = _product_stay(carpark, info, channel, dates)
     return Sale(
         carpark,
         info,
@@ -140,6 +138,19 @@ def sale_for(
         breakdown,
         stay,
         promo is not None and promo is not kept_promo,
+    )
+
+
+def _product_stay(carpark: CarPark, info: catalogue.ProductInfo, channel: str, dates) -> holds.ProductStay:
+    """What a sale holds of its product, with the channel's accepted overbooking allowance per day (the car park's
+    days take the same allowance: services' `_stay`)."""
+    return holds.ProductStay(
+        info.product.pk,
+        info.product.capacity(carpark.capacity),
+        channel,
+        info.allocations.get(channel),
+        tuple(dates),
+        holds.allowances(carpark_id=carpark.pk, channel=channel, dates=dates),
     )
 
 
@@ -215,9 +226,7 @@ def retake(booking: Booking) -> None:
     info = next(i for i in infos if i.product.pk == booking.product_id)
     channel = catalogue.channel_of(booking.agent)
     dates = stay_dates(arrival=booking.arrival, departure=booking.departure, tz=carpark.tz)
-    stay = holds.ProductStay(
-        info.product.pk, info.product.capacity(carpark.capacity), channel, info.allocations.get(channel), tuple(dates)
-    )
+    stay = _product_stay(carpark, info, channel, dates)
     try:
         holds.move_product_holds(old=None, new=stay, allow_overbooking=False)
     except holds.ProductFull as exc:
@@ -235,6 +244,12 @@ def retake(booking: Booking) -> None:
         raise BookingInvalid("an extra of this booking is sold out meanwhile", field="extras") from exc
 
 
+def allowance(booking: Booking) -> dict:
+    """The booking's channel's accepted overbooking per day of its stay (for holding its days again)."""
+    dates = stay_dates(arrival=booking.arrival, departure=booking.departure, tz=booking.carpark.tz)
+    return holds.allowances(carpark_id=booking.carpark_id, channel=catalogue.channel_of(booking.agent), dates=dates)
+
+
 def held_stay(booking: Booking) -> holds.ProductStay | None:
     """The product days a booking holds now (to release or move them)."""
     if booking.product_id is None or not booking.holds_space:
@@ -249,10 +264,17 @@ def quotes_for(
     """Each product the seller may sell for the stay: spaces left for it (never more than the car park's) and each
     fare's price with its breakdown (no holds: the booking checks again under locks)."""
     dates = stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)
+    allowance = holds.allowances(carpark_id=carpark.pk, channel=catalogue.channel_of(agent), dates=dates)
     quotes = catalogue.product_quotes(
-        carpark=carpark, dates=dates, at=at, tariff=tariff_rule(carpark=carpark, brand=brand), brand=brand, agent=agent
+        carpark=carpark,
+        dates=dates,
+        at=at,
+        tariff=tariff_rule(carpark=carpark, brand=brand),
+        brand=brand,
+        agent=agent,
+        allowance=allowance,
     )
-    left = capacity.spaces_left(carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates)
+    left = capacity.spaces_left(carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates, allowance=allowance)
     return [replace(q, spaces_left=min(q.spaces_left, left)) for q in quotes]
 
 

@@ -12,6 +12,8 @@ from apps.bookings.localtime import utc_iso
 from apps.bookings.models import Booking
 from apps.bookings.pricing import TariffRule, price_stay, stay_dates
 from apps.carparks.models import Brand, CarPark, Tariff
+from apps.products import holds
+from apps.products.models import WEB
 
 # Tariff rules read in the last few seconds, per process: every quote and booking prices a stay, tariffs change
 # seldom. The price: a tariff edited in the admin applies to new quotes and bookings within TARIFF_CACHE_S.
@@ -74,8 +76,10 @@ class Quote:
 
 
 def quote(*, carpark: CarPark, arrival: datetime, departure: datetime, brand: Brand | None = None) -> Quote:
-    """Price and spaces left for a stay (no holds taken: the booking re-checks under locks)."""
+    """Price and spaces left for a stay on the websites (no holds taken: the booking re-checks under locks); the
+    websites' accepted overbooking allowances count as the holds count them."""
     dates = stay_dates(arrival=arrival, departure=departure, tz=carpark.tz)
+    allowance = holds.allowances(carpark_id=carpark.pk, channel=WEB, dates=dates)
     return Quote(
         carpark=carpark.code,
         carpark_name=carpark.name,
@@ -84,7 +88,9 @@ def quote(*, carpark: CarPark, arrival: datetime, departure: datetime, brand: Br
         days=len(dates),
         price=tariff_price(carpark=carpark, brand=brand, arrival=arrival, departure=departure),
         currency=carpark.currency,
-        spaces_left=capacity.spaces_left(carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates),
+        spaces_left=capacity.spaces_left(
+            carpark_id=carpark.pk, capacity=carpark.capacity, dates=dates, allowance=allowance
+        ),
     )
 
 

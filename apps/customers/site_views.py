@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.bookings import views as site
+from apps.bookings.views import common as site
 from apps.core.concurrency import run_sync
 from apps.customers import receipts
 from apps.customers.messages import customer_message_send

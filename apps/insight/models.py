@@ -32,7 +32,8 @@ class OverbookingAllowance(models.Model):
     """Spaces a channel may sell beyond capacity on a day, accepted by a person (nothing oversells without one).
 
     The allocation (products issue) reads the accepted allowance through
-    `apps.insight.selectors.overbooking_allowances`; it is written only by `overbooking_allowance_accept`.
+    `apps.products.holds.allowances` (answered by apps.insight.receivers); it is written only by
+    `overbooking_allowance_accept`.
     """
 
     carpark = models.ForeignKey("carparks.CarPark", related_name="+", on_delete=models.CASCADE)

@@ -16,18 +16,12 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apps.bookings import services as booking_services
 from apps.bookings.models import Booking
-from apps.bookings.selectors import quote
-from apps.bookings.views import (
-    _allow_manage,
-    _amend_form,
-    _booking_context,
-    _managed_booking,
-    _page,
-    _site,
-    booked,
-    booking_amend,
-)
+from apps.bookings.views.booking import booked
+from apps.bookings.views.common import _allow_manage, _booking_context, _managed_booking, _page, _site
+from apps.bookings.views.manage import _amend_form, amend_changes, booking_amend
+from apps.core.actor import acting
 from apps.core.concurrency import run_sync
 from apps.payments import services
 from apps.payments.models import Payment
@@ -98,23 +92,29 @@ async def _own_payment(request, reference: str, payment_id) -> tuple[Booking, Pa
 
 
 async def amend(request, reference: str):
-    """A website booking's amendment that costs more is paid first (a new intent for the difference); anything
-    else is the websites' own amend (apps.bookings.views.booking_amend; a lower price is refunded on its signal)."""
+    """A website booking's amendment that costs more (new dates, more extras) is paid first: a new intent for the
+    difference, which services.booking_amend_quote gives (the amendment tried and rolled back: spaces, extras'
+    stock and price as booking_amend decides them). Anything else, or a change refused, is the websites' own amend
+    (apps.bookings.views.manage.booking_amend, which says why; a lower price is refunded on its signal)."""
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
     if request.method != "POST" or booking.status != Booking.Status.CONFIRMED or booking.source != Booking.Source.WEB:
         return await booking_amend(request, reference)
-    form = _amend_form(booking, request.POST)
+    form = await run_sync(_amend_form, booking, request.POST)
     if not form.is_valid():
         return await booking_amend(request, reference)
-    arrival, departure = form.cleaned_data["arrival_utc"], form.cleaned_data["departure_utc"]
-    offer = await run_sync(quote, carpark=booking.carpark, arrival=arrival, departure=departure, brand=site.brand)
-    if offer.price is None or offer.price <= booking.price:
+    changes = amend_changes(booking, form)
+    try:
+        with acting("customer"):
+            offer = await run_sync(booking_services.booking_amend_quote, booking=booking, **changes)
+    except (booking_services.NoCapacity, booking_services.BookingInvalid, booking_services.BookingClosed):
         return await booking_amend(request, reference)
-    changes = {"arrival": arrival.isoformat(), "departure": departure.isoformat(), "vehicles": form.vehicles()}
+    if offer.price_difference <= 0:
+        return await booking_amend(request, reference)
+    changes = {**changes, "arrival": changes["arrival"].isoformat(), "departure": changes["departure"].isoformat()}
     try:
         payment = await run_sync(
-            services.payment_start_top_up, booking_id=booking.pk, changes=changes, amount=offer.price - booking.price
+            services.payment_start_top_up, booking_id=booking.pk, changes=changes, amount=offer.price_difference
         )
     except services.ProviderUnavailable:
         return _page(request, site, "payments/pay.html", _pay_context(booking, None, error=TRY_AGAIN), status=503)

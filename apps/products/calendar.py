@@ -18,6 +18,7 @@ from django.db import transaction
 
 from apps.agents.models import Agent
 from apps.carparks.models import Brand, CarPark
+from apps.core.services import audit_log_record
 from apps.products import signals
 from apps.products.errors import CalendarConflict
 from apps.products.models import WEB, PriceSeason, Product, StopSell
@@ -61,8 +62,10 @@ def price_season_create(
     channel: str = "",
     minimum_charge: Decimal = Decimal("0"),
     bands: str = "",
+    actor=None,
 ) -> PriceSeason:
-    """Add a range to a product's calendar; CalendarConflict naming the range it overlaps, ValueError if bad."""
+    """Add a range to a product's calendar; CalendarConflict naming the range it overlaps, ValueError if bad.
+    Audited (`products.price_season_create`)."""
     if ends < starts:
         raise ValueError("a range ends on or after its first day")
     parse_bands(bands)
@@ -83,8 +86,80 @@ def price_season_create(
         )
         _check_overlaps([*same, season])
         season.save()
+        audit_log_record(
+            action="products.price_season_create",
+            actor=actor,
+            obj=season,
+            carpark=product.carpark,
+            data={"after": _season_data(season)},
+        )
     forget_catalogue(product.carpark_id)
     return season
+
+
+def price_season_delete(*, season: PriceSeason, actor=None) -> None:
+    """Remove a range (its days cost what the next most specific range, or the tariff, says). Audited."""
+    with transaction.atomic():
+        audit_log_record(
+            action="products.price_season_delete",
+            actor=actor,
+            obj=season,
+            carpark=season.product.carpark,
+            data={"before": _season_data(season)},
+        )
+        season.delete()
+    forget_catalogue(season.product.carpark_id)
+
+
+def price_season_update(
+    *,
+    season: PriceSeason,
+    starts: date,
+    ends: date,
+    daily_rate: Decimal,
+    brand: Brand | None = None,
+    channel: str = "",
+    minimum_charge: Decimal = Decimal("0"),
+    bands: str = "",
+    actor=None,
+) -> PriceSeason:
+    """Change a range (its product stays): the same checks as price_season_create, the overlap looked for among
+    the product's other ranges. Audited (`products.price_season_update`, the range before and after)."""
+    if ends < starts:
+        raise ValueError("a range ends on or after its first day")
+    if daily_rate < 0 or minimum_charge < 0:
+        raise ValueError("amounts are 0 or more")
+    parse_bands(bands)
+    before = _season_data(season)
+    with transaction.atomic():
+        Product.objects.select_for_update().get(pk=season.product_id)
+        season.brand, season.channel, season.starts, season.ends = brand, _check_channel(channel), starts, ends
+        season.daily_rate, season.minimum_charge, season.bands = daily_rate, minimum_charge, bands.strip()
+        same = PriceSeason.objects.filter(product_id=season.product_id, brand=brand, channel=season.channel)
+        _check_overlaps([*same.exclude(pk=season.pk).select_related("product"), season])
+        season.save()
+        audit_log_record(
+            action="products.price_season_update",
+            actor=actor,
+            obj=season,
+            carpark=season.product.carpark,
+            data={"before": before, "after": _season_data(season)},
+        )
+    forget_catalogue(season.product.carpark_id)
+    return season
+
+
+def _season_data(season: PriceSeason) -> dict:
+    return {
+        "product": season.product.code,
+        "brand": season.brand.code if season.brand else "",
+        "channel": season.channel,
+        "starts": season.starts.isoformat(),
+        "ends": season.ends.isoformat(),
+        "daily_rate": f"{season.daily_rate:.2f}",
+        "minimum_charge": f"{Decimal(season.minimum_charge):.2f}",
+        "bands": season.bands,
+    }
 
 
 def _row_to_season(row: dict, products: dict[str, Product], brands: dict[str, Brand], agents: set[str]):

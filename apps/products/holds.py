@@ -4,14 +4,19 @@ The same scheme as apps.bookings.capacity, after it in the booking's transaction
 it will touch in one INSERT ... ON CONFLICT DO UPDATE statement, in one order (product days by (product, date,
 channel), then extra days by (extra, date)), checks under the lock, then changes the counts. A product's row with
 channel "" counts every channel (its spaces); the channel's own row counts against the channel's allocation.
+
+An accepted overbooking allowance (apps.insight, through signals.allocation_allowances: `allowances`) lets a
+channel hold that many spaces beyond each limit on its day: the product's spaces, the channel's share and the car
+park's capacity (apps.bookings.capacity), in the checks and in the spaces quoted alike. Nothing else oversells.
 """
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.db import connection, transaction
 
+from apps.products import signals
 from apps.products.models import ExtraDay, ProductDay
 
 Key = tuple[int, date, str]  # (product id, date, channel)
@@ -25,9 +30,27 @@ class ProductStay:
     channel: str
     share: int | None  # the channel's allocation, None: only the product's spaces
     dates: tuple[date, ...]
+    allowance: dict[date, int] = field(default_factory=dict)  # spaces beyond the limits per day (`allowances`)
 
     def keys(self) -> set[Key]:
         return {(self.product_id, d, c) for d in self.dates for c in ("", self.channel)}
+
+
+def allowances(*, carpark_id: int, channel: str, dates) -> dict[date, int]:
+    """Spaces `channel` may hold beyond its limits per date: the overbooking allowances staff accepted (the largest
+    answer per date). Several channels' allowances on one day do not add up at the car park: each raises the
+    limits its own sales are checked against, so together they oversell at most the largest (never more than what
+    was accepted, whose risk was checked with all of them together)."""
+    if not dates:
+        return {}
+    found: dict[date, int] = {}
+    for _receiver, answer in signals.allocation_allowances.send(
+        sender=ProductDay, carpark_id=carpark_id, channel=channel, dates=sorted(dates)
+    ):
+        for day, spaces in (answer or {}).items():
+            if spaces > 0:
+                found[day] = max(found.get(day, 0), spaces)
+    return found
 
 
 class ProductFull(Exception):
@@ -92,9 +115,14 @@ def move_product_holds(*, old: ProductStay | None, new: ProductStay | None, allo
         keys,
         [1 if k in take else -1 for k in keys],
     )
-    over_total = sorted({d for (p, d, c) in take if c == "" and after[(p, d, c)] > new.spaces})
+    extra = new.allowance if new else {}
+    over_total = sorted({d for (p, d, c) in take if c == "" and after[(p, d, c)] > new.spaces + extra.get(d, 0)})
     over_share = sorted(
-        {d for (p, d, c) in take if c and c == new.channel and new.share is not None and after[(p, d, c)] > new.share}
+        {
+            d
+            for (p, d, c) in take
+            if c and c == new.channel and new.share is not None and after[(p, d, c)] > new.share + extra.get(d, 0)
+        }
     )
     if (over_total or over_share) and not allow_overbooking:
         raise ProductFull(over_total or over_share, share=not over_total)

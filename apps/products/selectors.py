@@ -216,9 +216,11 @@ def product_quotes(
     tariff: Tariff | None,
     brand: Brand | None = None,
     agent: Agent | None = None,
+    allowance: dict[date, int] | None = None,
 ) -> list[ProductQuote]:
     """Each product the seller may sell, with spaces left for its channel and each fare's price for the stay's
-    local `dates` (no holds); `tariff`: the car park's for the brand (days no calendar range covers)."""
+    local `dates` (no holds); `tariff`: the car park's for the brand (days no calendar range covers); `allowance`:
+    the channel's accepted overbooking per date (holds.allowances), counted as the holds count it."""
     channel = channel_of(agent)
     infos = sellable(carpark=carpark, agent=agent)
     days = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
@@ -231,9 +233,10 @@ def product_quotes(
     for info in infos:
         pk, spaces = info.product.pk, info.product.capacity(carpark.capacity)
         share = info.allocations.get(channel)
-        left = spaces - max(days[(pk, "")].values(), default=0)
-        if share is not None:
-            left = min(left, share - max(days[(pk, channel)].values(), default=0))
+        extra = allowance or {}
+        left = min(spaces + extra.get(d, 0) - days[(pk, "")].get(d, 0) for d in dates) if dates else spaces
+        if share is not None and dates:
+            left = min(left, min(share + extra.get(d, 0) - days[(pk, channel)].get(d, 0) for d in dates))
         occupancy = {d: (100 * held // spaces if spaces else 100) for d, held in days[(pk, "")].items()}
         fares = []
         for fare in info.fares or (None,):

@@ -93,7 +93,7 @@ def _page_data(carpark: CarPark, data) -> dict:
     }
 
 
-def _post(carpark: CarPark, data, files) -> str:
+def _post(carpark: CarPark, data, files, user) -> str:
     """One write; returns the message to show (an error's words, or what was done)."""
     action = data.get("action")
     try:
@@ -108,11 +108,15 @@ def _post(carpark: CarPark, data, files) -> str:
                 daily_rate=Decimal(data.get("daily_rate", "")),
                 minimum_charge=Decimal(data.get("minimum_charge") or "0"),
                 bands=data.get("bands", ""),
+                actor=user,
             )
             return "Range added."
         if action == "delete_range":
-            PriceSeason.objects.filter(product__carpark=carpark, pk=data.get("season")).delete()
-            catalogue.forget_catalogue(carpark.pk)
+            season = PriceSeason.objects.select_related("product__carpark").filter(
+                product__carpark=carpark, pk=data.get("season")
+            )
+            for found in season:
+                calendar.price_season_delete(season=found, actor=user)
             return "Range removed."
         if action == "import":
             upload = files.get("csv")
@@ -139,7 +143,7 @@ async def prices(request, code: str):
     user = await request.auser()
     carpark = await run_sync(_carpark_for, user.pk, code)
     if request.method == "POST":
-        message = await run_sync(_post, carpark, request.POST, request.FILES)
+        message = await run_sync(_post, carpark, request.POST, request.FILES, user)
         url = reverse("dashboard-prices", args=[carpark.code])
         return HttpResponseRedirect(f"{url}?{urlencode({'message': message})}")  # after a POST, a page to reload
     context = await run_sync(_page_data, carpark, request.GET)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.staff import payments_views, prices, views
+from apps.staff import payments_views, price_rules, prices, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -16,4 +16,5 @@ urlpatterns = [
     path("refunds/<int:refund_id>/retry", payments_views.refund_retry, name="dashboard-refund-retry"),
     path("prices/<str:code>/", prices.prices, name="dashboard-prices"),
     path("prices/<str:code>/calendar.csv", prices.prices_csv, name="dashboard-prices-csv"),
+    path("prices/<str:code>/rules/", price_rules.price_rules, name="dashboard-price-rules"),
 ]

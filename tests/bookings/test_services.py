@@ -202,7 +202,7 @@ def test_references_are_unique(world):
 def test_a_reference_collision_draws_again(world, monkeypatch):
     first = create(world)
     drawn = iter([first.reference, "PG-NEW234"])
-    monkeypatch.setattr(services, "new_reference", lambda: next(drawn))
+    monkeypatch.setattr(services.create, "new_reference", lambda: next(drawn))  # where booking_create draws it
     second = create(world, arrival=local("2026-12-05T08:00"), departure=local("2026-12-05T09:00"))
     assert second.reference == "PG-NEW234"
     assert_reconciles(world.tiny)
