@@ -101,6 +101,12 @@ class Delivery(models.Model):
                 condition=models.Q(status__in=["pending", "sending"]),
                 name="webhook_delivery_open",
             ),
+            # The same in id order: the claim's "oldest due first" stops after its batch instead of sorting them all.
+            models.Index(
+                fields=["endpoint", "id"],
+                condition=models.Q(status__in=["pending", "sending"]),
+                name="webhook_delivery_open_by_id",
+            ),
         ]
 
     def __str__(self) -> str:
