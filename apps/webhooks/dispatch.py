@@ -77,16 +77,18 @@ def start_senders(endpoint_id: int, slots: int = 1) -> None:
 
 # The due deliveries, oldest first, up to the endpoint's free slots (its deliveries in flight counted in this
 # statement, after the caller took the endpoint's row lock), leased to this sender in the same statement. A delivery
-# whose booking has an earlier undelivered one waits, so a batch never holds two of one booking.
+# whose booking has an earlier undelivered one waits, so a batch never holds two of one booking. The plan must not
+# grow with the backlog, even before the new rows have statistics: candidates in id order (an index) stop at the
+# batch, and the earlier-of-its-booking check is a probe per candidate (under OR, never a join over the backlog).
 _CLAIM = """
 WITH picked AS (
   SELECT c.id FROM webhooks_delivery c
   WHERE c.endpoint_id = %(endpoint)s AND c.next_attempt_at <= %(now)s
     AND (c.status = 'pending' OR (c.status = 'sending' AND c.lease_until < %(now)s))
-    AND NOT EXISTS (
+    AND (c.booking_id IS NULL OR NOT EXISTS (
       SELECT 1 FROM webhooks_delivery e
       WHERE e.endpoint_id = c.endpoint_id AND e.booking_id = c.booking_id AND e.id < c.id
-        AND e.status IN ('pending', 'sending'))
+        AND e.status IN ('pending', 'sending')))
   ORDER BY c.id
   LIMIT GREATEST(0, %(limit)s - (
     SELECT count(*) FROM webhooks_delivery f
