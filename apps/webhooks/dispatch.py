@@ -219,7 +219,7 @@ def record(batch: list[Claimed], attempts: list[Attempt]) -> None:
     """The attempts' outcomes, in one transaction: each delivery delivered, or retried later; or, past the retry
     period, the endpoint disabled."""
     now, endpoint_id = timezone.now(), batch[0].endpoint.pk
-    retry_in, give_up = None, None
+    retry_in, give_up = set(), None
     for claimed, attempt in zip(batch, attempts, strict=True):
         delivery = claimed.delivery
         delivery.attempts += 1
@@ -233,7 +233,7 @@ def record(batch: list[Claimed], attempts: list[Attempt]) -> None:
         if delivery.next_attempt_at - delivery.first_attempt_at > timedelta(seconds=settings.WEBHOOKS_RETRY_FOR_S):
             give_up = give_up or delivery.first_attempt_at
         else:
-            retry_in = wait if retry_in is None else min(retry_in, wait)
+            retry_in.add(wait)
     with transaction.atomic():
         Attempt.objects.bulk_create(attempts)
         with connection.cursor() as cursor:
@@ -242,8 +242,9 @@ def record(batch: list[Claimed], attempts: list[Attempt]) -> None:
             )
         if give_up is not None:  # fails what is still undelivered, this batch's retries included
             _disable(endpoint_id, reason=f"failing since {give_up:%Y-%m-%d %H:%M} UTC")
-        elif retry_in is not None:
-            enqueue("webhooks.drain", endpoint_id=endpoint_id, defer_s=retry_in)
+        else:
+            for wait in sorted(retry_in):  # a sender when each comes due (the batch's attempts may differ)
+                enqueue("webhooks.drain", endpoint_id=endpoint_id, defer_s=wait)
 
 
 def _disable(endpoint_id: int, *, reason: str) -> None:
