@@ -101,6 +101,14 @@ class Delivery(models.Model):
                 condition=models.Q(status__in=["pending", "sending"]),
                 name="webhook_delivery_open",
             ),
+            # The same in id order: the claim's "oldest due first" stops after its batch instead of sorting them all.
+            models.Index(
+                fields=["endpoint", "id"],
+                condition=models.Q(status__in=["pending", "sending"]),
+                name="webhook_delivery_open_by_id",
+            ),
+            # The ones in flight: the claim counts them, whatever the backlog behind them.
+            models.Index(fields=["endpoint"], condition=models.Q(status="sending"), name="webhook_delivery_sending"),
         ]
 
     def __str__(self) -> str:
