@@ -18,6 +18,7 @@ from apps.access.services import barrier_open_paid
 from apps.accounting.models import OverstayCharge
 from apps.accounting.services import carpark_rates, overstay_charge_compute
 from apps.carparks.models import CarPark, Lane
+from apps.carparks.selectors import carpark_brand
 from apps.core import events
 from apps.payments.models import LaneDisplay, OverstayPayLink, Payment
 from apps.payments.providers import provider_name
@@ -29,8 +30,9 @@ def pay_path(link: OverstayPayLink) -> str:
 
 
 def pay_url(link: OverstayPayLink) -> str:
-    """Absolute on the booking's brand site when it has one (emails and QR codes leave the request behind)."""
-    brand = link.booking.brand
+    """Absolute on the booking's brand site, or for an agent's booking its car park's (emails and QR codes leave
+    the request behind; the page answers on any host)."""
+    brand = link.booking.brand or carpark_brand(carpark_id=link.booking.carpark_id)
     return brand.link(pay_path(link)) if brand is not None and brand.base_url else pay_path(link)
 
 

@@ -137,4 +137,4 @@ def test_a_template_variable_missing_fails_loudly_and_the_message_is_retried(wor
     message.refresh_from_db()
     assert message.status == "pending" and "extra.minutes" in message.last_error and message.attempts == 1
     assert message.next_attempt_at > timezone.now() and message.sent_at is None
-    assert messages.customer_message_bounced(provider_id="<nope@x>") is False
+    assert messages.customer_message_tracked(provider_id="<nope@x>", recipient="", event="bounced") is None
