@@ -265,6 +265,10 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # never a header: asgi.py 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LANGUAGE_CODE = "en-gb"
+# What a brand's site and messages may be in (Brand.language): English, and one catalogue per other language under
+# locale/ (its .mo compiled by `manage.py compilemessages` and committed: serving needs no gettext tools).
+LANGUAGES = [("en-gb", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

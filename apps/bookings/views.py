@@ -15,7 +15,8 @@ from django.core.signing import BadSignature
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from apps.bookings import history, sale, selectors, services
 from apps.bookings.cancellation import cancellation_fee, free_until
@@ -57,6 +58,7 @@ async def _site(request) -> Site:
     site = await run_sync(_load_site, request.get_host())
     if site is None:
         raise Http404("No site here")
+    translation.activate(site.brand.language)  # this request's (its own context): pages and messages in views
     return site
 
 
@@ -198,7 +200,8 @@ async def book(request):
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
-        context = _quote_context(carpark, offer, form, full_message=f"Sorry, we are full: {exc}.", **menu)
+        full = _("Sorry, we are full: %(why)s.") % {"why": exc}
+        context = _quote_context(carpark, offer, form, full_message=full, **menu)
         return _page(request, site, "site/quote.html", context, status=409)
     except services.BookingInvalid as exc:
         form.add_error(None, str(exc))
@@ -297,7 +300,7 @@ async def manage(request):
     form = ManageLookupForm(request.POST)
     if not await run_sync(_lookup_allowed, request, site.brand):
         form.is_valid()
-        form.add_error(None, "Too many attempts. Please wait a few minutes and try again.")
+        form.add_error(None, _("Too many attempts. Please wait a few minutes and try again."))
         return _page(request, site, "site/manage_lookup.html", {"form": form}, status=429)
     if not form.is_valid():
         return _page(request, site, "site/manage_lookup.html", {"form": form}, status=400)
@@ -308,7 +311,7 @@ async def manage(request):
         email=form.cleaned_data["email"],
     )
     if booking is None:
-        form.add_error(None, "We could not find a booking with that reference and email address.")
+        form.add_error(None, _("We could not find a booking with that reference and email address."))
         return _page(request, site, "site/manage_lookup.html", {"form": form}, status=404)
     response = HttpResponseRedirect(reverse("site-booking", args=[booking.reference]))
     _allow_manage(request, response, booking.reference)
@@ -333,9 +336,9 @@ async def booking_detail(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
     # ?changed=1: back from paying the difference of an amendment (apps.payments), which has been applied
-    notice = "Your booking has been changed." if request.GET.get("changed") else ""
+    notice = _("Your booking has been changed.") if request.GET.get("changed") else ""
     if request.GET.get("resent"):
-        notice = "We have emailed your confirmation again."
+        notice = _("We have emailed your confirmation again.")
     context = _booking_context(booking, form=_amend_form(booking), notice=notice)
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
@@ -361,13 +364,13 @@ async def booking_amend(request, reference: str):
                 flight_return=form.cleaned_data["flight_return"],
             )
     except services.NoCapacity as exc:
-        form.add_error(None, f"Sorry, we are full: {exc}. Your booking is unchanged.")
+        form.add_error(None, _("Sorry, we are full: %(why)s. Your booking is unchanged.") % {"why": exc})
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=409)
     except (services.BookingInvalid, services.BookingClosed) as exc:
         form.add_error(None, str(exc))
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
-    context = _booking_context(booking, form=_amend_form(booking), notice="Your booking has been changed.")
+    context = _booking_context(booking, form=_amend_form(booking), notice=_("Your booking has been changed."))
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
 
@@ -377,12 +380,12 @@ async def booking_cancel(request, reference: str):
     booking = await _managed_booking(request, site, reference)
     if request.method != "POST":
         return HttpResponseRedirect(reverse("site-booking", args=[reference]))
-    notice = "Your booking has been cancelled."
+    notice = _("Your booking has been cancelled.")
     try:
         with acting("customer"):
             await run_sync(services.booking_cancel, booking=booking)
     except services.BookingClosed:
-        notice = "This booking has already started and can no longer be cancelled online."
+        notice = _("This booking has already started and can no longer be cancelled online.")
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
     context = _booking_context(booking, notice=notice)
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)

@@ -3,6 +3,7 @@ from typing import NamedTuple
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -11,6 +12,13 @@ class Policy(NamedTuple):
     slug: str  # its page: /<slug>/ on the brand's site
     title: str
     text: str
+
+
+def offered_language(value: str) -> None:
+    from django.conf import settings
+
+    if value not in dict(settings.LANGUAGES):
+        raise ValidationError(f"{value!r} is not one of the languages offered: {', '.join(dict(settings.LANGUAGES))}")
 
 
 class Brand(models.Model):
@@ -36,6 +44,12 @@ class Brand(models.Model):
     base_url = models.URLField(
         help_text="The site's public address, e.g. https://skyline.parkgate.test: links in emails start with it. "
         "Its host must be one of the brand's domains."
+    )
+    # Its site's pages and its customers' messages are in this language (settings.LANGUAGES: one catalogue each
+    # under locale/); a brand is one market, so the site and the emails sent from jobs, which have no request
+    # to read a browser's preference from, agree.
+    language = models.CharField(
+        max_length=10, default="en-gb", validators=[offered_language], help_text="One of settings.LANGUAGES"
     )
     # Plain text, shown as paragraphs; a policy left empty is neither linked nor served.
     terms = models.TextField("terms and conditions", blank=True)

@@ -84,7 +84,8 @@ def render(kind: str, booking: Booking, extra: dict) -> Rendered:
         raise ValueError(f"unknown message kind {kind!r}")
     brand = sender_brand(booking)
     extra = {k: parse_datetime(v) if k.endswith("_at") and isinstance(v, str) else v for k, v in extra.items()}
-    with timezone.override(booking.carpark.tz), translation.override(settings.LANGUAGE_CODE):
+    language = brand.language if brand else settings.LANGUAGE_CODE
+    with timezone.override(booking.carpark.tz), translation.override(language):
         context = {
             "booking": booking,
             "brand": brand,
