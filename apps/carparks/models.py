@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class Policy(NamedTuple):
@@ -25,10 +26,10 @@ class Brand(models.Model):
     """A customer-facing brand: its own domains, name, colours and logo, contact details and policies."""
 
     POLICIES = (
-        ("terms", "terms", "Terms and conditions"),
-        ("cancellation", "cancellation_policy", "Cancellation policy"),
-        ("privacy", "privacy_notice", "Privacy notice"),
-    )  # slug, field, title
+        ("terms", "terms", gettext_noop("Terms and conditions")),
+        ("cancellation", "cancellation_policy", gettext_noop("Cancellation policy")),
+        ("privacy", "privacy_notice", gettext_noop("Privacy notice")),
+    )  # slug, field, title (translated where shown: the site's templates)
 
     code = models.SlugField(unique=True)
     name = models.CharField(max_length=100)

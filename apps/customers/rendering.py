@@ -119,7 +119,7 @@ def site_links(booking: Booking) -> dict:
     return {
         "manage": brand.link(reverse("site-manage")) if booking.brand_id is not None else "",
         "carpark": brand.link(reverse("site-carpark", args=[booking.carpark.code])),
-        "policies": [(p.title, brand.link(reverse(f"site-{p.slug}"))) for p in brand.policies()],
+        "policies": [(_(p.title), brand.link(reverse(f"site-{p.slug}"))) for p in brand.policies()],
     }
 
 

@@ -41,6 +41,7 @@ def test_a_french_brand_speaks_french_on_its_site_and_in_its_messages(outbound):
 
     home = skyline.get("/").content.decode()
     assert '<html lang="fr">' in home and "Parking aéroport avec Skyline Parking" in home and "Voir le prix" in home
+    assert "Politique de confidentialité" in home  # the brand's policies' titles (Brand.POLICIES)
     assert "Get a price" in demo.get("/").content.decode()  # the English brand's pages stay English
     missing = skyline.get("/quote/", {"carpark": "LHR-T5"}).content.decode()  # the form's errors (gettext_lazy)
     assert "Veuillez saisir la date et l\u2019heure d\u2019arrivée." in missing, missing
