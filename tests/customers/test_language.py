@@ -5,8 +5,10 @@ import gettext
 import subprocess
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import translation
 
 from apps.carparks.models import Brand
 from apps.customers.models import CustomerMessage
@@ -31,7 +33,15 @@ def test_the_shipped_catalogue_is_complete_and_its_mo_is_the_po_compiled(tmp_pat
         )
 
 
-def test_a_french_brand_speaks_french_on_its_site_and_in_its_messages(outbound):
+@pytest.fixture
+def english_after():
+    """A brand's page activates its language in the request's context, which the test client hands back to the
+    test's thread: English again for the tests that follow."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+def test_a_french_brand_speaks_french_on_its_site_and_in_its_messages(outbound, english_after):
     smtp, _ = outbound
     from project.demo import seed_demo
 
