@@ -9,12 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from django.contrib.auth.models import Permission, User
 
 from apps.bookings import services as bookings
 from apps.carparks.models import Brand
 from apps.customers.models import BouncingAddress, CustomerMessage
+from apps.staff.services import staff_member_set
 from tests.conftest import WEBHOOK_BASIC_AUTH
 from tests.customers.conftest import web_booking
+from tests.dashboard.conftest import PASSWORD, login
 
 
 class PostmarkApi:
@@ -108,6 +111,12 @@ def test_a_hard_bounce_marks_the_message_and_suppresses_later_mail(parkgate, pos
     bookings.booking_amend(booking=booking, flight_outbound="BA0117")  # the next message is not sent
     amended = CustomerMessage.objects.get(booking=booking, kind="amended")
     assert amended.status == "suppressed" and len(postmark.sent) == 1
+
+    # staff looking the customer up see why they get no mail
+    staff_member_set(username="priya", password=PASSWORD, carpark_codes=["LHR-T5"], role="operator")
+    User.objects.get(username="priya").user_permissions.add(Permission.objects.get(codename="handle_subject_requests"))
+    page = login(parkgate, "priya").get("/dashboard/customers/", params={"email": "gone@example.com"})
+    assert "Email to gone@example.com is not sent: the mail provider reported it bounced" in page.text, page.text
 
 
 def test_a_soft_bounce_is_recorded_and_a_complaint_suppresses(parkgate, postmark):
