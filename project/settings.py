@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "axes",  # staff login lock-outs; its attempts and logs in the admin
     "django_otp",  # staff two-factor sign-in (apps.staff.twofactor)
     "django_otp.plugins.otp_totp",
+    "anymail",  # outgoing mail through a provider's API (EMAIL_PROVIDER) and its tracking webhooks (bounces)
     "channels",
     "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "apps.core",
@@ -230,6 +231,18 @@ MAILERS = {
         else {},
     }
 }
+# Or a provider's HTTP API through django-anymail: EMAIL_PROVIDER=postmark|mailgun|sendgrid|amazon_ses|brevo|...
+# (anymail.backends.<provider>) with its credentials in ANYMAIL, e.g. '{"POSTMARK_SERVER_TOKEN": "..."}'.
+# Bounces and complaints come back on the provider's tracking webhook, /anymail/<provider>/tracking/, mounted only
+# with ANYMAIL_WEBHOOK_SECRET ("user:password", the HTTP basic auth the provider is given). EMAIL_TRACKING_PROVIDER
+# names the provider whose webhook to mount when mail leaves by its SMTP relay instead (EMAIL_URL smtp://).
+EMAIL_PROVIDER = env.str("EMAIL_PROVIDER", default="")
+ANYMAIL = env.json("ANYMAIL", default={})
+if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
+    ANYMAIL["WEBHOOK_SECRET"] = env.str("ANYMAIL_WEBHOOK_SECRET")
+EMAIL_TRACKING_PROVIDER = env.str("EMAIL_TRACKING_PROVIDER", default=EMAIL_PROVIDER)
+if EMAIL_PROVIDER:
+    MAILERS["default"] = {"BACKEND": f"anymail.backends.{EMAIL_PROVIDER}.EmailBackend", "OPTIONS": {}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Parkgate <no-reply@parkgate.test>")
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------------
@@ -252,6 +265,10 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # never a header: asgi.py 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LANGUAGE_CODE = "en-gb"
+# What a brand's site and messages may be in (Brand.language): English, and one catalogue per other language under
+# locale/ (its .mo compiled by `manage.py compilemessages` and committed: serving needs no gettext tools).
+LANGUAGES = [("en-gb", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

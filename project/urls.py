@@ -1,3 +1,5 @@
+from anymail import urls as anymail_urls
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -43,3 +45,12 @@ urlpatterns = [
     path("", include("apps.customers.site_urls")),
     path("", include("apps.bookings.urls")),
 ]
+
+# The mail provider's tracking webhook (bounces, complaints: apps.customers.receivers), only with its basic-auth
+# secret: without one anymail would take anyone's events. Its other webhooks (inbound mail) are not mounted.
+if settings.EMAIL_TRACKING_PROVIDER and settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    urlpatterns[:0] = [
+        path(f"anymail/{p.pattern}", p.callback, name=f"anymail-{p.name}")
+        for p in anymail_urls.urlpatterns
+        if p.name == f"{settings.EMAIL_TRACKING_PROVIDER}_tracking_webhook"
+    ]

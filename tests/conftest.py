@@ -99,6 +99,9 @@ def _close_the_sync_threads_connection(django_db_setup):
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
+WEBHOOK_BASIC_AUTH = "postmark:tests-webhook-secret"
+
+
 @pytest.fixture(scope="session")
 def server_env(django_db_setup) -> dict[str, str]:
     """Environment for Parkgate processes started by tests: the test database, the test Redis, plain HTTP."""
@@ -115,6 +118,9 @@ def server_env(django_db_setup) -> dict[str, str]:
         LOG_LEVEL="INFO",
         METRICS_TOKEN=METRICS_TOKEN,
         VAT_NUMBER=VAT_NUMBER,
+        # the mail provider's tracking webhook (bounces: tests/customers/test_bounces.py); mail itself stays console
+        EMAIL_TRACKING_PROVIDER="postmark",
+        ANYMAIL_WEBHOOK_SECRET=WEBHOOK_BASIC_AUTH,
     )
     return env
 

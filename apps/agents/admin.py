@@ -31,7 +31,16 @@ class AgentForm(forms.ModelForm):
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
     form = AgentForm
-    list_display = ("code", "name", "email_format", "commission_rate", "commission_tolerance", "price_policy", "active")
+    list_display = (
+        "code",
+        "name",
+        "email_format",
+        "commission_rate",
+        "commission_tolerance",
+        "price_policy",
+        "message_customers",
+        "active",
+    )
     list_filter = ("active", "email_format")
     filter_horizontal = ("carparks",)
     exclude = ("smtp_password_hash",)

@@ -69,6 +69,12 @@ class Agent(models.Model):
     error_report_address = models.EmailField(blank=True)
     # On its invoices and credit notes: the agent supplies the commission to us, and its input VAT needs this number.
     vat_number = models.CharField("VAT number", max_length=32, blank=True)
+    # Parkgate writes to the agent's customers (confirmed, changed, cancelled, reminder, overstay pay link) when the
+    # booking carries their address; off where the agent's contract keeps its customers to itself. Agents that
+    # existed before this setting start with it off (migration 0005): nobody is written to until staff say so.
+    message_customers = models.BooleanField(
+        default=True, help_text="Send the booking's messages to the agent's customer (if its contract allows)"
+    )
 
     def __str__(self) -> str:
         return self.code

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.utils import dateformat, timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.bookings.choices import MAX_QUANTITY
 from apps.bookings.localtime import LocalTimeError, both_times, localize
@@ -24,22 +26,19 @@ class LocalDateTimeInput(forms.DateTimeInput):
         super().__init__(format=LOCAL_INPUT, **kwargs)
 
 
-def _local_field(label: str) -> forms.DateTimeField:
+def _local_field(label, required, invalid) -> forms.DateTimeField:
     return forms.DateTimeField(
         label=label,
         input_formats=[LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
         widget=LocalDateTimeInput(),
-        error_messages={
-            "required": f"Please enter the {label.lower()} date and time.",
-            "invalid": f"Please enter the {label.lower()} as a date and a time.",
-        },
+        error_messages={"required": required, "invalid": invalid},
     )
 
 
 def _fold_field() -> forms.TypedChoiceField:
     """Which of a time's two real times, on the night the clocks go back over it (0: the first, 1: an hour later)."""
     return forms.TypedChoiceField(
-        choices=[(0, "the first"), (1, "an hour later")],
+        choices=[(0, gettext_lazy("the first")), (1, gettext_lazy("an hour later"))],
         coerce=int,
         empty_value=None,
         required=False,
@@ -54,9 +53,17 @@ class StayForm(forms.Form):
     form offers both (`ambiguous` names the fields that need the choice, `<name>_fold` holds it); a time the clocks go
     forward over does not exist and gets a message saying so."""
 
-    arrival = _local_field("Arrival")
+    arrival = _local_field(
+        gettext_lazy("Arrival"),
+        gettext_lazy("Please enter the arrival date and time."),
+        gettext_lazy("Please enter the arrival as a date and a time."),
+    )
     arrival_fold = _fold_field()
-    departure = _local_field("Departure")
+    departure = _local_field(
+        gettext_lazy("Departure"),
+        gettext_lazy("Please enter the departure date and time."),
+        gettext_lazy("Please enter the departure as a date and a time."),
+    )
     departure_fold = _fold_field()
 
     def __init__(self, *args, tz: ZoneInfo, **kwargs):
@@ -75,10 +82,12 @@ class StayForm(forms.Form):
         if times:
             self.ambiguous.add(name)
             field = self.fields[f"{name}_fold"]
-            field.label = self[f"{name}_fold"].label = f"Which {naive:%H:%M}?"  # its BoundField is made while cleaning
+            field.label = self[f"{name}_fold"].label = _("Which %(time)s?") % {
+                "time": f"{naive:%H:%M}"
+            }  # its BoundField is made while cleaning
             field.choices = [
-                (0, f"{times[0]:%H:%M %Z}, before the clocks go back"),
-                (1, f"{times[1]:%H:%M %Z}, an hour later"),
+                (0, _("%(time)s, before the clocks go back") % {"time": f"{times[0]:%H:%M %Z}"}),
+                (1, _("%(time)s, an hour later") % {"time": f"{times[1]:%H:%M %Z}"}),
             ]
         return bool(times)
 
@@ -92,7 +101,9 @@ class StayForm(forms.Form):
         day = dateformat.format(naive, "D j M Y")
         if self._offer_both_times(name, naive) and fold is None:
             self.add_error(
-                name, f"{naive:%H:%M} happens twice on {day}, when the clocks go back an hour: please choose which."
+                name,
+                _("%(time)s happens twice on %(day)s, when the clocks go back an hour: please choose which.")
+                % {"time": f"{naive:%H:%M}", "day": day},
             )
             return None
         try:
@@ -101,8 +112,11 @@ class StayForm(forms.Form):
             an_hour_on = naive.replace(tzinfo=self.tz).astimezone(UTC).astimezone(self.tz)
             self.add_error(
                 name,
-                f"There is no {naive:%H:%M} on {day}: the clocks go forward an hour that night. "
-                f"Please choose another time, such as {an_hour_on:%H:%M}.",
+                _(
+                    "There is no %(time)s on %(day)s: the clocks go forward an hour that night. "
+                    "Please choose another time, such as %(later)s."
+                )
+                % {"time": f"{naive:%H:%M}", "day": day, "later": f"{an_hour_on:%H:%M}"},
             )
             return None
 
@@ -111,11 +125,11 @@ class StayForm(forms.Form):
         arrival, departure = self._utc("arrival"), self._utc("departure")
         if arrival and departure:
             if arrival < timezone.now() - timedelta(minutes=5):
-                self.add_error("arrival", "The arrival must be in the future.")
+                self.add_error("arrival", _("The arrival must be in the future."))
             elif departure <= arrival:
-                self.add_error("departure", "The departure must be after the arrival.")
+                self.add_error("departure", _("The departure must be after the arrival."))
             elif departure - arrival > MAX_STAY:
-                self.add_error("departure", f"We take bookings of up to {MAX_STAY.days} days.")
+                self.add_error("departure", _("We take bookings of up to %(days)s days.") % {"days": MAX_STAY.days})
         cleaned["arrival_utc"], cleaned["departure_utc"] = arrival, departure
         return cleaned
 
@@ -126,7 +140,8 @@ def new_form_token() -> str:
 
 class SearchForm(StayForm):
     carpark = forms.ChoiceField(
-        label="Car park", error_messages={"invalid_choice": "Please choose one of our car parks."}
+        label=gettext_lazy("Car park"),
+        error_messages={"invalid_choice": gettext_lazy("Please choose one of our car parks.")},
     )
     form_token = forms.CharField(max_length=64, required=False)  # in a quote page's address: see views.quote
     field_order = ["carpark", "arrival", "departure"]
@@ -141,21 +156,21 @@ class SearchForm(StayForm):
 
 def _registration(value: str) -> str:
     if value and not plates.normalise(value):
-        raise forms.ValidationError("A registration has letters and digits, e.g. AB12 CDE.")
+        raise forms.ValidationError(_("A registration has letters and digits, e.g. AB12 CDE."))
     if len(plates.normalise(value)) > 10:
-        raise forms.ValidationError("That registration is too long.")
+        raise forms.ValidationError(_("That registration is too long."))
     return value.strip()
 
 
 class VehiclesMixin(forms.Form):
     registration = forms.CharField(
-        label="Vehicle registration",
+        label=gettext_lazy("Vehicle registration"),
         max_length=20,
-        error_messages={"required": "Please enter your vehicle's registration."},
+        error_messages={"required": gettext_lazy("Please enter your vehicle's registration.")},
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "autocomplete": "off"}),
     )
     registration_2 = forms.CharField(
-        label="Second vehicle (optional)",
+        label=gettext_lazy("Second vehicle (optional)"),
         max_length=20,
         required=False,
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "autocomplete": "off"}),
@@ -175,49 +190,61 @@ class VehiclesMixin(forms.Form):
         cleaned = super().clean()
         first, second = cleaned.get("registration"), cleaned.get("registration_2")
         if first and second and plates.normalise(first) == plates.normalise(second):
-            self.add_error("registration_2", "This is the same registration as the first vehicle.")
+            self.add_error("registration_2", _("This is the same registration as the first vehicle."))
         return cleaned
 
 
 class BookForm(VehiclesMixin, StayForm):
     carpark = forms.CharField(widget=forms.HiddenInput)
-    name = forms.CharField(label="Full name", max_length=200, error_messages={"required": "Please enter your name."})
+    name = forms.CharField(
+        label=gettext_lazy("Full name"),
+        max_length=200,
+        error_messages={"required": gettext_lazy("Please enter your name.")},
+    )
     email = forms.EmailField(
-        label="Email",
-        error_messages={"required": "Please enter your email address.", "invalid": "Please enter a valid email."},
+        label=gettext_lazy("Email"),
+        error_messages={
+            "required": gettext_lazy("Please enter your email address."),
+            "invalid": gettext_lazy("Please enter a valid email."),
+        },
     )
     phone = forms.CharField(
-        label="Mobile phone", max_length=40, error_messages={"required": "Please enter a phone number."}
+        label=gettext_lazy("Mobile phone"),
+        max_length=40,
+        error_messages={"required": gettext_lazy("Please enter a phone number.")},
     )
-    flight_outbound = forms.CharField(label="Outbound flight (optional)", max_length=16, required=False)
-    flight_return = forms.CharField(label="Return flight (optional)", max_length=16, required=False)
+    flight_outbound = forms.CharField(label=gettext_lazy("Outbound flight (optional)"), max_length=16, required=False)
+    flight_return = forms.CharField(label=gettext_lazy("Return flight (optional)"), max_length=16, required=False)
     # The quote page's (new_form_token): the same form sent again gets the booking it made (services.booking_create)
     form_token = forms.CharField(
         widget=forms.HiddenInput,
         max_length=64,
-        error_messages={"required": "This form is out of date. Please search again."},
+        error_messages={"required": gettext_lazy("This form is out of date. Please search again.")},
     )
     field_order = ["carpark", "arrival", "departure", "name", "email", "phone", "registration", "registration_2"]
 
 
 class ManageLookupForm(forms.Form):
     reference = forms.CharField(
-        label="Booking reference",
+        label=gettext_lazy("Booking reference"),
         max_length=16,
-        error_messages={"required": "Please enter your booking reference, e.g. PG-7K3M9Q."},
+        error_messages={"required": gettext_lazy("Please enter your booking reference, e.g. PG-7K3M9Q.")},
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "placeholder": "PG-XXXXXX"}),
     )
     email = forms.EmailField(
-        label="Email used for the booking",
-        error_messages={"required": "Please enter your email address.", "invalid": "Please enter a valid email."},
+        label=gettext_lazy("Email used for the booking"),
+        error_messages={
+            "required": gettext_lazy("Please enter your email address."),
+            "invalid": gettext_lazy("Please enter a valid email."),
+        },
     )
 
 
 class AmendForm(VehiclesMixin, StayForm):
     field_order = ["arrival", "departure", "registration", "registration_2", "flight_outbound", "flight_return"]
     # Changing flights is free (no re-pricing): they only tell the car park when to expect the car back.
-    flight_outbound = forms.CharField(label="Outbound flight", max_length=16, required=False)
-    flight_return = forms.CharField(label="Return flight", max_length=16, required=False)
+    flight_outbound = forms.CharField(label=gettext_lazy("Outbound flight"), max_length=16, required=False)
+    flight_return = forms.CharField(label=gettext_lazy("Return flight"), max_length=16, required=False)
 
     def __init__(self, *args, extras=(), currency: str = "", **kwargs):
         """`extras`: the car park's (apps.products Extra), one quantity field each (`extra_<CODE>`, as the quote
@@ -231,7 +258,10 @@ class AmendForm(VehiclesMixin, StayForm):
                 max_value=MAX_QUANTITY,
                 required=False,
                 initial=0,
-                error_messages={"max_value": f"At most {MAX_QUANTITY} of one extra.", "min_value": "0 or more."},
+                error_messages={
+                    "max_value": _("At most %(n)s of one extra.") % {"n": MAX_QUANTITY},
+                    "min_value": _("0 or more."),
+                },
             )
 
     def extra_fields(self) -> list:

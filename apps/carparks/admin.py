@@ -29,7 +29,7 @@ class BrandDomainInline(admin.TabularInline):
 
 @admin.register(Brand)
 class BrandAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "base_url")
+    list_display = ("code", "name", "base_url", "language")
     inlines = [BrandDomainInline]
 
 

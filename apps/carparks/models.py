@@ -3,8 +3,10 @@ from typing import NamedTuple
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class Policy(NamedTuple):
@@ -13,14 +15,21 @@ class Policy(NamedTuple):
     text: str
 
 
+def offered_language(value: str) -> None:
+    from django.conf import settings
+
+    if value not in dict(settings.LANGUAGES):
+        raise ValidationError(f"{value!r} is not one of the languages offered: {', '.join(dict(settings.LANGUAGES))}")
+
+
 class Brand(models.Model):
     """A customer-facing brand: its own domains, name, colours and logo, contact details and policies."""
 
     POLICIES = (
-        ("terms", "terms", "Terms and conditions"),
-        ("cancellation", "cancellation_policy", "Cancellation policy"),
-        ("privacy", "privacy_notice", "Privacy notice"),
-    )  # slug, field, title
+        ("terms", "terms", gettext_noop("Terms and conditions")),
+        ("cancellation", "cancellation_policy", gettext_noop("Cancellation policy")),
+        ("privacy", "privacy_notice", gettext_noop("Privacy notice")),
+    )  # slug, field, title (translated where shown: the site's templates)
 
     code = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
@@ -36,6 +45,12 @@ class Brand(models.Model):
     base_url = models.URLField(
         help_text="The site's public address, e.g. https://skyline.parkgate.test: links in emails start with it. "
         "Its host must be one of the brand's domains."
+    )
+    # Its site's pages and its customers' messages are in this language (settings.LANGUAGES: one catalogue each
+    # under locale/); a brand is one market, so the site and the emails sent from jobs, which have no request
+    # to read a browser's preference from, agree.
+    language = models.CharField(
+        max_length=10, default="en-gb", validators=[offered_language], help_text="One of settings.LANGUAGES"
     )
     # Plain text, shown as paragraphs; a policy left empty is neither linked nor served.
     terms = models.TextField("terms and conditions", blank=True)

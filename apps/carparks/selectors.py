@@ -15,3 +15,9 @@ def brand_carparks(*, brand: Brand) -> list[CarPark]:
 def brand_carpark(*, brand: Brand, code: str) -> CarPark | None:
     """One of the brand's car parks by code; None for a car park it does not sell."""
     return brand.carparks.filter(code=code.strip().upper()).first()
+
+
+def carpark_brand(*, carpark_id: int) -> Brand | None:
+    """The brand that speaks for a car park where a booking has none (an agent's customer): its first brand, whose
+    site and name the customer meets at the car park (messages, overstay pay links)."""
+    return Brand.objects.filter(carparks=carpark_id).order_by("pk").first()

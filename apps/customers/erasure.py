@@ -83,7 +83,9 @@ def _erase(subject: Subject, *, reason: str, trigger: str, actor=None, actor_lab
         "bookings.ApiIdempotencyKey": _scrub_objects(replays, found, "response"),
         "customers.CustomerMessage": CustomerMessage.objects.filter(booking_id__in=subject.booking_ids).update(
             recipient=""
-        ),
+        )
+        + _scrub_rows(CustomerMessage.objects.filter(booking_id__in=subject.booking_ids), found, "last_error"),
+        "customers.BouncingAddress": subject.bouncing().delete()[0],
         "ground.ConditionPhoto": _delete_photos(subject.booking_ids),
     }
     return Erasure.objects.create(

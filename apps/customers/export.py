@@ -50,6 +50,7 @@ def subject_document(subject: Subject) -> dict:
             .order_by("created_at", "pk")
             .values("booking__reference", "kind", "channel", "recipient", "subject", "status", "sent_at")
         ),
+        "bouncing_addresses": list(subject.bouncing().order_by("at").values("email", "event", "detail", "at")),
         "plate_reads": list(
             subject.reads()
             .order_by("captured_at", "pk")

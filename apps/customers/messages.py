@@ -18,7 +18,7 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from apps.access.models import Visit
@@ -29,7 +29,7 @@ from apps.bookings.models import Booking
 from apps.carparks.models import CarPark
 from apps.core.jobs import enqueue, run_job
 from apps.customers import rendering, sms
-from apps.customers.models import CustomerMessage
+from apps.customers.models import BouncingAddress, CustomerMessage
 from apps.payments.overstay import pay_url_for_visit
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,15 @@ def customer_message_deliver(*, message_id: int) -> str | None:
         row = row.first()
         if row is None:
             return None
-        booking = (Booking.objects.select_related("carpark", "brand", "customer").prefetch_related("vehicles")).get(
-            pk=row.booking_id
-        )
+        booking = (
+            Booking.objects.select_related("carpark", "brand", "customer", "agent").prefetch_related("vehicles")
+        ).get(pk=row.booking_id)
         to = booking.customer.email if row.channel == Channel.EMAIL else booking.customer.phone
         row.attempts += 1
-        if not to:
+        if not to or not may_write_to(booking):
             row.status = Status.SKIPPED
+        elif row.channel == Channel.EMAIL and BouncingAddress.objects.filter(email=to.lower()).exists():
+            row.status, row.recipient = Status.SUPPRESSED, to
         else:
             try:
                 rendered = rendering.render(row.kind, booking, row.extra)
@@ -102,32 +104,60 @@ def customer_message_deliver(*, message_id: int) -> str | None:
 
 
 def _send_email(booking: Booking, rendered: rendering.Rendered, to: str) -> str:
-    brand = booking.brand
-    _, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    sender = formataddr((brand.name, brand.email_from or default_address))
-    message_id = make_msgid(domain=(brand.email_from or default_address).rpartition("@")[2] or None)
+    brand = rendering.sender_brand(booking)
+    default_name, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    address = (brand.email_from if brand else "") or default_address
+    sender = formataddr((brand.name if brand else booking.carpark.name or default_name, address))
+    message_id = make_msgid(domain=address.rpartition("@")[2] or None)
     email = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=sender,
         to=[to],
-        reply_to=[brand.support_email] if brand.support_email else None,
+        reply_to=[brand.support_email] if brand and brand.support_email else None,
         headers={"Message-ID": message_id},
     )
     email.attach_alternative(rendered.html, "text/html")
     for filename, content, mimetype in rendered.attachments:
         email.attach(filename, content, mimetype)
     email.send()
-    return message_id
+    # A provider's API (anymail) names the message with its own id, which its tracking events carry.
+    status = getattr(email, "anymail_status", None)
+    return (status.message_id if status is not None and isinstance(status.message_id, str) else None) or message_id
 
 
-def customer_message_bounced(*, provider_id: str, detail: str = "") -> bool:
-    """Record that a sent message bounced (a provider's webhook, or a delivery status notification)."""
-    return bool(
-        CustomerMessage.objects.filter(provider_id=provider_id, status=Status.SENT).update(
-            status=Status.BOUNCED, bounced_at=timezone.now(), last_error=detail[:2000]
-        )
-    )
+def may_write_to(booking: Booking) -> bool:
+    """A brand's customer, or an agent's whose contract lets the operator write to them (Agent.message_customers)."""
+    if booking.brand_id is not None:
+        return True
+    customer = booking.customer
+    return booking.agent_id is not None and booking.agent.message_customers and bool(customer.email or customer.phone)
+
+
+def customer_message_tracked(*, provider_id: str, recipient: str, event: str, detail: str = "", hard: bool = True):
+    """What the mail provider reported about a sent message (its tracking webhook): `bounced`, `rejected` or
+    `complained` are recorded on the message, found by the provider's id or else (mail sent by its SMTP relay, whose
+    ids are its own) the latest sent to `recipient`; a hard bounce, a rejection or a complaint also marks the address
+    as bouncing, so later messages to it are suppressed. Returns the message, or None when none matches."""
+    recipient = recipient.strip().lower()
+    with transaction.atomic():
+        sent = CustomerMessage.objects.select_for_update().filter(channel=Channel.EMAIL, sent_at__isnull=False)
+        row = sent.filter(provider_id=provider_id).first() if provider_id else None
+        if row is None and recipient:
+            row = sent.filter(recipient__iexact=recipient).order_by("-sent_at").first()
+        if row is not None:
+            row.status = Status.COMPLAINED if event == "complained" else Status.BOUNCED
+            row.bounced_at, row.last_error = timezone.now(), f"{event}: {detail}"[:2000]
+            row.save(update_fields=["status", "bounced_at", "last_error"])
+        if hard and recipient:
+            BouncingAddress.objects.update_or_create(
+                email=recipient, defaults={"event": event, "detail": detail[:2000], "message": row}
+            )
+    return row
+
+
+def customer_address_bouncing(*, email: str) -> BouncingAddress | None:
+    return BouncingAddress.objects.filter(email=email.strip().lower()).first()
 
 
 # --- the sweep: events found by time, and retries -------------------------------------------------------------
@@ -137,7 +167,7 @@ def customer_messages_sweep(*, now: datetime | None = None) -> dict:
     """Send what is due (reminders the day before arrival, welcome back after an exit, overstay charges) and try
     failed sends again. Returns counts."""
     now = now or timezone.now()
-    branded = Booking.objects.filter(brand__isnull=False)
+    branded = Booking.objects.filter(Q(brand__isnull=False) | Q(agent__message_customers=True))  # may_write_to
     due = []  # (booking id, kind, event, extra or a function making it, channels)
     reminders = branded.filter(status=Booking.Status.CONFIRMED, arrival__gt=now, arrival__lte=now + timedelta(days=1))
     for booking_id, arrival, created_at in reminders.values_list("pk", "arrival", "created_at"):

@@ -24,7 +24,9 @@ class CustomerMessage(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed (gave up)"
         BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Marked as spam by the recipient"
         SKIPPED = "skipped", "Skipped (no address)"
+        SUPPRESSED = "suppressed", "Not sent: the address bounces"
 
     booking = models.ForeignKey("bookings.Booking", related_name="messages", on_delete=models.CASCADE)
     kind = models.CharField(max_length=32, help_text="The template: confirmed, amended, cancelled, reminder, ...")
@@ -33,7 +35,7 @@ class CustomerMessage(models.Model):
     extra = models.JSONField(default=dict, blank=True, help_text="What the event adds: a refund, a pay link, ...")
     recipient = models.CharField(max_length=320, blank=True, help_text="Address or number it was sent to")
     subject = models.CharField(max_length=300, blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     provider_id = models.CharField(max_length=255, blank=True, help_text="Message-ID or the provider's id")
@@ -56,6 +58,24 @@ class CustomerMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.channel} for booking {self.booking_id} ({self.status})"
+
+
+class BouncingAddress(models.Model):
+    """An email address the mail provider reported as hard-bouncing, rejected or complaining (its tracking webhook):
+    later messages to it are not sent but recorded as `suppressed`. Deleting the row (the admin) sends again, e.g.
+    once the customer has given a working address. Personal data: exported and erased with the person."""
+
+    email = models.CharField(max_length=320, unique=True, help_text="Lower case")
+    event = models.CharField(max_length=12, help_text="bounced, rejected or complained (anymail's event type)")
+    detail = models.TextField(blank=True, help_text="The provider's description and the receiving server's reply")
+    message = models.ForeignKey(CustomerMessage, null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "bouncing addresses"
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.event})"
 
 
 class Erasure(models.Model):

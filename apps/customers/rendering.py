@@ -19,6 +19,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from apps.bookings.models import Booking
+from apps.carparks.models import Brand
+from apps.carparks.selectors import carpark_brand
 
 KINDS = ("confirmed", "amended", "cancelled", "reminder", "welcome_back", "overstay")
 
@@ -54,8 +56,17 @@ class Rendered:
     sms: str = ""
 
 
+def sender_brand(booking: Booking) -> Brand | None:
+    """Who a message comes from: the booking's brand; for an agent's booking, the first brand selling its car park
+    (the operator, as the customer will find it at the barrier and on the web)."""
+    if booking.brand_id is not None:
+        return booking.brand
+    return carpark_brand(carpark_id=booking.carpark_id)
+
+
 def subject_for(kind: str, booking: Booking) -> str:
-    brand = booking.brand.name if booking.brand else "Parkgate"
+    sender = sender_brand(booking)
+    brand = sender.name if sender else booking.carpark.name
     subjects = {
         "confirmed": _("%(brand)s: booking %(reference)s confirmed"),
         "amended": _("%(brand)s: booking %(reference)s changed"),
@@ -71,14 +82,16 @@ def render(kind: str, booking: Booking, extra: dict) -> Rendered:
     """One message about `booking`: `extra` carries what the event adds (a refund, a pay link, a receipt)."""
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    if booking.brand is None:
-        raise ValueError("customers' messages are sent for a brand's bookings only")
+    brand = sender_brand(booking)
     extra = {k: parse_datetime(v) if k.endswith("_at") and isinstance(v, str) else v for k, v in extra.items()}
-    with timezone.override(booking.carpark.tz), translation.override(settings.LANGUAGE_CODE):
+    language = brand.language if brand else settings.LANGUAGE_CODE
+    with timezone.override(booking.carpark.tz), translation.override(language):
         context = {
             "booking": booking,
-            "brand": booking.brand,
-            "brand_name": booking.brand.name if booking.brand else "Parkgate",
+            "brand": brand,
+            "brand_name": brand.name if brand else booking.carpark.name,
+            # an agent's customer changes or cancels through the agent (the brand's pages do not show the booking)
+            "booked_with": booking.agent.name if booking.brand_id is None and booking.agent_id else "",
             "carpark": booking.carpark,
             "vehicles": [v.registration_raw for v in booking.vehicles.all()],
             "links": site_links(booking),
@@ -100,13 +113,13 @@ def _context(values: dict) -> Context:
 
 def site_links(booking: Booking) -> dict:
     """The brand's pages a message links to, absolute on its base URL (a job has no request to take a host from)."""
-    brand = booking.brand
+    brand = sender_brand(booking)
     if brand is None:
         return {"manage": "", "carpark": "", "policies": []}
     return {
-        "manage": brand.link(reverse("site-manage")),
+        "manage": brand.link(reverse("site-manage")) if booking.brand_id is not None else "",
         "carpark": brand.link(reverse("site-carpark", args=[booking.carpark.code])),
-        "policies": [(p.title, brand.link(reverse(f"site-{p.slug}"))) for p in brand.policies()],
+        "policies": [(_(p.title), brand.link(reverse(f"site-{p.slug}"))) for p in brand.policies()],
     }
 
 

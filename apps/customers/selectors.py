@@ -25,5 +25,7 @@ def subject_summary(*, email: str = "", plate: str = "", name: str = "") -> dict
         "reads": subject.reads().count(),
         "visits": subject.visits().count(),
         "emails": subject.emails_naming().count(),
+        # staff see why messages stop reaching them (the provider's bounces; the admin lifts it)
+        "bouncing": list(subject.bouncing().values("email", "event", "detail", "at")),
         "erasable_by": {"email": sorted(subject.emails)[:1], "plate": sorted(subject.plates)[:1]},
     }

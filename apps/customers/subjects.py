@@ -12,6 +12,7 @@ from apps.bookings.models import ApiIdempotencyKey, Booking, BookingChange, Cust
 from apps.core import plates as plate_forms
 from apps.core.models import AuditLog
 from apps.customers import scrub
+from apps.customers.models import BouncingAddress
 from apps.mail.models import InboundEmail
 
 
@@ -95,6 +96,13 @@ class Subject:
                                  [needle]))  # fmt: skip
         originals = InboundEmail.objects.filter(q)
         return InboundEmail.objects.filter(Q(pk__in=originals.values("pk")) | Q(duplicate_of__in=originals))
+
+    def bouncing(self) -> QuerySet[BouncingAddress]:
+        """Their addresses the mail provider reported as bouncing (kept through one booking's retention: the
+        address may still be on their newer bookings)."""
+        if self.linked_only:
+            return BouncingAddress.objects.none()
+        return BouncingAddress.objects.filter(email__in=self.emails)
 
     def audit_entries(self) -> QuerySet[AuditLog]:
         """Audit entries about their bookings, or whose data names them."""

@@ -17,7 +17,8 @@ from apps.access.selectors import alert_event_data
 from apps.access.services import barrier_open_paid
 from apps.accounting.models import OverstayCharge
 from apps.accounting.services import carpark_rates, overstay_charge_compute
-from apps.carparks.models import CarPark, Lane
+from apps.carparks.models import Brand, CarPark, Lane
+from apps.carparks.selectors import carpark_brand
 from apps.core import events
 from apps.payments.models import LaneDisplay, OverstayPayLink, Payment
 from apps.payments.providers import provider_name
@@ -29,9 +30,10 @@ def pay_path(link: OverstayPayLink) -> str:
     return f"/pay/{link.token}"
 
 
-def pay_url(link: OverstayPayLink) -> str:
-    """Absolute on the booking's brand site when it has one (emails and QR codes leave the request behind)."""
-    brand = link.booking.brand
+def pay_url(link: OverstayPayLink, brand: Brand | None = None) -> str:
+    """Absolute on the booking's brand site when it has one, else on `brand` (an agent's booking: its car park's,
+    which pay_url_for_visit looks up); emails and QR codes leave the request behind; the page answers on any host."""
+    brand = link.booking.brand or brand
     return brand.link(pay_path(link)) if brand is not None and brand.base_url else pay_path(link)
 
 
@@ -86,7 +88,9 @@ def pay_link_for_flagged(*, visit: Visit) -> OverstayPayLink | None:
 def pay_url_for_visit(visit_id: int) -> str | None:
     """The unpaid pay link of a visit's overstay, absolute on its brand's site (None: there is none)."""
     link = OverstayPayLink.objects.select_related("booking__brand").filter(visit_id=visit_id, paid_at=None).first()
-    return pay_url(link) if link is not None else None
+    if link is None:
+        return None
+    return pay_url(link, None if link.booking.brand_id else carpark_brand(carpark_id=link.booking.carpark_id))
 
 
 def payment_start_overstay(*, token: str) -> tuple[OverstayPayLink, Payment]:

@@ -11,6 +11,7 @@ from apps.agents.models import Agent
 from apps.bookings import services as bookings
 from apps.bookings.models import Booking
 from apps.carparks.models import Brand, CarPark
+from tests.customers.sinks import SmsProvider, SmtpSink
 from tests.lanes.conftest import make_device
 from tests.mail.conftest import deliver
 from tests.mail.messages import LABELS, message
@@ -26,6 +27,23 @@ class Person:
     device_id: str
     carpark: CarPark
     brand: Brand
+
+
+@pytest.fixture
+def outbound(settings, transactional_db):
+    """Mail through Django's SMTP backend to a local SMTP server, texts to a local provider; jobs run in-process."""
+    smtp, sms = SmtpSink().start(), SmsProvider()
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": smtp.port},
+        }
+    }
+    settings.PARKGATE_JOBS_BACKEND = "inprocess"  # no server loop here: a job runs right after the commit
+    settings.SMS_BACKEND, settings.SMS_HTTP_URL, settings.SMS_HTTP_TOKEN = "http", sms.url, "sms-token"
+    yield smtp, sms
+    smtp.stop()
+    sms.stop()
 
 
 @pytest.fixture

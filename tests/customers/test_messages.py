@@ -22,27 +22,9 @@ from apps.customers import messages, rendering
 from apps.customers.models import CustomerMessage
 from apps.payments.models import OverstayPayLink
 from tests.customers.conftest import EMAIL, PHONE, PLATE, decide, web_booking
-from tests.customers.sinks import SmsProvider, SmtpSink
 from tests.lanes.conftest import make_device
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-@pytest.fixture
-def outbound(settings, transactional_db):
-    """Mail through Django's SMTP backend to a local SMTP server, texts to a local provider; jobs run in-process."""
-    smtp, sms = SmtpSink().start(), SmsProvider()
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": smtp.port},
-        }
-    }
-    settings.PARKGATE_JOBS_BACKEND = "inprocess"  # no server loop here: a job runs right after the commit
-    settings.SMS_BACKEND, settings.SMS_HTTP_URL, settings.SMS_HTTP_TOKEN = "http", sms.url, "sms-token"
-    yield smtp, sms
-    smtp.stop()
-    sms.stop()
 
 
 def parts(message) -> tuple[str, str]:
@@ -137,4 +119,4 @@ def test_a_template_variable_missing_fails_loudly_and_the_message_is_retried(wor
     message.refresh_from_db()
     assert message.status == "pending" and "extra.minutes" in message.last_error and message.attempts == 1
     assert message.next_attempt_at > timezone.now() and message.sent_at is None
-    assert messages.customer_message_bounced(provider_id="<nope@x>") is False
+    assert messages.customer_message_tracked(provider_id="<nope@x>", recipient="", event="bounced") is None

@@ -5,6 +5,7 @@ from dataclasses import replace
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.bookings import sale, selectors, services
 from apps.bookings.choices import Choice
@@ -150,7 +151,8 @@ async def book(request):
         )
     except services.NoCapacity as exc:
         offer = await run_sync(selectors.quote, carpark=carpark, arrival=arrival, departure=departure, brand=site.brand)
-        context = _quote_context(carpark, offer, form, full_message=f"Sorry, we are full: {exc}.", **menu)
+        full = _("Sorry, we are full: %(why)s.") % {"why": exc}
+        context = _quote_context(carpark, offer, form, full_message=full, **menu)
         return _page(request, site, "site/quote.html", context, status=409)
     except services.BookingInvalid as exc:
         form.add_error(None, str(exc))

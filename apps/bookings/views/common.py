@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from django.core.signing import BadSignature
 from django.http import Http404
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.bookings import selectors
 from apps.bookings.cancellation import cancellation_fee, free_until
@@ -45,6 +45,7 @@ async def _site(request) -> Site:
     site = await run_sync(_load_site, request.get_host())
     if site is None:
         raise Http404("No site here")
+    translation.activate(site.brand.language)  # this request's (its own context): pages and messages in views
     return site
 
 

@@ -5,6 +5,7 @@ import time
 from django.core.cache import cache
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from apps.bookings import history, selectors, services
 from apps.bookings.forms import AmendForm, ManageLookupForm
@@ -51,7 +52,7 @@ async def manage(request):
     form = ManageLookupForm(request.POST)
     if not await run_sync(_lookup_allowed, request, site.brand):
         form.is_valid()
-        form.add_error(None, "Too many attempts. Please wait a few minutes and try again.")
+        form.add_error(None, _("Too many attempts. Please wait a few minutes and try again."))
         return _page(request, site, "site/manage_lookup.html", {"form": form}, status=429)
     if not form.is_valid():
         return _page(request, site, "site/manage_lookup.html", {"form": form}, status=400)
@@ -62,7 +63,7 @@ async def manage(request):
         email=form.cleaned_data["email"],
     )
     if booking is None:
-        form.add_error(None, "We could not find a booking with that reference and email address.")
+        form.add_error(None, _("We could not find a booking with that reference and email address."))
         return _page(request, site, "site/manage_lookup.html", {"form": form}, status=404)
     response = HttpResponseRedirect(reverse("site-booking", args=[booking.reference]))
     _allow_manage(request, response, booking.reference)
@@ -112,9 +113,9 @@ async def booking_detail(request, reference: str):
     site = await _site(request)
     booking = await _managed_booking(request, site, reference)
     # ?changed=1: back from paying the difference of an amendment (apps.payments), which has been applied
-    notice = "Your booking has been changed." if request.GET.get("changed") else ""
+    notice = _("Your booking has been changed.") if request.GET.get("changed") else ""
     if request.GET.get("resent"):
-        notice = "We have emailed your confirmation again."
+        notice = _("We have emailed your confirmation again.")
     context = _booking_context(booking, form=await run_sync(_amend_form, booking), notice=notice)
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
@@ -132,14 +133,14 @@ async def booking_amend(request, reference: str):
         with acting("customer"):
             await run_sync(services.booking_amend, booking=booking, **amend_changes(booking, form))
     except services.NoCapacity as exc:
-        form.add_error(None, f"Sorry, we are full: {exc}. Your booking is unchanged.")
+        form.add_error(None, _("Sorry, we are full: %(why)s. Your booking is unchanged.") % {"why": exc})
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=409)
     except (services.BookingInvalid, services.BookingClosed) as exc:
         form.add_error(None, str(exc))
         return _page(request, site, "site/booking.html", _booking_context(booking, form=form), status=400)
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
     form = await run_sync(_amend_form, booking)
-    context = _booking_context(booking, form=form, notice="Your booking has been changed.")
+    context = _booking_context(booking, form=form, notice=_("Your booking has been changed."))
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
     return _page(request, site, "site/booking.html", context)
 
@@ -149,12 +150,12 @@ async def booking_cancel(request, reference: str):
     booking = await _managed_booking(request, site, reference)
     if request.method != "POST":
         return HttpResponseRedirect(reverse("site-booking", args=[reference]))
-    notice = "Your booking has been cancelled."
+    notice = _("Your booking has been cancelled.")
     try:
         with acting("customer"):
             await run_sync(services.booking_cancel, booking=booking)
     except services.BookingClosed:
-        notice = "This booking has already started and can no longer be cancelled online."
+        notice = _("This booking has already started and can no longer be cancelled online.")
     booking = await run_sync(selectors.brand_booking_by_reference, brand_id=site.brand.pk, reference=reference)
     context = _booking_context(booking, notice=notice)
     context["history"] = await run_sync(history.booking_history, booking_id=booking.pk)
