@@ -1,5 +1,6 @@
-"""A booking's history for its customer: one BookingChange per created / amended / cancelled, recorded by receivers
-of the bookings' own signals (in the same transaction), the actor taken from apps.core.actor."""
+"""A booking's history for its customer: one BookingChange per created / confirmed (a booking that waited for its
+payment is paid) / amended / cancelled, recorded by receivers of the bookings' own signals (in the same transaction),
+the actor taken from apps.core.actor."""
 
 from datetime import datetime
 
@@ -29,7 +30,7 @@ def record(booking: Booking, action: str) -> BookingChange:
     before = before.first() or {}
     changes = [{"field": f, "from": before.get(f), "to": now[f]} for f in FIELDS if before and before.get(f) != now[f]]
     kind, label = actor.current()
-    if kind == "system" and action == "created":
+    if kind == "system" and action in ("created", "confirmed"):  # a booking's payment is its customer's act
         kind = {"web": "customer", "api": "agent", "email": "agent", "staff": "staff"}.get(booking.source, kind)
     return BookingChange.objects.create(
         booking=booking, action=action, actor=kind, actor_label=label, changes=changes, snapshot=now
@@ -57,6 +58,10 @@ def _on_amended(sender, booking, **kwargs):
     record(booking, "amended")
 
 
+def _on_confirmed(sender, booking, **kwargs):
+    record(booking, "confirmed")
+
+
 def _on_cancelled(sender, booking, **kwargs):
     record(booking, "cancelled")
 
@@ -64,4 +69,5 @@ def _on_cancelled(sender, booking, **kwargs):
 def connect() -> None:
     signals.booking_created.connect(_on_created, dispatch_uid="bookings.history.created")
     signals.booking_amended.connect(_on_amended, dispatch_uid="bookings.history.amended")
+    signals.booking_confirmed.connect(_on_confirmed, dispatch_uid="bookings.history.confirmed")
     signals.booking_cancelled.connect(_on_cancelled, dispatch_uid="bookings.history.cancelled")

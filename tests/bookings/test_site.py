@@ -10,7 +10,7 @@ from django.core import mail
 from django.test import Client
 
 from apps.bookings import services
-from apps.bookings.models import Booking
+from apps.bookings.models import Booking, BookingChange
 from tests.bookings.conftest import deliver_confirmation, hidden_inputs, local
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,6 +102,11 @@ def test_book_and_see_the_confirmation(committed_world):
     page = client.get(booked["Location"])
     assert page.status_code == 200 and reference in page.text and "Sun 10 Jan 2027, 08:00" in page.text
     assert site().get(booked["Location"]).status_code == 404  # another browser has not proved anything
+    pay_demo(client, booked)
+    steps = list(BookingChange.objects.filter(booking=booking).order_by("at", "pk").values_list("action", "actor"))
+    assert steps == [("created", "customer"), ("confirmed", "customer")]  # the history shows it paid
+    changes = BookingChange.objects.get(booking=booking, action="confirmed").changes
+    assert changes == [{"field": "status", "from": "pending_payment", "to": "confirmed"}]
 
 
 def test_booking_form_messages(committed_world):
@@ -163,7 +168,8 @@ def test_amend_and_cancel(committed_world):
     assert bad.status_code == 400 and "Please enter the departure as a date and a time." in bad.text
     assert "is refunded to your card; cancellation is free until" in client.get(f"/manage/{booking.reference}/").text
     cancelled = client.post(f"/manage/{booking.reference}/cancel/")
-    assert cancelled.status_code == 200 and "Your booking has been cancelled." in cancelled.text
+    assert cancelled.status_code == 200  # and says what the terms above the button promised
+    assert "Your booking has been cancelled and \u00a360.00 is refunded to your card." in cancelled.text
     assert Booking.objects.get(pk=booking.pk).status == "cancelled"
 
 

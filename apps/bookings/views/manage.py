@@ -8,8 +8,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from apps.bookings import history, selectors, services
+from apps.bookings.cancellation import cancellation_fee
 from apps.bookings.forms import AmendForm, ManageLookupForm
 from apps.bookings.models import Booking
+from apps.bookings.templatetags.money import money
 from apps.bookings.views.common import (
     MANAGE_LOOKUPS,
     MANAGE_WINDOW_S,
@@ -151,6 +153,12 @@ async def booking_cancel(request, reference: str):
     if request.method != "POST":
         return HttpResponseRedirect(reverse("site-booking", args=[reference]))
     notice = _("Your booking has been cancelled.")
+    # What the cancel terms above the button promised (apps.payments refunds it after the commit).
+    refund = booking.price - cancellation_fee(booking) if booking.status == Booking.Status.CONFIRMED else 0
+    if booking.source == Booking.Source.WEB and refund > 0:
+        notice = _("Your booking has been cancelled and %(refund)s is refunded to your card.") % {
+            "refund": money(refund, booking.currency)
+        }
     try:
         with acting("customer"):
             await run_sync(services.booking_cancel, booking=booking)
