@@ -146,6 +146,3 @@ class Command(BaseCommand):
         if self.worker_task is not None:
             self.worker_task.cancel()  # queued in-process jobs are re-found by the periodic sweeps
         await runtime.drain(wait_s=5)
-        from apps.access import fastpath
-
-        await fastpath.close()  # the decisions' own connection pool (PostgreSQL), if the loop opened one
