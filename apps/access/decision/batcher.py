@@ -8,12 +8,14 @@ and commits. Each decision thread keeps its own database connection, warm, with 
 """
 
 import asyncio
+import contextlib
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 
 from apps.access.decision.batch import PlateReadIn, plate_reads_decide
 
@@ -127,13 +129,28 @@ class _Batcher:
 class _Batchers:
     """The batcher of the running loop (a test's new loop gets a new one), one slot per decision thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
         self.batcher: _Batcher | None = None
 
     def get(self) -> _Batcher:
         if self.batcher is None or self.batcher.loop is not asyncio.get_running_loop():
-            self.batcher = _Batcher(THREADS)
+            self.batcher = _Batcher(self.slots)
         return self.batcher
 
 
-_batchers = _Batchers()
+_batchers = _Batchers(THREADS)
+
+
+def connections_close() -> None:
+    """Hand back every decision thread's connection (serve's shutdown; tests, before their database goes): one task
+    per thread, each waiting for the others so that no thread takes two."""
+    everyone = threading.Barrier(THREADS)
+
+    def close() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):  # a thread still busy: the others close theirs
+            everyone.wait(timeout=10)
+        connections.close_all()
+
+    for done in [_threads.submit(close) for _ in range(THREADS)]:
+        done.result()
