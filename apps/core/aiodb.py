@@ -110,7 +110,7 @@ class LoopPool:
             self.opened = True
         for _ in range(self.pool.max_size):
             conn = await self.pool.getconn()
-            if not _readable(conn):
+            if not readable(conn):
                 return conn
             try:
                 await conn.execute("", prepare=False)  # reads what arrived; raises if the server hung up
@@ -124,7 +124,8 @@ class LoopPool:
         await self.pool.close()
 
 
-def _readable(conn: psycopg.AsyncConnection) -> bool:
+def readable(conn: psycopg.AsyncConnection | psycopg.Connection) -> bool:
+    """Whether an idle connection's socket has something to read: most often the server's goodbye (or EOF)."""
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
     return bool(poller.poll(0))
