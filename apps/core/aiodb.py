@@ -1,11 +1,11 @@
-"""PostgreSQL from the server's event loop, for the two hot paths whose reply waits for a commit: the SMTP group
-commit's insert (apps.mail.receipts) and the plate-read decision (apps.access.fastpath).
+"""PostgreSQL from the server's event loop, for the hot path whose reply waits for a commit: the SMTP group commit's
+insert (apps.mail.receipts).
 
-Why they bypass Django's database layer: it is sync only, so from the loop it runs on a thread, and the thread
-hand-offs plus the GIL contention with the loop cost more than the statements themselves (bench/smtp.py,
-bench/gateway.py). Each hot path keeps a small psycopg AsyncConnectionPool of its own, opened lazily on the running
+Why it bypasses Django's database layer: it is sync only, so from the loop it runs on a thread, and the thread
+hand-offs plus the GIL contention with the loop cost more than the statements themselves
+(bench/smtp.py). It keeps a small psycopg AsyncConnectionPool of its own, opened lazily on the running
 loop with the parameters Django connects with (DATABASES), and sends its transaction as few messages as it can
-(`run`): BEGIN, prepared statements, COMMIT, whose reply is awaited before anything is answered. What they keep
+(`run`): BEGIN, prepared statements, COMMIT, whose reply is awaited before anything is answered. What it keeps
 of Django:
   - errors are Django's (`django.db.DatabaseError` and subclasses, mapped from psycopg's as Django maps them);
   - statements and rows come from the apps' services and selectors, shared with their sync paths;

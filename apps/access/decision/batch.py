@@ -1,7 +1,7 @@
 """Plate reads decided together in ONE transaction on Django's connection, the route of every read (batcher.py brings
 them from the server's loop; a replay or a test brings one):
 
-  1. every read's lock + lane (facts.lane_statement) and facts (selectors.CONTEXT_SQL), as one psycopg pipeline: one
+  1. every read's lock + lane (facts.lane_statement) and facts (facts.CONTEXT_SQL), as one psycopg pipeline: one
      round trip, then one more for the reads whose lane this process had not seen or whose policies changed;
   2. each read decided in Python by the pure rules (writes.decided_of);
   3. the rarer outcomes written through the ORM's helpers (writes.write_with_orm), then the common ones' one statement
@@ -13,20 +13,20 @@ read, where a duplicate is answered with the stored decision. Events leave throu
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from datetime import datetime
 
 import psycopg
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from apps.access import clock, rules, selectors
+from apps.access import clock, rules
 from apps.access.decision import facts
 from apps.access.decision.writes import Decided, decided_of, write_with_orm
 from apps.access.models import PlateRead
 from apps.access.services.common import UnknownLane, lane_policy
 from apps.carparks.models import Lane
 from apps.core import events
+from apps.core.sql import prepared_statements
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,7 +60,7 @@ class _Deciding:
     read_in: PlateReadIn
     seen: Lane | None = None  # the lane as this process last saw it, whose policies the first facts were read with
     lane: Lane | None = None
-    context: selectors.DecisionContext | None = None
+    context: facts.DecisionContext | None = None
     result: dict | Exception | None = None  # the frame, or why it has none
     decided: Decided | None = None
     clock_offset: float | None = None
@@ -73,15 +73,15 @@ class _Deciding:
 
     def facts(self, cursor: psycopg.Cursor, lane: Lane) -> None:
         r, (read, _offset) = self.read_in, self.on_clock(lane)
-        params = selectors.decision_context_params(
+        params = facts.decision_context_params(
             device_id=r.device_id, read_id=r.read_id, lane_id=r.lane_id, carpark_id=lane.carpark_id, read=read,
             policy=lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY, now=r.now,
         )  # fmt: skip
-        cursor.execute(selectors.CONTEXT_SQL, params, prepare=True)
+        cursor.execute(facts.CONTEXT_SQL, params, prepare=True)
 
     def context_of(self, cursor: psycopg.Cursor) -> None:
         read, _offset = self.on_clock(self.lane)
-        self.context = selectors.decision_context_of_rows(cursor.fetchall(), read=read, policy=lane_policy(self.lane))
+        self.context = facts.decision_context_of_rows(cursor.fetchall(), read=read, policy=lane_policy(self.lane))
 
     def decide(self) -> None:
         """Sets `result`: a duplicate's stored frame, or the decision's, with what it writes in `decided`."""
@@ -132,7 +132,7 @@ def _alone(read: PlateReadIn) -> dict | Exception:
 def _in_one_transaction(reads: list[PlateReadIn]) -> list[dict | Exception]:
     batch = sorted((_Deciding(read) for read in reads), key=lambda d: d.read_in.read.key)
     outermost = not connection.in_atomic_block
-    with transaction.atomic(), _server_bound() as raw:
+    with transaction.atomic(), prepared_statements() as raw:
         _locked_with_facts(raw, batch)
         for deciding in batch:
             deciding.decide()
@@ -161,19 +161,6 @@ def _in_one_transaction(reads: list[PlateReadIn]) -> list[dict | Exception]:
                 events.publish_to_carpark(carpark_id=deciding.lane.carpark_id, kind=kind, data=data)
     by_read = {id(d.read_in): d.result for d in batch}
     return [by_read[id(read)] for read in reads]
-
-
-@contextlib.contextmanager
-def _server_bound() -> Iterator[psycopg.Connection]:
-    """Django's connection's psycopg connection, with its prepared statements on (Django's own client-bound queries
-    never prepare: apps.core.sql) and psycopg's errors mapped to Django's."""
-    raw = connection.connection
-    with connection.wrap_database_errors:
-        previous, raw.prepare_threshold = raw.prepare_threshold, 0
-        try:
-            yield raw
-        finally:
-            raw.prepare_threshold = previous
 
 
 def _locked_with_facts(raw: psycopg.Connection, batch: list[_Deciding]) -> None:

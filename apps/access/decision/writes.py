@@ -12,6 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 from psycopg.types.json import Jsonb
 
 from apps.access import rules, selectors
+from apps.access.decision.facts import DecisionContext
 from apps.access.models import (
     Alert,
     BarrierCommand,
@@ -238,7 +239,7 @@ def _stale_outcome(read, policy, facts: rules.Facts, entry: bool, local_action: 
     return outcome
 
 
-def decided_of(*, lane: Lane, context: selectors.DecisionContext, device_id: str, read_id: str, plate: str,
+def decided_of(*, lane: Lane, context: DecisionContext, device_id: str, read_id: str, plate: str,
                read: rules.Read, now: datetime, candidates: list | None, region: str, vehicle: dict | None,
                retransmit: bool, local_action: str, with_command: bool) -> Decided:  # fmt: skip
     """The decision about a read (not a duplicate) and the rows it writes (their fields by attname), from the facts
