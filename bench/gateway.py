@@ -180,7 +180,7 @@ def seed(total_bookings: int, controllers: int, plates_out: Path, start_at: int)
     ]
 
     def rows(model, objects):
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
         names = [f.column for f in fields]
         values = ([f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objects)
         return names, values

@@ -11,11 +11,11 @@ from django.db import DatabaseError
 from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
 
-from apps.access import cameras, clock, selectors, services
+from apps.access import cameras, clock, decision, selectors, services
 from apps.core import metrics
 from device_gateway import vendors
 from device_gateway.codec import ProtocolError, loads
-from device_gateway.executor import run_db, run_decision
+from device_gateway.executor import run_db
 
 api = NinjaAPI(urls_namespace="device-api", title="Parkgate lane controller API", version="1", docs_url=None)
 
@@ -177,11 +177,9 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
                 kept.append({"read_id": read.read_id, "camera": source})
                 continue
             started = time.perf_counter()
-            decision = await run_decision(
-                services.plate_read_decide,
+            decided = await decision.decide(
                 device_id=device.id,
                 read_id=read.read_id,
-                lane_code=lane,
                 lane_id=device.lane_ids[lane],
                 plate=read.plate,
                 score=read.score,
@@ -195,8 +193,8 @@ async def _decide_vendor_reads(request, parse, mapping_key: str):
         except DatabaseError:
             answers.append(ProtocolError("retry", "cannot decide now, post again later", read.read_id).frame())
             continue
-        metrics.decision_observed(decision, seconds=time.perf_counter() - started)
-        answers.append(decision)
+        metrics.decision_observed(decided, seconds=time.perf_counter() - started)
+        answers.append(decided)
     if kept:
         detail = "camera not mapped to a lane of this device: kept for staff to assign, nothing decided"
         return api.create_response(request, {"decisions": answers, "kept": kept, "detail": detail}, status=202)

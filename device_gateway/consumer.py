@@ -1,8 +1,8 @@
 """The lane controller WebSocket (device-protocol.md 2-5): authenticate, parse, call the access services, reply.
 
 Design notes (why it is not a plain AsyncWebsocketConsumer):
-- Decisions run on a dedicated executor (`device_gateway.executor`), not on Channels' one shared database thread,
-  and several reads of one controller are decided concurrently (it may have up to 32 in flight).
+- Decisions go through apps.access.decision (its own decision threads, reads batched), not Channels' one shared
+  database thread, and several reads of one controller are decided concurrently (it may have up to 32 in flight).
 - The channel layer (Redis) only carries nudges: revocation, replacement, new settings, allow-lists, manual
   commands. When Redis is down its receive is retried in the background and the connection stays up. Closing the
   connection never cancels the layer's receive, which would lose other channels' messages (device_gateway/layer.py's
@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 
 from django.db import DatabaseError
 
-from apps.access import clock, fastpath, selectors, services
+from apps.access import clock, decision, selectors, services
 from apps.core import metrics
 from apps.core.events import device_group
 from device_gateway import codec
-from device_gateway.executor import run_db, run_decision
+from device_gateway.executor import run_db
 from device_gateway.layer import LayerConsumer
 
 log = logging.getLogger(__name__)
@@ -261,9 +261,7 @@ class DeviceConsumer(LayerConsumer):
             "local_action": read.local_action,
         }
         try:
-            decision = await fastpath.plate_read_decide(**arguments)  # the common reads, on this loop
-            if decision is None:  # the rarer ones (stale, out of order, overstay...), on a decision thread
-                decision = await run_decision(services.plate_read_decide, lane_code=read.lane, **arguments)
+            decided = await decision.decide(**arguments)
         except Exception as exc:  # the database is down or busy: the controller resends later; never guess
             if not isinstance(exc, DatabaseError):
                 log.exception("device %s: read %s could not be decided", self.device.id, read.read_id)
@@ -271,8 +269,8 @@ class DeviceConsumer(LayerConsumer):
             return
         finally:
             self.in_flight.release()
-        metrics.decision_observed(decision, seconds=time.perf_counter() - started)
-        await self.send_frame(decision)
+        metrics.decision_observed(decided, seconds=time.perf_counter() - started)
+        await self.send_frame(decided)
         if not (read.retransmit or read.local_action):  # a live read's capture time, after its answer
             await self.on_clock(read.captured_at)
 

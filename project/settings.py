@@ -167,13 +167,11 @@ WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default
 WEBHOOKS_RETRY_BASE_S = env.float("WEBHOOKS_RETRY_BASE_S", default=5.0)
 WEBHOOKS_RETRY_FOR_S = env.int("WEBHOOKS_RETRY_FOR_S", default=24 * 3600)
 WEBHOOKS_ROTATION_GRACE_S = env.int("WEBHOOKS_ROTATION_GRACE_S", default=24 * 3600)
-# Plate-read decisions run on the server's loop with up to DECISION_CONNECTIONS connections of their own
-# (PostgreSQL; apps.access.fastpath), reads that wait for one decided together in one transaction;
-# DECISIONS_ON_LOOP=false sends every one to the decision threads. Few connections with big batches decide the most:
-# each more backend competes for the same CPUs and splits the batches (a machine with more cores may want more;
-# docs/performance.md).
-DECISIONS_ON_LOOP = env.bool("DECISIONS_ON_LOOP", default=True)
-DECISION_CONNECTIONS = env.int("DECISION_CONNECTIONS", default=4)
+# Plate-read decisions run on DECISION_THREADS threads per `serve`, each holding one of the pool's connections
+# (apps.access.decision); reads that wait for a thread are decided together in one transaction. Few threads with big
+# batches decide the most: each more backend competes for the same CPUs and splits the batches (a machine with more
+# cores may want more; docs/performance.md).
+DECISION_THREADS = env.int("DECISION_THREADS", default=4)
 # Staff dashboards: events are coalesced per process and flushed to each socket at most every DASHBOARD_FLUSH_S;
 # DASHBOARD_FANOUT=direct sends every event to every socket instead (the benchmark's baseline, not for production).
 DASHBOARD_FLUSH_S = env.float("DASHBOARD_FLUSH_S", default=0.25)

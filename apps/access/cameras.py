@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from apps.access import selectors, services
+from apps.access import decision, selectors, services
 from apps.access.models import Alert, Device, UnmappedRead
 from apps.carparks.models import CarPark
 from apps.core import events, plates
@@ -144,8 +144,8 @@ def unmapped_reads_decide(*, device_id: str, camera: str) -> int:
     for kept in UnmappedRead.objects.filter(device_id=device_id, camera=camera, decided_at__isnull=True).order_by(
         "captured_at", "id"
     ):
-        services.plate_read_decide(
-            device_id=device_id, read_id=kept.read_id, lane_code=lane, lane_id=identity.lane_ids[lane],
+        decision.plate_read_decide(
+            device_id=device_id, read_id=kept.read_id, lane_id=identity.lane_ids[lane],
             plate=kept.plate, score=kept.score, captured_at=kept.captured_at, candidates=kept.candidates,
             region=kept.region, vehicle=kept.vehicle, retransmit=kept.retransmit, with_command=False,
         )  # fmt: skip

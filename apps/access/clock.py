@@ -1,7 +1,7 @@
 """Devices' clocks (device-protocol.md 3, rule 2): a read older than `stale_after_s` is applied as if the barrier had
 opened only when it comes from a controller's offline buffer (`retransmit` or `local_action`). Any other stale read
 (or one as far ahead) says the device's clock is wrong (or the payload is replayed): it is decided at the server's
-receipt time, on the thread path (apps.access.fastpath hands it back), and staff are alerted once per device.
+receipt time (apps.access.decision), and staff are alerted once per device.
 Each device's offset is measured from heartbeats (`sent_at`), vendor pushes and such reads, and shown on the dashboard.
 """
 

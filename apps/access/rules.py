@@ -1,6 +1,6 @@
 """The barrier decision rules of device-protocol.md section 3, as a pure function of a read and the facts about it.
 
-Plain Python, no database: `services.plate_read_decide` loads the facts (the few rows that can matter for this
+Plain Python, no database: apps.access.decision loads the facts (the few rows that can matter for this
 plate), calls `decide_entry` / `decide_exit`, and applies the outcome in the same transaction. Keeping the rules
 free of I/O makes them table-testable and keeps the hot path's queries few and visible.
 """

@@ -1,11 +1,11 @@
-"""PostgreSQL from the server's event loop, for the two hot paths whose reply waits for a commit: the SMTP group
-commit's insert (apps.mail.receipts) and the plate-read decision (apps.access.fastpath).
+"""PostgreSQL from the server's event loop, for the hot path whose reply waits for a commit: the SMTP group commit's
+insert (apps.mail.receipts).
 
-Why they bypass Django's database layer: it is sync only, so from the loop it runs on a thread, and the thread
-hand-offs plus the GIL contention with the loop cost more than the statements themselves (bench/smtp.py,
-bench/gateway.py). Each hot path keeps a small psycopg AsyncConnectionPool of its own, opened lazily on the running
+Why it bypasses Django's database layer: it is sync only, so from the loop it runs on a thread, and the thread
+hand-offs plus the GIL contention with the loop cost more than the statements themselves
+(bench/smtp.py). It keeps a small psycopg AsyncConnectionPool of its own, opened lazily on the running
 loop with the parameters Django connects with (DATABASES), and sends its transaction as few messages as it can
-(`run`): BEGIN, prepared statements, COMMIT, whose reply is awaited before anything is answered. What they keep
+(`run`): BEGIN, prepared statements, COMMIT, whose reply is awaited before anything is answered. What it keeps
 of Django:
   - errors are Django's (`django.db.DatabaseError` and subclasses, mapped from psycopg's as Django maps them);
   - statements and rows come from the apps' services and selectors, shared with their sync paths;
@@ -110,7 +110,7 @@ class LoopPool:
             self.opened = True
         for _ in range(self.pool.max_size):
             conn = await self.pool.getconn()
-            if not _readable(conn):
+            if not readable(conn):
                 return conn
             try:
                 await conn.execute("", prepare=False)  # reads what arrived; raises if the server hung up
@@ -124,7 +124,8 @@ class LoopPool:
         await self.pool.close()
 
 
-def _readable(conn: psycopg.AsyncConnection) -> bool:
+def readable(conn: psycopg.AsyncConnection | psycopg.Connection) -> bool:
+    """Whether an idle connection's socket has something to read: most often the server's goodbye (or EOF)."""
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
     return bool(poller.poll(0))

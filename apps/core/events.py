@@ -63,12 +63,6 @@ def publish_to_carpark(*, carpark_id: int, kind: str, data: dict[str, Any]) -> N
     _send_on_commit(carpark_group(carpark_id), {"type": "carpark.event", "kind": kind, "data": data})
 
 
-def publish_committed_to_carpark(*, carpark_id: int, kind: str, data: dict[str, Any]) -> None:
-    """publish_to_carpark for work already committed outside Django's transactions (apps.core.aiodb's connections,
-    on the server's loop): sent now, through the same outbox."""
-    _outbox.put(carpark_group(carpark_id), {"type": "carpark.event", "kind": kind, "data": data})
-
-
 def publish_to_device(*, device_id: str, kind: str, data: dict[str, Any]) -> None:
     """Tell the live connection of a lane controller (wherever it is held) that `kind` happened (after commit)."""
     _send_on_commit(device_group(device_id), {"type": "device.event", "kind": kind, "data": data})

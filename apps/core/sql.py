@@ -18,15 +18,22 @@ from django.db import connection
 
 
 @contextmanager
-def prepared_cursor() -> Iterator[psycopg.Cursor]:
-    """A server-binding cursor on the current connection; pass `prepare=True` to `execute` for statements run often."""
+def prepared_statements() -> Iterator[psycopg.Connection]:
+    """The current connection's psycopg connection, whose server-binding cursors (`psycopg.Cursor(conn)`) prepare
+    the statements executed with `prepare=True`, and whose errors are Django's, while this lasts."""
     connection.ensure_connection()
     raw = connection.connection
     with connection.wrap_database_errors:
-        # Prepared statements stay off for Django's own (client-bound) queries; on only while this cursor is lent.
+        # Prepared statements stay off for Django's own (client-bound) queries; on only while this lasts.
         previous, raw.prepare_threshold = raw.prepare_threshold, 0
         try:
-            with psycopg.Cursor(raw) as cursor:
-                yield cursor
+            yield raw
         finally:
             raw.prepare_threshold = previous
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[psycopg.Cursor]:
+    """A server-binding cursor on the current connection; pass `prepare=True` to `execute` for statements run often."""
+    with prepared_statements() as raw, psycopg.Cursor(raw) as cursor:
+        yield cursor

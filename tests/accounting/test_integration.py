@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from apps.access import services as access
+from apps.access.decision import plate_read_decide
 from apps.access.models import Visit
 from apps.accounting import chart, selectors
 from apps.accounting.ledger import PeriodClosed
@@ -99,8 +100,8 @@ def test_exit_after_departure_and_grace_charges_the_overstay_once(carpark):
         "score": 0.95,
         "captured_at": now(),
     }
-    decision = access.plate_read_decide(**frame)
-    access.plate_read_decide(**frame)  # the controller re-sends the same read: replayed, not charged again
+    decision = plate_read_decide(**frame)
+    plate_read_decide(**frame)  # the controller re-sends the same read: replayed, not charged again
     assert (decision["action"], decision["reason"]) == ("open", "overstay")
     charge = OverstayCharge.objects.get()
     # departure 3 h ago + 60 min grace: 2 h over (a hair more by now) -> 3 started hours at 5.00
@@ -127,7 +128,7 @@ def test_a_stale_exit_after_departure_and_grace_is_charged_as_an_overstay(carpar
         booking=late,
     )  # fmt: skip
     device = make_device(carpark.code, ["IN", "OUT"])
-    decision = access.plate_read_decide(
+    decision = plate_read_decide(
         device_id=device["device_id"], read_id="offline-exit-1", lane_code="OUT", plate="OV3R2", score=0.95,
         captured_at=now() - timedelta(minutes=30), retransmit=True, local_action="open",
     )  # fmt: skip
@@ -160,7 +161,7 @@ def test_a_held_overstay_is_charged_when_staff_let_the_car_out(carpark, django_u
         booking=late,
     )
     device = make_device(carpark.code, ["IN", "OUT"])
-    decision = access.plate_read_decide(
+    decision = plate_read_decide(
         device_id=device["device_id"],
         read_id="held-1",
         lane_code="OUT",

@@ -98,9 +98,9 @@ def person(world) -> Person:
 
 
 def decide(device_id: str, lane: str, plate: str, read_id: str) -> dict:
-    from apps.access import services
+    from apps.access.decision import plate_read_decide
 
-    return services.plate_read_decide(
+    return plate_read_decide(
         device_id=device_id, read_id=read_id, lane_code=lane, plate=plate, score=0.95, captured_at=timezone.now()
     )
 

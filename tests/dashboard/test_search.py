@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.access import services
+from apps.access.decision import plate_read_decide
 from apps.access.models import PlateRead, Visit
 from apps.agents.models import Agent
 from apps.bookings.models import Booking, Vehicle
@@ -29,7 +29,7 @@ def searched(db):
     here, there = make_device("TST1", ["IN", "OUT"]), make_device("TST2", ["X-IN"])
 
     def read(device, lane, plate, seconds_ago, **extra):
-        return services.plate_read_decide(
+        return plate_read_decide(
             device_id=device["device_id"], read_id=f"{lane}-{plate}-{seconds_ago}", lane_code=lane, plate=plate,
             score=extra.pop("score", 0.95), captured_at=now() - timedelta(seconds=seconds_ago), **extra,
         )  # fmt: skip

@@ -112,7 +112,7 @@ def test_rolling_restart_kills_and_a_redis_restart_lose_nothing(server_env, demo
             "PARKGATE_HTTPS": "1",
             "TRUSTED_PROXIES": "127.0.0.1/32",
             "DB_POOL_MAX": "6",
-            "DECISION_CONNECTIONS": "2",
+            "DECISION_THREADS": "2",
         }
         serves = [stack.Serve(env, f"drill-serve-{i}") for i in range(3)]
         workers = [stack.worker(env, f"drill-worker-{i}") for i in range(2)]

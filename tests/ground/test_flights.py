@@ -126,7 +126,7 @@ def test_bad_updates_are_refused_with_a_reason(carpark):
 
 def test_an_exit_uploaded_late_after_a_late_landing_is_not_charged_and_says_why(carpark):
     """The thread path's stale exit (a controller offline at the exit), applied as if the barrier had opened."""
-    from apps.access import services as access
+    from apps.access.decision import plate_read_decide
     from apps.access.models import Visit
     from apps.accounting.models import CarParkRates, OverstayCharge
     from apps.carparks.models import Lane
@@ -147,7 +147,7 @@ def test_an_exit_uploaded_late_after_a_late_landing_is_not_charged_and_says_why(
                actual=scheduled + timedelta(hours=3)),
     ])  # fmt: skip
     device = make_device(carpark.code, ["IN", "OUT"])
-    decision = access.plate_read_decide(
+    decision = plate_read_decide(
         device_id=device["device_id"], read_id="offline-exit", lane_code="OUT", plate="ST4LE", score=0.95,
         captured_at=now - timedelta(minutes=20), retransmit=True, local_action="open",
     )  # fmt: skip

@@ -15,6 +15,7 @@ from django.contrib.sessions.models import Session
 from websockets.exceptions import ConnectionClosed
 
 from apps.access import receivers, services
+from apps.access.decision import plate_read_decide
 from apps.access.models import BlockedPlate, Device, EnrolmentCode, Permit
 from apps.access.tokens import hash_secret
 from apps.carparks.models import Lane
@@ -70,7 +71,7 @@ def permit_form(**data) -> dict:
 
 
 def decide(device_id: str, lane: str, plate: str, read_id: str) -> dict:
-    return services.plate_read_decide(
+    return plate_read_decide(
         device_id=device_id, read_id=read_id, lane_code=lane, plate=plate, score=0.95, captured_at=now()
     )
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connections
 from websockets.exceptions import ConnectionClosed
 
-from apps.access import services
+from apps.access.decision import plate_read_decide
 from apps.access.models import Device, PlateRead, Visit
 from apps.core.plates import lookalike_key
 from tests.clients import LaneController
@@ -104,7 +104,7 @@ def test_an_entry_matched_by_a_candidate_waits_for_that_vehicles_lock(world):
 
     def entry():
         try:
-            decided["frame"] = services.plate_read_decide(
+            decided["frame"] = plate_read_decide(
                 device_id=device, read_id="c-1", lane_code="IN", plate="XQ77ZZK", score=0.3, captured_at=now(),
                 candidates=[{"plate": "CA11DTE", "score": 0.85}],
             )  # fmt: skip
@@ -133,7 +133,7 @@ def test_an_unpaired_exit_claimed_meanwhile_is_not_paired_twice(world, read_as):
     make_booking(carpark, "M15EXT")
     device = make_device("TST1", ["IN", "OUT"])["device_id"]
     exit_at = now() - timedelta(minutes=1)
-    services.plate_read_decide(
+    plate_read_decide(
         device_id=device, read_id="x-1", lane_code="OUT", plate="W15EXT", score=0.95, captured_at=exit_at,
         candidates=[{"plate": "M15 EXT", "score": 0.9}],
     )  # fmt: skip
@@ -142,7 +142,7 @@ def test_an_unpaired_exit_claimed_meanwhile_is_not_paired_twice(world, read_as):
 
     def late_entry():
         try:
-            decided["frame"] = services.plate_read_decide(
+            decided["frame"] = plate_read_decide(
                 device_id=device, read_id="e-1", lane_code="IN", score=0.95, captured_at=exit_at - timedelta(hours=2),
                 plate="W15EXT" if read_as == "misread plate" else "M15EXT", local_action="open", retransmit=True,
             )  # fmt: skip

@@ -1,11 +1,11 @@
-"""The decision's hot path on PostgreSQL: the gateway passes the lane's id and the decision runs as three prepared
-statements (lock + lane, facts, writes), planned once per connection; it decides exactly as the ORM path does."""
+"""The decision's statements (lock + lane, facts, the one-statement write) are prepared, planned once per connection,
+and the one statement writes exactly the rows the ORM's helpers write."""
 
 from datetime import datetime
 
 from django.db import connection
 
-from apps.access import services
+from apps.access.decision import Decided, plate_read_decide
 from apps.access.models import Alert, BarrierCommand, PlateRead, Visit
 from apps.carparks.models import Lane
 from tests.lanes.conftest import make_booking, make_device, now
@@ -14,7 +14,7 @@ _ids = iter(range(1, 1_000_000))
 
 
 def decide(device_id: str, lane: Lane, plate: str, *, by_id: bool) -> dict:
-    return services.plate_read_decide(
+    return plate_read_decide(
         device_id=device_id,
         read_id=f"h-{next(_ids)}",
         lane_code=lane.code,
@@ -68,7 +68,7 @@ def test_the_one_statement_writes_the_rows_an_orm_save_writes(world_db, monkeypa
     ):
         with monkeypatch.context() as patch:
             if not one_statement:
-                patch.setattr(services.Decided, "in_one_statement", lambda self: False)
+                patch.setattr(Decided, "in_one_statement", lambda self: False)
             for plate in ("AB12CDE", "BY11HND"):
                 make_booking(carpark, plate)
             device = make_device(carpark.code, list(lanes))["device_id"]

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
 
-from apps.access import services
+from apps.access.decision import plate_read_decide
 from apps.access.models import PlateRead
 from apps.staff.services import staff_member_set
 from tests.dashboard.conftest import PASSWORD, dashboard_socket, login, next_frame
@@ -99,7 +99,7 @@ def test_a_visit_stored_with_an_impossible_time_does_not_stop_its_vehicle_being_
             " VALUES (%s, 'ODD2', '0002', '9999-12-31T23:00:00-05:00', '')",
             [carpark.id],
         )
-    decision = services.plate_read_decide(
+    decision = plate_read_decide(
         device_id=device["device_id"], read_id="odd-exit", lane_code="OUT", plate="ODD2", score=0.95,
         captured_at=now(),
     )  # fmt: skip

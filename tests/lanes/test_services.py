@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from apps.access import selectors, services
+from apps.access.decision import plate_read_decide
 from apps.access.models import Alert, AllowlistState, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import Lane
@@ -24,7 +25,7 @@ def lanes(world_db):
 
 
 def decide(device_id: str, lane: str, plate: str, at=None, **extra) -> dict:
-    return services.plate_read_decide(
+    return plate_read_decide(
         device_id=device_id,
         read_id=extra.pop("read_id", f"t-{next(_ids)}"),
         lane_code=lane,

@@ -1,8 +1,9 @@
-"""Access control's writes (lane controllers, plate-read decisions, visits, barrier commands, alerts and the offline
-allow-list; device-protocol.md), one module per concern. Every function owns its transaction.
+"""Access control's writes (lane controllers, visits, barrier commands, alerts and the offline allow-list;
+device-protocol.md), one module per concern. Every function owns its transaction.
 
 Callers import `apps.access.services` and use the names it re-exports; the modules below import each other in one
-direction only: common <- devices, allowlist, visits, decided <- decision; visits <- commands.
+direction only: common <- devices, allowlist, visits; visits <- commands.
+Plate-read decisions are apps.access.decision's (which uses these modules).
 """
 
 from apps.access.services.allowlist import (
@@ -30,17 +31,6 @@ from apps.access.services.common import (
     UnknownCommand,
     UnknownLane,
     lane_policy,
-)
-from apps.access.services.decided import (
-    Decided,
-)
-from apps.access.services.decision import (
-    lane_last_seen,
-    lane_of_row,
-    lane_statement,
-    plate_read_decide,
-    plate_read_decided,
-    plate_read_of,
 )
 from apps.access.services.devices import (
     ACTIVE,
@@ -70,7 +60,6 @@ __all__ = [
     "REPLACED",
     "REVOKED",
     "Allowlist",
-    "Decided",
     "DeviceRevoked",
     "Enrolled",
     "EnrolmentCodeIssued",
@@ -99,14 +88,8 @@ __all__ = [
     "device_settings_changed",
     "device_update",
     "devices_sweep_offline",
-    "lane_last_seen",
-    "lane_of_row",
     "lane_policy",
-    "lane_statement",
     "permit_save",
-    "plate_read_decide",
-    "plate_read_decided",
-    "plate_read_of",
     "reads_purge",
     "visit_close_manual",
 ]

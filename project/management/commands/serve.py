@@ -146,6 +146,6 @@ class Command(BaseCommand):
         if self.worker_task is not None:
             self.worker_task.cancel()  # queued in-process jobs are re-found by the periodic sweeps
         await runtime.drain(wait_s=5)
-        from apps.access import fastpath
+        from apps.access.decision import batcher
 
-        await fastpath.close()  # the decisions' own connection pool (PostgreSQL), if the loop opened one
+        await asyncio.to_thread(batcher.connections_close)  # the decision threads' pooled connections

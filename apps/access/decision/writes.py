@@ -1,23 +1,37 @@
-"""A decided read and the rows it writes: the decision frame, and the common decisions' one-statement write (data-
-modifying CTEs) shared by the thread path and the loop's fast path."""
+"""A decided read and what it writes: the rules' outcome (`decided_of`), the decision frame, and the rows, written in
+ONE statement (data-modifying CTEs, `Decided.statement`) for the common decisions, else through the ORM's helpers
+(`write_with_orm`: visits superseded or held, stale reads, overstays)."""
 
 import functools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from psycopg.types.json import Jsonb
 
 from apps.access import rules, selectors
+from apps.access.decision.facts import DecisionContext
 from apps.access.models import (
     Alert,
     BarrierCommand,
     PlateRead,
     Visit,
 )
-from apps.access.services.common import _occupancy_changed_data, _read_event_data, iso
+from apps.access.services.common import (
+    COMMAND_TTL,
+    _alert_raise,
+    _occupancy_changed_data,
+    _publish_occupancy_changed,
+    _publish_read,
+    _read_event_data,
+    iso,
+    lane_policy,
+    new_command_id,
+)
+from apps.access.services.visits import _apply_visits
+from apps.access.signals import visit_held
 from apps.access.vocabulary import Action, Match, Reason
 from apps.bookings import flights
 from apps.bookings.models import Booking
@@ -26,10 +40,8 @@ from apps.carparks.models import Lane
 
 @dataclass
 class Decided:
-    """A decided plate read and what it writes. The common live decisions are written in ONE statement on
-    PostgreSQL (`statement`, then `written` with its result row), by the decision thread or on the loop
-    (apps.access.fastpath), without model instances; the rarer ones go through the ORM (visits superseded or held,
-    stale reads, overstays)."""
+    """A decided plate read and what it writes. The common decisions are written in ONE statement (`statement`, then
+    `written` with its result row), without model instances; the rarer ones by `write_with_orm`."""
 
     lane: Lane
     frame: dict  # the `decision` frame
@@ -225,3 +237,82 @@ def _stale_outcome(read, policy, facts: rules.Facts, entry: bool, local_action: 
         outcome.match, outcome.booking, outcome.booking_id = linked.match, linked.booking, linked.booking_id
         outcome.permit_id, outcome.vehicle_plate = linked.permit_id, linked.vehicle_plate
     return outcome
+
+
+def decided_of(*, lane: Lane, context: DecisionContext, device_id: str, read_id: str, plate: str,
+               read: rules.Read, now: datetime, candidates: list | None, region: str, vehicle: dict | None,
+               retransmit: bool, local_action: str, with_command: bool) -> Decided:  # fmt: skip
+    """The decision about a read (not a duplicate) and the rows it writes (their fields by attname), from the facts
+    read under its lock."""
+    policy = lane_policy(lane)
+    entry = lane.direction == Lane.Direction.ENTRY
+    stale = read.captured_at < now - timedelta(seconds=policy.stale_after_s)
+    if stale:
+        outcome = _stale_outcome(read, policy, context.facts, entry, local_action)
+    elif context.repeat is not None:
+        outcome = _repeat_outcome(context.repeat)
+    else:
+        outcome = (
+            rules.decide_entry(read, policy, context.facts) if entry else rules.decide_exit(read, policy, context.facts)
+        )
+    command = None
+    if outcome.action == Action.OPEN and with_command:
+        command = {
+            "command_id": new_command_id(),
+            "device_id": device_id,
+            "reason": outcome.reason,
+            "expires_at": now + COMMAND_TTL,
+        }
+    frame = decision_frame(read_id, outcome, command)
+    row = {
+        "device_id": device_id,
+        "read_id": read_id,
+        "plate_raw": plate[:32],
+        "plate": read.plate,
+        "lookalike_key": read.key,
+        "score": read.score,
+        "candidates": candidates or [],
+        "region": region[:16],
+        "vehicle": vehicle or {},
+        "retransmit": retransmit,
+        "local_action": local_action,
+        "captured_at": read.captured_at,
+        "action": outcome.action,
+        "reason": outcome.reason,
+        "match": outcome.match or "",
+        "booking_id": _booking_id(outcome),
+        "permit_id": outcome.permit_id,
+        "decision": frame,
+        "unpaired_exit": not stale and not entry and outcome.reason == Reason.NO_VISIT,
+    }
+    alert = outcome.alert and not stale and not context.alerted_recently
+    return Decided(
+        lane, frame, row, command, outcome, alert=alert, stale=stale, entry=entry, simple=not context.visits_around,
+        now=now,
+    )  # fmt: skip
+
+
+def write_with_orm(decided: Decided) -> None:
+    """Write what `decided` decided through the models and the visits' helpers, in the caller's transaction; its
+    events leave after the commit."""
+    lane, outcome, local_action = decided.lane, decided.outcome, decided.read_row["local_action"]
+    carpark = lane.carpark
+    row = PlateRead(lane=lane, carpark=carpark, **decided.read_row)
+    row.save(force_insert=True)
+    if decided.command_row is not None:
+        BarrierCommand(lane=lane, read=row, **decided.command_row).save(force_insert=True)
+    delta = _apply_visits(
+        carpark, lane, row, outcome, stale=decided.stale, entry=decided.entry, local_action=local_action,
+        simple=decided.simple,
+    )  # fmt: skip
+    alert = None
+    if decided.alert:
+        alert = _alert_raise(
+            carpark=carpark, lane=lane, plate=row.plate, reason=outcome.reason, read=row, policy=lane_policy(lane),
+            checked=True,
+        )  # fmt: skip
+    if outcome.hold_visit is not None and not decided.stale:
+        visit_held.send(sender=PlateRead, visit_id=outcome.hold_visit.id, lane=lane, alert=alert)
+    _publish_read(carpark, lane, row)
+    if delta is not None:
+        _publish_occupancy_changed(carpark)

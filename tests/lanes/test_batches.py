@@ -1,16 +1,22 @@
-"""Plate reads decided on the server's loop (apps.access.fastpath): the same decisions and rows as the thread path
-(services.plate_read_decide), committed before the frame is returned, events only after the commit, the rarer reads
-handed back to the full service untouched, and a policy changed by staff applied to the very next read."""
+"""Plate reads decided on the one route (apps.access.decision): from the server's loop, batched onto a decision
+thread, every kind of read (common or rare) decided and written in the batch's one transaction, committed before the
+frame is returned, events only after the commit; a policy changed by staff applies to the very next read, and a batch
+that fails as a whole is decided again read by read."""
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 
 import psycopg
 import pytest
+from django.db import connections, transaction
 
-from apps.access import fastpath, services
+from apps.access import decision
+from apps.access.decision import batch as batch_module
+from apps.access.decision import batcher
 from apps.access.models import Alert, PlateRead, Visit
+from apps.access.services import UnknownLane
 from apps.bookings.models import Booking
 from apps.carparks.models import CarPark, Lane
 from apps.core import aiodb, events
@@ -24,24 +30,23 @@ _ids = iter(range(1, 1_000_000))
 
 @pytest.fixture
 def published(monkeypatch) -> list[tuple[str, str]]:
-    """The (kind, plate or occupancy) events the loop path publishes."""
+    """The (kind, plate or occupancy) car park events, as they leave: after the commit."""
     seen = []
+    publish = events.publish_to_carpark
 
     def record(*, carpark_id, kind, data):
-        seen.append((kind, data.get("plate", data.get("occupancy"))))
+        transaction.on_commit(lambda: seen.append((kind, data.get("plate", data.get("occupancy")))))
+        publish(carpark_id=carpark_id, kind=kind, data=data)
 
-    monkeypatch.setattr(events, "publish_committed_to_carpark", record)
+    monkeypatch.setattr(events, "publish_to_carpark", record)
     return seen
 
 
 def run_on_a_loop(coro):
-    async def main():
-        try:
-            return await coro
-        finally:
-            await fastpath.close()
-
-    return asyncio.run(main())
+    try:
+        return asyncio.run(coro)
+    finally:
+        batcher.connections_close()  # before the test database goes
 
 
 def arguments(device_id: str, lane: Lane, plate: str, **extra) -> dict:
@@ -55,16 +60,7 @@ def arguments(device_id: str, lane: Lane, plate: str, **extra) -> dict:
     } | extra
 
 
-async def on_the_loop_or_thread(args: dict) -> tuple[str, dict]:
-    """As the gateway does: the loop first, the full service (on a thread) for what the loop hands back."""
-    decision = await fastpath.plate_read_decide(**args)
-    if decision is not None:
-        return "loop", decision
-    lane_code = await in_thread(lambda: Lane.objects.get(pk=args["lane_id"]).code)
-    return "thread", await in_thread(services.plate_read_decide, lane_code=lane_code, **args)
-
-
-SCRIPT = [  # (lane, plate, extra): a day at the barrier, with every common outcome
+SCRIPT = [  # (lane, plate, extra): a day at the barrier, with every kind of outcome
     ("in", "AB12CDE", {}),  # booking, exact
     ("in", "AB12CDE", {}),  # repeat within the window
     ("in", "N0B0DY1", {}),  # unknown vehicle, alert
@@ -73,10 +69,10 @@ SCRIPT = [  # (lane, plate, extra): a day at the barrier, with every common outc
     ("in", "XY99ZZZ", {"score": 0.2}),  # low confidence
     ("out", "AB12CDE", {}),  # departure, visit closed
     ("out", "GH05TCA", {}),  # exit without a visit
-    # misread, its candidate booked: the full service, which opens the visit under CA11DTE ...
+    # misread, its candidate booked: the visit opens under CA11DTE (written through the ORM) ...
     ("in", "QQ99QQQ", {"score": 0.3, "candidates": [{"plate": "CA11DTE", "score": 0.85}]}),
     ("out", "CA11DTE", {}),  # ... so the exit, read well, ends it
-    ("in", "OLD1234", {"captured_at": now() - timedelta(minutes=10), "retransmit": True}),  # stale: the full service
+    ("in", "OLD1234", {"captured_at": now() - timedelta(minutes=10), "retransmit": True}),  # stale
 ]
 
 
@@ -99,31 +95,20 @@ def what_was_written(carpark: CarPark) -> dict:
     }
 
 
-def test_the_loop_decides_and_writes_as_the_thread_path_and_hands_back_the_rare_reads(world, published):
-    runs = {}
-    for carpark, lanes, on_loop in ((world["one"], ("IN", "OUT"), True), (world["two"], ("X-IN", "X-OUT"), False)):
-        for plate in ("AB12CDE", "BY11HND", "CA11DTE"):
-            make_booking(carpark, plate)
-        device = make_device(carpark.code, list(lanes))["device_id"]
-        lane = dict(zip(("in", "out"), (Lane.objects.get(carpark=carpark, code=code) for code in lanes), strict=True))
-        frames = []
-        for lane_name, plate, extra in SCRIPT:
-            args = arguments(device, lane[lane_name], plate, **extra)
-            if on_loop:
-                where, frame = run_on_a_loop(on_the_loop_or_thread(args))
-            else:
-                where, frame = "thread", services.plate_read_decide(lane_code=lane[lane_name].code, **args)
-            assert (frame["command_id"] is not None) == (frame["action"] == "open")
-            booking = Booking.objects.filter(reference=frame["booking"]).values_list("vehicles__registration").first()
-            ids = ("read_id", "command_id", "expires_at", "booking")  # each run's own
-            frames.append((where, {k: v for k, v in frame.items() if k not in ids} | {"booked": booking}))
-        runs[on_loop] = frames, what_was_written(carpark)
+def test_every_kind_of_read_is_decided_and_written_on_the_one_route(world, published):
+    carpark = world["one"]
+    for plate in ("AB12CDE", "BY11HND", "CA11DTE"):
+        make_booking(carpark, plate)
+    device = make_device(carpark.code, ["IN", "OUT"])["device_id"]
+    lane = {"in": Lane.objects.get(carpark=carpark, code="IN"), "out": Lane.objects.get(carpark=carpark, code="OUT")}
 
-    loop_frames, loop_rows = runs[True]
-    thread_frames, thread_rows = runs[False]
-    assert [where for where, _ in loop_frames] == ["loop"] * 8 + ["thread", "loop", "thread"]
-    assert [frame for _, frame in loop_frames] == [frame for _, frame in thread_frames]
-    assert [(f["action"], f["reason"], f["match"]) for _, f in loop_frames] == [
+    async def one_after_another():
+        return [await decision.decide(**arguments(device, lane[name], plate, **extra)) for name, plate, extra in SCRIPT]
+
+    frames = run_on_a_loop(one_after_another())
+    for frame in frames:
+        assert (frame["command_id"] is not None) == (frame["action"] == "open") and not frame["duplicate"]
+    assert [(f["action"], f["reason"], f["match"]) for f in frames] == [
         ("open", "booking", "exact"),
         ("open", "repeat", "exact"),
         ("deny", "unknown_vehicle", None),
@@ -136,19 +121,21 @@ def test_the_loop_decides_and_writes_as_the_thread_path_and_hands_back_the_rare_
         ("open", "departure", "exact"),
         ("none", "stale", None),
     ]
-    assert loop_rows == thread_rows
-    assert ("CA11DTE", True, "CA11DTE") in loop_rows["visits"]
-    assert loop_rows["alerts"].count(("N0B0DY1", "unknown_vehicle")) == 1
-    assert loop_rows["commands"] == [
-        ("AB12CDE",),
-        ("AB12CDE",),
-        ("8Y11HND",),
-        ("AB12CDE",),
-        ("GH05TCA",),
-        ("QQ99QQQ",),
-        ("CA11DTE",),
+    written = what_was_written(carpark)
+    assert [(plate, reason) for plate, _action, reason, *_ in written["reads"]] == [
+        (plate, frame["reason"]) for (_lane, plate, _extra), frame in zip(SCRIPT, frames, strict=True)
     ]
-    assert ("read", "AB12CDE") in published and ("visit", "AB12CDE") in published and ("occupancy", None) in published
+    assert written["visits"] == [
+        ("8Y11HND", False, "BY11HND"), ("AB12CDE", True, "AB12CDE"), ("CA11DTE", True, "CA11DTE"),
+        ("OLD1234", False, None),  # a buffered read: applied to visits as if the barrier had opened
+    ]  # fmt: skip
+    assert written["bookings"] == [("AB12CDE", "departed"), ("BY11HND", "arrived"), ("CA11DTE", "departed")]
+    assert written["alerts"].count(("N0B0DY1", "unknown_vehicle")) == 1
+    assert written["commands"] == [
+        ("AB12CDE",), ("AB12CDE",), ("8Y11HND",), ("AB12CDE",), ("GH05TCA",), ("QQ99QQQ",), ("CA11DTE",)
+    ]  # fmt: skip
+    assert [kind for kind, _ in published].count("read") == len(SCRIPT)
+    assert ("visit", "AB12CDE") in published and ("occupancy", None) in published
 
 
 def test_a_resent_read_is_a_duplicate_and_writes_nothing(world, published):
@@ -158,7 +145,7 @@ def test_a_resent_read_is_a_duplicate_and_writes_nothing(world, published):
     args = arguments(device, Lane.objects.get(carpark=carpark, code="IN"), "DU9L1CA")
 
     async def twice():
-        return await fastpath.plate_read_decide(**args), await fastpath.plate_read_decide(**args | {"retransmit": True})
+        return await decision.decide(**args), await decision.decide(**args | {"retransmit": True})
 
     first, again = run_on_a_loop(twice())
     assert first["duplicate"] is False and again == first | {"duplicate": True}
@@ -174,7 +161,7 @@ def test_a_policy_changed_by_staff_applies_to_the_next_read(world, published):
     make_booking(carpark, "P0L1CY2")
 
     async def read(plate: str) -> dict:
-        return await fastpath.plate_read_decide(**arguments(device, lane, plate, score=0.8))
+        return await decision.decide(**arguments(device, lane, plate, score=0.8))
 
     async def before_and_after():
         before = await read("P0L1CY1")  # the lane's policies now cached with the facts' parameters
@@ -186,28 +173,40 @@ def test_a_policy_changed_by_staff_applies_to_the_next_read(world, published):
     assert (after["action"], after["reason"]) == ("deny", "low_confidence")
 
 
-def test_an_unknown_lane_is_handed_back(world):
-    device = make_device(world["one"].code, ["IN"])["device_id"]
-    gone = Lane.objects.create(carpark=world["one"], code="GONE", direction="entry")
-    args = arguments(device, gone, "AB12CDE")
+def test_a_lane_deleted_meanwhile_fails_its_read_alone(world, batches):
+    carpark = world["one"]
+    device = make_device(carpark.code, ["IN"])["device_id"]
+    gone = Lane.objects.create(carpark=carpark, code="GONE", direction="entry")
+    wave = [
+        arguments(device, Lane.objects.get(carpark=carpark, code="IN"), "FILLER1"),
+        arguments(device, gone, "AB12CDE"),
+        arguments(device, Lane.objects.get(carpark=carpark, code="IN"), "NOBODY1"),
+    ]
     gone.delete()
-    assert run_on_a_loop(fastpath.plate_read_decide(**args)) is None
-    assert not PlateRead.objects.exists()
+
+    async def together():
+        return await asyncio.gather(*(decision.decide(**args) for args in wave), return_exceptions=True)
+
+    filler, lost, nobody = run_on_a_loop(together())
+    assert sorted(map(sorted, batches)) == [["AB12CDE", "NOBODY1"], ["FILLER1"]]
+    assert isinstance(lost, UnknownLane)
+    assert (filler["reason"], nobody["reason"]) == ("unknown_vehicle", "unknown_vehicle")
+    assert sorted(PlateRead.objects.values_list("plate", flat=True)) == ["FILLER1", "NOBODY1"]
 
 
 @pytest.fixture
-def batches(monkeypatch, settings) -> list[list[str]]:
-    """One connection for the loop's decisions (so reads queue behind each other), and the plates of each batch the
-    loop decides, in order."""
-    settings.DECISION_CONNECTIONS = 1
+def batches(monkeypatch) -> list[list[str]]:
+    """One decision thread (so reads queue behind each other), and the plates of each transaction it decides, in
+    the order their vehicles are locked."""
+    monkeypatch.setattr(batcher._batchers, "slots", 1)
     seen = []
-    decide_batch = fastpath._decide_batch
+    locked_with_facts = batch_module._locked_with_facts
 
-    async def recorded(batch):
-        seen.append([pending.read.plate for pending in batch])
-        await decide_batch(batch)
+    def recorded(raw, batch):
+        seen.append([deciding.read_in.read.plate for deciding in batch])
+        locked_with_facts(raw, batch)
 
-    monkeypatch.setattr(fastpath, "_decide_batch", recorded)
+    monkeypatch.setattr(batch_module, "_locked_with_facts", recorded)
     return seen
 
 
@@ -219,7 +218,7 @@ def test_reads_that_arrive_together_share_a_transaction_but_never_a_vehicle(worl
     device = make_device(carpark.code, ["IN"])["device_id"]
     lane = Lane.objects.get(carpark=carpark, code="IN")
     wave = [
-        arguments(device, lane, "GR0UP1A"),  # decided alone: the connection was free
+        arguments(device, lane, "GR0UP1A"),  # decided alone: the thread was free
         arguments(device, lane, "GR0UP4D"),
         arguments(device, lane, "GR0UP1A"),  # the same vehicle again: the batch after the first's commit
         arguments(device, lane, "GR0UP2B"),
@@ -231,7 +230,7 @@ def test_reads_that_arrive_together_share_a_transaction_but_never_a_vehicle(worl
     ]
 
     async def together():
-        return await asyncio.gather(*(fastpath.plate_read_decide(**args) for args in wave))
+        return await asyncio.gather(*(decision.decide(**args) for args in wave))
 
     decisions = run_on_a_loop(together())
     assert [sorted(batch) for batch in batches] == [
@@ -241,40 +240,55 @@ def test_reads_that_arrive_together_share_a_transaction_but_never_a_vehicle(worl
     ]
     for batch in batches:  # locked in key order: two batches never wait for each other's locks in a cycle
         assert [lookalike_key(plate) for plate in batch] == sorted(lookalike_key(plate) for plate in batch)
-    summary = [None if d is None else (d["action"], d["reason"], d["duplicate"]) for d in decisions]
+    summary = [(d["action"], d["reason"], d["duplicate"]) for d in decisions]
     assert summary == [
         ("open", "booking", False),
         ("open", "booking", False),
         ("open", "repeat", False),
         ("open", "booking", False),
         ("deny", "unknown_vehicle", False),
-        None,  # stale: handed back to the full service, nothing written for it
+        ("none", "stale", False),  # a rare read, in the same batch as the common ones
         ("open", "booking", False),
         ("open", "repeat", False),
         ("open", "booking", True),
     ]
     assert decisions[-1] == decisions[6] | {"duplicate": True}
-    assert sorted(Visit.objects.values_list("plate", flat=True)) == booked
-    assert PlateRead.objects.count() == 7 and not PlateRead.objects.filter(plate="OLD9999").exists()
+    assert sorted(Visit.objects.values_list("plate", flat=True)) == [*booked, "OLD9999"]
+    assert PlateRead.objects.count() == 8 and PlateRead.objects.filter(plate="OLD9999", reason="stale").exists()
     assert Alert.objects.get().plate == "NOBODY9"
-    assert [kind for kind, _ in published].count("read") == 7
+    assert [kind for kind, _ in published].count("read") == 8
 
 
-def test_a_batch_that_fails_as_a_whole_hands_every_read_to_the_full_service(world, published, batches, monkeypatch):
+def _elsewhere(func, /, **kwargs):
+    """Run `func` on another thread (another database connection) and wait for it, as another server would."""
+    out = {}
+
+    def run():
+        try:
+            out["result"] = func(**kwargs)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return out["result"]
+
+
+def test_a_batch_that_fails_as_a_whole_is_decided_again_read_by_read(world, published, batches, monkeypatch):
     carpark = world["one"]
     for plate in ("RACE1AA", "RACE2BB"):
         make_booking(carpark, plate)
     device = make_device(carpark.code, ["IN"])["device_id"]
     lane = Lane.objects.get(carpark=carpark, code="IN")
-    locked_with_facts = fastpath._locked_with_facts
+    locked_with_facts = batch_module._locked_with_facts
 
-    async def raced(conn, batch):
-        await locked_with_facts(conn, batch)
+    def raced(raw, batch):
+        locked_with_facts(raw, batch)
         if len(batch) > 1:  # meanwhile another connection of the device decides one of its read_ids
-            await in_thread(services.plate_read_decide, **arguments(device, lane, "OTHER99", read_id="raced"),
-                            lane_code="IN")  # fmt: skip
+            _elsewhere(decision.plate_read_decide, **arguments(device, lane, "OTHER99", read_id="raced"))
 
-    monkeypatch.setattr(fastpath, "_locked_with_facts", raced)
+    monkeypatch.setattr(batch_module, "_locked_with_facts", raced)
     wave = [
         arguments(device, lane, "FIRST11"),
         arguments(device, lane, "RACE1AA"),
@@ -282,23 +296,19 @@ def test_a_batch_that_fails_as_a_whole_hands_every_read_to_the_full_service(worl
     ]
 
     async def together():
-        decisions = await asyncio.gather(*(fastpath.plate_read_decide(**args) for args in wave))
-        return [
-            d or await in_thread(services.plate_read_decide, lane_code="IN", **a)
-            for d, a in zip(decisions, wave, strict=True)
-        ]
+        return await asyncio.gather(*(decision.decide(**args) for args in wave))
 
     first, race1, race2 = run_on_a_loop(together())
-    assert batches == [["FIRST11"], ["RACE1AA", "RACE2BB"]]
+    assert batches == [["FIRST11"], ["RACE1AA", "RACE2BB"], ["OTHER99"], ["RACE1AA"], ["RACE2BB"]]
     assert (first["reason"], race1["reason"], race1["duplicate"]) == ("unknown_vehicle", "booking", False)
     assert (race2["reason"], race2["duplicate"]) == ("unknown_vehicle", True)  # OTHER99's decision, not a booking
     assert sorted(PlateRead.objects.values_list("plate", flat=True)) == ["FIRST11", "OTHER99", "RACE1AA"]
     assert list(Visit.objects.values_list("plate", flat=True)) == ["RACE1AA"]
 
 
-def test_a_batch_caught_in_a_deadlock_hands_its_reads_to_the_full_service(world, published, batches):
-    """A decision thread that locks two vehicles (a candidate's match) in the other order than a batch: PostgreSQL
-    ends the batch's transaction, whose reads are then decided by the full service, nothing lost or doubled."""
+def test_a_batch_caught_in_a_deadlock_is_decided_again_read_by_read(world, published, batches):
+    """Another transaction that locks two vehicles (a candidate's match) in the other order than a batch: PostgreSQL
+    ends the batch's transaction, whose reads are then decided one by one, nothing lost or doubled."""
     carpark = world["one"]
     first, second = sorted(["KEYA1AA", "KEYB2BB"], key=lookalike_key)  # the batch locks `first` first
     for plate in (first, second):
@@ -318,18 +328,18 @@ def test_a_batch_caught_in_a_deadlock_hands_its_reads_to_the_full_service(world,
         other.commit()
 
     async def together():
-        other.execute(lock, [carpark.pk, lookalike_key(second)])  # held by "a decision thread"
+        other.execute(lock, [carpark.pk, lookalike_key(second)])  # held by "another decision"
         decisions = await asyncio.gather(
-            *(fastpath.plate_read_decide(**args) for args in wave), asyncio.to_thread(lock_first_once_the_batch_waits)
+            *(decision.decide(**args) for args in wave), asyncio.to_thread(lock_first_once_the_batch_waits)
         )
-        return decisions[:3], [await in_thread(services.plate_read_decide, lane_code="IN", **a) for a in wave[1:]]
+        return decisions[:3]
 
     try:
-        (filler, *on_loop), by_service = run_on_a_loop(together())
+        filler, *decided = run_on_a_loop(together())
     finally:
         other.close()
-    assert batches == [["FILLER1"], [first, second]]
-    assert filler["reason"] == "unknown_vehicle" and on_loop == [None, None]
-    assert [(d["reason"], d["duplicate"]) for d in by_service] == [("booking", False)] * 2
+    assert batches == [["FILLER1"], [first, second], [first], [second]]
+    assert filler["reason"] == "unknown_vehicle"
+    assert [(d["reason"], d["duplicate"]) for d in decided] == [("booking", False)] * 2
     assert sorted(Visit.objects.values_list("plate", flat=True)) == sorted([first, second])
     assert PlateRead.objects.count() == 3
