@@ -1,9 +1,12 @@
 """The access services against PostgreSQL, without a server: visits by captured_at, stale and repeated reads,
 policies, alerts, commands, housekeeping (device-protocol.md 3-6)."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 
 from apps.access import selectors, services
@@ -11,6 +14,7 @@ from apps.access.decision import plate_read_decide
 from apps.access.models import Alert, AllowlistState, BarrierCommand, BlockedPlate, Device, Permit, PlateRead, Visit
 from apps.bookings.models import Booking
 from apps.carparks.models import Lane
+from apps.core import events
 from apps.core.models import AuditLog
 from apps.core.plates import lookalike_key
 from tests.lanes.conftest import make_booking, make_device, now
@@ -155,7 +159,7 @@ def test_a_later_entry_closes_the_visit_whose_exit_was_missed_and_its_booking_de
     assert booking.status == "departed"
 
 
-def test_overstay_open_and_flag_and_hold_then_manual_open(lanes):
+def test_overstay_open_and_flag_and_hold_then_manual_open(lanes, django_capture_on_commit_callbacks):
     carpark, device = lanes
     staff = User.objects.create_user("sup")
     late = make_booking(carpark, "OV3R1", arrival=now() - timedelta(days=3), departure=now() - timedelta(hours=3))
@@ -187,7 +191,14 @@ def test_overstay_open_and_flag_and_hold_then_manual_open(lanes):
     visit.refresh_from_db()
     assert visit.exited_at is None and visit.held_at is not None
     Device.objects.filter(pk=device).update(online=True)
-    command = services.barrier_open_manual(lane_id=Lane.objects.get(code="OUT").id, user=staff, reason="paid at desk")
+    out = Lane.objects.get(code="OUT")
+    layer = get_channel_layer()
+    screen = async_to_sync(layer.new_channel)()  # the lane's display page, as consumers/lane_display.py joins
+    async_to_sync(layer.group_add)(events.lane_group(out.id), screen)
+    with django_capture_on_commit_callbacks(execute=True):
+        command = services.barrier_open_manual(lane_id=out.id, user=staff, reason="paid at desk")
+    told = async_to_sync(asyncio.wait_for)(layer.receive(screen), 5)
+    assert (told["type"], told["lane"], told["kind"]) == ("lane.event", out.id, "overstay_closed")
     visit.refresh_from_db()
     held_booking.refresh_from_db()
     assert visit.exited_at is not None and held_booking.status == "departed"

@@ -98,6 +98,7 @@ def barrier_open_manual(*, lane_id: int, user, reason: str) -> BarrierCommand:
             held.save(update_fields=["exited_at", "held_at", "closed_reason"])
             _visit_closed_effects(held, held.overstay_minutes)  # charged as measured when it presented at the exit
             _publish_occupancy(lane.carpark)
+            events.publish_to_lane(lane_id=lane.pk, kind="overstay_closed", data={})  # its display drops the QR code
         events.publish_to_device(
             device_id=str(device.id),
             kind="command",
