@@ -9,7 +9,6 @@ and commits. Each decision thread keeps its own database connection, warm, with 
 
 import asyncio
 import contextlib
-import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +25,6 @@ from apps.core import aiodb
 BATCH_MOST = 32
 
 THREADS = max(1, settings.DECISION_THREADS)
-# A decision thread and the loop hand the GIL to each other a few times per batch; with Python's default switch
-# interval (5 ms) each hand-over can wait that long while the other side computes.
-sys.setswitchinterval(0.0005)
 _threads = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="decide")
 
 

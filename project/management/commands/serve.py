@@ -4,12 +4,12 @@ Daphne has no ASGI lifespan, so the extras are started from its `ready_callable`
 and stopped from the reactor's "before shutdown" trigger (SIGTERM/SIGINT), before the loop closes.
 """
 
-import daphne.server  # noqa: F401, I001  (must come first: installs Twisted's asyncio reactor)
-
 import asyncio
 import gc
 import logging
+import sys
 
+import daphne.server  # noqa: F401  (must come first: installs Twisted's asyncio reactor)
 from daphne.endpoints import build_endpoint_description_strings
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol as DaphneWebSocketProtocol
@@ -58,6 +58,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.check(databases=[])
+        # The loop and the decision threads (apps.access.decision) hand the GIL to each other a few times per batch;
+        # with Python's default switch interval (5 ms) each hand-over can wait that long while the other computes.
+        sys.setswitchinterval(0.0005)
         http_host, http_port = host_port(options["http"], "--http")
         self.smtp_addr = None if options["no_smtp"] else host_port(options["smtp"], "--smtp")
         self.run_worker = settings.PARKGATE_JOBS_BACKEND == "inprocess" and not options["no_worker"]
