@@ -70,6 +70,7 @@ def test_the_admin_refuses_a_base_url_on_none_of_the_brands_domains(demo_world):
         "primary_colour": "#0f766e",
         "accent_colour": "#f59e0b",
         "base_url": "https://harbour.example/",
+        "language": "en-gb",
         "domains-TOTAL_FORMS": "1",
         "domains-INITIAL_FORMS": "0",
         "domains-0-host": "harbour.parkgate.test",

@@ -205,7 +205,7 @@ class Rollback(Exception):
 
 
 @pytest.mark.django_db
-def test_trial_balance_exits_1_when_the_ledger_does_not_balance(carpark, capsys):
+def test_trial_balance_exits_1_when_the_ledger_does_not_balance(carpark, chart_of_accounts, capsys):
     """Unbalanced lines can only exist before COMMIT (the database refuses to commit them): seen from inside,
     in a savepoint rolled back afterwards (which also drops the database's pending balance check)."""
     with pytest.raises(Rollback), transaction.atomic():

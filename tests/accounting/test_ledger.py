@@ -107,7 +107,7 @@ def test_unbalanced_posting_is_refused_by_the_service(carpark):
     assert not LedgerTransaction.objects.exists()
 
 
-def test_unbalanced_transaction_cannot_commit_in_the_database(carpark):
+def test_unbalanced_transaction_cannot_commit_in_the_database(carpark, chart_of_accounts):
     """Code that bypasses the service (raw bulk_create) still cannot commit an unbalanced transaction."""
     ids = dict(LedgerLine._meta.get_field("account").related_model.objects.values_list("code", "id"))
     with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():

@@ -190,7 +190,7 @@ def test_vat_summary_for_the_quarter(carpark, agent, capsys):
     assert vat.vat_summary(start=next_year, end=next_year + timedelta(days=90))["currencies"] == []
 
 
-def test_chart_has_output_and_input_vat_accounts():
+def test_chart_has_output_and_input_vat_accounts(chart_of_accounts):
     from apps.accounting.models import Account
 
     names = dict(Account.objects.filter(code__in=[chart.OUTPUT_VAT, chart.INPUT_VAT]).values_list("code", "name"))

@@ -56,6 +56,7 @@ async def decide(
 def _on_thread(batch: list[PlateReadIn]) -> list[dict | Exception]:
     """A decision thread's connection serves it from one batch to the next (nothing else would close it); a batch
     that meets a database error hands it back, so a broken one (database restarted) is replaced."""
+    _holding.add(threading.get_ident())
     try:
         _hang_ups_dropped()
         results = plate_reads_decide(batch)
@@ -160,17 +161,22 @@ class _Batchers:
 
 
 _batchers = _Batchers(THREADS)
+_holding: set[int] = set()  # the decision threads that have run a batch (and so hold a connection), by ident
 
 
 def connections_close() -> None:
     """Hand back every decision thread's connection (serve's shutdown; tests, before their database goes): one task
-    per thread, each waiting for the others so that no thread takes two."""
-    everyone = threading.Barrier(THREADS)
+    per thread that has decided (each holds one), each waiting for the others so that no thread takes two. Not one
+    per THREADS: the executor starts a thread only when none is idle, so fewer may exist, and a task that no thread
+    takes would hold the others at the barrier."""
+    if not _holding:
+        return
+    everyone = threading.Barrier(len(_holding))
 
     def close() -> None:
         with contextlib.suppress(threading.BrokenBarrierError):  # a thread still busy: the others close theirs
             everyone.wait(timeout=10)
         connections.close_all()
 
-    for done in [_threads.submit(close) for _ in range(THREADS)]:
+    for done in [_threads.submit(close) for _ in range(len(_holding))]:
         done.result()
