@@ -49,7 +49,7 @@ CREATE TEMP TABLE agent_ids AS SELECT row_number() OVER (ORDER BY id) AS i, id, 
 INSERT INTO bookings_customer (name, email, phone) VALUES ('Bench customer', '', '');
 INSERT INTO bookings_booking (reference, carpark_id, agent_id, agent_ref, customer_id, arrival, departure, status,
     source, price, currency, commission, overbooked, needs_review, review_note, flight_outbound, flight_return,
-    created_at, updated_at)
+    flight_return_key, meet_and_greet, return_status, created_at, updated_at)
 SELECT 'PG-B' || g, %(cp)s, ag.id, CASE WHEN ag.id IS NOT NULL THEN 'B' || g END,
        (SELECT max(id) FROM bookings_customer), x.a, x.a + x.days * interval '1 day',
        CASE WHEN x.r < 0.08 THEN 'cancelled' WHEN x.a > now() THEN 'confirmed'
@@ -57,7 +57,7 @@ SELECT 'PG-B' || g, %(cp)s, ag.id, CASE WHEN ag.id IS NOT NULL THEN 'B' || g END
             ELSE 'departed' END,
        CASE WHEN ag.id IS NULL THEN 'web' WHEN ag.i = 1 THEN 'api' ELSE 'email' END,
        x.days * 12, 'GBP', CASE WHEN ag.id IS NOT NULL THEN round(x.days * 12 * ag.commission_rate, 2) END,
-       false, false, '', '', '',
+       false, false, '', '', '', '', false, '',
        x.a - x.lead, CASE WHEN x.r < 0.08 THEN x.a - x.lead * random() ELSE x.a - x.lead END
 FROM generate_series(1, %(n)s) g
 CROSS JOIN LATERAL (
@@ -134,6 +134,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SETTINGS")}
     # LOG_LEVEL INFO: start_server waits for serve's "listening" lines
     env.update(DATABASE_URL=url, DEBUG="0", PARKGATE_HTTPS="0", ALLOWED_HOSTS="localhost,127.0.0.1", LOG_LEVEL="INFO")
+    env.update(STAFF_TWO_FACTOR="0")  # the bench signs in with a password alone: the pages are measured, not sign-in
     env.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
     os.environ.update(DATABASE_URL=url, SECRET_KEY=env["SECRET_KEY"], DJANGO_SETTINGS_MODULE="project.settings")
     try:
