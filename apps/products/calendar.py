@@ -66,9 +66,7 @@ def price_season_create(
 ) -> PriceSeason:
     """Add a range to a product's calendar; CalendarConflict naming the range it overlaps, ValueError if bad.
     Audited (`products.price_season_create`)."""
-    if ends < starts:
-        raise ValueError("a range ends on or after its first day")
-    parse_bands(bands)
+    _check_range(starts=starts, ends=ends, daily_rate=daily_rate, minimum_charge=minimum_charge, bands=bands)
     season = PriceSeason(
         product=product,
         brand=brand,
@@ -125,11 +123,7 @@ def price_season_update(
 ) -> PriceSeason:
     """Change a range (its product stays): the same checks as price_season_create, the overlap looked for among
     the product's other ranges. Audited (`products.price_season_update`, the range before and after)."""
-    if ends < starts:
-        raise ValueError("a range ends on or after its first day")
-    if daily_rate < 0 or minimum_charge < 0:
-        raise ValueError("amounts are 0 or more")
-    parse_bands(bands)
+    _check_range(starts=starts, ends=ends, daily_rate=daily_rate, minimum_charge=minimum_charge, bands=bands)
     before = _season_data(season)
     with transaction.atomic():
         Product.objects.select_for_update().get(pk=season.product_id)
@@ -147,6 +141,15 @@ def price_season_update(
         )
     forget_catalogue(season.product.carpark_id)
     return season
+
+
+def _check_range(*, starts: date, ends: date, daily_rate: Decimal, minimum_charge: Decimal, bands: str) -> None:
+    """A range's own values, as created or changed (ValueError naming what is wrong)."""
+    if ends < starts:
+        raise ValueError("a range ends on or after its first day")
+    if daily_rate < 0 or minimum_charge < 0:
+        raise ValueError("amounts are 0 or more")
+    parse_bands(bands)
 
 
 def _season_data(season: PriceSeason) -> dict:

@@ -247,6 +247,10 @@ def test_calendar_overlaps_are_refused_naming_the_conflict_and_csv_round_trips(d
         calendar.price_season_create(
             product=mg, starts=date(2027, 1, 1), ends=date(2027, 1, 31), daily_rate=Decimal(30)
         )
+    with pytest.raises(ValueError, match="amounts are 0 or more"):  # the same checks as changing a range
+        calendar.price_season_create(
+            product=mg, starts=date(2027, 1, 1), ends=date(2027, 1, 31), daily_rate=Decimal(-1), channel="web"
+        )
     calendar.price_season_create(
         product=mg, starts=date(2027, 1, 1), ends=date(2027, 1, 31), daily_rate=Decimal(30), channel="web"
     )
