@@ -12,8 +12,9 @@ interleaved in `--rounds` rounds with `--clients` concurrent customers (one keep
     payment step (GET /booked/<ref>/: the PaymentIntent), the card tokenised at localstripe (what Stripe.js does),
     confirm (POST .../pay/confirm) -> confirmed.
 Afterwards: p50/p99 from each confirmation to its `payment_intent.succeeded` webhook applied by the worker (target
-p99 < 500 ms). localstripe waits 1 s before it sends any webhook (its `_send_webhook`), so the figure is also given
-less that second. Client, server and localstripe share the machine: compare ratios. The last line is one JSON object.
+p99 < 500 ms), split at the webhook's arrival: localstripe holds every webhook a while before sending it (its
+`_send_webhook`; Stripe has no such wait), so the target is judged on arrival -> applied, the part Parkgate owns.
+Client, server and localstripe share the machine: compare ratios. The last line is one JSON object.
 """
 
 import argparse
@@ -39,7 +40,6 @@ from tests.support import free_port, start_server  # noqa: E402  (after the path
 
 HOST = "demo.parkgate.test"
 SECRET, PUBLISHABLE, WEBHOOK_SECRET = "sk_test_bench", "pk_test_bench", "whsec_bench"
-LOCALSTRIPE_WEBHOOK_DELAY_S = 1.0
 TARGET_WEBHOOK_P99_MS = 500
 
 
@@ -147,20 +147,21 @@ async def run_phase(base: str, stripe_url: str, name: str, clients: int, seconds
 
 
 WEBHOOK_DELAYS_SQL = """
-SELECT EXTRACT(EPOCH FROM (e.applied_at - p.paid_at))
+SELECT EXTRACT(EPOCH FROM (e.received_at - p.paid_at)), EXTRACT(EPOCH FROM (e.applied_at - e.received_at))
 FROM payments_webhookevent e JOIN payments_payment p ON p.intent_id = e.payload->>'intent_id'
 WHERE e.type = 'payment_intent.succeeded' AND e.applied_at IS NOT NULL AND p.paid_at IS NOT NULL
 """
 
 
-def webhook_delays(db_url: str, expected: int, wait_s: float = 30) -> list[float]:
-    """Seconds from each payment applied at confirmation (paid_at) to its succeeded webhook applied by the worker."""
+def webhook_delays(db_url: str, expected: int, wait_s: float = 30) -> list[tuple[float, float]]:
+    """Per payment applied at confirmation (paid_at): seconds until its succeeded webhook reached the server
+    (localstripe's share) and from there until the worker had applied it (Parkgate's share)."""
     import psycopg
 
     deadline = time.monotonic() + wait_s
     with psycopg.connect(db_url, autocommit=True) as conn:
         while True:
-            rows = [float(r[0]) for r in conn.execute(WEBHOOK_DELAYS_SQL).fetchall()]
+            rows = [(float(a), float(b)) for a, b in conn.execute(WEBHOOK_DELAYS_SQL).fetchall()]
             if len(rows) >= expected or time.monotonic() > deadline:
                 return rows
             time.sleep(0.5)
@@ -239,7 +240,9 @@ def main() -> None:
             recreate_database(admin_url, db_name, drop_only=True)
 
     base = phases["baseline"].rps or 1.0
-    net = [max(0.0, d - LOCALSTRIPE_WEBHOOK_DELAY_S) for d in delays]
+    arrived = [a for a, _ in delays]  # confirmation -> webhook received: localstripe's wait and send
+    ours = [b for _, b in delays]  # webhook received -> applied: the queue, the worker and the job
+    total = [a + b for a, b in delays]
     result = {
         "clients": args.clients,
         "seconds": args.seconds,
@@ -250,21 +253,24 @@ def main() -> None:
         "webhook_applied": {
             "count": len(delays),
             "of_confirmed": paid,
-            "p50_ms": pct(delays, 0.5),
-            "p99_ms": pct(delays, 0.99),
-            "p50_ms_less_localstripe_delay": pct(net, 0.5),
-            "p99_ms_less_localstripe_delay": pct(net, 0.99),
+            "p50_ms": pct(total, 0.5),
+            "p99_ms": pct(total, 0.99),
+            "to_received_p50_ms": pct(arrived, 0.5),
+            "to_received_p99_ms": pct(arrived, 0.99),
+            "received_to_applied_p50_ms": pct(ours, 0.5),
+            "received_to_applied_p99_ms": pct(ours, 0.99),
             "target_p99_ms": TARGET_WEBHOOK_P99_MS,
         },
         "failures": len(phases["checkout"].failures) + len(phases["baseline"].failures),
         "steal": stolen,
     }
-    met = result["failures"] == 0 and pct(net, 0.99) < TARGET_WEBHOOK_P99_MS and len(delays) == paid
+    met = result["failures"] == 0 and pct(ours, 0.99) < TARGET_WEBHOOK_P99_MS and len(delays) == paid
     result["all_targets_met"] = met
     print(
         f"checkout: {phases['checkout'].rps:.2f} bookings paid and confirmed /s with {args.clients} customers "
-        f"(baseline {base:.1f} req/s); confirmation -> webhook applied p50 {pct(delays, 0.5)} ms "
-        f"p99 {pct(delays, 0.99)} ms ({pct(net, 0.99)} ms less localstripe's 1 s); failures {result['failures']} "
+        f"(baseline {base:.1f} req/s); confirmation -> webhook applied p50 {pct(total, 0.5)} ms "
+        f"p99 {pct(total, 0.99)} ms, of which webhook arrival -> applied p50 {pct(ours, 0.5)} ms "
+        f"p99 {pct(ours, 0.99)} ms (localstripe's share p99 {pct(arrived, 0.99)} ms); failures {result['failures']} "
         f"-> {'met' if met else 'NOT met'}"
     )
     print_steal(measured=stolen)

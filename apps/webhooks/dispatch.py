@@ -15,12 +15,15 @@
 """
 
 import asyncio
+import functools
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import certifi
 import httpx
 from django.conf import settings
 from django.core.mail import send_mail
@@ -148,9 +151,17 @@ def claim(endpoint_id: int) -> list[Claimed]:
     return batch
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The senders' TLS context, built once per process: loading the CA bundle is most of what a fresh client
+    costs, and every sender job makes one."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def _client() -> httpx.AsyncClient:
     """A sender's client (its connections reused across its batches); redirects are not followed."""
     return httpx.AsyncClient(
+        verify=_tls(),
         timeout=httpx.Timeout(settings.WEBHOOKS_TIMEOUT_S, connect=min(5.0, settings.WEBHOOKS_TIMEOUT_S)),
         limits=httpx.Limits(max_connections=settings.WEBHOOKS_ENDPOINT_CONCURRENCY),
         headers={"user-agent": "Parkgate-Webhooks/1"},
