@@ -115,8 +115,8 @@ def payment_sync(*, payment_id: int) -> Payment:
     """Ask the provider how the payment's intent stands and apply it (the browser after 3-D Secure, a webhook's
     job, the reconcile job: the latest state, so events in any order come to the same end)."""
     payment = Payment.objects.get(pk=payment_id)
-    if not payment.intent_id:
-        return payment
+    if not payment.intent_id or payment.status in (Payment.Status.SUCCEEDED, Payment.Status.MISMATCH):
+        return payment  # settled: applying the intent would change nothing, so the provider is not asked
     intent = get_provider(payment.provider).retrieve_intent(payment.intent_id)
     return payment_intent_apply(payment_id=payment.pk, intent=intent)
 
