@@ -30,18 +30,23 @@ class SmtpSink:
         self.controller.stop()
 
 
-class SmsProvider:
+class JsonApi:
+    """A provider's JSON HTTP API on a free port (the standard library's server): each POST is answered with what
+    `answer` returns and recorded as its body, its Authorization header (`auth`) and that answer."""
+
+    path = "/"
+
     def __init__(self):
         self.received: list[dict] = []
-        self.token = ""
-        sink = self
+        api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                sink.received.append(body | {"auth": self.headers.get("Authorization")})
-                answer = json.dumps({"id": f"sms-{len(sink.received)}"}).encode()
-                self.send_response(201)
+                status, reply = api.answer(self.path, self.headers, body)
+                api.received.append(body | {"auth": self.headers.get("Authorization")} | reply)
+                answer = json.dumps(reply).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -51,9 +56,19 @@ class SmsProvider:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/messages"
+        self.url = f"http://127.0.0.1:{self.server.server_port}{self.path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str, headers, body: dict) -> tuple[int, dict]:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SmsProvider(JsonApi):
+    path = "/messages"
+
+    def answer(self, path, headers, body):
+        return 201, {"id": f"sms-{len(self.received) + 1}"}

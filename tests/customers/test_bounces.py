@@ -2,10 +2,7 @@
 Postmark's documented webhook payloads POSTed with basic auth to the served tracking URL mark the message and the
 address; a later message to a hard-bounced address is suppressed, not sent."""
 
-import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -17,46 +14,17 @@ from apps.customers.models import BouncingAddress, CustomerMessage
 from apps.staff.services import staff_member_set
 from tests.conftest import WEBHOOK_BASIC_AUTH
 from tests.customers.conftest import web_booking
+from tests.customers.sinks import JsonApi
 from tests.dashboard.conftest import PASSWORD, login
 
 
-class PostmarkApi:
+class PostmarkApi(JsonApi):
     """Postmark's /email endpoint as documented: the server token header, a MessageID in the answer."""
 
-    def __init__(self):
-        self.sent: list[dict] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert self.path == "/email" and self.headers["X-Postmark-Server-Token"] == "pm-server-token"
-                api.sent.append(body | {"MessageID": str(uuid.uuid4())})
-                answer = json.dumps(
-                    {
-                        "To": body["To"],
-                        "SubmittedAt": "2026-12-07T11:00:00Z",
-                        "MessageID": api.sent[-1]["MessageID"],
-                        "ErrorCode": 0,
-                        "Message": "OK",
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path, headers, body):
+        assert path == "/email" and headers["X-Postmark-Server-Token"] == "pm-server-token"
+        reply = {"To": body["To"], "SubmittedAt": "2026-12-07T11:00:00Z", "MessageID": str(uuid.uuid4())}
+        return 200, reply | {"ErrorCode": 0, "Message": "OK"}
 
 
 @pytest.fixture
@@ -96,7 +64,7 @@ def post(parkgate, payload: dict, auth=AUTH) -> int:
 def test_a_hard_bounce_marks_the_message_and_suppresses_later_mail(parkgate, postmark):
     brand = Brand.objects.get(code="parkgate-demo")
     booking = web_booking(brand, email="gone@example.com")
-    (sent,) = postmark.sent
+    (sent,) = postmark.received
     confirmation = CustomerMessage.objects.get(booking=booking, kind="confirmed")
     assert confirmation.status == "sent" and confirmation.provider_id == sent["MessageID"]  # Postmark's own id
     assert "Parkgate Demo" in sent["From"] and sent["To"] == "gone@example.com" and sent["HtmlBody"]
@@ -110,7 +78,7 @@ def test_a_hard_bounce_marks_the_message_and_suppresses_later_mail(parkgate, pos
     assert BouncingAddress.objects.get(email="gone@example.com").message_id == confirmation.pk
     bookings.booking_amend(booking=booking, flight_outbound="BA0117")  # the next message is not sent
     amended = CustomerMessage.objects.get(booking=booking, kind="amended")
-    assert amended.status == "suppressed" and len(postmark.sent) == 1
+    assert amended.status == "suppressed" and len(postmark.received) == 1
 
     # staff looking the customer up see why they get no mail
     staff_member_set(username="priya", password=PASSWORD, carpark_codes=["LHR-T5"], role="operator")
@@ -123,7 +91,7 @@ def test_a_soft_bounce_is_recorded_and_a_complaint_suppresses(parkgate, postmark
     brand = Brand.objects.get(code="parkgate-demo")
     full = web_booking(brand, email="full@example.com", plate="FU11 BOX")
     annoyed = web_booking(brand, email="annoyed@example.com", plate="AN12 OYD")
-    full_id, annoyed_id = (m["MessageID"] for m in postmark.sent)
+    full_id, annoyed_id = (m["MessageID"] for m in postmark.received)
     assert post(parkgate, bounce(full_id, "full@example.com", "SoftBounce", 4096)) == 200
     complaint = bounce(annoyed_id, "annoyed@example.com", "SpamComplaint", 512) | {"RecordType": "SpamComplaint"}
     assert post(parkgate, complaint) == 200
