@@ -104,7 +104,7 @@ def customer_message_deliver(*, message_id: int) -> str | None:
 
 
 def _send_email(booking: Booking, rendered: rendering.Rendered, to: str) -> str:
-    brand = rendering.sender_brand(booking)
+    brand = rendered.sender
     default_name, default_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     address = (brand.email_from if brand else "") or default_address
     sender = formataddr((brand.name if brand else booking.carpark.name or default_name, address))
@@ -213,7 +213,7 @@ def customer_messages_sweep(*, now: datetime | None = None) -> dict:
 
 def pay_link(booking: Booking) -> str:
     """Where the customer pays what is owed when no overstay pay link names it (apps.payments): their booking's page."""
-    return rendering.site_links(booking)["manage"]
+    return rendering.site_links(booking, rendering.sender_brand(booking))["manage"]
 
 
 def _receipt(booking_id: int, exited_at: datetime) -> dict:

@@ -54,6 +54,7 @@ class Rendered:
     html: str
     attachments: list[tuple[str, bytes, str]] = field(default_factory=list)  # filename, content, mimetype
     sms: str = ""
+    sender: Brand | None = None  # sender_brand's answer, asked once per message
 
 
 def sender_brand(booking: Booking) -> Brand | None:
@@ -64,8 +65,7 @@ def sender_brand(booking: Booking) -> Brand | None:
     return carpark_brand(carpark_id=booking.carpark_id)
 
 
-def subject_for(kind: str, booking: Booking) -> str:
-    sender = sender_brand(booking)
+def subject_for(kind: str, booking: Booking, sender: Brand | None) -> str:
     brand = sender.name if sender else booking.carpark.name
     subjects = {
         "confirmed": _("%(brand)s: booking %(reference)s confirmed"),
@@ -94,26 +94,26 @@ def render(kind: str, booking: Booking, extra: dict) -> Rendered:
             "booked_with": booking.agent.name if booking.brand_id is None and booking.agent_id else "",
             "carpark": booking.carpark,
             "vehicles": [v.registration_raw for v in booking.vehicles.all()],
-            "links": site_links(booking),
+            "links": site_links(booking, brand),
             "extra": extra,
         }
-        subject = subject_for(kind, booking)
+        subject = subject_for(kind, booking, brand)
         text = engine().get_template(f"customers/messages/{kind}.txt").render(_context(context))
         html = engine().get_template(f"customers/messages/{kind}.html").render(_context(context | {"subject": subject}))
         sms = ""
         if kind in ("reminder", "overstay"):
             sms = engine().get_template(f"customers/messages/{kind}.sms.txt").render(_context(context)).strip()
     attachments = [("booking.ics", calendar_file(booking), "text/calendar")] if kind in ("confirmed", "amended") else []
-    return Rendered(subject=subject, text=text, html=html, attachments=attachments, sms=sms)
+    return Rendered(subject=subject, text=text, html=html, attachments=attachments, sms=sms, sender=brand)
 
 
 def _context(values: dict) -> Context:
     return Context(values, autoescape=True)
 
 
-def site_links(booking: Booking) -> dict:
-    """The brand's pages a message links to, absolute on its base URL (a job has no request to take a host from)."""
-    brand = sender_brand(booking)
+def site_links(booking: Booking, brand: Brand | None) -> dict:
+    """The sender brand's pages a message links to, absolute on its base URL (a job has no request to take a host
+    from)."""
     if brand is None:
         return {"manage": "", "carpark": "", "policies": []}
     return {
