@@ -23,7 +23,8 @@ from apps.core import metrics
 from apps.core.concurrency import run_sync
 from apps.core.events import carpark_group, carpark_messages, staff_group
 from apps.staff import selectors, twofactor
-from consumers.fanout import fanout, single_event_frame, snapshots
+from consumers.fanout import fanout, single_event_frame
+from consumers.snapshots import snapshots
 
 log = logging.getLogger(__name__)
 

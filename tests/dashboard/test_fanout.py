@@ -3,7 +3,8 @@
 import asyncio
 import json
 
-from consumers.fanout import MAX_READS, CarparkFanout, Delta, SnapshotBatcher
+from consumers.fanout import MAX_READS, CarparkFanout, Delta
+from consumers.snapshots import SnapshotBatcher
 
 
 def test_a_burst_folds_into_one_delta_with_the_latest_state():
