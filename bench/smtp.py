@@ -2,11 +2,12 @@
 aiosmtpd server that only answers 250, driven by the same concurrent SMTP clients in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/parkgate REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python bench/smtp.py [--clients 16] [--messages 1500] [--rate 20] [--seconds 15] [--keep]
+        .venv/bin/python bench/smtp.py [--clients 16] [--messages 1500] [--rate 20] [--seconds 15] [--workers 1]
+            [--keep]
 
 Works in a throwaway database next to DATABASE_URL's (`<name>_bench_smtp`: created, migrated, seeded with the demo
-world, dropped afterwards unless --keep) and its own arq queue name. Starts `manage.py serve` and one
-`manage.py worker`, and the bare server (`bench/smtp.py --bare-server PORT`, aiosmtpd with a handler returning 250).
+world, dropped afterwards unless --keep) and its own arq queue name. Starts `manage.py serve` and --workers
+`manage.py worker` processes, and the bare server (`bench/smtp.py --bare-server PORT`, aiosmtpd with a handler returning 250).
 Every message is a 3 KB `labels` booking (a new agent reference each time, arrivals spread over 200 days).
   - saturation: --clients sessions each send messages back to back until --messages are accepted: messages/s and the
     reply latency to the end of DATA (p50/p99), for the bare server and for Parkgate (which commits each message
@@ -268,6 +269,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--messages", type=int, default=1500, help="per server, over 3 interleaved rounds")
     parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes applying the mail")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
@@ -327,9 +329,9 @@ async def measure(args, run: str, bare_port: int, bare_pid: int, server, env: di
         parkgate_runs[-1]["server_cpu_ms_per_msg"] = round(cpu_used / per_round * 1000, 2)
         log(f"  round {r + 1}: bare {bare_runs[-1]['msgs_per_s']}, parkgate {parkgate_runs[-1]['msgs_per_s']} msg/s")
     bare, parkgate = median_run(bare_runs), median_run(parkgate_runs)
-    log("starting a worker; it applies the saturation backlog first")
-    worker = Process(["worker"], env, "bench-smtp-worker").start()
-    server.processes.append(worker)
+    log(f"starting {args.workers} worker(s); they apply the saturation backlog first")
+    for n in range(args.workers):
+        server.processes.append(Process(["worker"], env, f"bench-smtp-worker-{n}").start())
     drained = await drain(db_url, env["ARQ_QUEUE_NAME"])
     log(f"backlog of {drained['messages']} applied at {drained['msgs_per_s']} msg/s; steady: {args.rate} msgs/s")
     steady_bare = await steady_reply_only(bare_port, [m for _, m in batch[:steady_n]], args.rate)
@@ -337,6 +339,7 @@ async def measure(args, run: str, bare_port: int, bare_pid: int, server, env: di
     return {
         "bare": bare,
         "parkgate": parkgate,
+        "workers": args.workers,
         "worker_backlog": drained,
         "steady_bare": steady_bare,
         "steady": steady_pg,
@@ -400,7 +403,7 @@ def report(r: dict) -> None:
         f"ratio parkgate/bare        : {ratio:.0%} (target >= {TARGETS['ratio_min']:.0%}); rounds: "
         f"bare {r['bare']['rounds_msgs_per_s']}, parkgate {r['parkgate']['rounds_msgs_per_s']}"
     )
-    print(f"worker (1 process)         : {r['worker_backlog']['msgs_per_s']} msg/s applied (parse + booking)")
+    print(f"workers ({r['workers']}): {r['worker_backlog']['msgs_per_s']} msg/s applied (parse + booking)")
     print(
         f"steady {s['rate']:.0f} msg/s  bare       : reply p50 {r['steady_bare']['reply_p50_ms']:6.2f} ms  "
         f"p99 {r['steady_bare']['reply_p99_ms']:6.2f} ms"
