@@ -30,7 +30,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.jobs import enqueue
+from apps.core.jobs import enqueue, enqueue_many
 from apps.webhooks import addresses, signing
 from apps.webhooks.models import Attempt, Delivery, Endpoint, Event
 from apps.webhooks.services import booking_data
@@ -66,16 +66,14 @@ def fan_out() -> int:
                 event.fanned_out = True
             Delivery.objects.bulk_create(deliveries)
             Event.objects.bulk_update(events, ["data", "fanned_out"])
-            for endpoint_id in touched:
-                start_senders(endpoint_id)
+            start_senders(touched)
         done += len(events)
 
 
-def start_senders(endpoint_id: int, slots: int = 1) -> None:
-    """Enqueue a sender for an endpoint (after commit). One is enough: it sends up to the endpoint's concurrency
-    limit at once; a second finds the limit taken and returns."""
-    for _ in range(slots):
-        enqueue("webhooks.drain", endpoint_id=endpoint_id)
+def start_senders(endpoint_ids) -> None:
+    """Enqueue a sender for each endpoint, together, after commit. One each is enough: it sends up to the
+    endpoint's concurrency limit at once; a second finds the limit taken and returns."""
+    enqueue_many("webhooks.drain", [{"endpoint_id": endpoint_id} for endpoint_id in sorted(endpoint_ids)])
 
 
 # The due deliveries, oldest first, up to the endpoint's free slots (its deliveries in flight counted in this
@@ -299,7 +297,7 @@ def drain(endpoint_id: int) -> int:
                 return sent
             record(batch, send(batch, client, loop))
             sent += len(batch)
-        start_senders(endpoint_id)  # more may be due: a fresh job, behind the others waiting
+        start_senders([endpoint_id])  # more may be due: a fresh job, behind the others waiting
         return sent
     finally:
         loop.run_until_complete(client.aclose())
@@ -317,5 +315,4 @@ def sweep() -> None:
         .distinct()
     )
     with transaction.atomic():
-        for endpoint_id in due:
-            start_senders(endpoint_id)
+        start_senders(set(due))
