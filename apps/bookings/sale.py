@@ -201,12 +201,12 @@ def record(booking: Booking, sale: Sale) -> None:
     booking.price_breakdown = sale.breakdown.as_dict() if sale.breakdown else None
 
 
-def record_extras(booking: Booking, sale: Sale, *, new: bool = False) -> None:
+def record_extras(booking: Booking, sale: Sale, *, new: bool = False) -> list[BookingExtra]:
     """The sale's extras as the booking's rows (replacing any), at the prices of its breakdown."""
     if not new:
         BookingExtra.objects.filter(booking=booking).delete()
     lines = sale.breakdown.extras if sale.breakdown else [None] * len(sale.extras)
-    BookingExtra.objects.bulk_create(
+    return BookingExtra.objects.bulk_create(
         BookingExtra(booking=booking, extra=x, quantity=q, price=line.amount if line else x.price)
         for (x, q), line in zip(sale.extras, lines, strict=True)
     )
