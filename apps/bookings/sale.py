@@ -111,8 +111,9 @@ def sale_for(
         )
         if refusal:
             raise BookingInvalid(refusal, field="promo_code")
+    occupancy = None  # read by the price when not here
     if new_sale:
-        stopped = catalogue.stopped_dates(product_id=info.product.pk, channel=channel, dates=dates)
+        stopped, occupancy = catalogue.sale_days(info=info, carpark=carpark, channel=channel, dates=dates)
         if stopped:
             raise ProductNoCapacity(carpark, info.product, stopped, why="not on sale")
     breakdown = catalogue.price(
@@ -126,6 +127,7 @@ def sale_for(
         extras=chosen_extras,
         promo=promo,
         tariff=tariff_rule(carpark=carpark, brand=brand),
+        occupancy=occupancy,
     )
     stay = _product_stay(carpark, info, channel, dates)
     return Sale(

@@ -16,7 +16,7 @@ from apps.carparks.models import Brand, CarPark
 from apps.products import holds
 from apps.products.errors import UnknownChoice
 from apps.products.fares import FareTerms
-from apps.products.models import WEB, Extra, Fare, Product, PromoCode, StopSell
+from apps.products.models import WEB, Extra, Fare, Product, PromoCode
 from apps.products.pricing import (
     Breakdown,
     Calendar,
@@ -147,9 +147,13 @@ def extras_for_sale(*, carpark: CarPark, wanted: list[dict]) -> list[tuple[Extra
     return [(extras[c], q) for c, q in chosen.items() if q > 0]
 
 
-def stopped_dates(*, product_id: int, channel: str, dates: list[date]) -> list[date]:
-    rows = StopSell.objects.filter(product_id=product_id, date__in=dates, channel__in=["", channel])
-    return sorted(set(rows.values_list("date", flat=True)))
+def sale_days(
+    *, info: ProductInfo, carpark: CarPark, channel: str, dates: list[date]
+) -> tuple[list[date], dict[date, int]]:
+    """A new sale's days stopped from sale for its channel, and their occupancy for its price, in one read."""
+    pk = info.product.pk
+    found = holds.days_held(product_ids=[pk], channel=channel, dates=dates)
+    return sorted(found.stopped[pk]), holds.percent_held(found.held[(pk, "")], info.product.capacity(carpark.capacity))
 
 
 def price(
@@ -223,12 +227,8 @@ def product_quotes(
     the channel's accepted overbooking per date (holds.allowances), counted as the holds count it."""
     channel = channel_of(agent)
     infos = sellable(carpark=carpark, agent=agent)
-    days = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
-    stopped = set(
-        StopSell.objects.filter(
-            product__in=[i.product for i in infos], date__in=dates, channel__in=["", channel]
-        ).values_list("product_id", flat=True)
-    )
+    found = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
+    days, stopped = found.held, found.stopped
     quotes = []
     for info in infos:
         pk, spaces = info.product.pk, info.product.capacity(carpark.capacity)
@@ -237,7 +237,7 @@ def product_quotes(
         left = min(spaces + extra.get(d, 0) - days[(pk, "")].get(d, 0) for d in dates) if dates else spaces
         if share is not None and dates:
             left = min(left, min(share + extra.get(d, 0) - days[(pk, channel)].get(d, 0) for d in dates))
-        occupancy = {d: (100 * held // spaces if spaces else 100) for d, held in days[(pk, "")].items()}
+        occupancy = holds.percent_held(days[(pk, "")], spaces)
         fares = []
         for fare in info.fares or (None,):
             breakdown = price(
@@ -262,6 +262,6 @@ def product_quotes(
                     breakdown,
                 )
             )
-        left = 0 if pk in stopped else max(0, left)
+        left = 0 if stopped.get(pk) else max(0, left)
         quotes.append(ProductQuote(info.product.code, info.name(brand), info.description(brand), left, fares))
     return quotes
