@@ -27,7 +27,7 @@ from apps.products.pricing import (
     Season,
     Tariff,
     parse_bands,
-    price_stay,
+    price_fares,
 )
 
 CATALOGUE_CACHE_S = 5.0
@@ -171,11 +171,41 @@ def price(
     occupancy: dict[date, int] | None = None,
 ) -> Breakdown | None:
     """The pricing function fed from the database: the calendar, the days' occupancy, the booking's local date."""
+    return fare_prices(
+        info=info,
+        fares=[fare],
+        carpark=carpark,
+        brand=brand,
+        channel=channel,
+        dates=dates,
+        at=at,
+        tariff=tariff,
+        extras=extras,
+        promo=promo,
+        occupancy=occupancy,
+    )[0]
+
+
+def fare_prices(
+    *,
+    info: ProductInfo,
+    fares: list[Fare | None],
+    carpark: CarPark,
+    brand: Brand | None,
+    channel: str,
+    dates: list[date],
+    at: datetime,
+    tariff: Tariff | None,
+    extras: list[tuple[Extra, int]] = (),
+    promo: PromoCode | None = None,
+    occupancy: dict[date, int] | None = None,
+) -> list[Breakdown | None]:
+    """`price` for each of the product's `fares` (None: no fare), the days priced once (pricing.price_fares)."""
     spaces = info.product.capacity(carpark.capacity)
     calendar = Calendar(info.seasons, info.rules, tariff, span=info.span)
-    return price_stay(
+    return price_fares(
         calendar,
-        FarePrice(fare.code, fare.price_percent) if fare else FarePrice(""),
+        [FarePrice(fare.code, fare.price_percent) if fare else FarePrice("") for fare in fares],
         dates=dates,
         brand_id=brand.pk if brand else None,
         channel=channel,
@@ -239,18 +269,19 @@ def product_quotes(
             left = min(left, min(share + extra.get(d, 0) - days[(pk, channel)].get(d, 0) for d in dates))
         occupancy = holds.percent_held(days[(pk, "")], spaces)
         fares = []
-        for fare in info.fares or (None,):
-            breakdown = price(
-                info=info,
-                fare=fare,
-                carpark=carpark,
-                brand=brand,
-                channel=channel,
-                dates=dates,
-                at=at,
-                tariff=tariff,
-                occupancy=occupancy,
-            )
+        sold = list(info.fares or (None,))
+        breakdowns = fare_prices(
+            info=info,
+            fares=sold,
+            carpark=carpark,
+            brand=brand,
+            channel=channel,
+            dates=dates,
+            at=at,
+            tariff=tariff,
+            occupancy=occupancy,
+        )
+        for fare, breakdown in zip(sold, breakdowns, strict=True):
             terms = FareTerms.of(fare)
             fares.append(
                 FareQuote(
