@@ -26,8 +26,10 @@ def snapshot(booking: Booking) -> dict:
 
 def record(booking: Booking, action: str) -> BookingChange:
     now = snapshot(booking)
-    before = BookingChange.objects.filter(booking=booking).order_by("-at", "-pk").values_list("snapshot", flat=True)
-    before = before.first() or {}
+    before = {}
+    if action != "created":  # a booking made in this transaction has no change before this one
+        earlier = BookingChange.objects.filter(booking=booking).order_by("-at", "-pk")
+        before = earlier.values_list("snapshot", flat=True).first() or {}
     changes = [{"field": f, "from": before.get(f), "to": now[f]} for f in FIELDS if before and before.get(f) != now[f]]
     kind, label = actor.current()
     if kind == "system" and action in ("created", "confirmed"):  # a booking's payment is its customer's act

@@ -111,8 +111,9 @@ def sale_for(
         )
         if refusal:
             raise BookingInvalid(refusal, field="promo_code")
+    occupancy = None  # read by the price when not here
     if new_sale:
-        stopped = catalogue.stopped_dates(product_id=info.product.pk, channel=channel, dates=dates)
+        stopped, occupancy = catalogue.sale_days(info=info, carpark=carpark, channel=channel, dates=dates)
         if stopped:
             raise ProductNoCapacity(carpark, info.product, stopped, why="not on sale")
     breakdown = catalogue.price(
@@ -126,6 +127,7 @@ def sale_for(
         extras=chosen_extras,
         promo=promo,
         tariff=tariff_rule(carpark=carpark, brand=brand),
+        occupancy=occupancy,
     )
     stay = _product_stay(carpark, info, channel, dates)
     return Sale(
@@ -201,12 +203,12 @@ def record(booking: Booking, sale: Sale) -> None:
     booking.price_breakdown = sale.breakdown.as_dict() if sale.breakdown else None
 
 
-def record_extras(booking: Booking, sale: Sale, *, new: bool = False) -> None:
+def record_extras(booking: Booking, sale: Sale, *, new: bool = False) -> list[BookingExtra]:
     """The sale's extras as the booking's rows (replacing any), at the prices of its breakdown."""
     if not new:
         BookingExtra.objects.filter(booking=booking).delete()
     lines = sale.breakdown.extras if sale.breakdown else [None] * len(sale.extras)
-    BookingExtra.objects.bulk_create(
+    return BookingExtra.objects.bulk_create(
         BookingExtra(booking=booking, extra=x, quantity=q, price=line.amount if line else x.price)
         for (x, q), line in zip(sale.extras, lines, strict=True)
     )

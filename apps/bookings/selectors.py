@@ -131,23 +131,25 @@ def booking_as_dict(booking: Booking) -> dict:
 def booking_events_data(*, booking_ids: list[int]) -> list[dict]:
     """Bookings as the `booking` event shows them to staff dashboards (docs/contracts-internal.md), with the car
     park's id to send it to (`carpark_id`, not part of the event)."""
-    return [
-        {
-            "carpark_id": b.carpark_id,
-            "reference": b.reference,
-            "carpark": b.carpark.code,
-            "customer": b.customer.name,
-            "plates": [v.registration for v in b.vehicles.all()],
-            "sold": sold_words(b),
-            "arrival": utc_iso(b.arrival),
-            "departure": utc_iso(b.departure),
-            "status": b.status,
-            "return_flight": b.flight_return,
-            "return_status": b.return_status,
-            "return_estimated": utc_iso(b.return_estimated) if b.return_estimated else None,
-        }
-        for b in _with_details(Booking.objects.filter(pk__in=booking_ids))
-    ]
+    return [booking_event_data(b) for b in _with_details(Booking.objects.filter(pk__in=booking_ids))]
+
+
+def booking_event_data(b: Booking) -> dict:
+    """One booking's `booking` event (with `carpark_id`), from a booking with its details at hand (`_with_details`)."""
+    return {
+        "carpark_id": b.carpark_id,
+        "reference": b.reference,
+        "carpark": b.carpark.code,
+        "customer": b.customer.name,
+        "plates": [v.registration for v in b.vehicles.all()],
+        "sold": sold_words(b),
+        "arrival": utc_iso(b.arrival),
+        "departure": utc_iso(b.departure),
+        "status": b.status,
+        "return_flight": b.flight_return,
+        "return_status": b.return_status,
+        "return_estimated": utc_iso(b.return_estimated) if b.return_estimated else None,
+    }
 
 
 def sold_words(booking: Booking) -> str:

@@ -39,21 +39,29 @@ LONGEST_STAY = timedelta(days=90)  # a stay longer than this gets no welcome bac
 
 
 def customer_message_send(
-    *, booking_id: int, kind: str, event: str = "", extra: dict | None = None, channels=(Channel.EMAIL,)
+    *,
+    booking_id: int,
+    kind: str,
+    event: str = "",
+    extra: dict | None = None,
+    channels=(Channel.EMAIL,),
+    new_booking: bool = False,
 ) -> list[CustomerMessage]:
     """Send message `kind` (rendering.KINDS) about booking `booking_id` for `event` (default: the kind itself) on
-    each channel, once: a second call for the same event returns the first's rows and sends nothing."""
+    each channel, once: a second call for the same event returns the first's rows and sends nothing.
+    `new_booking`: the booking was made in the caller's transaction, so it has no messages yet to look for (and an
+    error rolls back to the caller's savepoint)."""
     if kind not in rendering.KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
     rows = []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=not new_booking):
         for channel in channels:
-            row, created = CustomerMessage.objects.get_or_create(
-                booking_id=booking_id,
-                channel=channel,
-                event=event or kind,
-                defaults={"kind": kind, "extra": extra or {}, "next_attempt_at": timezone.now()},
-            )
+            key = {"booking_id": booking_id, "channel": channel, "event": event or kind}
+            fields = {"kind": kind, "extra": extra or {}, "next_attempt_at": timezone.now()}
+            if new_booking:
+                row, created = CustomerMessage.objects.create(**key, **fields), True
+            else:
+                row, created = CustomerMessage.objects.get_or_create(**key, defaults=fields)
             if created:
                 enqueue("customers.deliver", message_id=row.pk)
             rows.append(row)

@@ -14,7 +14,7 @@ def on_booking_created(sender, booking, **kwargs) -> None:
     """A brand's booking, once confirmed: at once, or when its payment goes through (`on_booking_confirmed`); an
     agent's, when it carries its customer's email and the agent lets us write to them (messages.may_write_to)."""
     if may_write_to(booking) and booking.status == Booking.Status.CONFIRMED:
-        customer_message_send(booking_id=booking.pk, kind="confirmed")
+        customer_message_send(booking_id=booking.pk, kind="confirmed", new_booking=True)
 
 
 def on_booking_confirmed(sender, booking, **kwargs) -> None:

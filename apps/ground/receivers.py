@@ -8,6 +8,10 @@ from apps.ground import tasks
 from apps.ground.models import ConditionPhoto
 
 
+def on_booking_created(sender, booking, **kwargs) -> None:
+    tasks.tasks_for_booking(booking_id=booking.pk, new=True)
+
+
 def on_booking_changed(sender, booking, **kwargs) -> None:
     """A booking made, amended or cancelled: its meet-and-greet tasks follow, in the same transaction (a few rows)."""
     tasks.tasks_for_booking(booking_id=booking.pk)
@@ -21,6 +25,6 @@ def photo_file_delete(sender, instance: ConditionPhoto, **kwargs) -> None:
 
 
 def connect() -> None:
-    signals.booking_created.connect(on_booking_changed, dispatch_uid="ground.booking_created")
+    signals.booking_created.connect(on_booking_created, dispatch_uid="ground.booking_created")
     signals.booking_amended.connect(on_booking_changed, dispatch_uid="ground.booking_amended")
     signals.booking_cancelled.connect(on_booking_changed, dispatch_uid="ground.booking_cancelled")

@@ -6,7 +6,7 @@ re-assign it). Finishing a finished task changes nothing. Each change is audited
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Case, F, Q, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,16 +35,18 @@ class TaskRefused(Exception):
     """The task cannot do that now (the message says why, for the driver)."""
 
 
-def tasks_for_booking(*, booking_id: int) -> list[Task]:
+def tasks_for_booking(*, booking_id: int, new: bool = False) -> list[Task]:
     """Make (or bring up to date) a booking's tasks: a meet-and-greet booking that is not cancelled has a collect,
-    a park and a return task; any other has none left that nobody started. Idempotent."""
-    with transaction.atomic():
-        booking = Booking.objects.select_related("carpark").filter(pk=booking_id).first()
+    a park and a return task; any other has none left that nobody started. Idempotent. `new`: the booking was made
+    in the caller's transaction, so it has no tasks yet (and an error rolls back to the caller's savepoint)."""
+    with transaction.atomic(savepoint=not new):
+        is_mg = ExpressionWrapper(MEET_AND_GREET, output_field=BooleanField())
+        booking = Booking.objects.select_related("carpark").annotate(is_mg=is_mg).filter(pk=booking_id).first()
         if booking is None:
             return []
-        wanted = booking.status != Booking.Status.CANCELLED and Booking.objects.filter(MEET_AND_GREET, pk=booking_id)
-        if not wanted:
-            Task.objects.filter(booking=booking, state__in=[Task.State.OPEN, Task.State.ASSIGNED]).delete()
+        if booking.status == Booking.Status.CANCELLED or not booking.is_mg:
+            if not new:
+                Task.objects.filter(booking=booking, state__in=[Task.State.OPEN, Task.State.ASSIGNED]).delete()
             return []
         terminal = f"Terminal drop-off, {booking.carpark.name}"
         plan = {
@@ -52,6 +54,11 @@ def tasks_for_booking(*, booking_id: int) -> list[Task]:
             Task.Kind.PARK: (booking.arrival + PARK_WITHIN, booking.carpark.name),
             Task.Kind.RETURN: (booking.departure, terminal.replace("drop-off", "pick-up")),
         }
+        if new:
+            return Task.objects.bulk_create(
+                Task(booking=booking, kind=kind, carpark=booking.carpark, due_at=due_at, place=place)
+                for kind, (due_at, place) in plan.items()
+            )
         tasks = []
         for kind, (due_at, place) in plan.items():
             task, created = Task.objects.get_or_create(

@@ -119,7 +119,7 @@ def recommendations_with_state(forecast: Forecast) -> list[dict]:
 def overbooking_allowances(*, carpark_id: int, start: date, end: date) -> dict[tuple[date, str], int]:
     """Accepted allowances by (date, channel): what the allocation may sell beyond capacity (products issue)."""
     rows = OverbookingAllowance.objects.filter(carpark_id=carpark_id, date__gte=start, date__lte=end)
-    return {(a.date, a.channel): a.spaces for a in rows}
+    return {(day, channel): spaces for day, channel, spaces in rows.values_list("date", "channel", "spaces")}
 
 
 @transaction.atomic

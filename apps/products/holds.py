@@ -17,7 +17,7 @@ from datetime import date
 from django.db import connection, transaction
 
 from apps.products import signals
-from apps.products.models import ExtraDay, ProductDay
+from apps.products.models import ExtraDay, ProductDay, StopSell
 
 Key = tuple[int, date, str]  # (product id, date, channel)
 ExtraKey = tuple[int, date]  # (extra id, date)
@@ -147,14 +147,39 @@ def move_extra_holds(*, old: Counter, new: Counter, stock: dict[int, int], allow
 
 def occupancy(*, product_id: int, spaces: int, dates: list[date]) -> dict[date, int]:
     """Percent of the product's spaces held per date (a read without locks, for pricing)."""
-    rows = ProductDay.objects.filter(product_id=product_id, channel="", date__in=dates).values_list("date", "held")
-    return {d: (100 * held // spaces if spaces else 100) for d, held in rows}
+    return percent_held(days_held(product_ids=[product_id], channel="", dates=dates).held[(product_id, "")], spaces)
 
 
-def days_held(*, product_ids: list[int], channel: str, dates: list[date]) -> dict[tuple[int, str], dict[date, int]]:
-    """Held per (product, "" or `channel`) per date, for quotes of several products in one read (no locks)."""
-    found: dict[tuple[int, str], dict[date, int]] = defaultdict(dict)
-    rows = ProductDay.objects.filter(product_id__in=product_ids, date__in=dates, channel__in=["", channel])
-    for product_id, day, ch, held in rows.values_list("product_id", "date", "channel", "held"):
-        found[(product_id, ch)][day] = held
+def percent_held(held: dict[date, int], spaces: int) -> dict[date, int]:
+    """Per date, the percent of `spaces` that `held` spaces are (the occupancy the price rules look at)."""
+    return {d: (100 * n // spaces if spaces else 100) for d, n in held.items()}
+
+
+@dataclass
+class DaysHeld:
+    held: dict[tuple[int, str], dict[date, int]]  # per (product, "" or the channel) per date
+    stopped: dict[int, set[date]]  # per product: dates stopped from sale for the channel (or all channels)
+
+
+_DAYS_HELD = (
+    f"SELECT product_id, date, channel, held, FALSE FROM {ProductDay._meta.db_table} "  # noqa: S608  (our tables)
+    "WHERE product_id = ANY(%s) AND date = ANY(%s) AND channel IN ('', %s) "
+    f"UNION ALL SELECT product_id, date, channel, 0, TRUE FROM {StopSell._meta.db_table} "
+    "WHERE product_id = ANY(%s) AND date = ANY(%s) AND channel IN ('', %s)"
+)
+
+
+def days_held(*, product_ids: list[int], channel: str, dates: list[date]) -> DaysHeld:
+    """Held per (product, "" or `channel`) per date and the days stopped from sale, for quotes and sales of several
+    products in one read (no locks: a quote, or a sale's price before its holds are taken)."""
+    found = DaysHeld(defaultdict(dict), defaultdict(set))
+    if not product_ids or not dates:
+        return found
+    with connection.cursor() as cursor:
+        cursor.execute(_DAYS_HELD, [list(product_ids), list(dates), channel] * 2)
+        for product_id, day, ch, held, stop in cursor.fetchall():
+            if stop:
+                found.stopped[product_id].add(day)
+            else:
+                found.held[(product_id, ch)][day] = held
     return found

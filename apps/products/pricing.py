@@ -183,9 +183,36 @@ def price_stay(
 ) -> Breakdown | None:
     """The stay's price and its breakdown; None when some day has no rate. `booked_on`: the booking's local date;
     `occupancy`: percent of the product's spaces held per date (missing: 0)."""
+    return price_fares(
+        calendar,
+        [fare],
+        dates=dates,
+        brand_id=brand_id,
+        channel=channel,
+        booked_on=booked_on,
+        occupancy=occupancy,
+        extras=extras,
+        promo=promo,
+    )[0]
+
+
+def price_fares(
+    calendar: Calendar,
+    fares: list[FarePrice],
+    *,
+    dates: list[date],
+    brand_id: int | None,
+    channel: str,
+    booked_on: date,
+    occupancy: Mapping[date, Decimal],
+    extras: tuple[ExtraItem, ...] = (),
+    promo: Promo | None = None,
+) -> list[Breakdown | None]:
+    """`price_stay` for each of a product's fares (a quote shows them all): the days' bases and rules, which no fare
+    changes, are worked out once."""
     lead_days = (dates[0] - booked_on).days
     lead = calendar.rule("lead_time", lead_days)
-    days, minimum = [], ZERO
+    before_fare, minimum = [], ZERO  # per day: (date, base, words, amount before the fare)
     window = calendar.window(dates[0], dates[-1], brand_id, channel)
     for number, day in enumerate(dates, start=1):
         covering = [s for s in window if s.starts <= day <= s.ends]
@@ -199,7 +226,7 @@ def price_stay(
             why = ["tariff"]
             minimum = max(minimum, calendar.tariff.minimum_charge)
         else:
-            return None
+            return [None] * len(fares)
         amount = base
         weekday = calendar.rule("weekday", day.isoweekday())
         full = calendar.rule("occupancy", occupancy.get(day, ZERO))
@@ -211,12 +238,7 @@ def price_stay(
             if rule is not None and rule.percent:
                 amount = _percent(amount, rule.percent)
                 why.append(f"{words} {_signed(rule.percent)}")
-        if fare.percent:
-            amount = _percent(amount, fare.percent)
-            why.append(f"{fare.code} fare {_signed(fare.percent)}")
-        days.append(DayPrice(day, money(base), tuple(why), money(amount)))
-    summed = sum((d.amount for d in days), ZERO)
-    stay = max(summed, money(minimum))
+        before_fare.append((day, money(base), why, amount))
     lines = tuple(
         Line(
             f"{x.name} x {x.quantity}" + (f" x {len(dates)} days" if x.per_day else ""),
@@ -224,6 +246,18 @@ def price_stay(
         )
         for x in extras
     )
+    return [_with_fare(fare, before_fare, minimum, lines, promo) for fare in fares]
+
+
+def _with_fare(fare: FarePrice, before_fare: list, minimum: Decimal, lines: tuple, promo: Promo | None) -> Breakdown:
+    days = []
+    for day, base, why, amount in before_fare:
+        if fare.percent:
+            amount = _percent(amount, fare.percent)
+            why = [*why, f"{fare.code} fare {_signed(fare.percent)}"]
+        days.append(DayPrice(day, base, tuple(why), money(amount)))
+    summed = sum((d.amount for d in days), ZERO)
+    stay = max(summed, money(minimum))
     discount = None
     if promo is not None:
         off = money(stay * promo.value / HUNDRED) if promo.percent else min(promo.value, stay)

@@ -16,7 +16,7 @@ from apps.carparks.models import Brand, CarPark
 from apps.products import holds
 from apps.products.errors import UnknownChoice
 from apps.products.fares import FareTerms
-from apps.products.models import WEB, Extra, Fare, Product, PromoCode, StopSell
+from apps.products.models import WEB, Extra, Fare, Product, PromoCode
 from apps.products.pricing import (
     Breakdown,
     Calendar,
@@ -27,7 +27,7 @@ from apps.products.pricing import (
     Season,
     Tariff,
     parse_bands,
-    price_stay,
+    price_fares,
 )
 
 CATALOGUE_CACHE_S = 5.0
@@ -147,9 +147,13 @@ def extras_for_sale(*, carpark: CarPark, wanted: list[dict]) -> list[tuple[Extra
     return [(extras[c], q) for c, q in chosen.items() if q > 0]
 
 
-def stopped_dates(*, product_id: int, channel: str, dates: list[date]) -> list[date]:
-    rows = StopSell.objects.filter(product_id=product_id, date__in=dates, channel__in=["", channel])
-    return sorted(set(rows.values_list("date", flat=True)))
+def sale_days(
+    *, info: ProductInfo, carpark: CarPark, channel: str, dates: list[date]
+) -> tuple[list[date], dict[date, int]]:
+    """A new sale's days stopped from sale for its channel, and their occupancy for its price, in one read."""
+    pk = info.product.pk
+    found = holds.days_held(product_ids=[pk], channel=channel, dates=dates)
+    return sorted(found.stopped[pk]), holds.percent_held(found.held[(pk, "")], info.product.capacity(carpark.capacity))
 
 
 def price(
@@ -167,11 +171,41 @@ def price(
     occupancy: dict[date, int] | None = None,
 ) -> Breakdown | None:
     """The pricing function fed from the database: the calendar, the days' occupancy, the booking's local date."""
+    return fare_prices(
+        info=info,
+        fares=[fare],
+        carpark=carpark,
+        brand=brand,
+        channel=channel,
+        dates=dates,
+        at=at,
+        tariff=tariff,
+        extras=extras,
+        promo=promo,
+        occupancy=occupancy,
+    )[0]
+
+
+def fare_prices(
+    *,
+    info: ProductInfo,
+    fares: list[Fare | None],
+    carpark: CarPark,
+    brand: Brand | None,
+    channel: str,
+    dates: list[date],
+    at: datetime,
+    tariff: Tariff | None,
+    extras: list[tuple[Extra, int]] = (),
+    promo: PromoCode | None = None,
+    occupancy: dict[date, int] | None = None,
+) -> list[Breakdown | None]:
+    """`price` for each of the product's `fares` (None: no fare), the days priced once (pricing.price_fares)."""
     spaces = info.product.capacity(carpark.capacity)
     calendar = Calendar(info.seasons, info.rules, tariff, span=info.span)
-    return price_stay(
+    return price_fares(
         calendar,
-        FarePrice(fare.code, fare.price_percent) if fare else FarePrice(""),
+        [FarePrice(fare.code, fare.price_percent) if fare else FarePrice("") for fare in fares],
         dates=dates,
         brand_id=brand.pk if brand else None,
         channel=channel,
@@ -223,12 +257,8 @@ def product_quotes(
     the channel's accepted overbooking per date (holds.allowances), counted as the holds count it."""
     channel = channel_of(agent)
     infos = sellable(carpark=carpark, agent=agent)
-    days = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
-    stopped = set(
-        StopSell.objects.filter(
-            product__in=[i.product for i in infos], date__in=dates, channel__in=["", channel]
-        ).values_list("product_id", flat=True)
-    )
+    found = holds.days_held(product_ids=[i.product.pk for i in infos], channel=channel, dates=dates)  # one query
+    days, stopped = found.held, found.stopped
     quotes = []
     for info in infos:
         pk, spaces = info.product.pk, info.product.capacity(carpark.capacity)
@@ -237,20 +267,21 @@ def product_quotes(
         left = min(spaces + extra.get(d, 0) - days[(pk, "")].get(d, 0) for d in dates) if dates else spaces
         if share is not None and dates:
             left = min(left, min(share + extra.get(d, 0) - days[(pk, channel)].get(d, 0) for d in dates))
-        occupancy = {d: (100 * held // spaces if spaces else 100) for d, held in days[(pk, "")].items()}
+        occupancy = holds.percent_held(days[(pk, "")], spaces)
         fares = []
-        for fare in info.fares or (None,):
-            breakdown = price(
-                info=info,
-                fare=fare,
-                carpark=carpark,
-                brand=brand,
-                channel=channel,
-                dates=dates,
-                at=at,
-                tariff=tariff,
-                occupancy=occupancy,
-            )
+        sold = list(info.fares or (None,))
+        breakdowns = fare_prices(
+            info=info,
+            fares=sold,
+            carpark=carpark,
+            brand=brand,
+            channel=channel,
+            dates=dates,
+            at=at,
+            tariff=tariff,
+            occupancy=occupancy,
+        )
+        for fare, breakdown in zip(sold, breakdowns, strict=True):
             terms = FareTerms.of(fare)
             fares.append(
                 FareQuote(
@@ -262,6 +293,6 @@ def product_quotes(
                     breakdown,
                 )
             )
-        left = 0 if pk in stopped else max(0, left)
+        left = 0 if stopped.get(pk) else max(0, left)
         quotes.append(ProductQuote(info.product.code, info.name(brand), info.description(brand), left, fares))
     return quotes

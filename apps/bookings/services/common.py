@@ -14,7 +14,7 @@ from apps.bookings.errors import (
 from apps.bookings.localtime import localize
 from apps.bookings.models import Booking, Vehicle
 from apps.bookings.pricing import stay_dates
-from apps.bookings.selectors import booking_events_data
+from apps.bookings.selectors import booking_event_data, booking_events_data
 from apps.bookings.validation import (
     VehicleInput,
 )
@@ -52,10 +52,10 @@ def _take_holds(carpark: CarPark, old: Stay | None, new: Stay, allow_overbooking
         raise NoCapacity(carpark, full.dates) from None
 
 
-def _replace_vehicles(booking: Booking, vehicles: list[VehicleInput], *, new: bool = False) -> None:
+def _replace_vehicles(booking: Booking, vehicles: list[VehicleInput], *, new: bool = False) -> list[Vehicle]:
     if not new:
         Vehicle.objects.filter(booking=booking).delete()
-    Vehicle.objects.bulk_create(
+    return Vehicle.objects.bulk_create(
         Vehicle(
             booking=booking,
             registration_raw=v.raw,
@@ -69,15 +69,28 @@ def _replace_vehicles(booking: Booking, vehicles: list[VehicleInput], *, new: bo
     )
 
 
+def remember_related(booking: Booking, name: str, rows: list) -> None:
+    """A booking's related rows just written, kept on it as a prefetch would have loaded them: the readers of a
+    booking made in this transaction (the signals' receivers, the dashboards' event, the API's answer) then use
+    them instead of reading them back."""
+    related = getattr(booking, name).all()
+    related._result_cache, related._prefetch_done = list(rows), True
+    booking._prefetched_objects_cache = {**getattr(booking, "_prefetched_objects_cache", {}), name: related}
+
+
 def _violated_constraint(exc: IntegrityError) -> str | None:
     return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
 
 
-def booking_changes_publish(*, booking_ids: list[int], also_to_carpark_id: int | None = None) -> None:
+def booking_changes_publish(
+    *, booking_ids: list[int] = (), also_to_carpark_id: int | None = None, bookings: list[Booking] = ()
+) -> None:
     """Tell the staff dashboards (after commit) what these bookings are now: their arrivals and departures today
     follow new, moved, cancelled and no-show bookings. `also_to_carpark_id`: a car park the booking moved away from
-    (the event names the new one, so its dashboards drop it)."""
-    for data in booking_events_data(booking_ids=booking_ids):
+    (the event names the new one, so its dashboards drop it). `bookings`: ones in hand with their details (made in
+    this transaction: `remember_related`), not read again."""
+    found = booking_events_data(booking_ids=list(booking_ids)) if booking_ids else []
+    for data in found + [booking_event_data(b) for b in bookings]:
         for carpark_id in {data.pop("carpark_id"), also_to_carpark_id} - {None}:
             events.publish_to_carpark(carpark_id=carpark_id, kind="booking", data=data)
 

@@ -21,6 +21,7 @@ from apps.bookings.services.common import (
     _violated_constraint,
     booking_changes_publish,
     new_reference,
+    remember_related,
 )
 from apps.bookings.validation import (
     VehicleInput,
@@ -181,8 +182,8 @@ def _insert_booking(fields: dict, customer: dict, vehicles: list[VehicleInput], 
         booking = Booking(reference=new_reference(), customer=owner, overbooked=full, **fields)
         sale.record(booking, sold)
         booking.save(force_insert=True)
-        sale.record_extras(booking, sold, new=True)
-        _replace_vehicles(booking, vehicles, new=True)
+        remember_related(booking, "extras", sale.record_extras(booking, sold, new=True))
+        remember_related(booking, "vehicles", _replace_vehicles(booking, vehicles, new=True))
         signals.booking_created.send(sender=Booking, booking=booking)
-        booking_changes_publish(booking_ids=[booking.pk])
+        booking_changes_publish(bookings=[booking])
     return booking
