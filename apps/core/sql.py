@@ -28,6 +28,9 @@ from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.waiting import Ready, Wait, wait, wait_async
 
 FATAL_ERROR, PIPELINE_SYNC, COMMAND_OK = ExecStatus.FATAL_ERROR, ExecStatus.PIPELINE_SYNC, ExecStatus.COMMAND_OK
+# How long a wait for the server blocks before looking again (psycopg's own connections': its waits' default, 0, polls
+# without blocking, a busy loop holding the GIL).
+WAIT_S = 0.1
 
 
 class Statement:
@@ -78,7 +81,7 @@ def run(conn: psycopg.Connection, *items: Item) -> list[list[tuple]]:
     Statement, in order."""
     exchange = _Exchange(conn, items)
     try:
-        results = wait(exchange.results(), conn.pgconn.socket)
+        results = wait(exchange.results(), conn.pgconn.socket, interval=WAIT_S)
     except BaseException:
         exchange.abandon()
         raise
@@ -89,7 +92,7 @@ async def run_async(conn: psycopg.AsyncConnection, *items: Item) -> list[list[tu
     """`run` on the loop's connections."""
     exchange = _Exchange(conn, items)
     try:
-        results = await wait_async(exchange.results(), conn.pgconn.socket)
+        results = await wait_async(exchange.results(), conn.pgconn.socket, interval=WAIT_S)
     except BaseException:
         exchange.abandon()
         raise
@@ -135,8 +138,8 @@ class _Exchange:
         results = []
         while True:
             while pg.is_busy():
-                yield Wait.R
-                pg.consume_input()
+                if (yield Wait.R) & Ready.R:
+                    pg.consume_input()
             result = pg.get_result()
             if result is None:
                 continue  # the end of one statement's results
