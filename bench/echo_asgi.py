@@ -23,12 +23,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402  (af
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from apps.core import aiodb  # noqa: E402
+from apps.core import aiodb, sql  # noqa: E402
 
 with psycopg.connect(**aiodb.connect_kwargs("bench-floor"), autocommit=True) as _conn:  # before any consumer
     _conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, read_id text NOT NULL)")
-LOCK = aiodb.statement("SELECT pg_advisory_xact_lock(hashtext(%s))")
-INSERT = aiodb.statement("INSERT INTO bench_floor (read_id) VALUES (%s) RETURNING id")
+LOCK = sql.statement("SELECT pg_advisory_xact_lock(hashtext(%s))")
+INSERT = sql.statement("INSERT INTO bench_floor (read_id) VALUES (%s) RETURNING id")
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
@@ -49,10 +49,10 @@ class FloorConsumer(AsyncWebsocketConsumer):
         round_trips = self.scope["url_route"]["kwargs"]["round_trips"]
         async with self.pools.get().connection() as conn:
             if round_trips == 2:
-                await aiodb.run(conn, "BEGIN", LOCK([frame["plate"]]))
-                await aiodb.run(conn, INSERT([frame["read_id"]]), "COMMIT")
+                await sql.run_async(conn, "BEGIN", LOCK([frame["plate"]]))
+                await sql.run_async(conn, INSERT([frame["read_id"]]), "COMMIT")
             else:
-                await aiodb.run(conn, "BEGIN", INSERT([frame["read_id"]]), "COMMIT")
+                await sql.run_async(conn, "BEGIN", INSERT([frame["read_id"]]), "COMMIT")
         await self.send(text_data=json.dumps(frame))
 
 

@@ -1,7 +1,7 @@
-"""apps.core.aiodb.run, the loop's way of sending a transaction to PostgreSQL as one pipeline: values reach the
-server as the sync paths' would and come back typed; an error stops the rest and leaves the connection usable (its
-statements prepared again); a run cut off half-way (cancelled) closes its connection, and the pool hands out a
-working one."""
+"""apps.core.sql.run_async on the loop's pool (apps.core.aiodb), sending a transaction to PostgreSQL as one pipeline:
+values reach the server as the sync paths' would and come back typed; an error stops the rest and leaves the
+connection usable (the statements it prepared known); a run cut off half-way (cancelled) closes its connection, and
+the pool hands out a working one."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -11,17 +11,17 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from apps.core import aiodb
+from apps.core import aiodb, sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ECHO = aiodb.statement(
+ECHO = sql.statement(
     "SELECT %(text)s::text, %(none)s::int, %(when)s::timestamptz, %(plates)s::text[], %(flag)s::bool, "
     "%(score)s::float8, %(price)s::numeric, %(doc)s::jsonb, %(text)s::text = %(same)s, '100%%'"
 )
 TABLE = "CREATE TEMPORARY TABLE IF NOT EXISTS aiodb_t (id int PRIMARY KEY, note text)"
-INSERT = aiodb.statement("INSERT INTO aiodb_t (id, note) VALUES (%s, %s) RETURNING id, note")
-COUNT = aiodb.statement("SELECT count(*) FROM aiodb_t")
+INSERT = sql.statement("INSERT INTO aiodb_t (id, note) VALUES (%s, %s) RETURNING id, note")
+COUNT = sql.statement("SELECT count(*) FROM aiodb_t")
 
 
 def on_one_connection(body):
@@ -44,8 +44,8 @@ def test_values_go_as_the_sync_paths_would_and_come_back_typed():
 
     async def body(pool):
         async with pool.connection() as conn:
-            first = await aiodb.run(conn, ECHO(params), ECHO(params | {"same": params["text"]}))
-            again = await aiodb.run(conn, ECHO(params))  # prepared on this connection already
+            first = await sql.run_async(conn, ECHO(params), ECHO(params | {"same": params["text"]}))
+            again = await sql.run_async(conn, ECHO(params))  # prepared on this connection already
             return first, again, conn.info.transaction_status
 
     (one, two), (three,), status = on_one_connection(body)
@@ -58,12 +58,12 @@ def test_values_go_as_the_sync_paths_would_and_come_back_typed():
 def test_an_error_skips_what_follows_and_the_connection_goes_on():
     async def body(pool):
         async with pool.connection() as conn:
-            await aiodb.run(conn, TABLE)
+            await sql.run_async(conn, TABLE)
             with pytest.raises(psycopg.errors.UniqueViolation):
-                await aiodb.run(conn, "BEGIN", INSERT([1, "a"]), INSERT([1, "again"]), INSERT([2, "b"]), "COMMIT")
+                await sql.run_async(conn, "BEGIN", INSERT([1, "a"]), INSERT([1, "again"]), INSERT([2, "b"]), "COMMIT")
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
             await conn.rollback()
-            after = await aiodb.run(conn, "BEGIN", INSERT([3, "c"]), COUNT([]), "COMMIT")
+            after = await sql.run_async(conn, "BEGIN", INSERT([3, "c"]), COUNT([]), "COMMIT")
             return after, conn.info.transaction_status
 
     (inserted, counted), status = on_one_connection(body)
@@ -81,7 +81,7 @@ def test_a_run_cancelled_half_way_closes_its_connection_and_the_pool_replaces_it
         with pytest.raises(asyncio.CancelledError):
             await task
         async with pool.connection() as conn:
-            rows = await aiodb.run(conn, aiodb.statement("SELECT pg_backend_pid()")([]))
+            rows = await sql.run_async(conn, sql.statement("SELECT pg_backend_pid()")([]))
         return first_pid, rows[0][0][0]
 
     first_pid, next_pid = on_one_connection(body)
@@ -90,4 +90,4 @@ def test_a_run_cancelled_half_way_closes_its_connection_and_the_pool_replaces_it
 
 async def _sleep_on(pool):
     async with pool.connection() as conn:
-        await aiodb.run(conn, "BEGIN", aiodb.statement("SELECT pg_sleep(%s)")([5]), "COMMIT")
+        await sql.run_async(conn, "BEGIN", sql.statement("SELECT pg_sleep(%s)")([5]), "COMMIT")

@@ -1,6 +1,6 @@
 """The SMTP group commit's insert, on the server's event loop: a batch of messages stored by one round trip on an
-async psycopg connection (one pipeline: BEGIN, a prepared INSERT ... RETURNING per message, COMMIT; aiodb.run), then
-its jobs sent.
+async psycopg connection (one pipeline: BEGIN, a prepared INSERT ... RETURNING per message, COMMIT;
+apps.core.sql.run_async), then its jobs sent.
 
 Why this one statement bypasses Django's ORM and transactions (apps.core.aiodb says it in general): the SMTP 250 waits
 for this commit, and the thread hand-offs (and the thread's GIL contention with the loop) cost more than the insert
@@ -18,7 +18,7 @@ import logging
 
 import psycopg
 
-from apps.core import aiodb, jobs
+from apps.core import aiodb, jobs, sql
 from apps.mail import services
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,10 @@ class ReceiptWriter:
 
     async def receive(self, items: list[dict]) -> list[int]:
         params = services.insert_received_params(services.received_rows(items))
-        insert = aiodb.statement(services.INSERT_RECEIVED)
+        insert = sql.statement(services.INSERT_RECEIVED)
         try:
             async with self.pool.connection() as conn:
-                results = await aiodb.run(conn, "BEGIN", *(insert(row) for row in params), "COMMIT")
+                results = await sql.run_async(conn, "BEGIN", *(insert(row) for row in params), "COMMIT")
         except psycopg.Error as exc:
             raise aiodb.django_error(exc) from exc
         stored = [rows[0] for rows in results]

@@ -18,8 +18,8 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from apps.core import sql
 from apps.core.jobs import enqueue, enqueue_many
-from apps.core.sql import prepared_cursor
 from apps.mail.applying import APPLIED, apply_actions
 from apps.mail.models import InboundEmail
 from apps.mail.parsers import ParseFailure, parse_message
@@ -109,13 +109,8 @@ def inbound_emails_receive(*, items: list[dict]) -> list[int]:
     """
     rows = received_rows(items)
     with transaction.atomic():
-        with prepared_cursor() as cursor:
-            cursor.executemany(INSERT_RECEIVED, insert_received_params(rows), returning=True)
-            stored = []
-            while True:
-                stored.append(cursor.fetchone())
-                if not cursor.nextset():
-                    break
+        insert = sql.statement(INSERT_RECEIVED)
+        stored = [found[0] for found in sql.run_django(*(insert(params) for params in insert_received_params(rows)))]
         enqueue_many("mail.process", [{"message_id": email_id} for email_id, duplicate in stored if not duplicate])
     return [email_id for email_id, _ in stored]
 

@@ -202,9 +202,9 @@ def batches(monkeypatch) -> list[list[str]]:
     seen = []
     locked_with_facts = batch_module._locked_with_facts
 
-    def recorded(raw, batch):
+    def recorded(batch):
         seen.append([deciding.read_in.read.plate for deciding in batch])
-        locked_with_facts(raw, batch)
+        locked_with_facts(batch)
 
     monkeypatch.setattr(batch_module, "_locked_with_facts", recorded)
     return seen
@@ -283,8 +283,8 @@ def test_a_batch_that_fails_as_a_whole_is_decided_again_read_by_read(world, publ
     lane = Lane.objects.get(carpark=carpark, code="IN")
     locked_with_facts = batch_module._locked_with_facts
 
-    def raced(raw, batch):
-        locked_with_facts(raw, batch)
+    def raced(batch):
+        locked_with_facts(batch)
         if len(batch) > 1:  # meanwhile another connection of the device decides one of its read_ids
             _elsewhere(decision.plate_read_decide, **arguments(device, lane, "OTHER99", read_id="raced"))
 

@@ -1,8 +1,8 @@
 """Plate reads decided together in ONE transaction on Django's connection, the route of every read (batcher.py brings
 them from the server's loop; a replay or a test brings one):
 
-  1. every read's lock + lane (facts.lane_statement) and facts (facts.CONTEXT_SQL), as one psycopg pipeline: one
-     round trip, then one more for the reads whose lane this process had not seen or whose policies changed;
+  1. every read's lock + lane (facts.lane_statement) and facts (facts.CONTEXT_SQL), as one pipeline (apps.core.sql):
+     one round trip, then one more for the reads whose lane this process had not seen or whose policies changed;
   2. each read decided in Python by the pure rules (writes.decided_of);
   3. the rarer outcomes written through the ORM's helpers (writes.write_with_orm), then the common ones' one statement
      each, pipelined with the COMMIT: one round trip.
@@ -11,7 +11,6 @@ read_id decided meanwhile on another connection, a deadlock with the ORM helpers
 read, where a duplicate is answered with the stored decision. Events leave through apps.core.events after the commit.
 """
 
-import contextlib
 import dataclasses
 from datetime import datetime
 
@@ -25,8 +24,7 @@ from apps.access.decision.writes import Decided, decided_of, write_with_orm
 from apps.access.models import PlateRead
 from apps.access.services.common import UnknownLane, lane_policy
 from apps.carparks.models import Lane
-from apps.core import events
-from apps.core.sql import prepared_statements
+from apps.core import events, sql
 
 
 @dataclasses.dataclass(eq=False)
@@ -71,17 +69,17 @@ class _Deciding:
             r.read, policy=lane_policy(lane), now=r.now, retransmit=r.retransmit, local_action=r.local_action
         )
 
-    def facts(self, cursor: psycopg.Cursor, lane: Lane) -> None:
+    def facts(self, lane: Lane) -> sql.Item:
         r, (read, _offset) = self.read_in, self.on_clock(lane)
         params = facts.decision_context_params(
             device_id=r.device_id, read_id=r.read_id, lane_id=r.lane_id, carpark_id=lane.carpark_id, read=read,
             policy=lane_policy(lane), entry=lane.direction == Lane.Direction.ENTRY, now=r.now,
         )  # fmt: skip
-        cursor.execute(facts.CONTEXT_SQL, params, prepare=True)
+        return sql.statement(facts.CONTEXT_SQL)(params)
 
-    def context_of(self, cursor: psycopg.Cursor) -> None:
+    def context_of(self, rows: list[tuple]) -> None:
         read, _offset = self.on_clock(self.lane)
-        self.context = facts.decision_context_of_rows(cursor.fetchall(), read=read, policy=lane_policy(self.lane))
+        self.context = facts.decision_context_of_rows(rows, read=read, policy=lane_policy(self.lane))
 
     def decide(self) -> None:
         """Sets `result`: a duplicate's stored frame, or the decision's, with what it writes in `decided`."""
@@ -132,8 +130,8 @@ def _alone(read: PlateReadIn) -> dict | Exception:
 def _in_one_transaction(reads: list[PlateReadIn]) -> list[dict | Exception]:
     batch = sorted((_Deciding(read) for read in reads), key=lambda d: d.read_in.read.key)
     outermost = not connection.in_atomic_block
-    with transaction.atomic(), prepared_statements() as raw:
-        _locked_with_facts(raw, batch)
+    with transaction.atomic():
+        _locked_with_facts(batch)
         for deciding in batch:
             deciding.decide()
         one, orm = [], []
@@ -148,51 +146,42 @@ def _in_one_transaction(reads: list[PlateReadIn]) -> list[dict | Exception]:
                 )  # fmt: skip
         for deciding in orm:
             write_with_orm(deciding.decided)
-        cursors = [psycopg.Cursor(raw) for _ in one]
-        with raw.pipeline() if one else contextlib.nullcontext():
-            for deciding, cursor in zip(one, cursors, strict=True):
-                cursor.execute(*deciding.decided.statement(), prepare=True)
-            if outermost and one:
-                # COMMIT in the writes' round trip; the atomic block's own commit then finds nothing to commit and
-                # runs the on_commit hooks (the events) as usual.
-                raw.commit()
-        for deciding, cursor in zip(one, cursors, strict=True):
-            for kind, data in deciding.decided.written(cursor.fetchone()):
-                events.publish_to_carpark(carpark_id=deciding.lane.carpark_id, kind=kind, data=data)
+        if one:
+            writes = [sql.statement(text)(params) for text, params in (d.decided.statement() for d in one)]
+            # COMMIT in the writes' round trip; the atomic block's own commit then finds nothing to commit and runs
+            # the on_commit hooks (the events) as usual.
+            written = sql.run_django(*writes, *(["COMMIT"] if outermost else []))
+            for deciding, rows in zip(one, written, strict=True):
+                for kind, data in deciding.decided.written(rows[0]):
+                    events.publish_to_carpark(carpark_id=deciding.lane.carpark_id, kind=kind, data=data)
     by_read = {id(d.read_in): d.result for d in batch}
     return [by_read[id(read)] for read in reads]
 
 
-def _locked_with_facts(raw: psycopg.Connection, batch: list[_Deciding]) -> None:
+def _locked_with_facts(batch: list[_Deciding]) -> None:
     """Each read's lane and context, under its vehicle's lock: one round trip, and one more for the reads whose lane
     this process had not seen or whose policies changed."""
-    locks, first = [], []
-    with raw.pipeline():
-        for deciding in batch:
-            read = deciding.read_in
-            locks.append(cursor := psycopg.Cursor(raw))
-            cursor.execute(facts.lane_statement()[0], [read.read.key, read.lane_id], prepare=True)
-            deciding.seen = facts.lane_last_seen(read.lane_id)
-            first.append(cursor := psycopg.Cursor(raw) if deciding.seen is not None else None)
-            if cursor is not None:
-                deciding.facts(cursor, deciding.seen)
-    unseen = []
-    for deciding, lock, found in zip(batch, locks, first, strict=True):
-        row = lock.fetchone()
-        if row is None:
+    lock, items = sql.statement(facts.lane_statement()[0]), []
+    for deciding in batch:
+        read = deciding.read_in
+        items.append(lock([read.read.key, read.lane_id]))
+        deciding.seen = facts.lane_last_seen(read.lane_id)
+        if deciding.seen is not None:
+            items.append(deciding.facts(deciding.seen))
+    results, unseen = iter(sql.run_django(*items)), []
+    for deciding in batch:
+        rows = next(results)
+        found = next(results) if deciding.seen is not None else None
+        if not rows:
             continue  # no such lane (any more)
-        deciding.lane = facts.lane_of_row(deciding.read_in.lane_id, row[1:])
+        deciding.lane = facts.lane_of_row(deciding.read_in.lane_id, rows[0][1:])
         if deciding.lane is deciding.seen:
             deciding.context_of(found)
         else:
             unseen.append(deciding)
     if unseen:  # the facts again, under the same locks, with the lanes' current policies
-        again = [psycopg.Cursor(raw) for _ in unseen]
-        with raw.pipeline():
-            for deciding, cursor in zip(unseen, again, strict=True):
-                deciding.facts(cursor, deciding.lane)
-        for deciding, cursor in zip(unseen, again, strict=True):
-            deciding.context_of(cursor)
+        for deciding, found in zip(unseen, sql.run_django(*(d.facts(d.lane) for d in unseen)), strict=True):
+            deciding.context_of(found)
 
 
 def plate_read_decide(
