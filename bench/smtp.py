@@ -7,7 +7,8 @@ aiosmtpd server that only answers 250, driven by the same concurrent SMTP client
 
 Works in a throwaway database next to DATABASE_URL's (`<name>_bench_smtp`: created, migrated, seeded with the demo
 world, dropped afterwards unless --keep) and its own arq queue name. Starts `manage.py serve` and --workers
-`manage.py worker` processes, and the bare server (`bench/smtp.py --bare-server PORT`, aiosmtpd with a handler returning 250).
+`manage.py worker` processes, and the bare server (`bench/smtp.py --bare-server PORT`, aiosmtpd with a handler
+returning 250).
 Every message is a 3 KB `labels` booking (a new agent reference each time, arrivals spread over 200 days).
   - saturation: --clients sessions each send messages back to back until --messages are accepted: messages/s and the
     reply latency to the end of DATA (p50/p99), for the bare server and for Parkgate (which commits each message
