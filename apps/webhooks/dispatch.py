@@ -314,5 +314,4 @@ def sweep() -> None:
         .values_list("endpoint_id", flat=True)
         .distinct()
     )
-    with transaction.atomic():
-        start_senders(set(due))
+    start_senders(set(due))
