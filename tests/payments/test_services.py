@@ -23,7 +23,7 @@ from apps.bookings.services import booking_cancel, booking_create
 from apps.core.jobs import run_job
 from apps.payments import services
 from apps.payments.models import Payment, Refund, WebhookEvent
-from apps.payments.providers import Intent
+from apps.payments.providers import Intent, to_minor
 from apps.products.models import Fare
 from tests.bookings.conftest import local, make_world
 from tests.payments.conftest import WEBHOOK_SECRET
@@ -228,6 +228,21 @@ def test_webhooks_are_verified_stored_once_and_applied_in_any_order(stripe_setti
     for event in (succeeded, failed, succeeded, unknown):
         services.webhook_receive(provider="stripe", payload=signed(event)[0], signature=signed(event)[1])
     assert WebhookEvent.objects.count() == 3 and not WebhookEvent.objects.filter(applied_at=None).exists()
+    assert Booking.objects.get(pk=booking.pk).status == "confirmed" and card_total() == booking.price
+
+
+def test_a_succeeded_event_is_applied_as_signed_and_any_other_state_is_read_back(stripe_settings):
+    booking = web_booking(make_world())
+    payment = services.payment_start(booking_id=booking.pk)
+    stripe_settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # from here on the provider cannot be asked
+    pi = {"id": payment.intent_id, "object": "payment_intent", "amount": to_minor(payment.amount), "currency": "gbp"}
+    processing = {"id": "evt_p", "type": "payment_intent.processing", "data": {"object": pi | {"status": "processing"}}}
+    succeeded = {"id": "evt_s", "type": "payment_intent.succeeded", "data": {"object": pi | {"status": "succeeded"}}}
+    services.webhook_receive(provider="stripe", payload=signed(processing)[0], signature=signed(processing)[1])
+    assert WebhookEvent.objects.get(event_id="evt_p").applied_at is None  # not final: read back, so it failed
+    assert Payment.objects.get(pk=payment.pk).status == "pending"
+    services.webhook_receive(provider="stripe", payload=signed(succeeded)[0], signature=signed(succeeded)[1])
+    assert Payment.objects.get(pk=payment.pk).status == "succeeded"
     assert Booking.objects.get(pk=booking.pk).status == "confirmed" and card_total() == booking.price
 
 

@@ -6,7 +6,7 @@ settled (balance transactions). Another provider is one module here with these f
 (pence), as the providers count them.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Protocol
@@ -48,7 +48,9 @@ class Event:
     type: str
     object_id: str  # the PaymentIntent (or refund) the event is about
     intent_id: str  # the PaymentIntent concerned, if any
-    data: dict = field(default_factory=dict)
+    # The intent as the signed event carries it, when it has succeeded: a final state, so no later event can undo
+    # it and it is applied without asking the provider again. Other states are read back (order is not promised).
+    succeeded: Intent | None = None
 
 
 @dataclass(frozen=True)

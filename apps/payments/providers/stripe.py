@@ -31,7 +31,7 @@ def _client() -> stripe.StripeClient:
 
 
 def _intent(pi) -> Intent:
-    pi = pi.to_dict()
+    pi = pi if isinstance(pi, dict) else pi.to_dict()
     error = pi.get("last_payment_error") or {}
     return Intent(
         id=pi["id"],
@@ -105,8 +105,10 @@ class StripeProvider:
         except (stripe.SignatureVerificationError, ValueError) as exc:
             raise BadSignature(str(exc)) from exc
         obj = event.to_dict()["data"]["object"]
-        intent_id = obj["id"] if obj.get("object") == "payment_intent" else (obj.get("payment_intent") or "")
-        return Event(id=event["id"], type=event["type"], object_id=obj.get("id", ""), intent_id=intent_id)
+        is_intent = obj.get("object") == "payment_intent"
+        intent_id = obj["id"] if is_intent else (obj.get("payment_intent") or "")
+        succeeded = _intent(obj) if is_intent and obj.get("status") == "succeeded" else None
+        return Event(event["id"], event["type"], obj.get("id", ""), intent_id, succeeded=succeeded)
 
     def payouts(self, *, created_since: int) -> list[PayoutInfo]:
         """Payouts created since then (every page: the library follows `has_more`)."""

@@ -1,6 +1,6 @@
-"""What the provider tells us: webhooks verified, stored once by event id and applied by a job (reading the intent
-back, so replayed, late or reordered events end the same way), and the periodic reconcile for webhooks that never
-come."""
+"""What the provider tells us: webhooks verified, stored once by event id and applied by a job (a succeeded intent as
+the signed event carries it, being final; any other state read back from the provider, so replayed, late or
+reordered events end the same way), and the periodic reconcile for webhooks that never come."""
 
 import logging
 from datetime import timedelta
@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from apps.core.jobs import enqueue
 from apps.payments.models import Payment, Refund, WebhookEvent
-from apps.payments.providers import ProviderUnavailable, get_provider
-from apps.payments.services.intents import payment_sync
+from apps.payments.providers import Intent, ProviderUnavailable, get_provider
+from apps.payments.services.intents import payment_intent_apply, payment_sync
 from apps.payments.services.refunds import refund_attempt
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,12 @@ def webhook_receive(*, provider: str, payload: bytes, signature: str) -> Webhook
     """Verify and store a provider's event; its job applies it (once: the event id is unique). BadSignature when
     the signature is missing or wrong: nothing is stored."""
     event = get_provider(provider).parse_webhook(payload, signature)
+    facts = {"intent_id": event.intent_id, "object_id": event.object_id}
+    if event.succeeded is not None:
+        facts["succeeded"] = {"amount_minor": event.succeeded.amount_minor, "currency": event.succeeded.currency}
     with transaction.atomic():
         stored, new = WebhookEvent.objects.get_or_create(
-            provider=provider,
-            event_id=event.id,
-            defaults={"type": event.type, "payload": {"intent_id": event.intent_id, "object_id": event.object_id}},
+            provider=provider, event_id=event.id, defaults={"type": event.type, "payload": facts}
         )
         if new:
             enqueue("payments.apply_event", event_id=stored.pk)
@@ -33,14 +34,19 @@ def webhook_receive(*, provider: str, payload: bytes, signature: str) -> Webhook
 
 
 def webhook_event_apply(*, event_id: int) -> None:
-    """Apply a stored event: the intent it names is read back from the provider and applied (payment_sync), so a
-    replayed, late or reordered event ends the same way. An event about an intent we do not know changes nothing."""
+    """Apply a stored event to the payment of the intent it names: a success as the event carried it, anything else
+    read back from the provider (payment_sync), so a replayed, late or reordered event ends the same way. An event
+    about an intent we do not know changes nothing."""
     stored = WebhookEvent.objects.get(pk=event_id)
     if stored.applied_at is not None:
         return
     intent_id = stored.payload.get("intent_id") or ""
     payment = Payment.objects.filter(provider=stored.provider, intent_id=intent_id).first() if intent_id else None
-    if payment is not None:
+    succeeded = stored.payload.get("succeeded")
+    if payment is not None and succeeded:
+        intent = Intent(intent_id, "succeeded", succeeded["amount_minor"], succeeded["currency"])
+        payment_intent_apply(payment_id=payment.pk, intent=intent)
+    elif payment is not None:
         payment_sync(payment_id=payment.pk)
     WebhookEvent.objects.filter(pk=stored.pk, applied_at__isnull=True).update(applied_at=timezone.now())
 
