@@ -1,6 +1,6 @@
-"""What the provider tells us: webhooks verified, stored once by event id and applied by a job (a succeeded intent as
-the signed event carries it, being final; any other state read back from the provider, so replayed, late or
-reordered events end the same way), and the periodic reconcile for webhooks that never come."""
+"""What the provider tells us: webhooks verified and stored once by event id; a succeeded intent applied as the signed
+event carries it (final), in the webhook's own transaction; any other state read back from the provider by a job,
+so replayed, late or reordered events end the same way; and the periodic reconcile for webhooks that never come."""
 
 import logging
 from datetime import timedelta
@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def webhook_receive(*, provider: str, payload: bytes, signature: str) -> WebhookEvent:
-    """Verify and store a provider's event; its job applies it (once: the event id is unique). BadSignature when
-    the signature is missing or wrong: nothing is stored."""
+    """Verify and store a provider's event, once (the event id is unique), and apply it: a success at once, in the
+    same transaction, as it needs nothing more from the provider and a customer waits on it; any other state by a
+    job, as it is read back from the provider. BadSignature when the signature is missing or wrong: nothing is
+    stored."""
     event = get_provider(provider).parse_webhook(payload, signature)
     facts = {"intent_id": event.intent_id, "object_id": event.object_id}
     if event.succeeded is not None:
@@ -28,16 +30,22 @@ def webhook_receive(*, provider: str, payload: bytes, signature: str) -> Webhook
         stored, new = WebhookEvent.objects.get_or_create(
             provider=provider, event_id=event.id, defaults={"type": event.type, "payload": facts}
         )
-        if new:
+        if new and event.succeeded is not None:
+            _apply(stored)  # should it fail, nothing is stored and the provider sends the event again
+        elif new:
             enqueue("payments.apply_event", event_id=stored.pk)
     return stored
 
 
 def webhook_event_apply(*, event_id: int) -> None:
-    """Apply a stored event to the payment of the intent it names: a success as the event carried it, anything else
-    read back from the provider (payment_sync), so a replayed, late or reordered event ends the same way. An event
-    about an intent we do not know changes nothing."""
-    stored = WebhookEvent.objects.get(pk=event_id)
+    """Apply a stored event (the job's side: an event read back from the provider)."""
+    _apply(WebhookEvent.objects.get(pk=event_id))
+
+
+def _apply(stored: WebhookEvent) -> None:
+    """Apply an event to the payment of the intent it names: a success as the signed event carried it (final: no
+    later event can undo it), anything else read back from the provider (payment_sync), so a replayed, late or
+    reordered event ends the same way. An event about an intent we do not know changes nothing."""
     if stored.applied_at is not None:
         return
     intent_id = stored.payload.get("intent_id") or ""
