@@ -2,7 +2,6 @@
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.agents.models import Agent, ApiToken
+from apps.core.recent import Recent
 
 TOKEN_PREFIX = "pgk_"  # noqa: S105  (a public marker that makes leaked tokens recognisable, not a secret)
 _LAST_USED_EVERY = timedelta(minutes=1)  # write last_used_at at most this often (not on every request)
@@ -48,11 +48,11 @@ def api_token_create(*, agent_code: str, name: str = "") -> str:
     return token
 
 
-# Valid tokens seen in the last few seconds, per process: an agent's burst of requests costs one look-up. The price:
-# a token revoked (or an agent deactivated) in another process keeps working here for up to RECENT_S seconds.
+# Valid tokens seen in the last few seconds, per process (apps.core.recent): an agent's burst of requests costs one
+# look-up. The price: a token revoked (or an agent deactivated) in another process keeps working here for up to
+# RECENT_S seconds.
 RECENT_S = 5.0
-_RECENT_MAX = 10_000
-_recent: dict[str, tuple[float, TokenOwner]] = {}
+_recent: Recent[str, TokenOwner | None] = Recent(RECENT_S, most=10_000)
 
 
 def api_token_authenticate(*, token: str) -> TokenOwner | None:
@@ -60,15 +60,7 @@ def api_token_authenticate(*, token: str) -> TokenOwner | None:
     if not token or len(token) > 200:
         return None
     digest = token_hash(token)
-    hit = _recent.get(digest)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    owner = _load_owner(digest)
-    if owner is not None:
-        if len(_recent) >= _RECENT_MAX:
-            _recent.clear()
-        _recent[digest] = (time.monotonic() + RECENT_S, owner)
-    return owner
+    return _recent.get(digest, lambda: _load_owner(digest), keep=lambda owner: owner is not None)
 
 
 def _load_owner(digest: str) -> TokenOwner | None:
@@ -88,9 +80,7 @@ def _load_owner(digest: str) -> TokenOwner | None:
 
 def api_token_revoke(*, token_id: int) -> None:
     ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    for digest, (_, owner) in list(_recent.items()):
-        if owner.token_id == token_id:
-            _recent.pop(digest, None)
+    _recent.forget_where(lambda owner: owner.token_id == token_id)
 
 
 def agent_smtp_password_set(*, agent_code: str, password: str) -> str:

@@ -1,6 +1,5 @@
 """Booking reads: tariffs, quotes and bookings as plain data for the edges (website, API)."""
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,26 +11,21 @@ from apps.bookings.localtime import utc_iso
 from apps.bookings.models import Booking
 from apps.bookings.pricing import TariffRule, price_stay, stay_dates
 from apps.carparks.models import Brand, CarPark, Tariff
+from apps.core.recent import Recent
 from apps.products import holds
 from apps.products.models import WEB
 
-# Tariff rules read in the last few seconds, per process: every quote and booking prices a stay, tariffs change
-# seldom. The price: a tariff edited in the admin applies to new quotes and bookings within TARIFF_CACHE_S.
+# Tariff rules read in the last few seconds, per process (apps.core.recent): every quote and booking prices a stay,
+# tariffs change seldom. The price: a tariff edited in the admin applies to new quotes and bookings within
+# TARIFF_CACHE_S.
 TARIFF_CACHE_S = 5.0
-_tariffs: dict[tuple[int, int | None], tuple[float, TariffRule | None]] = {}
+_tariffs: Recent[tuple[int, int | None], TariffRule | None] = Recent(TARIFF_CACHE_S)
 
 
 def tariff_rule(*, carpark: CarPark, brand: Brand | None = None) -> TariffRule | None:
     """The brand's override when it has one, else the car park's default tariff; None when it has neither."""
     key = (carpark.pk, brand.pk if brand else None)
-    hit = _tariffs.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    rule = _load_tariff_rule(carpark=carpark, brand=brand)
-    if len(_tariffs) > 1000:
-        _tariffs.clear()
-    _tariffs[key] = (time.monotonic() + TARIFF_CACHE_S, rule)
-    return rule
+    return _tariffs.get(key, lambda: _load_tariff_rule(carpark=carpark, brand=brand))
 
 
 def _load_tariff_rule(*, carpark: CarPark, brand: Brand | None) -> TariffRule | None:

@@ -1,11 +1,10 @@
 """Product reads: what a seller may sell at a car park, and each product's fares priced for a stay.
 
 A car park's catalogue (products, fares, allocations, calendars) is read in a few queries and kept per process for
-CATALOGUE_CACHE_S, like the tariffs (apps.bookings.selectors): every quote prices every product, the catalogue
-changes seldom. A calendar edited by staff applies to new quotes and bookings within that time.
+CATALOGUE_CACHE_S (apps.core.recent), like the tariffs: every quote prices every product, the catalogue changes
+seldom. A calendar edited by staff applies to new quotes and bookings within that time.
 """
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,6 +12,7 @@ from decimal import Decimal
 
 from apps.agents.models import Agent
 from apps.carparks.models import Brand, CarPark
+from apps.core.recent import Recent
 from apps.products import holds
 from apps.products.errors import UnknownChoice
 from apps.products.fares import FareTerms
@@ -53,16 +53,17 @@ class ProductInfo:
         return next((f for f in self.fares if f.code == code), None)
 
 
-_catalogues: dict[int, tuple[float, list[ProductInfo], dict[str, Extra]]] = {}
+_catalogues: Recent[int, tuple[list[ProductInfo], dict[str, Extra]]] = Recent(CATALOGUE_CACHE_S)
 
 
 def catalogue(*, carpark: CarPark) -> tuple[list[ProductInfo], dict[str, Extra]]:
     """The car park's products (in their order) and extras by code."""
-    hit = _catalogues.get(carpark.pk)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1], hit[2]
+    return _catalogues.get(carpark.pk, lambda: _load_catalogue(carpark.pk))
+
+
+def _load_catalogue(carpark_id: int) -> tuple[list[ProductInfo], dict[str, Extra]]:
     products = list(
-        Product.objects.filter(carpark_id=carpark.pk).prefetch_related(
+        Product.objects.filter(carpark_id=carpark_id).prefetch_related(
             "fares", "allocations", "seasons", "rules", "texts"
         )
     )
@@ -84,16 +85,12 @@ def catalogue(*, carpark: CarPark) -> tuple[list[ProductInfo], dict[str, Extra]]
                 texts={t.brand_id: (t.name, t.description) for t in p.texts.all()},
             )
         )
-    extras = {x.code: x for x in Extra.objects.filter(carpark_id=carpark.pk)}
-    if len(_catalogues) > 1000:
-        _catalogues.clear()
-    _catalogues[carpark.pk] = (time.monotonic() + CATALOGUE_CACHE_S, infos, extras)
-    return infos, extras
+    return infos, {x.code: x for x in Extra.objects.filter(carpark_id=carpark_id)}
 
 
 def forget_catalogue(carpark_id: int) -> None:
     """After a change made in this process (staff's editor, tests): the next read loads it again."""
-    _catalogues.pop(carpark_id, None)
+    _catalogues.forget(carpark_id)
 
 
 def channel_of(agent: Agent | None) -> str:
