@@ -8,14 +8,15 @@ import os
 import tempfile
 from urllib.parse import urlsplit
 
-# scripts/test runs the suite on both cores (pytest-xdist): each worker has its own test database (pytest-django
+# scripts/test runs the suite on several workers (pytest-xdist): each worker has its own test database (pytest-django
 # names it), and here its own Redis database (the tests flush it; the jobs' queue and the channel layer live in it)
 # and its own metrics directory (the controller's, inherited, would mix the two workers' samples).
 _worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ...
 if _worker:
     if os.environ.get("REDIS_URL"):
         _url = urlsplit(os.environ["REDIS_URL"])
-        _db = (int(_url.path.strip("/") or 0) + 8 * int(_worker.removeprefix("gw"))) % 16
+        _stride = 16 // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2"))  # Redis has databases 0-15
+        _db = (int(_url.path.strip("/") or 0) + _stride * int(_worker.removeprefix("gw"))) % 16
         os.environ["REDIS_URL"] = _url._replace(path=f"/{_db}").geturl()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"parkgate-metrics-{_worker}-")
 
