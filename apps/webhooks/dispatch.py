@@ -9,6 +9,8 @@
   deliveries in flight under the endpoint's row lock: at most WEBHOOKS_ENDPOINT_CONCURRENCY per endpoint, so a slow
   endpoint holds one of the workers' job slots, and a claim never waits on an HTTP call.
 - Order per booking: a delivery is claimed only when no earlier one of its booking to that endpoint is undelivered.
+- A sender whose whole batch failed stops there: a failing endpoint is tried again when its retries come due, so
+  its backlog never takes the workers' time from the endpoints that answer.
 - At least once: a claim is a lease (timeout + margin); a sender that dies (kill -9) leaves a lease that runs out and
   the delivery is claimed again. Failures are retried with exponential backoff (WEBHOOKS_RETRY_BASE_S doubling) for
   WEBHOOKS_RETRY_FOR_S (24 h) from the first attempt; then the endpoint is disabled and its owner emailed.
@@ -224,6 +226,10 @@ def _record_row(d: Delivery) -> tuple:
     return d.pk, str(d.status), d.attempts, d.delivered_at, d.next_attempt_at
 
 
+def _delivered(attempt: Attempt) -> bool:
+    return attempt.status_code is not None and 200 <= attempt.status_code < 300
+
+
 def record(batch: list[Claimed], attempts: list[Attempt]) -> None:
     """The attempts' outcomes, in one transaction: each delivery delivered, or retried later; or, past the retry
     period, the endpoint disabled."""
@@ -233,7 +239,7 @@ def record(batch: list[Claimed], attempts: list[Attempt]) -> None:
         delivery = claimed.delivery
         delivery.attempts += 1
         delivery.lease_until = None
-        if attempt.status_code is not None and 200 <= attempt.status_code < 300:
+        if _delivered(attempt):
             delivery.status, delivery.delivered_at = Delivery.Status.DELIVERED, now
             continue
         delivery.status = Delivery.Status.PENDING
@@ -295,8 +301,11 @@ def drain(endpoint_id: int) -> int:
             batch = claim(endpoint_id)
             if not batch:
                 return sent
-            record(batch, send(batch, client, loop))
+            attempts = send(batch, client, loop)
+            record(batch, attempts)
             sent += len(batch)
+            if not any(map(_delivered, attempts)):
+                return sent  # failing: nothing more until its retries come due (record enqueued their senders)
         start_senders([endpoint_id])  # more may be due: a fresh job, behind the others waiting
         return sent
     finally:
