@@ -12,6 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.access.models import Visit
+from apps.bookings.models import Booking
 from apps.core.plates import lookalike_key
 from tests.clients import enrol, send_mail
 from tests.dashboard.conftest import ThreadedController, browser_login, make_booking
@@ -70,7 +71,8 @@ def test_arrivals_and_departures_follow_bookings_cars_and_no_shows_made_through_
     leaving = make_booking("LHR-T5", "DP11 ART", arrival=yesterday, departure=later, customer="Dora Departing")
     on_site = {"plate": "DP11ART", "lookalike_key": lookalike_key("DP11ART"), "entered_at": yesterday}
     Visit.objects.create(carpark=leaving.carpark, booking=leaving, **on_site)
-    absent = make_booking("LHR-T5", "NS22 HOW", arrival=yesterday, departure=earlier, customer="Ned Noshow")
+    # Due to leave later today: the worker's own no-show sweep (every 5 minutes) must not mark it before the test does.
+    absent = make_booking("LHR-T5", "NS22 HOW", arrival=yesterday, departure=later, customer="Ned Noshow")
     device = enrol(parkgate, server_env, "LHR-T5", ["N-IN", "N-OUT"])
     token = api_token_create(agent_code="skypark")
 
@@ -128,7 +130,8 @@ def test_arrivals_and_departures_follow_bookings_cars_and_no_shows_made_through_
         expect(departures.locator("li", has_text=leaving.reference)).to_have_class("done", timeout=LIVE_MS)
         expect(tile.locator(".departures-count")).to_have_text("1 of 2 gone")
 
-    # The booking that never came becomes a no-show when the worker's sweep runs.
+    # The booking that never came becomes a no-show when the worker's sweep runs after its departure time.
+    Booking.objects.filter(pk=absent.pk).update(departure=earlier)
     in_another_thread(run_no_show_sweep_in_the_worker)
     expect(departures.locator("li", has_text=absent.reference)).to_have_class("no-show", timeout=WORKER_MS)
     expect(tile.locator(".departures-count")).to_have_text("1 of 2 gone · 1 no-show")
