@@ -4,6 +4,7 @@ frame is returned, events only after the commit; a policy changed by staff appli
 that fails as a whole is decided again read by read."""
 
 import asyncio
+import functools
 import threading
 import time
 from datetime import timedelta
@@ -316,21 +317,40 @@ def test_a_batch_caught_in_a_deadlock_is_decided_again_read_by_read(world, publi
     device = make_device(carpark.code, ["IN"])["device_id"]
     lane = Lane.objects.get(carpark=carpark, code="IN")
     wave = [arguments(device, lane, plate) for plate in ("FILLER1", first, second)]
-    other = psycopg.connect(**aiodb.connect_kwargs("test-other-transaction"))
+    # PostgreSQL checks a lock wait for a deadlock once, deadlock_timeout after it begins, and ends the transaction
+    # that finds it. So that the batch finds it whatever the machine's load: the other transaction never looks (its
+    # own deadlock_timeout is long), and the cycle closes as the batch starts its wait for `second`. A third
+    # transaction holds `first` until both the batch and the other are queued for it, in that order.
+    connect = functools.partial(psycopg.connect, **aiodb.connect_kwargs("test-other-transaction"))
+    other, holder = connect(), connect()
+    other.execute("SET deadlock_timeout = '10min'")
     lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+    queued = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %s"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
 
-    def lock_first_once_the_batch_waits() -> None:
-        while not other.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[
-            0
-        ]:
-            time.sleep(0.01)
-        other.execute(lock, [carpark.pk, lookalike_key(first)])  # waits: a deadlock, which ends the batch
+    def until_queued(count: int) -> None:
+        with connect(autocommit=True) as probe:
+            while probe.execute(queued, [carpark.pk]).fetchone()[0] < count:
+                time.sleep(0.01)
+
+    def lock_first_after_the_batch() -> None:
+        until_queued(1)  # the batch, behind the holder
+        other.execute(lock, [carpark.pk, lookalike_key(first)])  # waits until the batch's transaction is ended
         other.commit()
+
+    def release_first_once_both_wait() -> None:
+        until_queued(2)
+        holder.commit()  # the batch takes `first`, then waits for `second`: the cycle, found by the batch
 
     async def together():
         other.execute(lock, [carpark.pk, lookalike_key(second)])  # held by "another decision"
+        holder.execute(lock, [carpark.pk, lookalike_key(first)])
         decisions = await asyncio.gather(
-            *(decision.decide(**args) for args in wave), asyncio.to_thread(lock_first_once_the_batch_waits)
+            *(decision.decide(**args) for args in wave),
+            asyncio.to_thread(lock_first_after_the_batch),
+            asyncio.to_thread(release_first_once_both_wait),
         )
         return decisions[:3]
 
@@ -338,6 +358,7 @@ def test_a_batch_caught_in_a_deadlock_is_decided_again_read_by_read(world, publi
         filler, *decided = run_on_a_loop(together())
     finally:
         other.close()
+        holder.close()
     assert batches == [["FILLER1"], [first, second], [first], [second]]
     assert filler["reason"] == "unknown_vehicle"
     assert [(d["reason"], d["duplicate"]) for d in decided] == [("booking", False)] * 2
