@@ -16,10 +16,37 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+def _port_block() -> range:
+    """This test process's own ports: below the kernel's ephemeral range, one block per xdist worker.
+
+    A port the kernel hands out for bind(0) comes from the ephemeral range, the same one every outgoing connection
+    takes its source port from: between free_port() returning and a server binding it, a client connection (to
+    PostgreSQL, Redis, another test's server) could take it, and CI once saw `serve` fail with "address already in
+    use". Nothing takes a port below that range unless asked to, and each worker asks only in its own block.
+    """
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (ephemeral_low - _LOWEST_PORT) // workers
+    return range(_LOWEST_PORT + worker * size, _LOWEST_PORT + (worker + 1) * size)
+
+
+_LOWEST_PORT = 10_000
+_handed_out = 0
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, not handed out before by this process (until its block wraps round)."""
+    global _handed_out
+    block = _port_block()
+    for _ in block:
+        port = block[_handed_out % len(block)]
+        _handed_out += 1
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError(f"every port in {block} is taken")
 
 
 def database_url_for(db: dict) -> str:
