@@ -19,7 +19,9 @@ per client with `create_api_token`, then measures three kinds of request, `--sec
 The rate limit is raised for the bench so that it counts every request without refusing any. Targets: quotes
 >= 40% of the baseline's requests/s, creations >= 20%, products >= 35% of the baseline and >= 70% of single, no
 failures. Client and server share the machine (and
-other work on it), so compare ratios, not absolute figures. The last line is one JSON object.
+other work on it), so compare ratios, not absolute figures. Each kind also gets the CPU milliseconds one request
+cost `serve`, the worker (whose jobs may finish in the next kind's time), PostgreSQL and this client: where a
+slow kind's time goes. The last line is one JSON object.
 """
 
 import argparse
@@ -39,7 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Steal, bench_database_url, log, manage, print_steal, recreate_database  # noqa: E402  (after the path is set)
+from bench.common import CpuSeconds, Steal, bench_database_url, log, manage, print_steal, recreate_database  # noqa: E402  (after the path is set)
 from tests.support import start_server  # noqa: E402  (after the path is set)
 
 TARGETS = {"quotes": 0.40, "creations": 0.20, "products": 0.35}
@@ -86,6 +88,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used in the measured part, by process
 
     @property
     def rps(self) -> float:
@@ -101,6 +104,12 @@ class Phase:
         self.latencies += other.latencies
         self.failures += other.failures
         self.seconds += other.seconds
+        for name, seconds in other.cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
+    def cpu_ms_per_request(self) -> dict[str, float]:
+        count = len(self.latencies) or 1
+        return {name: round(seconds * 1000 / count, 2) for name, seconds in self.cpu.items()}
 
     def summary(self) -> dict:
         return {
@@ -109,6 +118,7 @@ class Phase:
             "p50_ms": round(self.pct(0.50), 2),
             "p99_ms": round(self.pct(0.99), 2),
             "failures": len(self.failures),
+            "cpu_ms_per_request": self.cpu_ms_per_request(),
         }
 
 
@@ -159,10 +169,14 @@ class Requests:
         return "POST", "/api/v1/bookings", {"json": body}, 201
 
 
-async def run_phase(base: str, tokens: list[str], name: str, seconds: float, warmup: float) -> Phase:
+async def run_phase(base: str, tokens: list[str], name: str, seconds: float, warmup: float, cpu: CpuSeconds) -> Phase:
     phase = Phase(name)
     deadline_warm = time.monotonic() + warmup
     deadline = deadline_warm + seconds
+
+    async def cpu_from_warm() -> dict[str, float]:
+        await asyncio.sleep(max(0.0, deadline_warm - time.monotonic()))
+        return cpu.now()
 
     async def client(no: int) -> None:
         make = getattr(Requests(no), name)
@@ -186,8 +200,9 @@ async def run_phase(base: str, tokens: list[str], name: str, seconds: float, war
                     phase.failures.append(f"{status}: {text[:200]}")
 
     started = time.monotonic()
-    await asyncio.gather(*(client(n) for n in range(len(tokens))))
+    warm, *_ = await asyncio.gather(cpu_from_warm(), *(client(n) for n in range(len(tokens))))
     phase.seconds = time.monotonic() - started - warmup
+    phase.cpu = {name: seconds - warm[name] for name, seconds in cpu.now().items() if name in warm}
     return phase
 
 
@@ -230,9 +245,11 @@ def main() -> None:
         log(f"serve on {server.http}; {args.clients} clients; {args.seconds:.0f} s per kind in {args.rounds} rounds")
         phases = {name: Phase(name) for name in ("baseline", "quotes", "creations", "single", "products")}
         steal = Steal()
+        serve, worker = server.processes[0].proc.pid, server.processes[1].proc.pid
+        cpu = CpuSeconds({"serve": serve, "worker": worker})
         for round_no in range(args.rounds):  # interleaved, so that the machine's other load hits all alike
             for name, phase in phases.items():
-                part = asyncio.run(run_phase(server.http, tokens, name, args.seconds / args.rounds, args.warmup))
+                part = asyncio.run(run_phase(server.http, tokens, name, args.seconds / args.rounds, args.warmup, cpu))
                 phase.absorb(part)
                 log(f"  round {round_no + 1} {name:9} {part.rps:8.1f} req/s  failures {len(part.failures)}")
         for name, phase in phases.items():
@@ -241,6 +258,7 @@ def main() -> None:
                 f"  {name:9} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
                 f"failures {s['failures']}"
             )
+            log("            CPU ms per request: " + ", ".join(f"{k} {v}" for k, v in s["cpu_ms_per_request"].items()))
             for failure in phase.failures[:3]:
                 log(f"    e.g. {failure}")
         stolen = steal.share()

@@ -3,8 +3,10 @@
 Figures go to stdout (the last line one JSON object); progress goes to stderr through `log`.
 """
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,6 +48,44 @@ def _cpu_times() -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return (fields[7], sum(fields)) if len(fields) == 8 else None
+
+
+class CpuSeconds:
+    """CPU seconds (user + system) used so far by each of the bench's own processes by name, by every `postgres`
+    process on the machine together, and by this client: where a request's cost goes, which a ratio of requests/s
+    does not say. Linux only (/proc); empty elsewhere."""
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+
+    def now(self) -> dict[str, float]:
+        used = {name: self._of(pid) for name, pid in self.pids.items()}
+        used["postgres"] = sum(self._of(int(pid)) for pid in _pids_named("postgres"))
+        used["client"] = time.process_time()
+        return {name: seconds for name, seconds in used.items() if seconds is not None}
+
+    @classmethod
+    def _of(cls, pid: int) -> float | None:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / cls.TICK  # utime, stime
+
+
+def _pids_named(name: str) -> list[str]:
+    pids = []
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() == name:
+                    pids.append(pid)
+        except OSError:
+            continue
+    return pids
 
 
 def log(msg: str) -> None:
