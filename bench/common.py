@@ -62,7 +62,8 @@ class CpuSeconds:
 
     def now(self) -> dict[str, float]:
         used = {name: self._of(pid) for name, pid in self.pids.items()}
-        used["postgres"] = sum(self._of(int(pid)) for pid in _pids_named("postgres"))
+        # A backend that ends between the listing and the read counts for nothing (None), not as an error.
+        used["postgres"] = sum(filter(None, (self._of(int(pid)) for pid in _pids_named("postgres"))))
         used["client"] = time.process_time()
         return {name: seconds for name, seconds in used.items() if seconds is not None}
 

@@ -59,6 +59,12 @@ def signed(payload: dict) -> tuple[bytes, str]:
     return body, f"t={stamp},v1={signature}"
 
 
+def receive(event: dict) -> WebhookEvent:
+    """The event as Stripe would post it: signed once, its body and signature sent together."""
+    body, signature = signed(event)
+    return services.webhook_receive(provider="stripe", payload=body, signature=signature)
+
+
 def test_a_paid_booking_is_confirmed_posted_and_emailed_once(stripe_settings, localstripe):
     world = make_world()
     booking = web_booking(world)
@@ -226,7 +232,7 @@ def test_webhooks_are_verified_stored_once_and_applied_in_any_order(stripe_setti
     )
     localstripe.client().v1.payment_intents.confirm(payment.intent_id)
     for event in (succeeded, failed, succeeded, unknown):
-        services.webhook_receive(provider="stripe", payload=signed(event)[0], signature=signed(event)[1])
+        receive(event)
     assert WebhookEvent.objects.count() == 3 and not WebhookEvent.objects.filter(applied_at=None).exists()
     assert Booking.objects.get(pk=booking.pk).status == "confirmed" and card_total() == booking.price
 
@@ -238,10 +244,10 @@ def test_a_succeeded_event_is_applied_as_signed_and_any_other_state_is_read_back
     pi = {"id": payment.intent_id, "object": "payment_intent", "amount": to_minor(payment.amount), "currency": "gbp"}
     processing = {"id": "evt_p", "type": "payment_intent.processing", "data": {"object": pi | {"status": "processing"}}}
     succeeded = {"id": "evt_s", "type": "payment_intent.succeeded", "data": {"object": pi | {"status": "succeeded"}}}
-    services.webhook_receive(provider="stripe", payload=signed(processing)[0], signature=signed(processing)[1])
+    receive(processing)
     assert WebhookEvent.objects.get(event_id="evt_p").applied_at is None  # not final: read back, so it failed
     assert Payment.objects.get(pk=payment.pk).status == "pending"
-    services.webhook_receive(provider="stripe", payload=signed(succeeded)[0], signature=signed(succeeded)[1])
+    receive(succeeded)
     assert Payment.objects.get(pk=payment.pk).status == "succeeded"
     assert Booking.objects.get(pk=booking.pk).status == "confirmed" and card_total() == booking.price
 

@@ -108,7 +108,9 @@ class StripeProvider:
         is_intent = obj.get("object") == "payment_intent"
         intent_id = obj["id"] if is_intent else (obj.get("payment_intent") or "")
         succeeded = _intent(obj) if is_intent and obj.get("status") == "succeeded" else None
-        return Event(event["id"], event["type"], obj.get("id", ""), intent_id, succeeded=succeeded)
+        return Event(
+            id=event["id"], type=event["type"], object_id=obj.get("id", ""), intent_id=intent_id, succeeded=succeeded
+        )
 
     def payouts(self, *, created_since: int) -> list[PayoutInfo]:
         """Payouts created since then (every page: the library follows `has_more`)."""

@@ -52,7 +52,9 @@ def _apply(stored: WebhookEvent) -> None:
     payment = Payment.objects.filter(provider=stored.provider, intent_id=intent_id).first() if intent_id else None
     succeeded = stored.payload.get("succeeded")
     if payment is not None and succeeded:
-        intent = Intent(intent_id, "succeeded", succeeded["amount_minor"], succeeded["currency"])
+        intent = Intent(
+            id=intent_id, status="succeeded", amount_minor=succeeded["amount_minor"], currency=succeeded["currency"]
+        )
         payment_intent_apply(payment_id=payment.pk, intent=intent)
     elif payment is not None:
         payment_sync(payment_id=payment.pk)
